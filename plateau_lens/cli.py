@@ -1,0 +1,90 @@
+"""``plateau-lens`` command line: train, resume, demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .config import load_config
+
+
+def _overrides(args) -> dict:
+    train = {}
+    for key in ("steps", "seed", "device", "precision"):
+        value = getattr(args, key, None)
+        if value is not None:
+            train[key] = value
+    if getattr(args, "compile", False):
+        train["compile"] = True
+    return train
+
+
+def cmd_train(args) -> int:
+    from .training import train
+
+    config = load_config(args.config)
+    overrides = _overrides(args)
+    if overrides:
+        config = config.replace(train=overrides)
+    out = train(config, args.out, progress=not args.quiet)
+    print(f"run written to {out}")
+    return 0
+
+
+def cmd_resume(args) -> int:
+    from .training import resume
+
+    out = resume(args.run, progress=not args.quiet)
+    print(f"run {out} finished")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(args.config, Path(args.out), steps=args.steps, progress=not args.quiet)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="plateau-lens", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a config into a run directory")
+    p.add_argument("config", help="TOML config, e.g. tasks/mws.toml")
+    p.add_argument("--out", required=True, help="run directory to create, e.g. runs/mws")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device")
+    p.add_argument("--precision", choices=["fp32", "bf16"])
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("resume", help="continue a run from its newest checkpoint")
+    p.add_argument("run")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("demo", help="train MWS through its plateau, plot and analyse it")
+    p.add_argument("--config", default="tasks/mws.toml")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
+        print(f"plateau-lens: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

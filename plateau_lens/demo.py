@@ -1,0 +1,54 @@
+"""The main job: train MWS through its plateau and drop, plot it, analyse the checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import plots
+from .analysis import analyze_run, attention_progress
+from .config import load_config
+from .run import load_run
+from .training import Trainer
+from .training.checkpoint import list_checkpoints, write_table
+
+
+def run_demo(config_path: str | Path, out: Path, steps: int | None = None,
+             progress: bool = True) -> dict[str, Path]:
+    config = load_config(config_path)
+    if steps is not None:
+        config = config.replace(train={"steps": steps})
+    if list_checkpoints(out):
+        print(f"resuming the existing demo run in {out}")
+        Trainer.resume(out).run(progress=progress)
+    else:
+        Trainer.start(config, out).run(progress=progress)
+    run = load_run(out)
+    transition = run.transition()
+    figure = plots.loss_curve(run.metrics, ["loss", "accuracy"], transition,
+                              title=f"{run.task.name}: loss and greedy accuracy")
+    curve_path = Path(plots.save(figure, out / "figures" / "loss_curve.png"))
+    progress_table = analyze_run(run, attention_progress, progress=progress)
+    progress_path = out / "attention_progress.csv"
+    write_table(progress_table, progress_path)
+    figure = plots.loss_curve(progress_table.assign(step=progress_table["step"]),
+                              ["attention_progress"], transition,
+                              title="attention progress over checkpoints", log_y=False)
+    progress_figure = Path(plots.save(figure, out / "figures" / "attention_progress.png"))
+    final = run.metrics.iloc[-1]
+    print("\n=== plateau-lens demo ===")
+    if transition is None:
+        print("no plateau-and-drop found in the loss curve")
+    else:
+        print(f"plateau: steps {transition.plateau_start}–{transition.plateau_end} at loss "
+              f"{transition.plateau_loss:.3f}; steepest drop at step {transition.drop_step}; "
+              f"drop over by step {transition.drop_end} (loss {transition.final_loss:.3f})")
+    print(f"final logged step {int(final['step'])}: loss {final['loss']:.4f}, "
+          f"accuracy {final['accuracy']:.3f}")
+    paths = {
+        "run directory": out, "metrics": out / "metrics.csv",
+        "checkpoints": out / "checkpoints", "loss curve": curve_path,
+        "attention progress table": progress_path, "attention progress figure": progress_figure,
+    }
+    for label, path in paths.items():
+        print(f"{label:>26}: {path}")
+    return paths

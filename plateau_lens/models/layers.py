@@ -1,0 +1,111 @@
+"""Modules that plateau-lens swaps into TransformerLens' ``NativeModel``.
+
+They keep the native module names and parameter names, so ``TransformerBridge`` wraps
+them with the standard hook points (``hook_embed``, ``blocks.{l}.attn.hook_pattern``, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import einops
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from torch import Tensor
+from transformer_lens.model_bridge.sources.native import NativeAttention
+
+from ..tasks.lrmc import FIXED_POINT_MASK, FIXED_POINT_SCALE
+
+ATTENTION_KINDS = ("softmax", "linear")
+
+
+class PlateauAttention(NativeAttention):
+    """Native attention with a fused training path, linear attention and attention biasing.
+
+    * ``kind="softmax"``: A = softmax(QKᵀ/√d_head + mask).
+    * ``kind="linear"`` (the loss-plateau study's default): A = QKᵀ/√d_head with masked
+      (future) entries set to 0 and no softmax; output A·V.
+    * ``pattern_multiplier`` (attention biasing): if set, a [query, key] tensor that
+      multiplies A elementwise after masking (after the softmax for softmax attention;
+      no renormalisation), in training, evaluation and generation alike.
+
+    When called without ``pattern_fn`` (plain training through the native modules) and with
+    no multiplier, softmax attention runs ``F.scaled_dot_product_attention`` and never
+    materialises A. Through the bridge, ``pattern_fn`` is the ``hook_pattern`` hook and the
+    pattern is materialised so hooks can read and edit it.
+    """
+
+    pattern_multiplier: Optional[Tensor]
+
+    def __init__(self, cfg, kind: str = "softmax"):
+        super().__init__(cfg)
+        if kind not in ATTENTION_KINDS:
+            raise ValueError(f"attention must be one of {list(ATTENTION_KINDS)}, got {kind!r}")
+        self.kind = kind
+        self.register_buffer("pattern_multiplier", None, persistent=False)
+
+    def set_pattern_multiplier(self, multiplier: Optional[Tensor]) -> None:
+        self.pattern_multiplier = multiplier
+
+    def forward(
+        self,
+        hidden_states: Float[Tensor, "batch pos d_model"],
+        attention_mask: Optional[Tensor] = None,
+        position_ids: Optional[Tensor] = None,
+        pattern_fn: Optional[Callable[[Tensor], Tensor]] = None,
+        **kwargs,
+    ) -> tuple[Tensor, Optional[Tensor]]:
+        if attention_mask is not None:
+            raise ValueError("plateau-lens models take no attention_mask (fixed-length tasks)")
+        q, k, v = (
+            einops.rearrange(proj(hidden_states), "b p (h d) -> b h p d", h=self.n_heads)
+            for proj in (self.q, self.k, self.v)
+        )
+        if pattern_fn is None and self.pattern_multiplier is None and self.kind == "softmax":
+            z = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal,
+                                               scale=1.0 / self.scale)
+            pattern = None
+        else:
+            pattern = self.pattern(q, k)
+            if self.pattern_multiplier is not None:
+                seq = pattern.shape[-1]
+                pattern = pattern * self.pattern_multiplier[:seq, :seq].to(pattern.dtype)
+            if pattern_fn is not None:
+                pattern = pattern_fn(pattern)
+            z = pattern @ v
+        out = self.o(einops.rearrange(z, "b h p d -> b p (h d)"))
+        return out, pattern
+
+    def pattern(
+        self, q: Float[Tensor, "batch head pos d_head"], k: Float[Tensor, "batch head pos d_head"]
+    ) -> Float[Tensor, "batch head query key"]:
+        scores = q @ k.transpose(-2, -1) / self.scale
+        seq = scores.shape[-1]
+        if self.kind == "softmax":
+            if self.causal:
+                scores = scores.masked_fill(self.causal_mask[:seq, :seq], float("-inf"))
+            return scores.softmax(dim=-1)
+        if self.causal:
+            scores = scores.masked_fill(self.causal_mask[:seq, :seq], 0.0)
+        return scores
+
+
+class ValueEmbedding(nn.Module):
+    """Real-valued input encoding: e(x) = x·w + b for an observed entry, m for a masked one.
+
+    ``weight`` stacks [w; m] (2 × d_model) so TransformerLens sees an embedding matrix.
+    Input ids are fixed-point values (x·2²⁰, see ``plateau_lens.tasks.lrmc``).
+    """
+
+    def __init__(self, d_model: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(2, d_model))
+        self.bias = nn.Parameter(torch.zeros(d_model))
+
+    def forward(self, ids: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
+        masked = (ids == FIXED_POINT_MASK).unsqueeze(-1)
+        values = torch.where(masked.squeeze(-1), 0, ids).to(self.weight.dtype) / FIXED_POINT_SCALE
+        embedded = values.unsqueeze(-1) * self.weight[0] + self.bias
+        return torch.where(masked, self.weight[1], embedded)

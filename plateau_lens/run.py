@@ -1,0 +1,73 @@
+"""A saved run: its config, metrics table and lazily loaded checkpoints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from .config import RunConfig, load_config
+from .models.build import build_network, wrap_in_bridge
+from .training.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
+from .training.trainer import CONFIG_FILE, METRICS_FILE
+from .transition import Transition, detect_transition
+
+
+@dataclass
+class Run:
+    """``run.config``, ``run.metrics``, ``run.steps`` and ``run.model(step)`` (a bridge)."""
+
+    path: Path
+    config: RunConfig
+    checkpoints: dict[int, Path]
+    _metrics: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def task(self):
+        return self.config.make_task()
+
+    @property
+    def steps(self) -> list[int]:
+        return sorted(self.checkpoints)
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        if self._metrics is None:
+            path = self.path / METRICS_FILE
+            self._metrics = pd.read_csv(path) if path.is_file() else pd.DataFrame()
+        return self._metrics
+
+    def nearest_step(self, step: int) -> int:
+        if not self.checkpoints:
+            raise CheckpointError(f"run {self.path} has no checkpoints")
+        return min(self.checkpoints, key=lambda s: (abs(s - step), s))
+
+    def network(self, step: int, device: str | torch.device = "cpu"):
+        """The native network at checkpoint ``step`` (exact step; see ``nearest_step``)."""
+        if step not in self.checkpoints:
+            raise CheckpointError(
+                f"run {self.path} has no checkpoint at step {step}; available: {self.steps}")
+        payload = load_checkpoint(self.checkpoints[step], self.config.to_dict(), device)
+        network = build_network(self.task, self.config.model, self.config.train.seed)
+        network.load_state_dict(payload["model"])
+        return network.to(device).eval()
+
+    def model(self, step: int, device: str | torch.device = "cpu"):
+        """A ``TransformerBridge`` over the weights of checkpoint ``step``."""
+        return wrap_in_bridge(self.network(step, device), self.task, self.config.model)
+
+    def transition(self, loss: str | None = None) -> Transition | None:
+        """Detect the plateau and drop in this run's loss curve (LRMC: masked MSE)."""
+        if loss is None:
+            loss = "masked_mse" if "masked_mse" in self.metrics else "loss"
+        return detect_transition(self.metrics, loss)
+
+
+def load_run(path: str | Path) -> Run:
+    """Open a run directory written by ``plateau-lens train``."""
+    path = Path(path)
+    if not (path / CONFIG_FILE).is_file():
+        raise FileNotFoundError(f"{path} is not a plateau-lens run (no {CONFIG_FILE})")
+    return Run(path=path, config=load_config(path / CONFIG_FILE), checkpoints=list_checkpoints(path))

@@ -1,0 +1,106 @@
+"""Shared pieces of the online task generators: batches, validation, per-step seeding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+
+
+def check_int(field_name: str, value: Any, low: int, high: int | None = None) -> int:
+    """Return ``value`` as int or raise ``ValueError`` naming the field and its allowed range."""
+    allowed = f"[{low}, {high}]" if high is not None else f">= {low}"
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{field_name} must be an integer {allowed}, got {value!r}")
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{field_name} must be in {allowed}, got {value}")
+    return int(value)
+
+
+def check_choice(field_name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{field_name} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+def step_generator(seed: int, step: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """The generator for training batch ``step`` of a run seeded ``seed``.
+
+    Each batch is a pure function of (seed, step), so a resumed run draws exactly the
+    batches an uninterrupted one would, without carrying generator state around.
+    """
+    state = np.random.SeedSequence([int(seed), int(step)]).generate_state(2, dtype=np.uint32)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(int(state[0]) << 32 | int(state[1]))
+    return generator
+
+
+@dataclass
+class Batch:
+    """Base class: every batch knows how to move itself to a device and slice itself."""
+
+    def to(self, device: torch.device | str) -> "Batch":
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        moved = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in values.items()}
+        return type(self)(**moved)
+
+    def __getitem__(self, index) -> "Batch":
+        values = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            values[f.name] = value[index] if isinstance(value, Tensor) else value
+        return type(self)(**values)
+
+    def __len__(self) -> int:
+        return int(self.inputs.shape[0])  # type: ignore[attr-defined]
+
+
+@dataclass
+class MatrixBatch(Batch):
+    """A batch of masked low-rank matrices, flattened row-major into ``m*n`` positions."""
+
+    inputs: Int[Tensor, "batch pos"]
+    """Model input ids (discrete tokens, or fixed-point values for the real encoding)."""
+    matrix: Float[Tensor, "batch m n"]
+    """The true matrix X = U Vᵀ."""
+    observed: Bool[Tensor, "batch m n"]
+    """True where the entry is shown to the model."""
+    U: Float[Tensor, "batch m r"]
+    V: Float[Tensor, "batch n r"]
+    task_name: ClassVar[str] = "lrmc"
+
+
+@dataclass
+class SequenceBatch(Batch):
+    """A batch of full token sequences for next-token training.
+
+    The model reads ``tokens[:, :-1]`` and is trained to predict ``tokens[:, 1:]``;
+    the answer occupies ``tokens[:, prompt_length:]``.
+    """
+
+    tokens: Int[Tensor, "batch seq"]
+    prompt_length: int = 0
+    task_name: str = field(default="sequence")
+
+    @property
+    def inputs(self) -> Int[Tensor, "batch seq_minus_1"]:
+        return self.tokens[:, :-1]
+
+    @property
+    def targets(self) -> Int[Tensor, "batch seq_minus_1"]:
+        return self.tokens[:, 1:]
+
+    @property
+    def prompts(self) -> Int[Tensor, "batch prompt"]:
+        return self.tokens[:, : self.prompt_length]
+
+    @property
+    def answers(self) -> Int[Tensor, "batch answer"]:
+        return self.tokens[:, self.prompt_length :]
+
+    def __len__(self) -> int:
+        return int(self.tokens.shape[0])

@@ -1,0 +1,117 @@
+"""Checkpoint files: written atomically, validated on load."""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+CHECKPOINT_FORMAT = "plateau-lens-checkpoint/1"
+CHECKPOINT_DIR = "checkpoints"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, corrupt, or of another model."""
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step_{step:08d}.pt"
+
+
+def checkpoint_step(path: Path) -> int:
+    return int(path.stem.split("_")[1])
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` then rename onto ``path``: readers never see a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(tmp_name)
+        with open(tmp_name, "rb") as written:
+            os.fsync(written.fileno())
+        os.replace(tmp_name, path)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> None:
+    """Atomically write a DataFrame as CSV (or parquet for a ``.parquet`` path)."""
+    if Path(path).suffix == ".parquet":
+        atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
+    else:
+        atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def rng_states() -> dict[str, Any]:
+    states = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+              "python": random.getstate()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    np.random.set_state(states["numpy"])
+    random.setstate(states["python"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def save_checkpoint(path: Path, *, step: int, config: dict, model: dict, optimizer: dict | None,
+                    scheduler: dict | None) -> None:
+    payload = {
+        "format": CHECKPOINT_FORMAT, "step": step, "config": config, "model": model,
+        "optimizer": optimizer, "scheduler": scheduler, "rng": rng_states(),
+    }
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def load_checkpoint(path: Path, expected_config: dict | None = None,
+                    map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load and validate a checkpoint; ``expected_config`` guards against another model's file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as error:  # torch raises several types for truncated/garbled files
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({error})") from error
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a plateau-lens checkpoint")
+    if expected_config is not None:
+        mismatched = config_mismatch(payload["config"], expected_config)
+        if mismatched:
+            raise CheckpointError(
+                f"checkpoint {path} belongs to another model: {', '.join(mismatched)}"
+            )
+    return payload
+
+
+def config_mismatch(found: dict, expected: dict) -> list[str]:
+    """The task/model fields that differ between two configs, as 'field: found != expected'."""
+    problems = []
+    for section in ("task", "model"):
+        keys = set(found.get(section, {})) | set(expected.get(section, {}))
+        for key in sorted(keys):
+            a, b = found.get(section, {}).get(key), expected.get(section, {}).get(key)
+            if a != b:
+                problems.append(f"{section}.{key}: {a!r} != {b!r}")
+    return problems
+
+
+def list_checkpoints(run_dir: Path) -> dict[int, Path]:
+    directory = Path(run_dir) / CHECKPOINT_DIR
+    if not directory.is_dir():
+        return {}
+    return {checkpoint_step(p): p for p in sorted(directory.glob("step_*.pt"))}

@@ -1,0 +1,189 @@
+"""Online trainer: fresh batch each step, checkpoints on a schedule, resumable, tidy metrics.
+
+Batch ``t`` is a pure function of (seed, t) (see ``step_generator``), the model init is a
+function of the seed, and every checkpoint holds weights, optimizer, scheduler and RNG
+states, so a resumed run reproduces an uninterrupted one (bit for bit on CPU).
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ..config import RunConfig, load_config
+from ..models.build import build_network
+from ..tasks.base import step_generator
+from .checkpoint import (
+    CHECKPOINT_DIR, CheckpointError, checkpoint_name, list_checkpoints, load_checkpoint,
+    restore_rng_states, save_checkpoint, write_table,
+)
+from .evaluation import sequence_metrics
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.csv"
+EVAL_SEED_OFFSET = 10_000_019
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was asked for but CUDA is not available")
+    return torch.device(name)
+
+
+def make_optimizer(network: torch.nn.Module, config: RunConfig, device: torch.device):
+    params = [p for p in network.parameters() if p.requires_grad]
+    train = config.train
+    if train.optimizer == "sgd":
+        optimizer = torch.optim.SGD(params, lr=train.lr)
+    else:
+        fused = device.type == "cuda"
+        optimizer = torch.optim.Adam(params, lr=train.lr, fused=fused)
+    if train.schedule == "cosine":
+        def factor(step: int) -> float:
+            if step < train.warmup_steps:
+                return (step + 1) / train.warmup_steps
+            progress = (step - train.warmup_steps) / max(1, train.steps - train.warmup_steps)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    else:
+        def factor(step: int) -> float:
+            return min(1.0, (step + 1) / train.warmup_steps) if train.warmup_steps else 1.0
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class Trainer:
+    """Train ``config`` into ``run_dir``; ``Trainer.resume(run_dir)`` continues a run."""
+
+    def __init__(self, config: RunConfig, run_dir: str | Path, network: torch.nn.Module | None = None):
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.task = config.make_task()
+        self.device = resolve_device(config.train.device)
+        self.network = network if network is not None else build_network(
+            self.task, config.model, config.train.seed)
+        self.network.to(self.device)
+        self.optimizer, self.scheduler = make_optimizer(self.network, config, self.device)
+        self.step = 0
+        self.rows: list[dict] = []
+        self.checkpoint_steps = set(config.train.checkpoint_steps())
+        self.forward = torch.compile(self.network) if config.train.compile else self.network
+        self.eval_batch = self.task.sample(
+            config.train.eval_batch_size,
+            step_generator(config.train.seed + EVAL_SEED_OFFSET, 0, self.device), self.device)
+
+    # ----------------------------------------------------------------- set-up / resume
+    @classmethod
+    def start(cls, config, run_dir: str | Path, network=None) -> "Trainer":
+        config = load_config(config)
+        run_dir = Path(run_dir)
+        if list_checkpoints(run_dir):
+            raise FileExistsError(
+                f"{run_dir} already holds a run; use `plateau-lens resume {run_dir}` or another --out")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        from .checkpoint import atomic_write
+        atomic_write(run_dir / CONFIG_FILE, lambda tmp: Path(tmp).write_text(config.to_json()))
+        return cls(config, run_dir, network)
+
+    @classmethod
+    def resume(cls, run_dir: str | Path) -> "Trainer":
+        run_dir = Path(run_dir)
+        config_path = run_dir / CONFIG_FILE
+        if not config_path.is_file():
+            raise FileNotFoundError(f"{run_dir} is not a plateau-lens run (no {CONFIG_FILE})")
+        config = load_config(config_path)
+        trainer = cls(config, run_dir)
+        checkpoints = list_checkpoints(run_dir)
+        for step in sorted(checkpoints, reverse=True):  # newest readable checkpoint wins
+            try:
+                payload = load_checkpoint(checkpoints[step], config.to_dict(), trainer.device)
+            except CheckpointError as error:
+                tqdm.write(f"skipping unreadable checkpoint: {error}")
+                continue
+            trainer.load_state(payload)
+            break
+        metrics_path = run_dir / METRICS_FILE
+        if metrics_path.is_file():
+            frame = pd.read_csv(metrics_path)
+            trainer.rows = frame[frame["step"] < trainer.step].to_dict("records") if trainer.step else []
+        return trainer
+
+    def load_state(self, payload: dict) -> None:
+        self.network.load_state_dict(payload["model"])
+        if payload.get("optimizer") is not None:
+            self.optimizer.load_state_dict(payload["optimizer"])
+        if payload.get("scheduler") is not None:
+            self.scheduler.load_state_dict(payload["scheduler"])
+        restore_rng_states(payload["rng"])
+        self.step = int(payload["step"])
+
+    # ----------------------------------------------------------------------- training
+    def autocast(self):
+        if self.config.train.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    def save(self) -> None:
+        save_checkpoint(
+            self.run_dir / CHECKPOINT_DIR / checkpoint_name(self.step), step=self.step,
+            config=self.config.to_dict(), model=self.network.state_dict(),
+            optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict())
+        write_table(pd.DataFrame(self.rows), self.run_dir / METRICS_FILE)
+
+    def log_row(self, output: torch.Tensor, batch, loss: torch.Tensor) -> dict:
+        row = {"step": self.step, "lr": self.scheduler.get_last_lr()[0]}
+        if self.task.kind == "regression":
+            row.update({k: v.item() for k, v in self.task.metrics(output.detach(), batch).items()})
+        else:
+            row["loss"] = loss.item()
+            self.network.eval()
+            with self.autocast():
+                row.update(sequence_metrics(self.task, self.forward, self.eval_batch))
+            self.network.train()
+        return row
+
+    def run(self, stop_at: int | None = None, progress: bool = True) -> Path:
+        """Train until ``config.train.steps`` (or ``stop_at``); returns the run directory."""
+        train = self.config.train
+        end = train.steps if stop_at is None else min(stop_at, train.steps)
+        if self.step == 0 and 0 in self.checkpoint_steps and not list_checkpoints(self.run_dir):
+            self.save()
+        self.network.train()
+        bar = tqdm(total=end, initial=self.step, disable=not progress, desc=self.task.name,
+                   dynamic_ncols=True)
+        while self.step < end:
+            batch = self.task.sample(train.batch_size, step_generator(train.seed, self.step, self.device),
+                                     self.device)
+            with self.autocast():
+                output = self.forward(batch.inputs)
+                loss = self.task.loss(output, batch)
+            if self.step % train.log_every == 0:
+                self.rows.append(self.log_row(output, batch, loss))
+                bar.set_postfix(loss=f"{self.rows[-1]['loss']:.4g}")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if train.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.network.parameters(), train.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.step += 1
+            bar.update(1)
+            if self.step in self.checkpoint_steps:
+                self.save()
+        bar.close()
+        return self.run_dir
+
+
+def train(config, out: str | Path, progress: bool = True, stop_at: int | None = None) -> Path:
+    """Train a run from a config (TOML path, dict or ``RunConfig``) into ``out``."""
+    return Trainer.start(config, out).run(stop_at=stop_at, progress=progress)
+
+
+def resume(run_dir: str | Path, progress: bool = True, stop_at: int | None = None) -> Path:
+    """Continue a run from its newest readable checkpoint."""
+    return Trainer.resume(run_dir).run(stop_at=stop_at, progress=progress)

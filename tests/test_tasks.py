@@ -1,0 +1,159 @@
+"""Generators against direct reference computations, and their input validation."""
+
+import numpy as np
+import pytest
+import torch
+
+from plateau_lens.tasks import make_task, step_generator
+from plateau_lens.tasks.lrmc import (
+    FIXED_POINT_MASK, TOKEN_MASK, fixed_point_to_values, tokens_to_values, values_to_tokens,
+)
+
+
+def gen(seed=0):
+    return step_generator(seed, 0)
+
+
+@pytest.mark.parametrize("m,n,rank", [(7, 7, 2), (5, 9, 3), (6, 4, 1)])
+def test_lrmc_matrices_have_exact_rank(m, n, rank):
+    task = make_task("lrmc", m=m, n=n, rank=rank)
+    batch = task.sample(64, gen())
+    ranks = torch.linalg.matrix_rank(batch.matrix, rtol=1e-5)  # float32 round-off ~1e-7
+    assert (ranks == rank).all()
+    assert torch.allclose(batch.matrix, batch.U @ batch.V.transpose(1, 2), atol=1e-6)
+    assert batch.matrix.abs().max() <= rank + 1e-6  # |X_ij| ≤ r for U[-1, 1] factors
+
+
+@pytest.mark.parametrize("p", [0.0, 0.3, 0.7])
+def test_lrmc_observed_fraction_is_one_minus_p(p):
+    batch = make_task("lrmc", p_mask=p).sample(2048, gen())
+    fraction = batch.observed.float().mean().item()
+    assert abs(fraction - (1 - p)) < 0.01  # 100k entries: std ≈ 0.0015
+
+
+def test_lrmc_uniform_factor_moments():
+    batch = make_task("lrmc").sample(4096, gen())
+    assert abs(batch.U.mean().item()) < 0.02
+    assert abs(batch.U.var().item() - 1 / 3) < 0.01
+    # Var(X_ij) = r · E[u²]E[v²] = 2/9: the plateau's masked MSE when predicting 0
+    assert abs(batch.matrix.var().item() - 2 / 9) < 0.01
+
+
+def test_token_round_trip_and_vocabulary():
+    values = torch.linspace(-10, 10, 2001)
+    tokens = values_to_tokens(values)
+    assert tokens.min() == 1 and tokens.max() == 2001  # MASK = 0, vocabulary 2002
+    assert torch.allclose(tokens_to_values(tokens), torch.round(values * 100) / 100, atol=1e-6)
+    task = make_task("lrmc", encoding="tokens")
+    batch = task.sample(16, gen())
+    decoded = tokens_to_values(batch.inputs).reshape(16, 7, 7)
+    assert torch.equal(batch.inputs.reshape(16, 7, 7) == TOKEN_MASK, ~batch.observed)
+    expected = torch.round(batch.matrix * 100) / 100
+    assert torch.allclose(decoded[batch.observed], expected[batch.observed], atol=1e-5)
+
+
+def test_real_encoding_round_trip():
+    task = make_task("lrmc")
+    batch = task.sample(16, gen())
+    decoded = fixed_point_to_values(batch.inputs).reshape(16, 7, 7)
+    assert torch.equal(batch.inputs.reshape(16, 7, 7) == FIXED_POINT_MASK, ~batch.observed)
+    assert torch.allclose(decoded[batch.observed], batch.matrix[batch.observed], atol=1e-6)
+
+
+def test_ood_factor_distributions():
+    gauss = make_task("lrmc", factor_distribution="gaussian", factor_scale=0.5).sample(4096, gen())
+    assert abs(gauss.U.std().item() - 0.5) < 0.01
+    laplace = make_task("lrmc", factor_distribution="laplace", factor_scale=0.25).sample(4096, gen())
+    # Laplace(0, b): E|u| = b
+    assert abs(laplace.U.abs().mean().item() - 0.25) < 0.01
+
+
+def test_same_seed_same_batch_and_steps_differ():
+    task = make_task("mws")
+    a, b = task.sample(8, step_generator(3, 5)), task.sample(8, step_generator(3, 5))
+    c = task.sample(8, step_generator(3, 6))
+    assert torch.equal(a.tokens, b.tokens) and not torch.equal(a.tokens, c.tokens)
+
+
+def reference_rows(task_name, tokens, **params):
+    """Direct per-sequence reference computations from the study's definitions."""
+    rows = tokens.tolist()
+    for row in rows:
+        x = row[:16]
+        if task_name == "mws":
+            k = params.get("window", 2)
+            y = [x[i] if i < k - 1 else sum(x[i - k + 1 : i + 1]) % 17 for i in range(16)]
+            assert row[16] == 17 and row[17:] == y
+        elif task_name == "prefix_sum":
+            assert row[16] == 17 and row[17:] == [sum(x[: i + 1]) % 17 for i in range(16)]
+        elif task_name == "repeat":
+            k = params["k"]
+            y = [(x[0] + i // (16 // k)) % 17 for i in range(16)]
+            assert row[16] == 17 and row[17:] == y
+        elif task_name == "copy":
+            assert row[16] == 0 and row[17:] == x
+        elif task_name == "reverse":
+            assert row[16] == 0 and row[17:] == x[::-1]
+        elif task_name == "histogram":
+            assert row[16] == 0 and row[17:] == [x.count(v) for v in x]
+        elif task_name == "permutation":
+            pi = [v - 1 for v in row[17:33]]
+            assert row[16] == 0 and row[33] == 0 and sorted(pi) == list(range(16))
+            assert row[34:] == [x[p] for p in pi] and all(17 <= v <= 32 for v in x)
+        elif task_name == "concat_mws":
+            y = x[:4] + [x[i] + x[i + 1] for i in range(4, 9)] + [
+                x[i + 1] + x[i + 2] + x[i + 3] for i in range(9, 13)]
+            assert row[16] == 17 and row[17:] == [v % 17 for v in y]
+        elif task_name == "addition":
+            digits = lambda ds: int("".join(map(str, ds)))  # noqa: E731
+            a, b = digits(row[:4]), digits(row[5:9])
+            assert row[4] == 10 and row[9] == 11 and 1 <= a <= 9999 and 1 <= b <= 9999
+            assert row[10:] == [int(c) for c in str(a + b).zfill(5)[::-1]]
+
+
+@pytest.mark.parametrize("name,params,length,vocab", [
+    ("mws", {}, 33, 18), ("mws", {"window": 3}, 33, 18), ("prefix_sum", {}, 33, 18),
+    ("prefix_sum", {"no_repeat": True}, 33, 18), ("repeat", {"k": 1}, 33, 18),
+    ("repeat", {"k": 2}, 33, 18), ("repeat", {"k": 4}, 33, 18), ("copy", {}, 33, 17),
+    ("reverse", {}, 33, 17), ("histogram", {}, 33, 17), ("permutation", {}, 50, 33),
+    ("concat_mws", {}, 30, 18), ("addition", {}, 15, 12),
+])
+def test_sequence_generators_match_reference(name, params, length, vocab):
+    task = make_task(name, **params)
+    batch = task.sample(128, gen())
+    assert batch.tokens.shape == (128, length) and task.sequence_length == length
+    assert task.d_vocab == vocab and batch.tokens.max() < vocab and batch.tokens.min() >= 0
+    reference_rows(name, batch.tokens, **params)
+    if name == "prefix_sum" and params.get("no_repeat"):
+        assert all(sorted(r[:16]) == list(range(1, 17)) for r in batch.tokens.tolist())
+
+
+def test_mws_optimal_attention_mask():
+    mask = make_task("mws").optimal_attention()
+    assert mask.shape == (32, 32)
+    assert mask[16].nonzero().flatten().tolist() == [0]
+    for i in range(15):
+        assert mask[17 + i].nonzero().flatten().tolist() == [i, i + 1]
+    assert mask[:16].sum() == 0
+
+
+@pytest.mark.parametrize("name,params,field", [
+    ("lrmc", {"rank": 8}, "rank"), ("lrmc", {"rank": 0}, "rank"),
+    ("lrmc", {"p_mask": 1.0}, "p_mask"), ("lrmc", {"p_mask": -0.1}, "p_mask"),
+    ("lrmc", {"m": 0}, "m"), ("lrmc", {"n": -3}, "n"), ("lrmc", {"encoding": "bits"}, "encoding"),
+    ("lrmc", {"factor_distribution": "cauchy"}, "factor_distribution"),
+    ("mws", {"window": 17}, "window"), ("mws", {"n_inputs": 0}, "n_inputs"),
+    ("repeat", {"k": 3}, "k"), ("addition", {"digits": 0}, "digits"),
+])
+def test_bad_parameters_name_field_and_range(name, params, field):
+    with pytest.raises(ValueError, match=field):
+        make_task(name, **params)
+
+
+def test_unknown_task_and_parameter():
+    with pytest.raises(ValueError, match="task name must be one of"):
+        make_task("sorting")
+    with pytest.raises(ValueError, match="unknown parameter"):
+        make_task("lrmc", size=3)
+    with pytest.raises(ValueError, match="batch_size"):
+        make_task("lrmc").sample(0, gen())
