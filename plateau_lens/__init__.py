@@ -1,13 +1,24 @@
 """plateau-lens: reproduce and dissect abrupt learning (loss plateaus, sudden drops)."""
 
+from .analysis import (
+    ablate_heads, ablation_sweep, analyze_run, attention_patterns, attention_progress,
+    attention_structure, compare_to_nuclear_norm, copying_test, linear_probes,
+    nuclear_norm_complete, patch_activations, patch_between_models, swap_attention,
+)
 from .config import RunConfig, TrainConfig, load_config
 from .models import ModelConfig, build_model, build_network, wrap_in_bridge
 from .tasks import TASKS, make_task
+from .run import Run, load_run
 from .training import CheckpointError, resume, train
+from .transition import Transition, detect_transition
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ablate_heads", "ablation_sweep", "analyze_run", "attention_patterns", "attention_progress",
+    "attention_structure", "compare_to_nuclear_norm", "copying_test", "linear_probes",
+    "nuclear_norm_complete", "patch_activations", "patch_between_models", "swap_attention",
+    "Run", "load_run", "Transition", "detect_transition",
     "RunConfig", "TrainConfig", "load_config", "ModelConfig", "build_model", "build_network",
     "wrap_in_bridge", "TASKS", "make_task", "CheckpointError", "resume", "train",
 ]

@@ -1,4 +1,21 @@
-from .attention_progress import attention_progress, attention_progress_score
-from .over_training import analysis_batch, analyze_run
+"""Analyzers: each takes a model (TransformerBridge) and a batch, uses hooks only, and
+returns a tidy pandas DataFrame."""
 
-__all__ = ["attention_progress", "attention_progress_score", "analysis_batch", "analyze_run"]
+from .ablation import ablate_heads, ablation_sweep, remaining_hooks, uniform_pattern
+from .attention_progress import attention_progress, attention_progress_score
+from .attention_structure import attention_patterns, attention_structure, mask_rows
+from .copying import copying_test
+from .nuclear_norm import compare_to_nuclear_norm, nuclear_norm_batch, nuclear_norm_complete
+from .over_training import analysis_batch, analyze_run
+from .patching import negate_matrix, patch_activations, patch_between_models
+from .probes import fit_least_squares, linear_probes
+from .surgery import swap_attention
+
+__all__ = [
+    "ablate_heads", "ablation_sweep", "remaining_hooks", "uniform_pattern",
+    "attention_progress", "attention_progress_score", "attention_patterns",
+    "attention_structure", "mask_rows", "copying_test", "compare_to_nuclear_norm",
+    "nuclear_norm_batch", "nuclear_norm_complete", "analysis_batch", "analyze_run",
+    "negate_matrix", "patch_activations", "patch_between_models", "fit_least_squares",
+    "linear_probes", "swap_attention",
+]

@@ -1,0 +1,104 @@
+"""Models: attention direction, bridge/network weight sharing, fused vs materialised parity."""
+
+import math
+
+import pytest
+import torch
+
+from plateau_lens import ModelConfig, build_model, build_network, make_task, wrap_in_bridge
+from plateau_lens.tasks import step_generator
+
+
+def lrmc_setup(attention="softmax"):
+    task = make_task("lrmc", m=4, n=4, rank=1)
+    config = ModelConfig(n_layers=2, n_heads=2, d_model=16, attention=attention, act_fn="gelu")
+    return task, config
+
+
+def test_bidirectional_encoder_sees_the_last_position_from_the_first():
+    task, config = lrmc_setup()
+    model = build_model((task, config))
+    assert model.cfg.attention_dir == "bidirectional"
+    batch = task.sample(4, step_generator(0, 0))
+    changed = batch.inputs.clone()
+    changed[:, -1] = changed[:, -1] + 2**19  # a different real value at the last position
+    first = model(batch.inputs)[:, 0]
+    assert not torch.allclose(first, model(changed)[:, 0])
+
+
+@pytest.mark.parametrize("attention", ["softmax", "linear"])
+def test_causal_model_first_position_ignores_the_last(attention):
+    task = make_task("mws")
+    model = build_model((task, ModelConfig(d_model=32, attention=attention)))
+    assert model.cfg.attention_dir == "causal"
+    tokens = task.sample(4, step_generator(0, 0)).inputs
+    changed = tokens.clone()
+    changed[:, -1] = (changed[:, -1] + 1) % task.d_vocab
+    out, out_changed = model(tokens), model(changed)
+    assert torch.equal(out[:, 0], out_changed[:, 0])
+    assert not torch.allclose(out[:, -1], out_changed[:, -1])
+
+
+@pytest.mark.parametrize("attention", ["softmax", "linear"])
+def test_bridge_matches_native_network_and_shares_its_weights(attention):
+    task, config = lrmc_setup(attention)
+    network = build_network(task, config, seed=1)
+    bridge = wrap_in_bridge(network, task, config)
+    inputs = task.sample(8, step_generator(0, 0)).inputs
+    # fused scaled_dot_product_attention (network) vs materialised pattern (bridge)
+    assert torch.allclose(network(inputs), bridge(inputs), atol=1e-5)
+    assert {id(p) for p in bridge.parameters()} == {id(p) for p in network.parameters()}
+    with torch.no_grad():  # one update on the network moves the bridge too
+        for p in network.parameters():
+            p.add_(0.01)
+    assert torch.allclose(network(inputs), bridge(inputs), atol=1e-5)
+
+
+def test_seeded_init_is_deterministic():
+    task, config = lrmc_setup()
+    a, b = build_network(task, config, seed=3), build_network(task, config, seed=3)
+    c = build_network(task, config, seed=4)
+    for (name, pa), pb, pc in zip(a.named_parameters(), b.parameters(), c.parameters()):
+        assert torch.equal(pa, pb), name
+    assert any(not torch.equal(pa, pc) for pa, pc in zip(a.parameters(), c.parameters()))
+
+
+def test_linear_attention_pattern_is_masked_scaled_scores():
+    task = make_task("mws")
+    model = build_model((task, ModelConfig(d_model=32, n_heads=2)))
+    tokens = task.sample(2, step_generator(0, 0)).inputs
+    _, cache = model.run_with_cache(tokens)
+    q, k = cache["blocks.0.attn.hook_q"], cache["blocks.0.attn.hook_k"]
+    q = q.reshape(2, 32, 2, 16).transpose(1, 2)
+    k = k.reshape(2, 32, 2, 16).transpose(1, 2)
+    expected = torch.tril(q @ k.transpose(-1, -2) / math.sqrt(16))
+    assert torch.allclose(cache["blocks.0.attn.hook_pattern"], expected, atol=1e-6)
+
+
+def test_hooks_cover_embedding_to_readout():
+    task, config = lrmc_setup()
+    model = build_model((task, config))
+    _, cache = model.run_with_cache(task.sample(2, step_generator(0, 0)).inputs)
+    for name in ["hook_embed", "hook_pos_embed", "blocks.0.hook_resid_pre",
+                 "blocks.1.attn.hook_pattern", "blocks.1.hook_resid_post", "unembed.hook_in"]:
+        assert name in cache, name
+    assert cache["blocks.1.attn.hook_pattern"].shape == (2, 2, 16, 16)
+
+
+def test_paper_lrmc_model_size():
+    from plateau_lens import load_config
+
+    config = load_config("tasks/lrmc.toml")
+    assert (config.model.n_layers, config.model.n_heads, config.model.d_model,
+            config.model.resolved_d_mlp) == (4, 8, 768, 3072)
+    assert config.train.lr == 1e-4 and config.train.batch_size == 256
+    assert config.train.steps == 50_000
+
+
+def test_bad_model_config():
+    with pytest.raises(ValueError, match="d_model must be divisible by n_heads"):
+        ModelConfig(d_model=30, n_heads=4)
+    with pytest.raises(ValueError, match="attention"):
+        ModelConfig(attention="performer")
+    with pytest.raises(ValueError, match="n_layers"):
+        ModelConfig(n_layers=0)

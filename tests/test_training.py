@@ -1,0 +1,130 @@
+"""Trainer: checkpoints, resume equality (also after SIGKILL), metrics, bad input."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from plateau_lens import CheckpointError, load_config, resume, train
+from plateau_lens.run import load_run
+from plateau_lens.training.checkpoint import list_checkpoints, load_checkpoint
+
+
+def weights(run_dir, step):
+    return load_checkpoint(Path(run_dir) / "checkpoints" / f"step_{step:08d}.pt")["model"]
+
+
+def test_checkpoint_schedule_is_log_spaced_then_regular(small_lrmc_config):
+    config = small_lrmc_config.replace(train={"steps": 100, "checkpoint_every": 20})
+    assert config.train.checkpoint_steps() == [0, 1, 2, 4, 8, 16, 20, 40, 60, 80, 100]
+
+
+def test_train_writes_metrics_and_checkpoints_that_round_trip(tmp_path, small_lrmc_config):
+    run_dir = train(small_lrmc_config, tmp_path / "run", progress=False)
+    run = load_run(run_dir)
+    assert run.steps == [0, 1, 2, 4, 8, 12]
+    assert list(run.metrics["step"]) == list(range(12))
+    for column in ["loss", "masked_mse", "observed_mse", "masked_abs_pred"]:
+        assert run.metrics[column].notna().all()
+    # checkpoint round trip: the loaded model computes what the training network did
+    payload = load_checkpoint(run.checkpoints[12])
+    assert payload["step"] == 12 and payload["config"] == small_lrmc_config.to_dict()
+    assert {"optimizer", "rng", "scheduler"} <= set(payload)
+    network = run.network(12)
+    for name, tensor in network.state_dict().items():
+        assert torch.equal(tensor, payload["model"][name]), name
+    batch = run.task.sample(4, torch.Generator().manual_seed(0))
+    assert torch.allclose(run.model(12)(batch.inputs), network(batch.inputs), atol=1e-5)
+
+
+def test_resume_continues_the_same_loss_curve(tmp_path, small_mws_config):
+    full = train(small_mws_config, tmp_path / "full", progress=False)
+    part = train(small_mws_config, tmp_path / "part", progress=False, stop_at=5)
+    assert max(list_checkpoints(part)) == 4
+    resume(part, progress=False)
+    a, b = pd.read_csv(full / "metrics.csv"), pd.read_csv(part / "metrics.csv")
+    pd.testing.assert_frame_equal(a, b)
+    for name, tensor in weights(full, 12).items():
+        assert torch.equal(tensor, weights(part, 12)[name]), name
+
+
+def test_killed_run_resumes_to_identical_result(tmp_path, small_lrmc_config):
+    config = small_lrmc_config.replace(
+        model={"d_model": 64, "n_layers": 2}, train={"steps": 60, "checkpoint_every": 10})
+    full = train(config, tmp_path / "full", progress=False)
+    config_path = tmp_path / "config.json"
+    config_path.write_text(config.to_json())
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "plateau_lens.cli", "train", str(config_path), "--out",
+         str(killed), "--quiet"])
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(s >= 20 for s in list_checkpoints(killed)):
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    reached = max(list_checkpoints(killed))
+    assert 20 <= reached < 60, "the run was not killed mid-way"
+    resume(killed, progress=False)
+    pd.testing.assert_frame_equal(pd.read_csv(full / "metrics.csv"),
+                                  pd.read_csv(killed / "metrics.csv"))
+    for name, tensor in weights(full, 60).items():
+        assert torch.equal(tensor, weights(killed, 60)[name]), name
+
+
+def test_corrupt_checkpoint_is_reported_and_resume_falls_back(tmp_path, small_lrmc_config):
+    run_dir = train(small_lrmc_config, tmp_path / "run", progress=False)
+    last = list_checkpoints(run_dir)[12]
+    last.write_bytes(last.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_checkpoint(last)
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_run(run_dir).network(12)
+    resume(run_dir, progress=False)  # restarts from step 8, rewrites step 12
+    assert load_checkpoint(last)["step"] == 12
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path, small_lrmc_config):
+    run_dir = train(small_lrmc_config, tmp_path / "run", progress=False)
+    other = small_lrmc_config.replace(model={"d_model": 32})
+    with pytest.raises(CheckpointError, match=r"another model: model.d_model: 16 != 32"):
+        load_checkpoint(list_checkpoints(run_dir)[4], other.to_dict())
+
+
+def test_training_into_an_existing_run_is_refused(tmp_path, small_lrmc_config):
+    train(small_lrmc_config, tmp_path / "run", progress=False)
+    with pytest.raises(FileExistsError, match="resume"):
+        train(small_lrmc_config, tmp_path / "run", progress=False)
+
+
+def test_bad_train_config_fields():
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        load_config({"task": {"name": "mws"}, "train": {"lr": 0}})
+    with pytest.raises(ValueError, match=r"unknown \[train\] field"):
+        load_config({"task": {"name": "mws"}, "train": {"epochs": 3}})
+    with pytest.raises(ValueError, match="rank must be in"):
+        load_config({"task": {"name": "lrmc", "rank": 9}})
+    with pytest.raises(ValueError, match="task name"):
+        load_config({"task": {"name": "lmrc"}})
+
+
+def test_cli_reports_bad_config_clearly(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[task]\nname = "lrmc"\np_mask = 1.5\n')
+    result = subprocess.run([sys.executable, "-m", "plateau_lens.cli", "train", str(bad),
+                             "--out", str(tmp_path / "x")], capture_output=True, text=True)
+    assert result.returncode == 2 and "p_mask must be in [0, 1)" in result.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_sequence_metrics_logged(tmp_path, small_mws_config):
+    run = load_run(train(small_mws_config, tmp_path / "run", progress=False))
+    row = run.metrics.iloc[-1]
+    assert 0 <= row["accuracy"] <= 1 and "accuracy_pos_0" in run.metrics
+    assert 0 <= row["repetition_frequency"] <= 1
