@@ -38,6 +38,10 @@ class TrainConfig:
     device: str = "cpu"
     precision: str = "fp32"
     compile: bool = False
+    attention_bias: float = 1.0
+    """Attention biasing c: optimal attention entries × c (loss-plateau study); 1 = off."""
+    attention_bias_start: int = 0
+    """First step at which the attention bias is applied."""
 
     def __post_init__(self) -> None:
         check_int("steps", self.steps, 1)
@@ -47,6 +51,9 @@ class TrainConfig:
         check_int("checkpoint_every", self.checkpoint_every, 1)
         check_int("warmup_steps", self.warmup_steps, 0)
         check_int("seed", self.seed, 0)
+        check_int("attention_bias_start", self.attention_bias_start, 0)
+        if not self.attention_bias > 0:
+            raise ValueError(f"attention_bias (c) must be > 0, got {self.attention_bias!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
         if self.grad_clip < 0:
@@ -69,10 +76,39 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class InitConfig:
+    """Component-wise / optimal-init training: copy ``components`` from a reference
+    ``checkpoint`` (frozen if ``freeze``) and freeze ``freeze_at_init`` at their random init."""
+
+    checkpoint: str = ""
+    components: tuple[str, ...] = ()
+    freeze: bool = True
+    freeze_at_init: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        from .interventions import COMPONENTS
+
+        object.__setattr__(self, "components", tuple(self.components))
+        object.__setattr__(self, "freeze_at_init", tuple(self.freeze_at_init))
+        for field_name in ("components", "freeze_at_init"):
+            unknown = [c for c in getattr(self, field_name) if c not in COMPONENTS]
+            if unknown:
+                raise ValueError(
+                    f"init.{field_name}: unknown component(s) {unknown}; allowed: {sorted(COMPONENTS)}")
+        if self.components and not self.checkpoint:
+            raise ValueError("init.components needs init.checkpoint (a reference checkpoint path)")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.components or self.freeze_at_init)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     task: dict[str, Any]
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    init: InitConfig = field(default_factory=InitConfig)
 
     def __post_init__(self) -> None:
         if "name" not in self.task:
@@ -84,13 +120,22 @@ class RunConfig:
         return make_task(params.pop("name"), **params)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"task": dict(self.task), "model": self.model.to_dict(), "train": asdict(self.train)}
+        values = {"task": dict(self.task), "model": self.model.to_dict(), "train": asdict(self.train)}
+        if self.init.active:
+            values["init"] = {k: list(v) if isinstance(v, tuple) else v
+                              for k, v in asdict(self.init).items()}
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "RunConfig":
-        unknown = sorted(set(values) - {"task", "model", "train"})
+        unknown = sorted(set(values) - {"task", "model", "train", "init"})
         if unknown:
-            raise ValueError(f"unknown config table(s) {unknown}; allowed: task, model, train")
+            raise ValueError(f"unknown config table(s) {unknown}; allowed: task, model, train, init")
+        init = dict(values.get("init", {}))
+        bad_init = sorted(set(init) - set(InitConfig.__dataclass_fields__))
+        if bad_init:
+            raise ValueError(
+                f"unknown [init] field(s) {bad_init}; allowed: {sorted(InitConfig.__dataclass_fields__)}")
         train = dict(values.get("train", {}))
         bad = sorted(set(train) - set(TrainConfig.__dataclass_fields__))
         if bad:
@@ -101,13 +146,14 @@ class RunConfig:
             task=dict(values.get("task", {})),
             model=ModelConfig.from_dict(dict(values.get("model", {}))),
             train=TrainConfig(**train),
+            init=InitConfig(**init),
         )
 
     def replace(self, **sections: dict[str, Any]) -> "RunConfig":
         """A copy with some fields overridden, e.g. ``replace(train={"steps": 10})``."""
         values = self.to_dict()
         for section, updates in sections.items():
-            values[section] = {**values[section], **updates}
+            values[section] = {**values.get(section, {}), **updates}
         return RunConfig.from_dict(values)
 
     def to_json(self) -> str:

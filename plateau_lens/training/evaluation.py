@@ -44,3 +44,24 @@ def sequence_metrics(task, forward: ForwardFn, batch: SequenceBatch) -> dict[str
         row["repetition_frequency"] = repetition_frequency(predicted)
         row["repetition_frequency_data"] = repetition_frequency(batch.answers)
     return row
+
+
+@torch.no_grad()
+def plateau_metrics(task, bridge, batch: SequenceBatch) -> dict[str, float]:
+    """Representation collapse at the final layer norm and (where the task defines an
+    optimal attention) attention progress averaged over heads, teacher-forced."""
+    from ..analysis.attention_progress import attention_progress_score
+    from ..analysis.collapse import default_collapse_positions, mean_pairwise_cosine
+
+    names = ["ln_final.hook_normalized"] + [
+        f"blocks.{layer}.attn.hook_pattern" for layer in range(bridge.cfg.n_layers)]
+    _, cache = bridge.run_with_cache(batch.inputs, names_filter=lambda n: n in names)
+    positions = default_collapse_positions(task)
+    row = {"cosine_similarity": mean_pairwise_cosine(cache[names[0]][:, positions])}
+    try:
+        optimal = task.optimal_attention()
+    except NotImplementedError:
+        return row
+    scores = [attention_progress_score(cache[name], optimal, task.answer_rows()) for name in names[1:]]
+    row["attention_progress"] = torch.cat(scores).mean().item()
+    return row

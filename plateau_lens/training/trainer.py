@@ -16,13 +16,16 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import RunConfig, load_config
-from ..models.build import build_network
+from ..interventions import (
+    attention_bias_multiplier, copy_components, freeze_components, set_attention_bias,
+)
+from ..models.build import build_network, wrap_in_bridge
 from ..tasks.base import step_generator
 from .checkpoint import (
     CHECKPOINT_DIR, CheckpointError, checkpoint_name, list_checkpoints, load_checkpoint,
     restore_rng_states, save_checkpoint, write_table,
 )
-from .evaluation import sequence_metrics
+from .evaluation import plateau_metrics, sequence_metrics
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
@@ -67,15 +70,44 @@ class Trainer:
         self.device = resolve_device(config.train.device)
         self.network = network if network is not None else build_network(
             self.task, config.model, config.train.seed)
+        self.apply_init()
         self.network.to(self.device)
         self.optimizer, self.scheduler = make_optimizer(self.network, config, self.device)
+        self.bias_applied = False
         self.step = 0
         self.rows: list[dict] = []
         self.checkpoint_steps = set(config.train.checkpoint_steps())
         self.forward = torch.compile(self.network) if config.train.compile else self.network
+        self.analysis_bridge = (wrap_in_bridge(self.network, self.task, config.model)
+                                if self.task.kind == "sequence" else None)
         self.eval_batch = self.task.sample(
             config.train.eval_batch_size,
             step_generator(config.train.seed + EVAL_SEED_OFFSET, 0, self.device), self.device)
+
+    def apply_init(self) -> None:
+        """Component-wise / optimal init: copy reference components, freeze what is asked."""
+        init = self.config.init
+        if init.components:
+            reference = load_checkpoint(Path(init.checkpoint))
+            if reference["config"]["model"] != self.config.model.to_dict():
+                raise CheckpointError(
+                    f"init.checkpoint {init.checkpoint} is of another model: "
+                    f"{reference['config']['model']} != {self.config.model.to_dict()}")
+            copy_components(self.network, reference["model"], init.components)
+            if init.freeze:
+                freeze_components(self.network, init.components)
+        if init.freeze_at_init:
+            freeze_components(self.network, init.freeze_at_init)
+
+    def update_attention_bias(self) -> None:
+        train = self.config.train
+        if train.attention_bias == 1.0 or self.bias_applied or self.step < train.attention_bias_start:
+            return
+        multiplier = attention_bias_multiplier(self.task, train.attention_bias)
+        for module in (self.network, self.analysis_bridge):
+            if module is not None:
+                set_attention_bias(module, multiplier)
+        self.bias_applied = True
 
     # ----------------------------------------------------------------- set-up / resume
     @classmethod
@@ -144,6 +176,7 @@ class Trainer:
             self.network.eval()
             with self.autocast():
                 row.update(sequence_metrics(self.task, self.forward, self.eval_batch))
+                row.update(plateau_metrics(self.task, self.analysis_bridge, self.eval_batch))
             self.network.train()
         return row
 
@@ -157,6 +190,7 @@ class Trainer:
         bar = tqdm(total=end, initial=self.step, disable=not progress, desc=self.task.name,
                    dynamic_ncols=True)
         while self.step < end:
+            self.update_attention_bias()
             batch = self.task.sample(train.batch_size, step_generator(train.seed, self.step, self.device),
                                      self.device)
             with self.autocast():

@@ -1,0 +1,87 @@
+"""Training interventions of the loss-plateau study: attention biasing, component-wise and
+optimal-init training, frozen components."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from .models.layers import PlateauAttention
+
+COMPONENTS = {
+    "embed": ("tok_embed.",),
+    "pos_embed": ("pos.",),
+    "attn": (".attn.",),
+    "attn.q": (".attn.q.",),
+    "attn.k": (".attn.k.",),
+    "attn.v": (".attn.v.",),
+    "attn.o": (".attn.o.",),
+    "mlp": (".mlp.",),
+    "ln1": (".ln1.",),
+    "ln2": (".ln2.",),
+    "ln_final": ("ln_out.",),
+    "unembed": ("head.",),
+}
+
+
+def attention_bias_multiplier(task, c: float) -> Float[Tensor, "query key"]:
+    """1 + (c − 1)·M for the task's optimal-attention mask M, leaving the first answer row
+    (the separator's row) unscaled, as in the study."""
+    if not c > 0:
+        raise ValueError(f"attention bias c must be > 0, got {c}")
+    optimal = task.optimal_attention().clone()
+    optimal[task.prompt_length - 1] = 0
+    return 1 + (c - 1) * optimal
+
+
+def set_attention_bias(module: torch.nn.Module, multiplier: Tensor | None) -> int:
+    """Install (or with ``None`` remove) the multiplier on every attention of a network or
+    bridge; returns how many attention modules were changed. The multiplier scales the
+    pattern after causal masking (after the softmax for softmax attention), unnormalised."""
+    attentions = [m for m in module.modules() if isinstance(m, PlateauAttention)]
+    if not attentions:
+        raise ValueError("no plateau-lens attention modules found in this model")
+    for attention in attentions:
+        device = next(attention.parameters()).device
+        attention.set_pattern_multiplier(None if multiplier is None else multiplier.to(device))
+    return len(attentions)
+
+
+def component_parameters(network: torch.nn.Module, components: Iterable[str]) -> dict[str, torch.nn.Parameter]:
+    """Parameters of the named components (see ``COMPONENTS``), by parameter name."""
+    components = list(components)
+    unknown = [c for c in components if c not in COMPONENTS]
+    if unknown:
+        raise ValueError(f"unknown component(s) {unknown}; allowed: {sorted(COMPONENTS)}")
+    selected = {}
+    for name, parameter in network.named_parameters():
+        dotted = "." + name
+        for component in components:
+            if any(pattern in dotted if pattern.startswith(".") else name.startswith(pattern)
+                   for pattern in COMPONENTS[component]):
+                selected[name] = parameter
+    return selected
+
+
+def copy_components(target: torch.nn.Module, source_state: dict[str, Tensor],
+                    components: Iterable[str]) -> list[str]:
+    """Copy the named components' weights from a state dict into ``target``."""
+    copied = []
+    with torch.no_grad():
+        for name, parameter in component_parameters(target, components).items():
+            if name not in source_state or source_state[name].shape != parameter.shape:
+                raise ValueError(f"reference checkpoint has no matching tensor for {name}")
+            parameter.copy_(source_state[name])
+            copied.append(name)
+    return copied
+
+
+def freeze_components(network: torch.nn.Module, components: Iterable[str]) -> list[str]:
+    frozen = []
+    for name, parameter in component_parameters(network, components).items():
+        parameter.requires_grad_(False)
+        frozen.append(name)
+    return frozen

@@ -1,0 +1,166 @@
+"""Loss-plateau metrics and interventions with known answers."""
+
+import numpy as np
+import pytest
+import torch
+
+from plateau_lens import ModelConfig, build_model, load_config, make_task, train
+from plateau_lens.analysis import attention_progress, attention_progress_score
+from plateau_lens.analysis.collapse import (
+    mean_pairwise_cosine, repetition, repetition_frequency_of, representation_collapse,
+)
+from plateau_lens.analysis.token_probe import next_token_probe
+from plateau_lens.interventions import (
+    attention_bias_multiplier, component_parameters, set_attention_bias,
+)
+from plateau_lens.run import load_run
+from plateau_lens.tasks import step_generator
+from plateau_lens.training.checkpoint import load_checkpoint
+
+MWS = make_task("mws")
+
+
+def test_repetition_frequency_on_hand_built_outputs():
+    outputs = torch.tensor([[1, 1, 1, 1], [1, 2, 3, 4], [5, 5, 6, 6]])
+    # pairs equal: 3/3, 0/3, 2/3 → 5/9
+    assert repetition_frequency_of(outputs) == pytest.approx(5 / 9)
+    with pytest.raises(ValueError, match=">= 2 outputs"):
+        repetition_frequency_of(torch.tensor([[1]]))
+
+
+def test_mean_pairwise_cosine_on_hand_built_states():
+    same = torch.ones(2, 5, 3)
+    assert mean_pairwise_cosine(same) == pytest.approx(1.0)
+    orthogonal = torch.eye(4).unsqueeze(0)
+    assert mean_pairwise_cosine(orthogonal) == pytest.approx(0.0)
+    # two states at 60 degrees plus one opposite the first: cos = 0.5, -1, -0.5 → mean -1/3
+    states = torch.tensor([[[1.0, 0.0], [0.5, 3**0.5 / 2], [-1.0, 0.0]]])
+    assert mean_pairwise_cosine(states) == pytest.approx(-1 / 3, abs=1e-6)
+
+
+def test_representation_collapse_matches_direct_computation():
+    model = build_model((MWS, ModelConfig(d_model=32)))
+    batch = MWS.sample(16, step_generator(0, 0))
+    result = representation_collapse(model, batch).set_index("site")
+    _, cache = model.run_with_cache(batch.inputs)
+    hidden = cache["ln_final.hook_normalized"][:, 17:32]
+    unit = torch.nn.functional.normalize(hidden, dim=-1)
+    sims = [(unit[:, i] * unit[:, j]).sum(-1).mean().item() for i in range(15) for j in range(i + 1, 15)]
+    assert len(sims) == 105
+    assert result.loc["final_ln", "cosine_similarity"] == pytest.approx(np.mean(sims), abs=1e-5)
+    assert set(result.index) == {"final_ln", "pre_attention", "attention_out", "resid_mid", "mlp_out"}
+    with pytest.raises(ValueError, match="unknown hook name"):
+        representation_collapse(model, batch, hooks=["blocks.3.hook_resid_post"])
+
+
+def test_attention_progress_is_one_for_the_optimal_pattern():
+    optimal = MWS.optimal_attention()
+    pattern = optimal.expand(4, 1, 32, 32) * torch.rand(4, 1, 32, 32)
+    assert attention_progress_score(pattern, optimal, MWS.answer_rows()).item() == pytest.approx(1.0)
+    uniform = torch.ones(1, 1, 32, 32).tril()
+    expected = optimal[16:32].sum() / uniform[0, 0, 16:32].sum()
+    assert attention_progress_score(uniform, optimal, MWS.answer_rows()).item() == pytest.approx(expected.item())
+
+
+def test_attention_progress_of_a_model_matches_its_pattern():
+    model = build_model((MWS, ModelConfig(d_model=32)))
+    batch = MWS.sample(8, step_generator(0, 0))
+    result = attention_progress(model, batch)
+    _, cache = model.run_with_cache(batch.inputs)
+    direct = attention_progress_score(cache["blocks.0.attn.hook_pattern"], MWS.optimal_attention(),
+                                      MWS.answer_rows())
+    assert result["attention_progress"].iloc[0] == pytest.approx(direct.item())
+
+
+@pytest.mark.parametrize("attention", ["linear", "softmax"])
+def test_attention_bias_scales_exactly_the_optimal_entries_after_masking(attention):
+    model = build_model((MWS, ModelConfig(d_model=32, attention=attention)))
+    batch = MWS.sample(4, step_generator(0, 0))
+    _, cache = model.run_with_cache(batch.inputs)
+    clean = cache["blocks.0.attn.hook_pattern"]
+    multiplier = attention_bias_multiplier(MWS, 2.5)
+    assert multiplier[16, 0] == 1 and multiplier[17, 0] == 2.5 and multiplier[17, 1] == 2.5
+    set_attention_bias(model, multiplier)
+    _, cache = model.run_with_cache(batch.inputs)
+    # softmax: the factor multiplies the post-softmax pattern, no renormalisation
+    assert torch.allclose(cache["blocks.0.attn.hook_pattern"], clean * multiplier, atol=1e-6)
+
+
+def test_attention_bias_of_one_changes_nothing_bit_for_bit(tmp_path, small_mws_config):
+    plain = train(small_mws_config, tmp_path / "plain", progress=False)
+    biased_config = small_mws_config.replace(train={"attention_bias": 1.0})
+    # force the multiplier path with c = 1 on a fresh trainer to show it is an exact no-op
+    from plateau_lens.training import Trainer
+
+    trainer = Trainer.start(biased_config, tmp_path / "biased")
+    multiplier = attention_bias_multiplier(trainer.task, 1.0)
+    set_attention_bias(trainer.network, multiplier)
+    set_attention_bias(trainer.analysis_bridge, multiplier)
+    trainer.run(progress=False)
+    a = load_checkpoint(plain / "checkpoints" / "step_00000012.pt")["model"]
+    b = load_checkpoint(tmp_path / "biased" / "checkpoints" / "step_00000012.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_attention_bias_changes_training_and_bad_c_is_refused(tmp_path, small_mws_config):
+    plain = train(small_mws_config, tmp_path / "plain", progress=False)
+    biased = train(small_mws_config.replace(train={"attention_bias": 10.0}), tmp_path / "b",
+                   progress=False)
+    assert not load_run(plain).metrics["loss"].equals(load_run(biased).metrics["loss"])
+    with pytest.raises(ValueError, match=r"attention_bias \(c\) must be > 0"):
+        small_mws_config.replace(train={"attention_bias": 0.0})
+    with pytest.raises(ValueError, match="c must be > 0"):
+        attention_bias_multiplier(MWS, -1)
+
+
+def test_frozen_components_stay_bit_identical(tmp_path, small_mws_config):
+    reference = train(small_mws_config, tmp_path / "ref", progress=False)
+    ref_ckpt = reference / "checkpoints" / "step_00000012.pt"
+    config = small_mws_config.replace(
+        init={"checkpoint": str(ref_ckpt), "components": ["mlp", "unembed"], "freeze": True,
+              "freeze_at_init": ["ln1"]},
+        train={"seed": 1})
+    run = load_run(train(config, tmp_path / "run", progress=False))
+    start, end = run.network(0), run.network(12)
+    ref = load_checkpoint(ref_ckpt)["model"]
+    frozen = component_parameters(end, ["mlp", "unembed"])
+    assert frozen and all(torch.equal(p, ref[n]) for n, p in frozen.items())
+    at_init = component_parameters(end, ["ln1"])
+    assert all(torch.equal(p, start.state_dict()[n]) for n, p in at_init.items())
+    trained = component_parameters(end, ["attn"])
+    assert any(not torch.equal(p, start.state_dict()[n]) for n, p in trained.items())
+
+
+def test_bad_intervention_input():
+    with pytest.raises(ValueError, match="unknown component"):
+        load_config({"task": {"name": "mws"}, "init": {"freeze_at_init": ["mlpp"]}})
+    with pytest.raises(ValueError, match="needs init.checkpoint"):
+        load_config({"task": {"name": "mws"}, "init": {"components": ["mlp"]}})
+    with pytest.raises(ValueError, match="window must be in"):
+        make_task("mws", n_inputs=4, window=5)
+
+
+def test_repetition_and_probe_analyzers_run_on_a_model():
+    model = build_model((MWS, ModelConfig(d_model=32)))
+    batch = MWS.sample(16, step_generator(0, 0))
+    result = repetition(model, batch).iloc[0]
+    assert 0 <= result["repetition_frequency"] <= 1
+    assert result["repetition_frequency_data"] == pytest.approx(
+        repetition_frequency_of(batch.answers))
+    probe = next_token_probe(model, MWS.sample(64, step_generator(1, 0)), batch, hidden_units=8)
+    assert 0 <= probe["accuracy"].iloc[0] <= 1
+
+
+def test_training_logs_collapse_and_progress(tmp_path, small_mws_config):
+    metrics = load_run(train(small_mws_config, tmp_path / "run", progress=False)).metrics
+    assert {"cosine_similarity", "attention_progress", "repetition_frequency"} <= set(metrics)
+    assert metrics["attention_progress"].between(0, 1).all()
+
+
+def test_sgd_and_cosine_schedule(tmp_path, small_mws_config):
+    config = small_mws_config.replace(train={"optimizer": "sgd", "schedule": "cosine",
+                                             "warmup_steps": 4})
+    metrics = load_run(train(config, tmp_path / "run", progress=False)).metrics
+    lrs = metrics.set_index("step")["lr"]
+    assert lrs[0] == pytest.approx(1e-3 / 4) and lrs[4] == pytest.approx(1e-3)
+    assert lrs[10] < lrs[4]
