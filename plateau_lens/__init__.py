@@ -8,6 +8,7 @@ from .analysis import (
 from .config import RunConfig, TrainConfig, load_config
 from .models import ModelConfig, build_model, build_network, wrap_in_bridge
 from .tasks import TASKS, make_task
+from .llm import iter_checkpoints, load_checkpoint_model
 from .run import Run, load_run
 from .training import CheckpointError, resume, train
 from .transition import Transition, detect_transition
@@ -18,7 +19,7 @@ __all__ = [
     "ablate_heads", "ablation_sweep", "analyze_run", "attention_patterns", "attention_progress",
     "attention_structure", "compare_to_nuclear_norm", "copying_test", "linear_probes",
     "nuclear_norm_complete", "patch_activations", "patch_between_models", "swap_attention",
-    "Run", "load_run", "Transition", "detect_transition",
+    "Run", "load_run", "iter_checkpoints", "load_checkpoint_model", "Transition", "detect_transition",
     "RunConfig", "TrainConfig", "load_config", "ModelConfig", "build_model", "build_network",
     "wrap_in_bridge", "TASKS", "make_task", "CheckpointError", "resume", "train",
 ]

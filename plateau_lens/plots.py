@@ -6,6 +6,7 @@ import matplotlib
 
 matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
@@ -42,3 +43,58 @@ def save(figure, path) -> str:
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return str(path)
+
+
+def attention_grid(patterns_by_step: dict[int, "object"], title: str = "batch-mean attention"):
+    """Grid of batch-averaged attention maps: rows = (step, layer), columns = heads.
+
+    ``patterns_by_step``: step → tensor [layer, head, query, key] (``attention_patterns``)."""
+    steps = sorted(patterns_by_step)
+    first = patterns_by_step[steps[0]]
+    n_layers, n_heads = first.shape[0], first.shape[1]
+    figure, axes = plt.subplots(len(steps) * n_layers, n_heads, squeeze=False,
+                                figsize=(1.6 * n_heads + 1, 1.6 * len(steps) * n_layers + 0.5))
+    for s, step in enumerate(steps):
+        patterns = patterns_by_step[step]
+        for layer in range(n_layers):
+            for head in range(n_heads):
+                axis = axes[s * n_layers + layer, head]
+                sns.heatmap(patterns[layer, head].cpu().numpy(), ax=axis, cbar=False,
+                            xticklabels=False, yticklabels=False, cmap="viridis", square=True)
+                if head == 0:
+                    axis.set_ylabel(f"step {step}\nL{layer}", fontsize=7)
+                if s == 0 and layer == 0:
+                    axis.set_title(f"H{head}", fontsize=8)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def probe_vs_step(probes: pd.DataFrame, metric: str = "mse", transition: Transition | None = None):
+    """Probe metric per layer vs step, one panel per target (from ``analyze_run`` of probes)."""
+    data = probes[probes["metric"] == metric]
+    sns.set_theme(style="whitegrid")
+    grid = sns.relplot(data=data, x="step", y="value", hue="layer", col="target", kind="line",
+                       col_wrap=3, height=2.6, facet_kws={"sharey": False}, palette="viridis")
+    grid.set_ylabels(metric)
+    if transition is not None:
+        for axis in grid.axes.flat:
+            axis.axvline(transition.drop_step, color="tab:red", ls="--", lw=1)
+    return grid.figure
+
+
+def ablation_vs_step(ablations: pd.DataFrame, metric: str = "masked_mse",
+                     transition: Transition | None = None):
+    """Change in ``metric`` when each head (or layer) is ablated, vs step."""
+    data = ablations[ablations["metric"] == metric].copy()
+    data["site"] = np.where(data["scope"] == "layer", "L" + data["layer"].astype(str) + " (all)",
+                            "L" + data["layer"].astype(str) + "H" + data["head"].astype("Int64").astype(str))
+    sns.set_theme(style="whitegrid")
+    figure, axis = plt.subplots(figsize=(7, 4))
+    sns.lineplot(data=data, x="step", y="change", hue="site", ax=axis, palette="tab20")
+    axis.set_ylabel(f"Δ {metric} under ablation")
+    if transition is not None:
+        axis.axvline(transition.drop_step, color="tab:red", ls="--", lw=1)
+    axis.legend(fontsize=6, ncol=2)
+    figure.tight_layout()
+    return figure

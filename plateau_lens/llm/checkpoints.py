@@ -1,0 +1,133 @@
+"""Load pretrained checkpoint series (Pythia, OLMo, OLMo-2, or a local directory) as
+TransformerBridges via ``TransformerBridge.boot_transformers``."""
+
+from __future__ import annotations
+
+import gc
+import json
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import torch
+
+PYTHIA_STEPS: tuple[int, ...] = (0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512) + tuple(
+    range(1000, 143_001, 1000))
+"""The published Pythia checkpoints (revisions ``step{N}``)."""
+
+HUB_ORGANISATIONS = {"pythia": "EleutherAI", "olmo": "allenai"}
+
+
+class CheckpointLoadError(RuntimeError):
+    """A checkpoint that cannot be loaded: missing, unreachable, corrupt or of another model."""
+
+
+def hub_name(name: str) -> str:
+    """``pythia-160m`` → ``EleutherAI/pythia-160m``; names with an owner pass through."""
+    if "/" in name:
+        return name
+    lowered = name.lower()
+    for prefix, organisation in HUB_ORGANISATIONS.items():
+        if lowered.startswith(prefix):
+            return f"{organisation}/{name}"
+    return name
+
+
+def pythia_revision(step: int) -> str:
+    if step not in PYTHIA_STEPS:
+        nearby = sorted(PYTHIA_STEPS, key=lambda s: abs(s - step))[:3]
+        raise ValueError(f"Pythia has no checkpoint at step {step}; nearest: {sorted(nearby)}")
+    return f"step{step}"
+
+
+def local_checkpoint_dir(local_dir: str | Path, step: int | None = None,
+                         revision: str | None = None) -> Path:
+    """A series laid out as ``local_dir/step{N}`` (or ``local_dir/{revision}``), or one model."""
+    root = Path(local_dir)
+    candidates = []
+    if revision is not None:
+        candidates.append(root / revision)
+    if step is not None:
+        candidates.append(root / f"step{step}")
+    for candidate in candidates:
+        if (candidate / "config.json").is_file():
+            return candidate
+    if (root / "config.json").is_file() and not candidates:
+        return root
+    wanted = ", ".join(str(c) for c in candidates) or str(root)
+    raise CheckpointLoadError(f"no checkpoint at {wanted} (expected a config.json from save_pretrained)")
+
+
+def architecture_of(directory: Path) -> str:
+    try:
+        config = json.loads((directory / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise CheckpointLoadError(f"{directory}/config.json is unreadable: {error}") from error
+    return (config.get("architectures") or [config.get("model_type", "unknown")])[0]
+
+
+def load_checkpoint_model(name: str | None = None, step: int | None = None,
+                          revision: str | None = None, local_dir: str | Path | None = None,
+                          dtype: torch.dtype | None = None, device: str | None = None,
+                          expected_architecture: str | None = None, hf_model=None,
+                          tokenizer=None):
+    """A ``TransformerBridge`` for one checkpoint.
+
+    * Pythia by hub name and training step: ``load_checkpoint_model("pythia-160m", step=512)``
+      (revision ``step512``);
+    * OLMo / OLMo-2 by name and revision: ``revision="stage1-step150-tokens1B"``;
+    * any compatible model from ``local_dir`` (a ``save_pretrained`` directory, or a series
+      with one ``step{N}``/``{revision}`` sub-directory per checkpoint);
+    * an already-loaded ``hf_model`` (with its ``tokenizer``).
+
+    ``expected_architecture`` (e.g. ``"GPTNeoXForCausalLM"``) refuses a checkpoint of another
+    model before loading its weights.
+    """
+    from transformer_lens.model_bridge import TransformerBridge
+
+    if hf_model is not None:
+        return TransformerBridge.boot_transformers(
+            name or hf_model.config.name_or_path, hf_model=hf_model, tokenizer=tokenizer,
+            dtype=dtype, device=device)
+    if local_dir is not None:
+        directory = local_checkpoint_dir(local_dir, step, revision)
+        architecture = architecture_of(directory)
+        if expected_architecture and architecture != expected_architecture:
+            raise CheckpointLoadError(
+                f"{directory} holds a {architecture}, not a {expected_architecture} like the rest "
+                f"of the series")
+        try:
+            return TransformerBridge.boot_transformers(str(directory), dtype=dtype, device=device,
+                                                       tokenizer=tokenizer)
+        except Exception as error:
+            raise CheckpointLoadError(f"could not load {directory}: {error}") from error
+    if name is None:
+        raise ValueError("give a hub name, a local_dir or an hf_model")
+    repo = hub_name(name)
+    if revision is None and step is not None:
+        if "pythia" not in repo.lower():
+            raise ValueError(f"step= maps to a revision for Pythia only; give revision= for {repo}")
+        revision = pythia_revision(step)
+    try:
+        return TransformerBridge.boot_transformers(repo, revision=revision, dtype=dtype,
+                                                   device=device, tokenizer=tokenizer)
+    except Exception as error:
+        raise CheckpointLoadError(
+            f"could not load {repo} at revision {revision!r} from the hub ({type(error).__name__}: "
+            f"{error}). Without network, point at a local copy: local_dir=<directory written by "
+            f"save_pretrained, or one with step{{N}} sub-directories>, or fill the Hugging Face "
+            f"cache on a connected machine and set HF_HUB_OFFLINE=1."
+        ) from error
+
+
+def iter_checkpoints(name: str | None, steps: Iterable[int], **kwargs) -> Iterator[tuple[int, object]]:
+    """Yield ``(step, bridge)`` one checkpoint at a time, freeing each before the next, so a
+    series of a large model never holds two copies in memory."""
+    for step in steps:
+        model = load_checkpoint_model(name, step=step, **kwargs)
+        try:
+            yield step, model
+        finally:
+            del model
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()

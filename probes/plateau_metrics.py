@@ -1,0 +1,36 @@
+"""Repetition frequency, representation collapse and attention progress over a sequence-task
+run's checkpoints (the loss-plateau study's measurements).
+
+    python probes/plateau_metrics.py runs/NAME [--steps ...]
+"""
+
+from plateau_lens.analysis import analyze_run, attention_progress
+from plateau_lens.analysis.collapse import repetition, representation_collapse
+from plateau_lens.plots import loss_curve, save
+from plateau_lens.script_utils import open_run, run_arguments
+from plateau_lens.training.checkpoint import write_table
+
+
+def main() -> None:
+    args = run_arguments(__doc__).parse_args()
+    run, steps, out = open_run(args)
+    table = analyze_run(run, {"repetition": repetition, "collapse": representation_collapse,
+                              "progress": attention_progress}, steps=steps,
+                        batch_size=args.batch_size)
+    write_table(table, out / "plateau_metrics.csv")
+    wide = table.groupby("step").agg(
+        repetition_frequency=("repetition_frequency", "mean"),
+        accuracy=("accuracy", "mean"),
+        attention_progress=("attention_progress", "mean"),
+    ).reset_index()
+    collapse = table[table.get("site") == "final_ln"].set_index("step")["cosine_similarity"]
+    wide["cosine_similarity"] = wide["step"].map(collapse)
+    figure = loss_curve(wide, ["repetition_frequency", "cosine_similarity", "attention_progress",
+                               "accuracy"], run.transition(), log_y=False,
+                        title="plateau metrics over checkpoints")
+    print("wrote", save(figure, out / "plateau_metrics.png"))
+    print("wrote", out / "plateau_metrics.csv")
+
+
+if __name__ == "__main__":
+    main()
