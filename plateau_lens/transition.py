@@ -46,7 +46,8 @@ def _modal_level(before: np.ndarray, final_level: float, tolerance: float) -> fl
 
 def detect_transition(metrics: pd.DataFrame | np.ndarray, loss: str = "loss", *,
                       steps: np.ndarray | None = None, tolerance: float = 0.1,
-                      min_drop: float = 0.3, smoothing: float = 0.03) -> Transition | None:
+                      min_drop: float = 0.1, min_plateau: float = 0.05,
+                      smoothing: float = 0.03) -> Transition | None:
     """Locate the plateau and the sudden drop in a loss curve.
 
     Works on log10(loss), smoothed by a centred rolling median over ``smoothing`` × the
@@ -54,7 +55,9 @@ def detect_transition(metrics: pd.DataFrame | np.ndarray, loss: str = "loss", *,
     Δ = plateau level − final level (final = median of the last 5 % of the curve). The
     plateau is the stretch before the drop where the curve stays within ``tolerance``·Δ of
     its level; the drop ends when the curve first comes within ``tolerance``·Δ of the
-    final level. Returns ``None`` when Δ < ``min_drop`` (less than a 2× drop by default).
+    final level. Returns ``None`` when Δ < ``min_drop`` decades (a 1.26× drop by default:
+    cross-entropy losses keep an irreducible floor) or when the plateau is shorter than
+    ``min_plateau`` × the logged span (a smooth decay has no plateau).
 
     Args:
         metrics: a DataFrame with ``step`` and ``loss`` columns, or an array of losses.
@@ -92,6 +95,8 @@ def detect_transition(metrics: pd.DataFrame | np.ndarray, loss: str = "loss", *,
             start -= 1
         plateau_level = float(np.median(curve[start : end + 1]))
     if plateau_level - final_level < min_drop:
+        return None
+    if steps[end] - steps[start] < min_plateau * (steps[-1] - steps[0]):
         return None
     band = tolerance * (plateau_level - final_level)
     after = np.nonzero(curve[drop_index:] <= final_level + band)[0]

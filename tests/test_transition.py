@@ -39,9 +39,19 @@ def test_no_transition_on_flat_or_smooth_curves():
     steps = np.arange(500)
     flat = 0.2 + np.random.default_rng(0).normal(0, 0.001, 500)
     assert detect_transition(flat, steps=steps) is None
-    # a smooth power law falls 1 decade: above min_drop, so it is reported; shallow isn't
-    shallow = 0.2 * (1 + steps) ** -0.05
+    # a power law falls fast at first, then flattens: there is no plateau before the drop
+    power_law = 0.2 * (1 + steps) ** -0.5
+    assert detect_transition(power_law, steps=steps) is None
+    shallow = 0.2 * (1 + steps) ** -0.03
     assert detect_transition(shallow, steps=steps) is None
+
+
+def test_cross_entropy_with_a_floor():
+    """MWS-like: CE 2.63 on the plateau, 1.34 after (half the positions are unpredictable)."""
+    steps = np.arange(0, 400, 5)
+    losses = synthetic(steps, 50, 280, 330, high=2.63, low=1.34, initial=2.9, noise=0.005)
+    found = detect_transition(losses, steps=steps)
+    assert found is not None and 270 <= found.drop_step <= 340
 
 
 def test_bad_input():
@@ -53,3 +63,22 @@ def test_bad_input():
 
     with pytest.raises(ValueError, match="columns"):
         detect_transition(pd.DataFrame({"step": [1], "mse": [1.0]}), "loss")
+
+
+def test_real_mws_run_has_a_detected_plateau_and_drop(tmp_path):
+    """A short MWS (8 inputs, d_model 128) drops within ~250 steps on the CPU (~20 s)."""
+    from plateau_lens import load_config, load_run, train
+
+    config = load_config({
+        "task": {"name": "mws", "n_inputs": 8}, "model": {"d_model": 128},
+        "train": {"steps": 300, "batch_size": 64, "lr": 3e-4, "log_every": 5,
+                  "checkpoint_every": 100}})
+    run = load_run(train(config, tmp_path / "mws", progress=False))
+    found = run.transition()
+    assert found is not None
+    assert found.plateau_start < found.plateau_end <= found.drop_step <= found.drop_end
+    metrics = run.metrics.set_index("step")
+    plateau = metrics.loc[found.plateau_start : found.plateau_end]
+    after = metrics.loc[found.drop_end :]
+    assert plateau["accuracy"].mean() < 0.5 < 0.9 < after["accuracy"].mean()
+    assert plateau["loss"].mean() > 1.5 * after["loss"].mean()

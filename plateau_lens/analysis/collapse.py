@@ -32,7 +32,10 @@ def mean_pairwise_cosine(hidden: Float[Tensor, "batch pos d"]) -> float:
 
 
 def default_collapse_positions(task) -> list[int]:
-    """The study's positions: the answer-predicting rows after the separator (17–31 in MWS)."""
+    """The study's positions: the answer-predicting rows after the separator (17–31 in MWS);
+    every position for LRMC."""
+    if task.kind == "regression":
+        return list(range(task.n_positions))
     return list(task.answer_rows())[1:]
 
 

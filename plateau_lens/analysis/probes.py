@@ -102,6 +102,19 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, seed: int = 0):
     return LogisticRegression(max_iter=500, random_state=seed).fit(features, labels)
 
 
+def least_squares_classifier_accuracy(x_train: Tensor, labels_train: Tensor, x_test: Tensor,
+                                      labels_test: Tensor, ridge: float = 1e-3) -> float:
+    """Closed-form linear classifier: ridge regression (with bias) onto one-hot labels, argmax."""
+    classes = torch.unique(labels_train)
+    one_hot = (labels_train[:, None] == classes[None, :]).double()
+    with_bias = torch.cat([x_train.double(), torch.ones(len(x_train), 1, dtype=torch.double)], 1)
+    gram = with_bias.T @ with_bias + ridge * len(x_train) * torch.eye(with_bias.shape[1], dtype=torch.double)
+    weights = torch.linalg.solve(gram, with_bias.T @ one_hot)
+    test = torch.cat([x_test.double(), torch.ones(len(x_test), 1, dtype=torch.double)], 1)
+    predicted = classes[(test @ weights).argmax(-1)]
+    return (predicted == labels_test).double().mean().item()
+
+
 def default_hooks(model) -> list[str]:
     """Embeddings (``blocks.0.hook_resid_pre``) and every layer's ``hook_resid_post``."""
     return ["blocks.0.hook_resid_pre"] + [
@@ -116,12 +129,18 @@ def _layer_of(name: str) -> int:
 
 @torch.no_grad()
 def linear_probes(model, train_batch, test_batch, targets: Sequence[str] | None = None,
-                  hooks: Sequence[str] | None = None, task=None, seed: int = 0) -> pd.DataFrame:
+                  hooks: Sequence[str] | None = None, task=None, seed: int = 0,
+                  classifier: str = "least_squares") -> pd.DataFrame:
     """Fit a probe per (hook, target) on ``train_batch`` and score it on ``test_batch``.
 
     Rows: ``hook, layer, target, metric, value`` with metrics ``mse`` (+ ``mse_masked``,
     ``mse_observed``, ``cosine``) for regression targets and ``accuracy`` for class targets.
+    Class targets use a closed-form least-squares classifier (``classifier="least_squares"``,
+    fast enough for every checkpoint of a run) or scikit-learn's logistic regression
+    (``"logistic"``, on at most 20 000 training samples).
     """
+    if classifier not in ("least_squares", "logistic"):
+        raise ValueError(f"classifier must be 'least_squares' or 'logistic', got {classifier!r}")
     task = model_task(model, task)
     check_task_batch(task, train_batch)
     check_task_batch(task, test_batch)
@@ -154,6 +173,9 @@ def linear_probes(model, train_batch, test_batch, targets: Sequence[str] | None 
                         if select.any():
                             scores[f"mse_{label}"] = torch.mean(
                                 (prediction[select] - y_test[select]) ** 2).item()
+            elif classifier == "least_squares":
+                scores = {"accuracy": least_squares_classifier_accuracy(
+                    x_train, y_train.flatten(), x_test, y_test.flatten())}
             else:
                 labels_train = y_train.flatten().cpu().numpy()
                 labels_test = y_test.flatten().cpu().numpy()
