@@ -31,8 +31,24 @@ class SequenceTask:
     attention_dir = "causal"
 
     @property
+    def prompt_length(self) -> int:
+        """Inputs then one separator (tasks with another layout override this)."""
+        return self.n_inputs + 1
+
+    @property
+    def answer_length(self) -> int:
+        return self.n_inputs
+
+    @property
     def sequence_length(self) -> int:
         return self.prompt_length + self.answer_length
+
+    def _check_inputs(self) -> None:
+        """Validate the shared fields n_inputs and low/high where a task has them."""
+        check_int("n_inputs", self.n_inputs, 1)
+        if hasattr(self, "high"):
+            check_int("low", self.low, 0)
+            check_int("high", self.high, self.low)
 
     @property
     def n_positions(self) -> int:
@@ -89,19 +105,9 @@ class MovingWindowSum(SequenceTask):
     name = "mws"
 
     def __post_init__(self) -> None:
-        check_int("n_inputs", self.n_inputs, 1)
-        check_int("low", self.low, 0)
-        check_int("high", self.high, self.low)
+        self._check_inputs()
         check_int("window", self.window, 1, self.n_inputs)
         check_int("modulus", self.modulus, 2)
-
-    @property
-    def prompt_length(self) -> int:
-        return self.n_inputs + 1
-
-    @property
-    def answer_length(self) -> int:
-        return self.n_inputs
 
     @property
     def d_vocab(self) -> int:
@@ -181,21 +187,12 @@ class PrefixSum(SequenceTask):
     name = "prefix_sum"
 
     def __post_init__(self) -> None:
-        check_int("n_inputs", self.n_inputs, 1)
-        check_int("high", self.high, self.low)
+        self._check_inputs()
         if self.no_repeat and self.high - self.low + 1 != self.n_inputs:
             raise ValueError(
                 f"no_repeat needs n_inputs == high - low + 1 = {self.high - self.low + 1}, "
                 f"got n_inputs={self.n_inputs}"
             )
-
-    @property
-    def prompt_length(self) -> int:
-        return self.n_inputs + 1
-
-    @property
-    def answer_length(self) -> int:
-        return self.n_inputs
 
     @property
     def d_vocab(self) -> int:
@@ -229,18 +226,10 @@ class RepeatK(SequenceTask):
     name = "repeat"
 
     def __post_init__(self) -> None:
-        check_int("n_inputs", self.n_inputs, 1)
+        self._check_inputs()
         check_int("k", self.k, 1, self.n_inputs)
         if self.n_inputs % self.k:
             raise ValueError(f"k must divide n_inputs={self.n_inputs}, got k={self.k}")
-
-    @property
-    def prompt_length(self) -> int:
-        return self.n_inputs + 1
-
-    @property
-    def answer_length(self) -> int:
-        return self.n_inputs
 
     @property
     def d_vocab(self) -> int:
@@ -357,16 +346,8 @@ class Histogram(SequenceTask):
     name = "histogram"
 
     def __post_init__(self) -> None:
-        check_int("n_inputs", self.n_inputs, 1)
+        self._check_inputs()
         check_int("alphabet_size", self.alphabet_size, 1)
-
-    @property
-    def prompt_length(self) -> int:
-        return self.n_inputs + 1
-
-    @property
-    def answer_length(self) -> int:
-        return self.n_inputs
 
     @property
     def d_vocab(self) -> int:
@@ -392,16 +373,7 @@ class Copy(SequenceTask):
     reverse = False
 
     def __post_init__(self) -> None:
-        check_int("n_inputs", self.n_inputs, 1)
-        check_int("high", self.high, self.low)
-
-    @property
-    def prompt_length(self) -> int:
-        return self.n_inputs + 1
-
-    @property
-    def answer_length(self) -> int:
-        return self.n_inputs
+        self._check_inputs()
 
     @property
     def d_vocab(self) -> int:
