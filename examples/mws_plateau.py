@@ -53,18 +53,25 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64,
                         help="batch for the biasing sweep (the main run uses the config's)")
     parser.add_argument("--max-steps", type=int, default=1500)
+    parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     out = Path(args.out)
     base = load_config(args.config)
 
     # 1. the study's run, with everything it tracks
     main_run = out / "mws_seed0"
-    train_until_solved(base.replace(train={"steps": 400, "checkpoint_every": 20}), main_run)
+    main_config = base.replace(train={"steps": 400, "checkpoint_every": 20})
+    trainer = Trainer.resume(main_run) if list_checkpoints(main_run) else Trainer.start(main_config, main_run)
+    trainer.run()
     run = load_run(main_run)
     transition = run.transition()
     metrics = run.metrics.copy()
     metrics["accuracy y1 (= x1)"] = metrics["accuracy_pos_0"]
-    metrics["accuracy y2..y16"] = metrics[[f"accuracy_pos_{i}" for i in range(1, 16)]].mean(1)
+    metrics["accuracy y2..y16"] = metrics[[f"accuracy_pos_{i}" for i in range(1, 16)]].mean(axis=1)
     columns = ["accuracy y1 (= x1)", "accuracy y2..y16", "repetition_frequency",
                "repetition_frequency_data", "cosine_similarity", "attention_progress"]
     figure = loss_curve(metrics, columns, transition, log_y=False,
@@ -88,7 +95,7 @@ def main() -> None:
         for c in BIAS_VALUES:
             config = base.replace(train={"seed": seed, "attention_bias": c,
                                          "batch_size": args.batch_size, "steps": args.max_steps,
-                                         "checkpoint_every": 100})
+                                         "checkpoint_every": 100, "log_every": 10})
             metrics = train_until_solved(config, out / f"bias_c{c}_seed{seed}")
             found = load_run(out / f"bias_c{c}_seed{seed}").transition()
             rows.append({"c": c, "seed": seed,

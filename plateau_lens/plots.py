@@ -20,7 +20,7 @@ def loss_curve(metrics: pd.DataFrame, columns: list[str] | None = None,
         columns = [c for c in ("loss", "masked_mse", "observed_mse", "accuracy") if c in metrics]
     tidy = metrics.melt(id_vars="step", value_vars=columns, var_name="metric", value_name="value")
     sns.set_theme(style="whitegrid")
-    figure, axis = plt.subplots(figsize=(7, 4))
+    figure, axis = plt.subplots(figsize=(9, 4))
     sns.lineplot(data=tidy, x="step", y="value", hue="metric", ax=axis)
     if log_y and (tidy["value"] > 0).all():
         axis.set_yscale("log")
@@ -29,7 +29,7 @@ def loss_curve(metrics: pd.DataFrame, columns: list[str] | None = None,
                      alpha=0.15, label="plateau")
         axis.axvline(transition.drop_step, color="tab:red", ls="--", lw=1, label="drop")
         axis.axvline(transition.drop_end, color="tab:green", ls=":", lw=1, label="drop end")
-        axis.legend()
+    axis.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
     axis.set_title(title)
     figure.tight_layout()
     return figure

@@ -180,6 +180,10 @@ def test_probe_reads_the_value_planted_by_the_embedding():
     scores = result.set_index("target")["value"]
     assert scores["is_masked"] == 1.0
     assert scores["column_index"] > 0.95
+    logistic = linear_probes(model, batch(size=256, seed=1), batch(size=128, seed=2),
+                             targets=["is_masked"], hooks=["blocks.0.hook_resid_pre"],
+                             classifier="logistic")
+    assert logistic["value"].iloc[0] == 1.0
 
 
 def test_probes_report_every_layer_and_target():

@@ -140,26 +140,10 @@ def test_hub_without_network_explains_how_to_go_offline(monkeypatch):
 def test_toy_analyzers_run_unchanged_on_a_pythia_architecture(neox_series):
     root, _ = neox_series
     model = load_checkpoint_model(local_dir=root, step=0)
-    from plateau_lens.tasks import SequenceBatch
+    from plateau_lens.llm import prompt_batch
 
-    class PromptTask:
-        """A minimal task: next-token prediction on fixed prompts."""
-        name, kind = "prompts", "sequence"
-        prompt_length, answer_length = 1, 5
-
-        def __init__(self, n_positions):
-            self.n_positions = n_positions
-
-        def answer_rows(self):
-            return range(0, 5)
-
-        def loss(self, logits, batch):
-            return torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch.targets.flatten())
-
-    ids = torch.stack([model.tokenizer(p, return_tensors="pt").input_ids[0, :6]
-                       for p in ["what is the sun light heat", "why do plant cells need water"]])
-    batch = SequenceBatch(tokens=ids, prompt_length=1)
-    task = PromptTask(ids.shape[1] - 1)
+    batch, task = prompt_batch(model, ["what is the sun light heat", "why do plant cells need water"],
+                               length=6)
     clean = ablate_heads(model, batch, [(0, 1)], task=task).set_index("metric")
     assert clean.loc["loss", "ablated"] != clean.loc["loss", "clean"]
     other = load_checkpoint_model(local_dir=root, step=4)
