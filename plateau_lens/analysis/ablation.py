@@ -77,19 +77,21 @@ def batch_mean_patterns(model, batch) -> dict[int, Tensor]:
 
 @torch.no_grad()
 def ablate_heads(model, batch, heads: HeadSpec = "all", mode: str = "uniform",
-                 task=None) -> pd.DataFrame:
+                 task=None, clean: dict[str, float] | None = None) -> pd.DataFrame:
     """The task metric with and without replacing the given heads' attention patterns.
 
     ``mode="uniform"``: uniform attention over attended positions (the study's description);
     ``mode="mean"``: the batch-mean pattern of each head (what the authors' code does).
     Returns one row per metric: ``metric, clean, ablated, change`` (+ ``heads``, ``mode``).
+    ``clean``: the unablated metrics, if already computed (sweeps pass them once).
     """
     if mode not in ABLATION_MODES:
         raise ValueError(f"mode must be one of {list(ABLATION_MODES)}, got {mode!r}")
     task = model_task(model, task)
     check_task_batch(task, batch)
     resolved = resolve_heads(model, heads)
-    clean = output_metrics(task, model(batch.inputs), batch)
+    if clean is None:
+        clean = output_metrics(task, model(batch.inputs), batch)
     means = batch_mean_patterns(model, batch) if mode == "mean" else None
     with model.hooks(fwd_hooks=ablation_hooks(model, resolved, mode, means)):
         ablated = output_metrics(task, model(batch.inputs), batch)
@@ -110,9 +112,13 @@ def ablation_sweep(model, batch, mode: str = "uniform", task=None, layers: bool 
             targets.append(("head", layer, head, [(layer, head)]))
         if layers:
             targets.append(("layer", layer, None, layer))
+    task = model_task(model, task)
+    check_task_batch(task, batch)
+    with torch.no_grad():
+        clean = output_metrics(task, model(batch.inputs), batch)
     frames = []
     for scope, layer, head, spec in tqdm(targets, desc="ablations", disable=not progress):
-        frame = ablate_heads(model, batch, spec, mode, task)
+        frame = ablate_heads(model, batch, spec, mode, task, clean=clean)
         frame.insert(0, "scope", scope)
         frame.insert(1, "layer", layer)
         frame.insert(2, "head", head)
