@@ -37,6 +37,13 @@ def attention_bias_multiplier(task, c: float) -> Float[Tensor, "query key"]:
     return 1 + (c - 1) * optimal
 
 
+def configured_attention_bias(task, train_config, step: int) -> Tensor | None:
+    """The multiplier a run's ``[train] attention_bias`` asks for at ``step`` (None: off)."""
+    if train_config.attention_bias == 1.0 or step < train_config.attention_bias_start:
+        return None
+    return attention_bias_multiplier(task, train_config.attention_bias)
+
+
 def set_attention_bias(module: torch.nn.Module, multiplier: Tensor | None) -> int:
     """Install (or with ``None`` remove) the multiplier on every attention of a network or
     bridge; returns how many attention modules were changed. The multiplier scales the

@@ -52,11 +52,11 @@ class Run:
         payload = load_checkpoint(self.checkpoints[step], self.config.to_dict(), device)
         network = build_network(self.task, self.config.model, self.config.train.seed)
         network.load_state_dict(payload["model"])
-        train = self.config.train
-        if train.attention_bias != 1.0 and step >= train.attention_bias_start:
-            from .interventions import attention_bias_multiplier, set_attention_bias
+        from .interventions import configured_attention_bias, set_attention_bias
 
-            set_attention_bias(network, attention_bias_multiplier(self.task, train.attention_bias))
+        multiplier = configured_attention_bias(self.task, self.config.train, step)
+        if multiplier is not None:
+            set_attention_bias(network, multiplier)
         return network.to(device).eval()
 
     def model(self, step: int, device: str | torch.device = "cpu"):

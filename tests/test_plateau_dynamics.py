@@ -6,9 +6,7 @@ import torch
 
 from plateau_lens import ModelConfig, build_model, load_config, make_task, train
 from plateau_lens.analysis import attention_progress, attention_progress_score
-from plateau_lens.analysis.collapse import (
-    mean_pairwise_cosine, repetition, repetition_frequency_of, representation_collapse,
-)
+from plateau_lens.analysis.collapse import mean_pairwise_cosine, repetition, representation_collapse
 from plateau_lens.analysis.token_probe import next_token_probe
 from plateau_lens.interventions import (
     attention_bias_multiplier, component_parameters, set_attention_bias,
@@ -16,6 +14,7 @@ from plateau_lens.interventions import (
 from plateau_lens.run import load_run
 from plateau_lens.tasks import step_generator
 from plateau_lens.training.checkpoint import load_checkpoint
+from plateau_lens.training.evaluation import repetition_frequency as repetition_frequency_of
 
 MWS = make_task("mws")
 

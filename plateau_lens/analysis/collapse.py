@@ -9,7 +9,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from ..training.evaluation import greedy_generate
+from ..training.evaluation import sequence_metrics
 from .hooks import check_hook_names, check_task_batch, model_task
 
 COLLAPSE_HOOKS = {
@@ -64,23 +64,10 @@ def representation_collapse(model, batch, hooks: Sequence[str] | None = None,
     ])
 
 
-def repetition_frequency_of(outputs) -> float:
-    """Mean of [o_t == o_{t+1}] over adjacent pairs and samples."""
-    if outputs.shape[-1] < 2:
-        raise ValueError(f"repetition frequency needs >= 2 outputs, got {outputs.shape[-1]}")
-    return (outputs[:, 1:] == outputs[:, :-1]).float().mean().item()
-
-
 @torch.no_grad()
 def repetition(model, batch, task=None) -> pd.DataFrame:
     """Greedy generation from the prompts; repetition frequency of the model's outputs beside
     that of the true outputs, plus accuracy overall and per answer position."""
     task = model_task(model, task)
     check_task_batch(task, batch)
-    generated = greedy_generate(model, batch.prompts, task.answer_length)[:, task.prompt_length:]
-    correct = (generated == batch.answers).float()
-    row = {"repetition_frequency": repetition_frequency_of(generated),
-           "repetition_frequency_data": repetition_frequency_of(batch.answers),
-           "accuracy": correct.mean().item()}
-    row.update({f"accuracy_pos_{i}": v for i, v in enumerate(correct.mean(0).tolist())})
-    return pd.DataFrame([row])
+    return pd.DataFrame([sequence_metrics(task, model, batch)])

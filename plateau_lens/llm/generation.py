@@ -7,8 +7,8 @@ from typing import Sequence
 import pandas as pd
 import torch
 
-from ..analysis.collapse import mean_pairwise_cosine, repetition_frequency_of
-from ..training.evaluation import greedy_generate
+from ..analysis.collapse import mean_pairwise_cosine
+from ..training.evaluation import greedy_generate, repetition_frequency
 
 LAST_HIDDEN_HOOK = "ln_final.hook_out"
 """The last-layer hidden state (after the final norm), as in ``output_hidden_states[-1]``."""
@@ -39,7 +39,7 @@ def generation_metrics(model, prompts: Sequence[str], n_new: int = 8) -> pd.Data
         _, cache = model.run_with_cache(tokens, names_filter=lambda n: n == LAST_HIDDEN_HOOK)
         hidden = cache[LAST_HIDDEN_HOOK][:, length - 1 : length - 1 + n_new]
         rows.append({"prompt": index, "n_prompt_tokens": length,
-                     "repetition_frequency": repetition_frequency_of(tokens[:, length:]),
+                     "repetition_frequency": repetition_frequency(tokens[:, length:]),
                      "cosine_similarity": mean_pairwise_cosine(hidden),
                      "generated": tokens[0, length:].tolist()})
     return pd.DataFrame(rows)

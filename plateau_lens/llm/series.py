@@ -10,7 +10,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..training.checkpoint import write_table
-from .checkpoints import CheckpointLoadError, architecture_of, load_checkpoint_model, local_checkpoint_dir
+from .checkpoints import load_checkpoint_model
 from .generation import generation_metrics
 
 
@@ -24,8 +24,9 @@ def analyze_series(name: str, steps: Sequence[int], prompts: Sequence[str], out_
     """Per checkpoint step: mean repetition frequency and cosine similarity over ``prompts``.
 
     Results go to ``out_dir/<name>.csv`` after every checkpoint (atomically); steps already
-    there are not recomputed. A missing, corrupt or foreign checkpoint raises
-    ``CheckpointLoadError`` after the finished steps are saved."""
+    there are not recomputed. A missing, corrupt or foreign checkpoint (another architecture
+    than the steps already analysed) raises ``CheckpointLoadError`` after the finished steps
+    are saved."""
     path = series_file(Path(out_dir), name)
     done = pd.read_csv(path) if path.is_file() else pd.DataFrame()
     finished = set(done["step"]) if len(done) else set()
@@ -33,15 +34,9 @@ def analyze_series(name: str, steps: Sequence[int], prompts: Sequence[str], out_
     rows = done.to_dict("records")
     todo = [s for s in steps if s not in finished]
     for step in tqdm(todo, desc=f"{name} checkpoints", disable=not progress):
-        architecture = None
-        if local_dir is not None:
-            architecture = architecture_of(local_checkpoint_dir(local_dir, step))
-            if expected is not None and architecture != expected:
-                raise CheckpointLoadError(
-                    f"checkpoint step {step} of {name} is a {architecture}, not a {expected} like "
-                    f"the steps already analysed ({sorted(finished)})")
-        model = load_checkpoint_model(name, step=step, local_dir=local_dir, dtype=dtype, device=device)
-        architecture = architecture or type(model.original_model).__name__
+        model = load_checkpoint_model(name, step=step, local_dir=local_dir, dtype=dtype,
+                                      device=device, expected_architecture=expected)
+        architecture = type(model.original_model).__name__
         expected = expected or architecture
         metrics = generation_metrics(model, prompts, n_new)
         del model
