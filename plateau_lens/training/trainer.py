@@ -17,13 +17,13 @@ from tqdm.auto import tqdm
 
 from ..config import RunConfig, load_config
 from ..interventions import (
-    attention_bias_multiplier, copy_components, freeze_components, set_attention_bias,
+    configured_attention_bias, copy_components, freeze_components, set_attention_bias,
 )
 from ..models.build import build_network, wrap_in_bridge
 from ..tasks.base import step_generator
 from .checkpoint import (
-    CHECKPOINT_DIR, CheckpointError, checkpoint_name, list_checkpoints, load_checkpoint,
-    restore_rng_states, save_checkpoint, write_table,
+    CHECKPOINT_DIR, CheckpointError, atomic_write, checkpoint_name, config_mismatch,
+    list_checkpoints, load_checkpoint, restore_rng_states, save_checkpoint, write_table,
 )
 from .evaluation import plateau_metrics, sequence_metrics
 
@@ -89,10 +89,11 @@ class Trainer:
         init = self.config.init
         if init.components:
             reference = load_checkpoint(Path(init.checkpoint))
-            if reference["config"]["model"] != self.config.model.to_dict():
+            mismatched = config_mismatch({"model": reference["config"]["model"]},
+                                         {"model": self.config.model.to_dict()})
+            if mismatched:
                 raise CheckpointError(
-                    f"init.checkpoint {init.checkpoint} is of another model: "
-                    f"{reference['config']['model']} != {self.config.model.to_dict()}")
+                    f"init.checkpoint {init.checkpoint} is of another model: {', '.join(mismatched)}")
             copy_components(self.network, reference["model"], init.components)
             if init.freeze:
                 freeze_components(self.network, init.components)
@@ -100,10 +101,11 @@ class Trainer:
             freeze_components(self.network, init.freeze_at_init)
 
     def update_attention_bias(self) -> None:
-        train = self.config.train
-        if train.attention_bias == 1.0 or self.bias_applied or self.step < train.attention_bias_start:
+        if self.bias_applied:
             return
-        multiplier = attention_bias_multiplier(self.task, train.attention_bias)
+        multiplier = configured_attention_bias(self.task, self.config.train, self.step)
+        if multiplier is None:
+            return
         for module in (self.network, self.analysis_bridge):
             if module is not None:
                 set_attention_bias(module, multiplier)
@@ -118,7 +120,6 @@ class Trainer:
             raise FileExistsError(
                 f"{run_dir} already holds a run; use `plateau-lens resume {run_dir}` or another --out")
         run_dir.mkdir(parents=True, exist_ok=True)
-        from .checkpoint import atomic_write
         atomic_write(run_dir / CONFIG_FILE, lambda tmp: Path(tmp).write_text(config.to_json()))
         return cls(config, run_dir, network)
 
@@ -140,9 +141,9 @@ class Trainer:
             trainer.load_state(payload)
             break
         metrics_path = run_dir / METRICS_FILE
-        if metrics_path.is_file():
+        if trainer.step and metrics_path.is_file():  # at step 0 the table is still empty
             frame = pd.read_csv(metrics_path)
-            trainer.rows = frame[frame["step"] < trainer.step].to_dict("records") if trainer.step else []
+            trainer.rows = frame[frame["step"] < trainer.step].to_dict("records")
         return trainer
 
     def load_state(self, payload: dict) -> None:
@@ -161,11 +162,13 @@ class Trainer:
         return nullcontext()
 
     def save(self) -> None:
+        """Metrics first, then the checkpoint: a checkpoint on disk implies its metrics are too
+        (a kill between the two writes leaves the previous checkpoint as the resume point)."""
+        write_table(pd.DataFrame(self.rows), self.run_dir / METRICS_FILE)
         save_checkpoint(
             self.run_dir / CHECKPOINT_DIR / checkpoint_name(self.step), step=self.step,
             config=self.config.to_dict(), model=self.network.state_dict(),
             optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict())
-        write_table(pd.DataFrame(self.rows), self.run_dir / METRICS_FILE)
 
     def log_row(self, output: torch.Tensor, batch, loss: torch.Tensor) -> dict:
         row = {"step": self.step, "lr": self.scheduler.get_last_lr()[0]}
