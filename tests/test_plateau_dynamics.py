@@ -163,3 +163,13 @@ def test_sgd_and_cosine_schedule(tmp_path, small_mws_config):
     lrs = metrics.set_index("step")["lr"]
     assert lrs[0] == pytest.approx(1e-3 / 4) and lrs[4] == pytest.approx(1e-3)
     assert lrs[10] < lrs[4]
+
+
+def test_missing_init_checkpoint_is_refused_before_anything_is_written(tmp_path, small_mws_config):
+    from plateau_lens import CheckpointError
+
+    config = small_mws_config.replace(init={"checkpoint": str(tmp_path / "nope.pt"),
+                                            "components": ["mlp"]})
+    with pytest.raises(CheckpointError, match="does not exist"):
+        train(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()

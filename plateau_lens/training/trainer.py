@@ -119,9 +119,10 @@ class Trainer:
         if list_checkpoints(run_dir):
             raise FileExistsError(
                 f"{run_dir} already holds a run; use `plateau-lens resume {run_dir}` or another --out")
+        trainer = cls(config, run_dir, network)  # loads any init checkpoint before touching disk
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(run_dir / CONFIG_FILE, lambda tmp: Path(tmp).write_text(config.to_json()))
-        return cls(config, run_dir, network)
+        return trainer
 
     @classmethod
     def resume(cls, run_dir: str | Path) -> "Trainer":
