@@ -73,6 +73,17 @@ def test_ablating_sharp_attention_changes_the_output():
     assert set(sweep["scope"]) == {"head", "layer"}
 
 
+def test_mean_ablation_sweep_matches_single_ablations():
+    """The sweep computes the batch-mean patterns once; each row equals ablating alone."""
+    model, data = sharp_attention_model(), batch()
+    sweep = ablation_sweep(model, data, mode="mean").set_index(["scope", "layer", "head", "metric"])
+    single = ablate_heads(model, data, [(1, 0)], mode="mean").set_index("metric")
+    for metric in single.index:
+        assert sweep.loc[("head", 1, 0, metric), "ablated"] == pytest.approx(
+            single.loc[metric, "ablated"], rel=1e-6)
+    assert abs(single.loc["loss", "change"]) > 1e-4
+
+
 def test_ablation_bad_input_leaves_no_hooks():
     model = sharp_attention_model()
     with pytest.raises(ValueError, match=r"head must be in \[0, 1\]"):

@@ -77,13 +77,15 @@ def batch_mean_patterns(model, batch) -> dict[int, Tensor]:
 
 @torch.no_grad()
 def ablate_heads(model, batch, heads: HeadSpec = "all", mode: str = "uniform",
-                 task=None, clean: dict[str, float] | None = None) -> pd.DataFrame:
+                 task=None, clean: dict[str, float] | None = None,
+                 mean_patterns: dict[int, Tensor] | None = None) -> pd.DataFrame:
     """The task metric with and without replacing the given heads' attention patterns.
 
     ``mode="uniform"``: uniform attention over attended positions (the study's description);
     ``mode="mean"``: the batch-mean pattern of each head (what the authors' code does).
     Returns one row per metric: ``metric, clean, ablated, change`` (+ ``heads``, ``mode``).
-    ``clean``: the unablated metrics, if already computed (sweeps pass them once).
+    ``clean`` / ``mean_patterns``: the unablated metrics and batch-mean patterns, if already
+    computed (sweeps compute them once for all ablations).
     """
     if mode not in ABLATION_MODES:
         raise ValueError(f"mode must be one of {list(ABLATION_MODES)}, got {mode!r}")
@@ -92,8 +94,9 @@ def ablate_heads(model, batch, heads: HeadSpec = "all", mode: str = "uniform",
     resolved = resolve_heads(model, heads)
     if clean is None:
         clean = output_metrics(task, model(batch.inputs), batch)
-    means = batch_mean_patterns(model, batch) if mode == "mean" else None
-    with model.hooks(fwd_hooks=ablation_hooks(model, resolved, mode, means)):
+    if mode == "mean" and mean_patterns is None:
+        mean_patterns = batch_mean_patterns(model, batch)
+    with model.hooks(fwd_hooks=ablation_hooks(model, resolved, mode, mean_patterns)):
         ablated = output_metrics(task, model(batch.inputs), batch)
     label = ",".join(f"L{layer}H{head}" for layer, head in resolved)
     return pd.DataFrame([
@@ -114,11 +117,14 @@ def ablation_sweep(model, batch, mode: str = "uniform", task=None, layers: bool 
             targets.append(("layer", layer, None, layer))
     task = model_task(model, task)
     check_task_batch(task, batch)
+    if mode not in ABLATION_MODES:
+        raise ValueError(f"mode must be one of {list(ABLATION_MODES)}, got {mode!r}")
     with torch.no_grad():
         clean = output_metrics(task, model(batch.inputs), batch)
+    means = batch_mean_patterns(model, batch) if mode == "mean" else None
     frames = []
     for scope, layer, head, spec in tqdm(targets, desc="ablations", disable=not progress):
-        frame = ablate_heads(model, batch, spec, mode, task, clean=clean)
+        frame = ablate_heads(model, batch, spec, mode, task, clean=clean, mean_patterns=means)
         frame.insert(0, "scope", scope)
         frame.insert(1, "layer", layer)
         frame.insert(2, "head", head)
