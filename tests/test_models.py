@@ -102,3 +102,24 @@ def test_bad_model_config():
         ModelConfig(attention="performer")
     with pytest.raises(ValueError, match="n_layers"):
         ModelConfig(n_layers=0)
+    with pytest.raises(ValueError, match="pos_embedding"):
+        ModelConfig(pos_embedding="sinusoidal")
+    with pytest.raises(ValueError, match="needs a matrix task"):
+        build_network(make_task("mws"), ModelConfig(pos_embedding="row_column"))
+
+
+def test_row_column_position_embedding_is_row_plus_column():
+    task = make_task("lrmc", m=3, n=5, rank=1)
+    config = ModelConfig(n_layers=1, n_heads=2, d_model=16, attention="softmax",
+                         pos_embedding="row_column")
+    network = build_network(task, config, seed=0)
+    model = wrap_in_bridge(network, task, config)
+    batch = task.sample(2, step_generator(0, 0))
+    output, cache = model.run_with_cache(batch.inputs)
+    position = cache["hook_pos_embed"][0]
+    for i in range(3):
+        for j in range(5):  # row-major position 5·i + j
+            assert torch.equal(position[5 * i + j], network.pos.row[i] + network.pos.column[j])
+    assert torch.allclose(output, network(batch.inputs), atol=1e-6)
+    assert model.W_pos.shape == (15, 16)
+    assert sum(p.numel() for p in network.pos.parameters()) == (3 + 5) * 16

@@ -18,7 +18,7 @@ from transformer_lens.model_bridge.sources._bridge_builder import build_bridge_f
 from transformer_lens.model_bridge.sources.native import NativeModel, initialize_native_model
 
 from .config import ModelConfig
-from .layers import PlateauAttention, ValueEmbedding
+from .layers import PlateauAttention, RowColumnEmbedding, ValueEmbedding
 
 NATIVE_ARCHITECTURE = "TransformerLensNative"
 
@@ -63,7 +63,16 @@ def build_network(task, model_config: ModelConfig, seed: int = 0) -> NativeModel
             network.tok_embed = nn.Embedding(cfg.d_vocab, cfg.d_model, padding_idx=0)
         if task.kind == "regression":
             network.head = nn.Linear(cfg.d_model, task.d_vocab_out, bias=True)
+        if model_config.pos_embedding == "row_column":
+            if not hasattr(task, "m"):
+                raise ValueError(f"pos_embedding='row_column' needs a matrix task (lrmc), "
+                                 f"got task {task.name!r}")
+            network.pos = RowColumnEmbedding(task.m, task.n, cfg.d_model)
         initialize_native_model(network, cfg, seed=seed)
+        if isinstance(network.pos, RowColumnEmbedding):
+            # each factor N(0, σ²/2): the summed table has the usual N(0, σ²) entries
+            for factor in (network.pos.row, network.pos.column):
+                nn.init.normal_(factor, std=model_config.init_std / 2 ** 0.5)
         embed = network.tok_embed
         if isinstance(embed, nn.Embedding) and embed.padding_idx is not None:
             with torch.no_grad():

@@ -8,6 +8,7 @@ from typing import Any
 from ..tasks.base import check_choice, check_int
 
 ACT_FNS = ("gelu", "gelu_new", "relu")
+POS_EMBEDDINGS = ("learned", "row_column")
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,9 @@ class ModelConfig:
     init_std: float = 0.02
     mask_embedding: str = "learned"
     """``tokens`` encoding only: "zero" keeps MASK's embedding at 0 (the study's padding_idx)."""
+    pos_embedding: str = "learned"
+    """"learned": one free vector per position (the studies'); "row_column" (matrix tasks):
+    a learned row vector plus a learned column vector, see ``RowColumnEmbedding``."""
 
     def __post_init__(self) -> None:
         check_int("n_layers", self.n_layers, 1)
@@ -42,6 +46,7 @@ class ModelConfig:
         check_choice("attention", self.attention, ("softmax", "linear"))
         check_choice("act_fn", self.act_fn, ACT_FNS)
         check_choice("mask_embedding", self.mask_embedding, ("learned", "zero"))
+        check_choice("pos_embedding", self.pos_embedding, POS_EMBEDDINGS)
         if not self.init_std > 0:
             raise ValueError(f"init_std must be > 0, got {self.init_std!r}")
 

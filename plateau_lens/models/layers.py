@@ -109,3 +109,26 @@ class ValueEmbedding(nn.Module):
         values = torch.where(masked.squeeze(-1), 0, ids).to(self.weight.dtype) / FIXED_POINT_SCALE
         embedded = values.unsqueeze(-1) * self.weight[0] + self.bias
         return torch.where(masked, self.weight[1], embedded)
+
+
+class RowColumnEmbedding(nn.Module):
+    """Factorised positional embedding of an m×n matrix flattened row-major:
+    e(p) = r_{⌊p/n⌋} + c_{p mod n} (a row vector plus a column vector, m + n rows in all).
+
+    An opt-in alternative to the study's m·n free position vectors; ``weight`` is the
+    (m·n) × d_model table TransformerLens reads as ``W_pos``.
+    """
+
+    def __init__(self, m: int, n: int, d_model: int):
+        super().__init__()
+        self.row = nn.Parameter(torch.zeros(m, d_model))
+        self.column = nn.Parameter(torch.zeros(n, d_model))
+
+    @property
+    def weight(self) -> Float[Tensor, "pos d_model"]:
+        table = self.row[:, None, :] + self.column[None, :, :]
+        return einops.rearrange(table, "m n d -> (m n) d")
+
+    def forward(self, position_ids: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
+        return self.weight[position_ids]
+
