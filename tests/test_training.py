@@ -97,6 +97,20 @@ def test_checkpoint_of_another_model_is_refused(tmp_path, small_lrmc_config):
         load_checkpoint(list_checkpoints(run_dir)[4], other.to_dict())
 
 
+def test_checkpoint_written_before_a_field_existed_still_loads(tmp_path, small_lrmc_config):
+    """A stored config that omits a field means its default (older checkpoints)."""
+    run_dir = train(small_lrmc_config, tmp_path / "run", progress=False)
+    path = list_checkpoints(run_dir)[4]
+    payload = torch.load(path, weights_only=False)
+    del payload["config"]["model"]["pos_embedding"]
+    del payload["config"]["task"]["p_mask"]
+    torch.save(payload, path)
+    assert load_checkpoint(path, small_lrmc_config.to_dict())["step"] == 4
+    changed = small_lrmc_config.replace(model={"pos_embedding": "row_column"})
+    with pytest.raises(CheckpointError, match="model.pos_embedding: 'learned' != 'row_column'"):
+        load_checkpoint(path, changed.to_dict())
+
+
 def test_training_into_an_existing_run_is_refused(tmp_path, small_lrmc_config):
     train(small_lrmc_config, tmp_path / "run", progress=False)
     with pytest.raises(FileExistsError, match="resume"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import tempfile
@@ -98,9 +99,36 @@ def load_checkpoint(path: Path, expected_config: dict | None = None,
     return payload
 
 
+def with_defaults(config: dict) -> dict:
+    """The task and model tables with every default filled in, so that a config written before
+    a field existed compares equal to one that states the field's default."""
+    from ..config import ModelConfig
+    from ..tasks import make_task
+
+    filled = {}
+    if "task" in config:
+        params = dict(config["task"])
+        try:
+            task = make_task(params.pop("name"), **params)
+            filled["task"] = {"name": task.name, **dataclasses.asdict(task)}
+        except (KeyError, TypeError, ValueError):
+            filled["task"] = dict(config["task"])
+    if "model" in config:
+        try:
+            filled["model"] = dataclasses.asdict(ModelConfig.from_dict(dict(config["model"])))
+        except (TypeError, ValueError):
+            filled["model"] = dict(config["model"])
+    return filled
+
+
 def config_mismatch(found: dict, expected: dict) -> list[str]:
-    """The task/model fields that differ between two configs, as 'field: found != expected'."""
+    """The task/model fields that differ between two configs, as 'field: found != expected'
+    (defaults filled in on both sides)."""
+    found, expected = with_defaults(found), with_defaults(expected)
     problems = []
+    names = found.get("task", {}).get("name"), expected.get("task", {}).get("name")
+    if names[0] != names[1]:  # another task: its other fields would only add noise
+        return [f"task.name: {names[0]!r} != {names[1]!r}"]
     for section in ("task", "model"):
         keys = set(found.get(section, {})) | set(expected.get(section, {}))
         for key in sorted(keys):
