@@ -10,6 +10,10 @@ the masked-entry MSE, and compares a checkpoint on the plateau with the final on
 * the final model vs nuclear-norm minimisation at p = 0.3.
 
     python examples/lrmc_abrupt_learning.py [--config tasks/lrmc_cpu.toml] [--out runs/lrmc_cpu]
+                                            [--compare PLATEAU_STEP,FINAL_STEP]
+
+``--compare`` picks the two checkpoints by hand (e.g. when the decline is too gradual for
+``detect_transition``); otherwise the plateau's midpoint and the last checkpoint are used.
 
 Writes figures and tables into RUN/example/ and prints the comparison table.
 """
@@ -57,6 +61,8 @@ def main() -> None:
     parser.add_argument("--config", default="tasks/lrmc_cpu.toml")
     parser.add_argument("--out", default="runs/lrmc_cpu")
     parser.add_argument("--nuclear-matrices", type=int, default=128)
+    parser.add_argument("--compare", default=None, metavar="PLATEAU_STEP,FINAL_STEP",
+                        help="the two checkpoints to compare (default: from the detected transition)")
     args = parser.parse_args()
     out = Path(args.out)
     if list_checkpoints(out):
@@ -68,12 +74,15 @@ def main() -> None:
     transition = run.transition("masked_mse")
     print("wrote", save(loss_curve(run.metrics, ["loss", "masked_mse", "observed_mse"], transition,
                                    title="LRMC: MSE over training"), figures / "loss_curve.png"))
-    if transition is None:
-        print("no plateau-and-drop detected in masked MSE: nothing to compare")
-        return
     print("transition:", transition)
-    pre = run.nearest_step((transition.plateau_start + transition.plateau_end) // 2)
-    post = run.steps[-1]
+    if args.compare:
+        pre, post = (run.nearest_step(int(step)) for step in args.compare.split(","))
+    elif transition is None:
+        print("no plateau-and-drop detected in masked MSE: pass --compare PLATEAU_STEP,FINAL_STEP")
+        return
+    else:
+        pre = run.nearest_step((transition.plateau_start + transition.plateau_end) // 2)
+        post = run.steps[-1]
     batch = analysis_batch(run, 256)
     train_batch = analysis_batch(run, 1024, seed=run.config.train.seed + 1)
     table = pd.DataFrame({f"plateau (step {pre})": summarize(run.model(pre), batch, train_batch),
@@ -90,7 +99,8 @@ def main() -> None:
     write_table(table.reset_index(names="quantity"), figures / "comparison.csv")
     write_table(swap_attention(run.model(pre), run.model(post), batch), figures / "swap_attention.csv")
 
-    steps = sorted({pre, post, run.nearest_step(transition.drop_step), run.nearest_step(transition.drop_end)})
+    steps = sorted({pre, post} | ({run.nearest_step(transition.drop_step),
+                                   run.nearest_step(transition.drop_end)} if transition else set()))
     patterns = {step: attention_patterns(run.model(step), batch) for step in steps}
     print("wrote", save(attention_grid(patterns), figures / "attention_maps.png"))
     series = run.steps[:: max(1, len(run.steps) // 25)]
