@@ -56,12 +56,21 @@ def summarize(model, batch, train_batch) -> dict[str, float]:
     }
 
 
+def step_pair(text: str) -> tuple[int, int]:
+    """``--compare`` value "PLATEAU_STEP,FINAL_STEP" -> two non-negative ints."""
+    parts = text.split(",")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(
+            f"--compare needs two non-negative steps as PLATEAU_STEP,FINAL_STEP, got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="tasks/lrmc_cpu.toml")
     parser.add_argument("--out", default="runs/lrmc_cpu")
     parser.add_argument("--nuclear-matrices", type=int, default=128)
-    parser.add_argument("--compare", default=None, metavar="PLATEAU_STEP,FINAL_STEP",
+    parser.add_argument("--compare", type=step_pair, default=None, metavar="PLATEAU_STEP,FINAL_STEP",
                         help="the two checkpoints to compare (default: from the detected transition)")
     args = parser.parse_args()
     out = Path(args.out)
@@ -76,7 +85,7 @@ def main() -> None:
                                    title="LRMC: MSE over training"), figures / "loss_curve.png"))
     print("transition:", transition)
     if args.compare:
-        pre, post = (run.nearest_step(int(step)) for step in args.compare.split(","))
+        pre, post = (run.nearest_step(step) for step in args.compare)
     elif transition is None:
         print("no plateau-and-drop detected in masked MSE: pass --compare PLATEAU_STEP,FINAL_STEP")
         return

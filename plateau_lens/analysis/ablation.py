@@ -10,6 +10,7 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..tasks.base import check_choice
 from .hooks import check_task_batch, model_task
 from .metrics import output_metrics
 
@@ -87,8 +88,7 @@ def ablate_heads(model, batch, heads: HeadSpec = "all", mode: str = "uniform",
     ``clean`` / ``mean_patterns``: the unablated metrics and batch-mean patterns, if already
     computed (sweeps compute them once for all ablations).
     """
-    if mode not in ABLATION_MODES:
-        raise ValueError(f"mode must be one of {list(ABLATION_MODES)}, got {mode!r}")
+    check_choice("mode", mode, ABLATION_MODES)
     task = model_task(model, task)
     check_task_batch(task, batch)
     resolved = resolve_heads(model, heads)
@@ -117,8 +117,7 @@ def ablation_sweep(model, batch, mode: str = "uniform", task=None, layers: bool 
             targets.append(("layer", layer, None, layer))
     task = model_task(model, task)
     check_task_batch(task, batch)
-    if mode not in ABLATION_MODES:
-        raise ValueError(f"mode must be one of {list(ABLATION_MODES)}, got {mode!r}")
+    check_choice("mode", mode, ABLATION_MODES)
     with torch.no_grad():
         clean = output_metrics(task, model(batch.inputs), batch)
     means = batch_mean_patterns(model, batch) if mode == "mean" else None

@@ -131,4 +131,3 @@ class RowColumnEmbedding(nn.Module):
 
     def forward(self, position_ids: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
         return self.weight[position_ids]
-
