@@ -73,15 +73,21 @@ def test_ablating_sharp_attention_changes_the_output():
     assert set(sweep["scope"]) == {"head", "layer"}
 
 
-def test_mean_ablation_sweep_matches_single_ablations():
-    """The sweep computes the batch-mean patterns once; each row equals ablating alone."""
+@pytest.mark.parametrize("mode", ["uniform", "mean"])
+def test_ablation_sweep_rows_equal_single_full_ablations(mode):
+    """The sweep caches one clean pass and restarts each ablation at its layer
+    (start_at_layer); every row equals ablating alone with a full forward."""
     model, data = sharp_attention_model(), batch()
-    sweep = ablation_sweep(model, data, mode="mean").set_index(["scope", "layer", "head", "metric"])
-    single = ablate_heads(model, data, [(1, 0)], mode="mean").set_index("metric")
-    for metric in single.index:
-        assert sweep.loc[("head", 1, 0, metric), "ablated"] == pytest.approx(
-            single.loc[metric, "ablated"], rel=1e-6)
-    assert abs(single.loc["loss", "change"]) > 1e-4
+    sweep = ablation_sweep(model, data, mode=mode).set_index(["scope", "layer", "head", "metric"])
+    for scope, layer, head, spec in [("head", 0, 1, [(0, 1)]), ("head", 1, 0, [(1, 0)]),
+                                     ("layer", 1, None, 1), ("layer", 0, None, 0)]:
+        single = ablate_heads(model, data, spec, mode=mode).set_index("metric")
+        for metric in single.index:
+            key = (scope, layer, np.nan if head is None else head, metric)
+            row = sweep.loc[key] if head is not None else sweep.xs(
+                (scope, layer, metric), level=["scope", "layer", "metric"]).iloc[0]
+            assert row["ablated"] == pytest.approx(single.loc[metric, "ablated"], rel=1e-5, abs=1e-7)
+        assert abs(single.loc["loss", "change"]) > 1e-4
 
 
 def test_ablation_bad_input_leaves_no_hooks():

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from plateau_lens import ablate_heads, linear_probes, patch_between_models
+from plateau_lens import ablate_heads, ablation_sweep, linear_probes, patch_between_models
 from plateau_lens.llm import (
     CheckpointLoadError, PYTHIA_STEPS, generation_metrics, iter_checkpoints,
     load_checkpoint_model, load_prompts, pythia_revision,
@@ -146,6 +146,12 @@ def test_toy_analyzers_run_unchanged_on_a_pythia_architecture(neox_series):
                                length=6)
     clean = ablate_heads(model, batch, [(0, 1)], task=task).set_index("metric")
     assert clean.loc["loss", "ablated"] != clean.loc["loss", "clean"]
+    # the sweep restarts each ablation at its layer (start_at_layer, rotary positions): same numbers
+    sweep = ablation_sweep(model, batch, task=task)
+    late = sweep[(sweep["scope"] == "head") & (sweep["layer"] == 1) & (sweep["head"] == 0)]
+    single = ablate_heads(model, batch, [(1, 0)], task=task).set_index("metric")
+    for _, row in late.iterrows():
+        assert row["ablated"] == pytest.approx(single.loc[row["metric"], "ablated"], rel=1e-5)
     other = load_checkpoint_model(local_dir=root, step=4)
     # patching the logits of checkpoint 4 into checkpoint 0 gives checkpoint 4's loss exactly
     patched = patch_between_models(other, model, batch, hooks=["hook_resid_post", "unembed.hook_out"],

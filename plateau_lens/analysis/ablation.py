@@ -69,6 +69,25 @@ def ablation_hooks(model, heads: list[tuple[int, int]], mode: str, mean_patterns
     return [(f"blocks.{layer}.attn.hook_pattern", make_hook(layer, hs)) for layer, hs in by_layer.items()]
 
 
+def resid_pre_name(layer: int) -> str:
+    return f"blocks.{layer}.hook_resid_pre"
+
+
+@torch.no_grad()
+def clean_pass(model, batch, mode: str, task) -> tuple[dict[str, float], dict[int, Tensor] | None,
+                                                        dict[int, Tensor]]:
+    """One cached forward: clean metrics, batch-mean patterns (``mode="mean"``) and the residual
+    entering every block, from which an ablation at layer l is recomputed (layers ≥ l only)."""
+    patterns = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
+    residuals = [resid_pre_name(layer) for layer in range(model.cfg.n_layers)]
+    wanted = set(residuals) | (set(patterns) if mode == "mean" else set())
+    output, cache = model.run_with_cache(batch.inputs, names_filter=lambda n: n in wanted)
+    means = ({layer: cache[name].mean(0, keepdim=True) for layer, name in enumerate(patterns)}
+             if mode == "mean" else None)
+    return (output_metrics(task, output, batch), means,
+            {layer: cache[name] for layer, name in enumerate(residuals)})
+
+
 @torch.no_grad()
 def batch_mean_patterns(model, batch) -> dict[int, Tensor]:
     names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
@@ -79,14 +98,17 @@ def batch_mean_patterns(model, batch) -> dict[int, Tensor]:
 @torch.no_grad()
 def ablate_heads(model, batch, heads: HeadSpec = "all", mode: str = "uniform",
                  task=None, clean: dict[str, float] | None = None,
-                 mean_patterns: dict[int, Tensor] | None = None) -> pd.DataFrame:
+                 mean_patterns: dict[int, Tensor] | None = None,
+                 residuals: dict[int, Tensor] | None = None) -> pd.DataFrame:
     """The task metric with and without replacing the given heads' attention patterns.
 
     ``mode="uniform"``: uniform attention over attended positions (the study's description);
     ``mode="mean"``: the batch-mean pattern of each head (what the authors' code does).
     Returns one row per metric: ``metric, clean, ablated, change`` (+ ``heads``, ``mode``).
-    ``clean`` / ``mean_patterns``: the unablated metrics and batch-mean patterns, if already
-    computed (sweeps compute them once for all ablations).
+    ``clean`` / ``mean_patterns`` / ``residuals``: the unablated metrics, batch-mean patterns
+    and residual streams entering each block (``blocks.{l}.hook_resid_pre``), if already
+    computed; with ``residuals`` the ablated pass starts at the first ablated layer
+    (``start_at_layer``), since the layers below it are unchanged.
     """
     check_choice("mode", mode, ABLATION_MODES)
     task = model_task(model, task)
@@ -96,8 +118,13 @@ def ablate_heads(model, batch, heads: HeadSpec = "all", mode: str = "uniform",
         clean = output_metrics(task, model(batch.inputs), batch)
     if mode == "mean" and mean_patterns is None:
         mean_patterns = batch_mean_patterns(model, batch)
+    first_layer = min(layer for layer, _ in resolved)
     with model.hooks(fwd_hooks=ablation_hooks(model, resolved, mode, mean_patterns)):
-        ablated = output_metrics(task, model(batch.inputs), batch)
+        if residuals is None:
+            output = model(batch.inputs)
+        else:
+            output = model(residuals[first_layer], start_at_layer=first_layer)
+    ablated = output_metrics(task, output, batch)
     label = ",".join(f"L{layer}H{head}" for layer, head in resolved)
     return pd.DataFrame([
         {"heads": label, "mode": mode, "metric": k, "clean": clean[k], "ablated": ablated[k],
@@ -108,7 +135,10 @@ def ablate_heads(model, batch, heads: HeadSpec = "all", mode: str = "uniform",
 
 def ablation_sweep(model, batch, mode: str = "uniform", task=None, layers: bool = True,
                    progress: bool = False) -> pd.DataFrame:
-    """Ablate each head alone, and (``layers``) each whole layer, in turn."""
+    """Ablate each head alone, and (``layers``) each whole layer, in turn.
+
+    One cached clean pass; each ablation then recomputes only the layers from the ablated one
+    on (for 4 layers: 2.5 instead of 4 layers per ablation on average)."""
     targets: list[tuple[str, int, int | None, HeadSpec]] = []
     for layer in range(model.cfg.n_layers):
         for head in range(model.cfg.n_heads):
@@ -118,12 +148,11 @@ def ablation_sweep(model, batch, mode: str = "uniform", task=None, layers: bool 
     task = model_task(model, task)
     check_task_batch(task, batch)
     check_choice("mode", mode, ABLATION_MODES)
-    with torch.no_grad():
-        clean = output_metrics(task, model(batch.inputs), batch)
-    means = batch_mean_patterns(model, batch) if mode == "mean" else None
+    clean, means, residuals = clean_pass(model, batch, mode, task)
     frames = []
     for scope, layer, head, spec in tqdm(targets, desc="ablations", disable=not progress):
-        frame = ablate_heads(model, batch, spec, mode, task, clean=clean, mean_patterns=means)
+        frame = ablate_heads(model, batch, spec, mode, task, clean=clean, mean_patterns=means,
+                             residuals=residuals)
         frame.insert(0, "scope", scope)
         frame.insert(1, "layer", layer)
         frame.insert(2, "head", head)
