@@ -182,6 +182,21 @@ def test_least_squares_recovers_a_planted_direction():
     assert torch.allclose(weights, direction, atol=1e-4)
 
 
+def test_least_squares_on_rank_deficient_float32_features_ignores_rounding_noise():
+    """Features of rank 4 in 32 dimensions (like embeddings), target linear + noise 0.1:
+    the probe is the minimum-norm solution (small weights, test MSE ≈ 0.01), not a fit of
+    the float32 rounding directions (weights ~1e4 with a plain lstsq)."""
+    generator = torch.Generator().manual_seed(0)
+    basis, readout = torch.randn(4, 32, generator=generator), torch.randn(4, 1, generator=generator)
+    latent_train, latent_test = (torch.randn(n, 4, generator=generator) for n in (4000, 1000))
+    noise_train, noise_test = (0.1 * torch.randn(n, 1, generator=generator) for n in (4000, 1000))
+    weights = fit_least_squares(latent_train @ basis, latent_train @ readout + noise_train)
+    minimum_norm = torch.linalg.pinv(basis) @ readout
+    assert torch.allclose(weights, minimum_norm, atol=0.01)
+    test_mse = torch.mean((latent_test @ basis @ weights - latent_test @ readout - noise_test) ** 2)
+    assert test_mse.item() == pytest.approx(0.01, rel=0.1)
+
+
 def test_probe_reads_the_value_planted_by_the_embedding():
     """At the embeddings an observed entry is x·w + b + pos_p: exactly linear in x when every
     entry is observed and d > #positions; a masked position carries the mask vector instead."""

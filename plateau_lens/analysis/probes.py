@@ -82,9 +82,15 @@ SEQUENCE_TARGETS = {
 }
 
 
+FEATURE_RCOND = 1e-6  # float32 features: singular directions below ~10 ulp are rounding noise
+
+
 def fit_least_squares(features: Float[Tensor, "n d"], targets: Float[Tensor, "n k"]) -> Tensor:
-    """W minimising ‖features·W − targets‖² (no bias, as in the study)."""
-    return torch.linalg.lstsq(features.double(), targets.double()).solution.float()
+    """W minimising ‖features·W − targets‖² (no bias, as in the study): the minimum-norm
+    solution (SVD), ignoring singular values below 1e-6·σ_max, the float32 rounding noise
+    of rank-deficient features such as embeddings."""
+    return torch.linalg.lstsq(features.double(), targets.double(), rcond=FEATURE_RCOND,
+                              driver="gelsd").solution.float()
 
 
 def regression_scores(prediction: Tensor, targets: Tensor) -> dict[str, float]:
@@ -102,17 +108,35 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, seed: int = 0):
     return LogisticRegression(max_iter=500, random_state=seed).fit(features, labels)
 
 
-def least_squares_classifier_accuracy(x_train: Tensor, labels_train: Tensor, x_test: Tensor,
-                                      labels_test: Tensor, ridge: float = 1e-3) -> float:
-    """Closed-form linear classifier: ridge regression (with bias) onto one-hot labels, argmax."""
-    classes = torch.unique(labels_train)
-    one_hot = (labels_train[:, None] == classes[None, :]).double()
+def logistic_accuracy(x_train: Tensor, labels_train: Tensor, x_test: Tensor, labels_test: Tensor,
+                      seed: int = 0) -> float:
+    """scikit-learn logistic regression on at most 20 000 training samples; test accuracy."""
+    labels_train = labels_train.flatten().cpu().numpy()
+    labels_test = labels_test.flatten().cpu().numpy()
+    keep = np.random.default_rng(seed).permutation(len(labels_train))[:MAX_CLASSIFIER_SAMPLES]
+    if len(np.unique(labels_train[keep])) < 2:
+        return float(np.mean(labels_test == labels_train[keep][0]))
+    classifier = fit_logistic(x_train[keep].cpu().numpy(), labels_train[keep], seed)
+    return float(classifier.score(x_test.cpu().numpy(), labels_test))
+
+
+def least_squares_classifiers_accuracy(x_train: Tensor, labels_train: Sequence[Tensor],
+                                       x_test: Tensor, labels_test: Sequence[Tensor],
+                                       ridge: float = 1e-3) -> list[float]:
+    """Closed-form linear classifiers: ridge regression (with bias) onto one-hot labels, argmax.
+
+    One label vector per target; they share the features, so one Gram matrix and one solve
+    serve all of them (the one-hot blocks sit side by side)."""
+    class_sets = [torch.unique(labels) for labels in labels_train]
+    one_hot = torch.cat([(labels[:, None] == classes[None, :]).double()
+                         for labels, classes in zip(labels_train, class_sets)], 1)
     with_bias = torch.cat([x_train.double(), torch.ones(len(x_train), 1, dtype=torch.double)], 1)
     gram = with_bias.T @ with_bias + ridge * len(x_train) * torch.eye(with_bias.shape[1], dtype=torch.double)
     weights = torch.linalg.solve(gram, with_bias.T @ one_hot)
     test = torch.cat([x_test.double(), torch.ones(len(x_test), 1, dtype=torch.double)], 1)
-    predicted = classes[(test @ weights).argmax(-1)]
-    return (predicted == labels_test).double().mean().item()
+    scores = torch.split(test @ weights, [len(classes) for classes in class_sets], dim=1)
+    return [(classes[block.argmax(-1)] == labels).double().mean().item()
+            for block, classes, labels in zip(scores, class_sets, labels_test)]
 
 
 def default_hooks(model) -> list[str]:
@@ -152,41 +176,47 @@ def linear_probes(model, train_batch, test_batch, targets: Sequence[str] | None 
     hooks = check_hook_names(model, default_hooks(model) if hooks is None else hooks)
     _, train_cache = model.run_with_cache(train_batch.inputs, names_filter=lambda n: n in hooks)
     _, test_cache = model.run_with_cache(test_batch.inputs, names_filter=lambda n: n in hooks)
+    # targets do not depend on the hook: compute them once, flattened over (batch, position)
+    regression = [t for t in targets if available[t].kind == "regression"]
+    classes = [t for t in targets if available[t].kind == "classification"]
+    y_train = {t: available[t].values(task, train_batch) for t in targets}
+    y_test = {t: available[t].values(task, test_batch) for t in targets}
+    widths = [y_train[t].shape[-1] for t in regression]
+    if regression:
+        regression_train = torch.cat(
+            [einops.rearrange(y_train[t], "b p k -> (b p) k") for t in regression], 1)
+        regression_test = torch.split(torch.cat(
+            [einops.rearrange(y_test[t], "b p k -> (b p) k") for t in regression], 1), widths, 1)
+    masked = einops.rearrange(~test_batch.observed, "b m n -> (b m n)") if any(
+        available[t].split_by_mask for t in regression) else None
     rows = []
     for name in hooks:
         x_train = einops.rearrange(train_cache[name].float(), "b p d -> (b p) d")
         x_test = einops.rearrange(test_cache[name].float(), "b p d -> (b p) d")
         layer = _layer_of(name) if name.startswith("blocks.") else None
-        for target_name in targets:
-            target = available[target_name]
-            y_train = target.values(task, train_batch)
-            y_test = target.values(task, test_batch)
-            if target.kind == "regression":
-                y_train = einops.rearrange(y_train, "b p k -> (b p) k")
-                y_test = einops.rearrange(y_test, "b p k -> (b p) k")
-                weights = fit_least_squares(x_train, y_train)
-                prediction = x_test @ weights
-                scores = regression_scores(prediction, y_test)
-                if target.split_by_mask:
-                    masked = einops.rearrange(~test_batch.observed, "b m n -> (b m n)")
+        scores_by_target: dict[str, dict[str, float]] = {}
+        if regression:
+            # one least-squares solve for all regression targets (lstsq is column-wise)
+            predictions = torch.split(x_test @ fit_least_squares(x_train, regression_train), widths, 1)
+            for target_name, prediction, truth in zip(regression, predictions, regression_test):
+                scores = regression_scores(prediction, truth)
+                if available[target_name].split_by_mask:
                     for label, select in (("masked", masked), ("observed", ~masked)):
                         if select.any():
                             scores[f"mse_{label}"] = torch.mean(
-                                (prediction[select] - y_test[select]) ** 2).item()
-            elif classifier == "least_squares":
-                scores = {"accuracy": least_squares_classifier_accuracy(
-                    x_train, y_train.flatten(), x_test, y_test.flatten())}
-            else:
-                labels_train = y_train.flatten().cpu().numpy()
-                labels_test = y_test.flatten().cpu().numpy()
-                rng = np.random.default_rng(seed)
-                keep = rng.permutation(len(labels_train))[:MAX_CLASSIFIER_SAMPLES]
-                if len(np.unique(labels_train[keep])) < 2:
-                    scores = {"accuracy": float(np.mean(labels_test == labels_train[keep][0]))}
-                else:
-                    classifier = fit_logistic(x_train[keep].cpu().numpy(), labels_train[keep], seed)
-                    scores = {"accuracy": float(classifier.score(x_test.cpu().numpy(), labels_test))}
-            for metric, value in scores.items():
+                                (prediction[select] - truth[select]) ** 2).item()
+                scores_by_target[target_name] = scores
+        if classes and classifier == "least_squares":
+            accuracies = least_squares_classifiers_accuracy(
+                x_train, [y_train[t].flatten() for t in classes],
+                x_test, [y_test[t].flatten() for t in classes])
+            scores_by_target.update({t: {"accuracy": a} for t, a in zip(classes, accuracies)})
+        elif classes:
+            for target_name in classes:
+                scores_by_target[target_name] = {"accuracy": logistic_accuracy(
+                    x_train, y_train[target_name], x_test, y_test[target_name], seed)}
+        for target_name in targets:
+            for metric, value in scores_by_target[target_name].items():
                 rows.append({"hook": name, "layer": layer, "target": target_name,
                              "metric": metric, "value": value})
     return pd.DataFrame(rows)
