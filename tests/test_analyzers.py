@@ -13,6 +13,7 @@ from plateau_lens import (
 )
 from plateau_lens.analysis import remaining_hooks
 from plateau_lens.analysis.attention_structure import mask_rows, uniform_baseline
+from plateau_lens.analysis.partial_forward import forward_from_layer
 from plateau_lens.analysis.probes import fit_least_squares
 from plateau_lens.run import load_run
 from plateau_lens.tasks import step_generator
@@ -46,6 +47,28 @@ def sharp_attention_model(task=LRMC, config=CONFIG):
 
 
 # ----------------------------------------------------------------------------- ablation
+def test_forward_from_layer_equals_the_full_pass_and_skips_earlier_blocks():
+    model = build_model((LRMC, ModelConfig(n_layers=3, n_heads=2, d_model=32, attention="softmax")))
+    data = batch(size=8)
+    names = [f"blocks.{layer}.hook_resid_pre" for layer in range(3)]
+    full, cache = model.run_with_cache(data.inputs, names_filter=lambda n: n in names)
+    calls = {}
+
+    def count(activation, hook):
+        layer = int(hook.name.split(".")[1])  # the bridge names it blocks.{l}.hook_out
+        calls[layer] = calls.get(layer, 0) + 1
+
+    count_hooks = [(f"blocks.{layer}.hook_resid_post", count) for layer in range(3)]
+    for layer in range(3):
+        calls.clear()
+        with model.hooks(fwd_hooks=count_hooks):
+            resumed = forward_from_layer(model, cache[names[layer]], layer)
+        assert torch.equal(resumed, full)
+        assert calls == {later: 1 for later in range(layer, 3)}
+    with pytest.raises(ValueError, match=r"layer must be in \[0, 2\]"):
+        forward_from_layer(model, cache[names[0]], 3)
+
+
 @pytest.mark.parametrize("mode", ["uniform", "mean"])
 def test_ablating_uniform_attention_changes_nothing(mode):
     model, data = uniform_attention_model(), batch()

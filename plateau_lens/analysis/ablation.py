@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from ..tasks.base import check_choice
 from .hooks import check_task_batch, model_task
 from .metrics import output_metrics
+from .partial_forward import forward_from_layer
 
 HeadSpec = Union[str, int, Sequence[tuple[int, int]]]
 ABLATION_MODES = ("uniform", "mean")
@@ -108,7 +109,7 @@ def ablate_heads(model, batch, heads: HeadSpec = "all", mode: str = "uniform",
     ``clean`` / ``mean_patterns`` / ``residuals``: the unablated metrics, batch-mean patterns
     and residual streams entering each block (``blocks.{l}.hook_resid_pre``), if already
     computed; with ``residuals`` the ablated pass starts at the first ablated layer
-    (``start_at_layer``), since the layers below it are unchanged.
+    (:func:`forward_from_layer`), since the layers below it are unchanged.
     """
     check_choice("mode", mode, ABLATION_MODES)
     task = model_task(model, task)
@@ -123,7 +124,7 @@ def ablate_heads(model, batch, heads: HeadSpec = "all", mode: str = "uniform",
         if residuals is None:
             output = model(batch.inputs)
         else:
-            output = model(residuals[first_layer], start_at_layer=first_layer)
+            output = forward_from_layer(model, residuals[first_layer], first_layer)
     ablated = output_metrics(task, output, batch)
     label = ",".join(f"L{layer}H{head}" for layer, head in resolved)
     return pd.DataFrame([
