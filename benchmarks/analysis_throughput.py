@@ -5,7 +5,10 @@ representation collapse over 100 checkpoints of a CPU LRMC run.
 
 Without --run (or if it has fewer checkpoints), a run of tasks/lrmc_cpu.toml with one
 checkpoint per step is trained first into runs/bench_analysis (not timed). Prints the wall
-time, the per-checkpoint cost and the split between loading and each analyzer.
+time, the per-checkpoint cost and the split between loading and each analyzer; then, side by
+side on --compare checkpoints, ``ablation_sweep`` (one cached clean pass, each ablation resumed
+at its layer) against one full forward per ablation (``ablate_heads`` per target), and checks
+that both give the same numbers.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from plateau_lens import ablation_sweep, linear_probes, load_config, load_run
+import pandas as pd
+
+from plateau_lens import ablate_heads, ablation_sweep, linear_probes, load_config, load_run
 from plateau_lens.analysis import analysis_batch, analyze_run
 from plateau_lens.analysis.collapse import representation_collapse
 from plateau_lens.training import Trainer
@@ -33,6 +38,34 @@ def ensure_run(path: Path, config_path: str, checkpoints: int) -> Path:
     return path
 
 
+def full_forward_sweep(model, batch) -> pd.DataFrame:
+    """The sweep without sharing: a clean pass and a full forward for every ablation."""
+    frames = []
+    for layer in range(model.cfg.n_layers):
+        for spec in [[(layer, head)] for head in range(model.cfg.n_heads)] + [layer]:
+            frames.append(ablate_heads(model, batch, spec))
+    return pd.concat(frames, ignore_index=True)
+
+
+def compare_sweeps(run, steps, batch) -> None:
+    seconds = {"ablation_sweep": 0.0, "full forward per ablation": 0.0}
+    largest_difference = 0.0
+    for step in steps:
+        model = run.model(step)
+        start = time.perf_counter()
+        shared = ablation_sweep(model, batch)
+        middle = time.perf_counter()
+        full = full_forward_sweep(model, batch)
+        seconds["ablation_sweep"] += middle - start
+        seconds["full forward per ablation"] += time.perf_counter() - middle
+        largest_difference = max(largest_difference, (shared["ablated"] - full["ablated"]).abs().max())
+    ratio = seconds["full forward per ablation"] / seconds["ablation_sweep"]
+    print(f"side by side on {len(steps)} checkpoints (36 ablations + clean each):")
+    for name, value in seconds.items():
+        print(f"  {name:>30}: {value / len(steps) * 1000:6.0f} ms/checkpoint")
+    print(f"  speed-up {ratio:.2f}x; largest difference in any ablated metric {largest_difference:.1e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", default="runs/bench_analysis")
@@ -40,6 +73,8 @@ def main() -> None:
     parser.add_argument("--checkpoints", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--probe-train-size", type=int, default=512)
+    parser.add_argument("--compare", type=int, default=5,
+                        help="checkpoints for the side-by-side sweep comparison (0: skip)")
     args = parser.parse_args()
     run = load_run(ensure_run(Path(args.run), args.config, args.checkpoints))
     steps = run.steps[: args.checkpoints]
@@ -73,6 +108,8 @@ def main() -> None:
     loading = total - sum(seconds.values())
     for name, value in [("loading checkpoints + bridges", loading), *seconds.items()]:
         print(f"  {name:>30}: {value:6.1f} s ({value / len(steps) * 1000:.0f} ms/checkpoint)")
+    if args.compare:
+        compare_sweeps(run, steps[-args.compare:], batch)
 
 
 if __name__ == "__main__":

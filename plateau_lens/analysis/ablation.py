@@ -70,30 +70,20 @@ def ablation_hooks(model, heads: list[tuple[int, int]], mode: str, mean_patterns
     return [(f"blocks.{layer}.attn.hook_pattern", make_hook(layer, hs)) for layer, hs in by_layer.items()]
 
 
-def resid_pre_name(layer: int) -> str:
-    return f"blocks.{layer}.hook_resid_pre"
-
-
 @torch.no_grad()
 def clean_pass(model, batch, mode: str, task) -> tuple[dict[str, float], dict[int, Tensor] | None,
                                                         dict[int, Tensor]]:
-    """One cached forward: clean metrics, batch-mean patterns (``mode="mean"``) and the residual
-    entering every block, from which an ablation at layer l is recomputed (layers ≥ l only)."""
-    patterns = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
-    residuals = [resid_pre_name(layer) for layer in range(model.cfg.n_layers)]
-    wanted = set(residuals) | (set(patterns) if mode == "mean" else set())
+    """One cached forward: clean metrics, batch-mean patterns (``mode="mean"``, else None) and
+    the residual entering every block, from which an ablation at layer l is recomputed."""
+    layers = range(model.cfg.n_layers)
+    patterns = {layer: f"blocks.{layer}.attn.hook_pattern" for layer in layers}
+    residuals = {layer: f"blocks.{layer}.hook_resid_pre" for layer in layers}
+    wanted = set(residuals.values()) | (set(patterns.values()) if mode == "mean" else set())
     output, cache = model.run_with_cache(batch.inputs, names_filter=lambda n: n in wanted)
-    means = ({layer: cache[name].mean(0, keepdim=True) for layer, name in enumerate(patterns)}
+    means = ({layer: cache[name].mean(0, keepdim=True) for layer, name in patterns.items()}
              if mode == "mean" else None)
     return (output_metrics(task, output, batch), means,
-            {layer: cache[name] for layer, name in enumerate(residuals)})
-
-
-@torch.no_grad()
-def batch_mean_patterns(model, batch) -> dict[int, Tensor]:
-    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
-    _, cache = model.run_with_cache(batch.inputs, names_filter=lambda n: n in names)
-    return {layer: cache[name].mean(0, keepdim=True) for layer, name in enumerate(names)}
+            {layer: cache[name] for layer, name in residuals.items()})
 
 
 @torch.no_grad()
@@ -118,7 +108,7 @@ def ablate_heads(model, batch, heads: HeadSpec = "all", mode: str = "uniform",
     if clean is None:
         clean = output_metrics(task, model(batch.inputs), batch)
     if mode == "mean" and mean_patterns is None:
-        mean_patterns = batch_mean_patterns(model, batch)
+        _, mean_patterns, _ = clean_pass(model, batch, mode, task)
     first_layer = min(layer for layer, _ in resolved)
     with model.hooks(fwd_hooks=ablation_hooks(model, resolved, mode, mean_patterns)):
         if residuals is None:
