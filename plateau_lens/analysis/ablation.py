@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence, Union
 
+import einops
 import pandas as pd
 import torch
 from jaxtyping import Float
@@ -13,7 +14,7 @@ from tqdm.auto import tqdm
 from ..tasks.base import check_choice
 from .hooks import check_task_batch, model_task
 from .metrics import output_metrics
-from .partial_forward import forward_from_layer
+from .partial_forward import forward_from_layer, runs_native_blocks
 
 HeadSpec = Union[str, int, Sequence[tuple[int, int]]]
 ABLATION_MODES = ("uniform", "mean")
@@ -52,6 +53,14 @@ def uniform_pattern(pattern: Float[Tensor, "batch head query key"], causal: bool
     return (allowed / allowed.sum(-1, keepdim=True)).to(pattern.dtype).expand_as(pattern)
 
 
+def replacement_patterns(pattern: Tensor, layer: int, mode: str, causal: bool,
+                         mean_patterns: dict[int, Tensor] | None) -> Tensor:
+    """What an ablated head's pattern becomes: uniform, or its batch-mean pattern."""
+    if mode == "uniform":
+        return uniform_pattern(pattern, causal)
+    return mean_patterns[layer].expand_as(pattern).to(pattern.dtype)
+
+
 def ablation_hooks(model, heads: list[tuple[int, int]], mode: str, mean_patterns=None):
     causal = model.cfg.attention_dir == "causal"
     by_layer: dict[int, list[int]] = {}
@@ -60,14 +69,28 @@ def ablation_hooks(model, heads: list[tuple[int, int]], mode: str, mean_patterns
 
     def make_hook(layer: int, layer_heads: list[int]):
         def hook(pattern, hook):
-            replacement = (uniform_pattern(pattern, causal) if mode == "uniform"
-                           else mean_patterns[layer].expand_as(pattern))
+            replacement = replacement_patterns(pattern, layer, mode, causal, mean_patterns)
             pattern = pattern.clone()
-            pattern[:, layer_heads] = replacement[:, layer_heads].to(pattern.dtype)
+            pattern[:, layer_heads] = replacement[:, layer_heads]
             return pattern
         return hook
 
     return [(f"blocks.{layer}.attn.hook_pattern", make_hook(layer, hs)) for layer, hs in by_layer.items()]
+
+
+def stacked_ablation_hook(model, layer: int, heads_per_copy: list[list[int]], mode: str,
+                          mean_patterns=None):
+    """One hook for a batch stacked as copies × batch: copy c ablates ``heads_per_copy[c]``."""
+    causal = model.cfg.attention_dir == "causal"
+
+    def hook(pattern, hook):
+        copies = einops.rearrange(pattern, "(c b) h q k -> c b h q k", c=len(heads_per_copy)).clone()
+        replacement = replacement_patterns(copies[0], layer, mode, causal, mean_patterns)
+        for copy, heads in enumerate(heads_per_copy):
+            copies[copy][:, heads] = replacement[:, heads]
+        return einops.rearrange(copies, "c b h q k -> (c b) h q k")
+
+    return f"blocks.{layer}.attn.hook_pattern", hook
 
 
 @torch.no_grad()
@@ -115,8 +138,12 @@ def ablate_heads(model, batch, heads: HeadSpec = "all", mode: str = "uniform",
             output = model(batch.inputs)
         else:
             output = forward_from_layer(model, residuals[first_layer], first_layer)
-    ablated = output_metrics(task, output, batch)
-    label = ",".join(f"L{layer}H{head}" for layer, head in resolved)
+    return ablation_rows(resolved, mode, clean, output_metrics(task, output, batch))
+
+
+def ablation_rows(heads: list[tuple[int, int]], mode: str, clean: dict[str, float],
+                  ablated: dict[str, float]) -> pd.DataFrame:
+    label = ",".join(f"L{layer}H{head}" for layer, head in heads)
     return pd.DataFrame([
         {"heads": label, "mode": mode, "metric": k, "clean": clean[k], "ablated": ablated[k],
          "change": ablated[k] - clean[k]}
@@ -124,12 +151,32 @@ def ablate_heads(model, batch, heads: HeadSpec = "all", mode: str = "uniform",
     ])
 
 
+@torch.no_grad()
+def stacked_layer_ablations(model, batch, task, layer: int, heads_per_copy: list[list[int]],
+                            mode: str, mean_patterns, residual: Tensor,
+                            max_rows: int = 4096) -> list[dict[str, float]]:
+    """Metrics of several ablations at one layer, run as copies of the batch stacked along the
+    batch axis (≤ ``max_rows`` sequences per forward) from that layer on: one forward, one
+    hook call and one Python pass per group instead of per ablation."""
+    per_forward = max(1, max_rows // len(residual))
+    metrics = []
+    for first in range(0, len(heads_per_copy), per_forward):
+        group = heads_per_copy[first : first + per_forward]
+        stacked = einops.repeat(residual, "b p d -> (c b) p d", c=len(group))
+        with model.hooks(fwd_hooks=[stacked_ablation_hook(model, layer, group, mode, mean_patterns)]):
+            output = forward_from_layer(model, stacked, layer)
+        for copy in einops.rearrange(output, "(c b) p o -> c b p o", c=len(group)):
+            metrics.append(output_metrics(task, copy, batch))
+    return metrics
+
+
 def ablation_sweep(model, batch, mode: str = "uniform", task=None, layers: bool = True,
                    progress: bool = False) -> pd.DataFrame:
     """Ablate each head alone, and (``layers``) each whole layer, in turn.
 
     One cached clean pass; each ablation then recomputes only the layers from the ablated one
-    on (for 4 layers: 2.5 instead of 4 layers per ablation on average)."""
+    on (for 4 layers: 2.5 instead of 4 layers per ablation on average). On plateau-lens' own
+    models the ablations of one layer run as stacked copies of the batch in one forward."""
     targets: list[tuple[str, int, int | None, HeadSpec]] = []
     for layer in range(model.cfg.n_layers):
         for head in range(model.cfg.n_heads):
@@ -141,14 +188,22 @@ def ablation_sweep(model, batch, mode: str = "uniform", task=None, layers: bool 
     check_choice("mode", mode, ABLATION_MODES)
     clean, means, residuals = clean_pass(model, batch, mode, task)
     frames = []
-    for scope, layer, head, spec in tqdm(targets, desc="ablations", disable=not progress):
-        frame = ablate_heads(model, batch, spec, mode, task, clean=clean, mean_patterns=means,
-                             residuals=residuals)
-        frame.insert(0, "scope", scope)
-        frame.insert(1, "layer", layer)
-        frame.insert(2, "head", head)
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+    if runs_native_blocks(model):  # plateau-lens models: one stacked forward per layer
+        for layer in tqdm(range(model.cfg.n_layers), desc="ablated layers", disable=not progress):
+            layer_targets = [t for t in targets if t[1] == layer]
+            heads = [resolve_heads(model, spec) for _, _, _, spec in layer_targets]
+            metrics = stacked_layer_ablations(model, batch, task, layer,
+                                              [[h for _, h in hs] for hs in heads], mode, means,
+                                              residuals[layer])
+            for (scope, _, head, _), resolved, ablated in zip(layer_targets, heads, metrics):
+                frames.append(ablation_rows(resolved, mode, clean, ablated).assign(
+                    scope=scope, layer=layer, head=head))
+    else:
+        for scope, layer, head, spec in tqdm(targets, desc="ablations", disable=not progress):
+            frames.append(ablate_heads(model, batch, spec, mode, task, clean=clean, mean_patterns=means,
+                                       residuals=residuals).assign(scope=scope, layer=layer, head=head))
+    columns = ["scope", "layer", "head", "heads", "mode", "metric", "clean", "ablated", "change"]
+    return pd.concat(frames, ignore_index=True)[columns]
 
 
 def remaining_hooks(model) -> int:
