@@ -28,8 +28,14 @@ class Transition:
     def plateau_length(self) -> int:
         return self.plateau_end - self.plateau_start
 
+    @property
+    def drop_length(self) -> int:
+        """Steps from the plateau's end to the drop's end: small against
+        ``plateau_length`` for an abrupt transition, comparable or larger for a gradual one."""
+        return self.drop_end - self.plateau_end
+
     def to_dict(self) -> dict:
-        return asdict(self) | {"plateau_length": self.plateau_length}
+        return asdict(self) | {"plateau_length": self.plateau_length, "drop_length": self.drop_length}
 
 
 def _rolling_median(values: np.ndarray, window: int) -> np.ndarray:
@@ -47,11 +53,13 @@ def _modal_level(before: np.ndarray, final_level: float, tolerance: float) -> fl
 def detect_transition(metrics: pd.DataFrame | np.ndarray, loss: str = "loss", *,
                       steps: np.ndarray | None = None, tolerance: float = 0.1,
                       min_drop: float = 0.1, min_plateau: float = 0.05,
-                      smoothing: float = 0.03) -> Transition | None:
+                      smoothing: float | None = None) -> Transition | None:
     """Locate the plateau and the sudden drop in a loss curve.
 
     Works on log10(loss), smoothed by a centred rolling median over ``smoothing`` × the
-    number of points. The drop is the steepest descent over that window; its size is
+    number of points; by default 3 %, then 6 % and 12 % if nothing is found (one-batch metrics
+    such as LRMC's masked MSE at batch 64 scatter by ~0.05 decades, more than the tolerance
+    band of a 2× drop). The drop is the steepest descent over that window; its size is
     Δ = plateau level − final level (final = median of the last 5 % of the curve). The
     plateau is the stretch before the drop where the curve stays within ``tolerance``·Δ of
     its level; the drop ends when the curve first comes within ``tolerance``·Δ of the
@@ -76,6 +84,18 @@ def detect_transition(metrics: pd.DataFrame | np.ndarray, loss: str = "loss", *,
         raise ValueError(f"need at least 8 logged points to find a transition, got {len(values)}")
     if np.any(values <= 0):
         raise ValueError(f"{loss} must be positive to take its logarithm")
+    for width in SMOOTHING_LADDER if smoothing is None else (smoothing,):
+        found = _find_transition(np.asarray(steps), values, tolerance, min_drop, min_plateau, width)
+        if found is not None:
+            return found
+    return None
+
+
+SMOOTHING_LADDER = (0.03, 0.06, 0.12)
+
+
+def _find_transition(steps: np.ndarray, values: np.ndarray, tolerance: float, min_drop: float,
+                     min_plateau: float, smoothing: float) -> Transition | None:
     window = max(3, int(round(smoothing * len(values))) | 1)
     curve = _rolling_median(np.log10(values), window)
     half = max(1, window // 2)
