@@ -53,7 +53,7 @@ def uniform_pattern(pattern: Float[Tensor, "batch head query key"], causal: bool
     return (allowed / allowed.sum(-1, keepdim=True)).to(pattern.dtype).expand_as(pattern)
 
 
-def replacement_patterns(pattern: Tensor, layer: int, mode: str, causal: bool,
+def replacement_patterns(pattern: Float[Tensor, "batch head query key"], layer: int, mode: str, causal: bool,
                          mean_patterns: dict[int, Tensor] | None) -> Tensor:
     """What an ablated head's pattern becomes: uniform, or its batch-mean pattern."""
     if mode == "uniform":
@@ -153,7 +153,7 @@ def ablation_rows(heads: list[tuple[int, int]], mode: str, clean: dict[str, floa
 
 @torch.no_grad()
 def stacked_layer_ablations(model, batch, task, layer: int, heads_per_copy: list[list[int]],
-                            mode: str, mean_patterns, residual: Tensor,
+                            mode: str, mean_patterns, residual: Float[Tensor, "batch pos d_model"],
                             max_rows: int = 4096) -> list[dict[str, float]]:
     """Metrics of several ablations at one layer, run as copies of the batch stacked along the
     batch axis (≤ ``max_rows`` sequences per forward) from that layer on: one forward, one
