@@ -1,12 +1,15 @@
 """Models: attention direction, bridge/network weight sharing, fused vs materialised parity."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
 from plateau_lens import ModelConfig, build_model, build_network, make_task, wrap_in_bridge
 from plateau_lens.tasks import step_generator
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def lrmc_setup(attention="softmax"):
@@ -88,11 +91,23 @@ def test_hooks_cover_embedding_to_readout():
 def test_paper_lrmc_model_size():
     from plateau_lens import load_config
 
-    config = load_config("tasks/lrmc.toml")
+    config = load_config(ROOT / "tasks/lrmc.toml")
     assert (config.model.n_layers, config.model.n_heads, config.model.d_model,
             config.model.resolved_d_mlp) == (4, 8, 768, 3072)
     assert config.train.lr == 1e-4 and config.train.batch_size == 256
     assert config.train.steps == 50_000
+
+
+@pytest.mark.parametrize("path", sorted(str(p) for p in (ROOT / "tasks").glob("*.toml")))
+def test_every_shipped_config_builds_a_model_that_runs(path):
+    """Each tasks/*.toml parses, and its model runs one forward on its own task's batch."""
+    from plateau_lens import load_config
+
+    config = load_config(path)
+    task = config.make_task()
+    model = build_model(config)
+    data = task.sample(2, step_generator(0, 0))
+    assert model(data.inputs).shape[:2] == (2, task.n_positions)
 
 
 def test_bad_model_config():
