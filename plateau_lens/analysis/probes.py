@@ -177,28 +177,28 @@ def linear_probes(model, train_batch, test_batch, targets: Sequence[str] | None 
     _, train_cache = model.run_with_cache(train_batch.inputs, names_filter=lambda n: n in hooks)
     _, test_cache = model.run_with_cache(test_batch.inputs, names_filter=lambda n: n in hooks)
     # targets do not depend on the hook: compute them once, flattened over (batch, position)
-    regression = [t for t in targets if available[t].kind == "regression"]
-    classes = [t for t in targets if available[t].kind == "classification"]
+    regression_targets = [t for t in targets if available[t].kind == "regression"]
+    class_targets = [t for t in targets if available[t].kind == "classification"]
     y_train = {t: available[t].values(task, train_batch) for t in targets}
     y_test = {t: available[t].values(task, test_batch) for t in targets}
-    widths = [y_train[t].shape[-1] for t in regression]
-    if regression:
+    widths = [y_train[t].shape[-1] for t in regression_targets]
+    if regression_targets:
         regression_train = torch.cat(
-            [einops.rearrange(y_train[t], "b p k -> (b p) k") for t in regression], 1)
+            [einops.rearrange(y_train[t], "b p k -> (b p) k") for t in regression_targets], 1)
         regression_test = torch.split(torch.cat(
-            [einops.rearrange(y_test[t], "b p k -> (b p) k") for t in regression], 1), widths, 1)
+            [einops.rearrange(y_test[t], "b p k -> (b p) k") for t in regression_targets], 1), widths, 1)
     masked = einops.rearrange(~test_batch.observed, "b m n -> (b m n)") if any(
-        available[t].split_by_mask for t in regression) else None
+        available[t].split_by_mask for t in regression_targets) else None
     rows = []
     for name in hooks:
         x_train = einops.rearrange(train_cache[name].float(), "b p d -> (b p) d")
         x_test = einops.rearrange(test_cache[name].float(), "b p d -> (b p) d")
         layer = _layer_of(name) if name.startswith("blocks.") else None
         scores_by_target: dict[str, dict[str, float]] = {}
-        if regression:
+        if regression_targets:
             # one least-squares solve for all regression targets (lstsq is column-wise)
             predictions = torch.split(x_test @ fit_least_squares(x_train, regression_train), widths, 1)
-            for target_name, prediction, truth in zip(regression, predictions, regression_test):
+            for target_name, prediction, truth in zip(regression_targets, predictions, regression_test):
                 scores = regression_scores(prediction, truth)
                 if available[target_name].split_by_mask:
                     for label, select in (("masked", masked), ("observed", ~masked)):
@@ -206,13 +206,13 @@ def linear_probes(model, train_batch, test_batch, targets: Sequence[str] | None 
                             scores[f"mse_{label}"] = torch.mean(
                                 (prediction[select] - truth[select]) ** 2).item()
                 scores_by_target[target_name] = scores
-        if classes and classifier == "least_squares":
+        if class_targets and classifier == "least_squares":
             accuracies = least_squares_classifiers_accuracy(
-                x_train, [y_train[t].flatten() for t in classes],
-                x_test, [y_test[t].flatten() for t in classes])
-            scores_by_target.update({t: {"accuracy": a} for t, a in zip(classes, accuracies)})
-        elif classes:
-            for target_name in classes:
+                x_train, [y_train[t].flatten() for t in class_targets],
+                x_test, [y_test[t].flatten() for t in class_targets])
+            scores_by_target.update({t: {"accuracy": a} for t, a in zip(class_targets, accuracies)})
+        elif class_targets:
+            for target_name in class_targets:
                 scores_by_target[target_name] = {"accuracy": logistic_accuracy(
                     x_train, y_train[target_name], x_test, y_test[target_name], seed)}
         for target_name in targets:
