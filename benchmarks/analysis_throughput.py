@@ -22,6 +22,7 @@ import pandas as pd
 
 from plateau_lens import ablate_heads, ablation_sweep, linear_probes, load_config, load_run
 from plateau_lens.analysis import analysis_batch, analyze_run
+from plateau_lens.analysis.ablation import sweep_targets
 from plateau_lens.analysis.collapse import representation_collapse
 from plateau_lens.training import Trainer
 from plateau_lens.training.checkpoint import list_checkpoints
@@ -40,11 +41,8 @@ def ensure_run(path: Path, config_path: str, checkpoints: int) -> Path:
 
 def full_forward_sweep(model, batch) -> pd.DataFrame:
     """The sweep without sharing: a clean pass and a full forward for every ablation."""
-    frames = []
-    for layer in range(model.cfg.n_layers):
-        for spec in [[(layer, head)] for head in range(model.cfg.n_heads)] + [layer]:
-            frames.append(ablate_heads(model, batch, spec))
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat([ablate_heads(model, batch, heads) for _, _, _, heads in sweep_targets(model)],
+                     ignore_index=True)
 
 
 def compare_sweeps(run, steps, batch) -> None:

@@ -62,20 +62,12 @@ def replacement_patterns(pattern: Float[Tensor, "batch head query key"], layer: 
 
 
 def ablation_hooks(model, heads: list[tuple[int, int]], mode: str, mean_patterns=None):
-    causal = model.cfg.attention_dir == "causal"
+    """One hook per ablated layer (a single copy of the batch, see :func:`stacked_ablation_hook`)."""
     by_layer: dict[int, list[int]] = {}
     for layer, head in heads:
         by_layer.setdefault(layer, []).append(head)
-
-    def make_hook(layer: int, layer_heads: list[int]):
-        def hook(pattern, hook):
-            replacement = replacement_patterns(pattern, layer, mode, causal, mean_patterns)
-            pattern = pattern.clone()
-            pattern[:, layer_heads] = replacement[:, layer_heads]
-            return pattern
-        return hook
-
-    return [(f"blocks.{layer}.attn.hook_pattern", make_hook(layer, hs)) for layer, hs in by_layer.items()]
+    return [stacked_ablation_hook(model, layer, [layer_heads], mode, mean_patterns)
+            for layer, layer_heads in by_layer.items()]
 
 
 def stacked_ablation_hook(model, layer: int, heads_per_copy: list[list[int]], mode: str,
@@ -128,10 +120,10 @@ def ablate_heads(model, batch, heads: HeadSpec = "all", mode: str = "uniform",
     task = model_task(model, task)
     check_task_batch(task, batch)
     resolved = resolve_heads(model, heads)
-    if clean is None:
-        clean = output_metrics(task, model(batch.inputs), batch)
-    if mode == "mean" and mean_patterns is None:
-        _, mean_patterns, _ = clean_pass(model, batch, mode, task)
+    if clean is None or (mode == "mean" and mean_patterns is None):  # one clean pass for both
+        clean_metrics, means, _ = clean_pass(model, batch, mode, task)
+        clean = clean_metrics if clean is None else clean
+        mean_patterns = means if mean_patterns is None else mean_patterns
     first_layer = min(layer for layer, _ in resolved)
     with model.hooks(fwd_hooks=ablation_hooks(model, resolved, mode, mean_patterns)):
         if residuals is None:
@@ -170,6 +162,18 @@ def stacked_layer_ablations(model, batch, task, layer: int, heads_per_copy: list
     return metrics
 
 
+def sweep_targets(model, layers: bool = True) -> list[tuple[str, int, int | None, HeadSpec]]:
+    """``(scope, layer, head, heads)`` for each head alone and (``layers``) each whole layer,
+    layer by layer: the ablations :func:`ablation_sweep` runs."""
+    targets: list[tuple[str, int, int | None, HeadSpec]] = []
+    for layer in range(model.cfg.n_layers):
+        for head in range(model.cfg.n_heads):
+            targets.append(("head", layer, head, [(layer, head)]))
+        if layers:
+            targets.append(("layer", layer, None, layer))
+    return targets
+
+
 def ablation_sweep(model, batch, mode: str = "uniform", task=None, layers: bool = True,
                    progress: bool = False) -> pd.DataFrame:
     """Ablate each head alone, and (``layers``) each whole layer, in turn.
@@ -177,12 +181,7 @@ def ablation_sweep(model, batch, mode: str = "uniform", task=None, layers: bool 
     One cached clean pass; each ablation then recomputes only the layers from the ablated one
     on (for 4 layers: 2.5 instead of 4 layers per ablation on average). On plateau-lens' own
     models the ablations of one layer run as stacked copies of the batch in one forward."""
-    targets: list[tuple[str, int, int | None, HeadSpec]] = []
-    for layer in range(model.cfg.n_layers):
-        for head in range(model.cfg.n_heads):
-            targets.append(("head", layer, head, [(layer, head)]))
-        if layers:
-            targets.append(("layer", layer, None, layer))
+    targets = sweep_targets(model, layers)
     task = model_task(model, task)
     check_task_batch(task, batch)
     check_choice("mode", mode, ABLATION_MODES)
