@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Iterable, Iterator
 
 import pandas as pd
 import torch
@@ -46,22 +47,42 @@ class Run:
 
     def network(self, step: int, device: str | torch.device = "cpu"):
         """The native network at checkpoint ``step`` (exact step; see ``nearest_step``)."""
+        network = build_network(self.task, self.config.model, self.config.train.seed)
+        self.load_weights(network, step, device)
+        return network.to(device).eval()
+
+    def load_weights(self, network, step: int, device: str | torch.device = "cpu") -> None:
+        """Copy checkpoint ``step``'s weights (and its attention bias, if the run used one)
+        into ``network`` in place: a network, or a bridge built by :meth:`model`."""
         if step not in self.checkpoints:
             raise CheckpointError(
                 f"run {self.path} has no checkpoint at step {step}; available: {self.steps}")
         payload = load_checkpoint(self.checkpoints[step], self.config.to_dict(), device)
-        network = build_network(self.task, self.config.model, self.config.train.seed)
-        network.load_state_dict(payload["model"])
         from .interventions import configured_attention_bias, set_attention_bias
 
+        native = getattr(network, "plateau_network", network)
+        native.load_state_dict(payload["model"])
         multiplier = configured_attention_bias(self.task, self.config.train, step)
-        if multiplier is not None:
-            set_attention_bias(network, multiplier)
-        return network.to(device).eval()
+        for module in {id(native): native, id(network): network}.values():
+            set_attention_bias(module, multiplier)  # a bridge holds its own buffer copies
 
     def model(self, step: int, device: str | torch.device = "cpu"):
         """A ``TransformerBridge`` over the weights of checkpoint ``step``."""
         return wrap_in_bridge(self.network(step, device), self.task, self.config.model)
+
+    def models(self, steps: Iterable[int] | None = None,
+               device: str | torch.device = "cpu") -> Iterator[tuple[int, Any]]:
+        """``(step, bridge)`` for each checkpoint (all by default), reusing one bridge whose
+        weights are overwritten in place at every step: keep results, not the model (use
+        :meth:`model` for a bridge of your own). Saves building a bridge per checkpoint."""
+        steps = self.steps if steps is None else list(steps)
+        if not steps:
+            return
+        bridge = self.model(steps[0], device)
+        yield steps[0], bridge
+        for step in steps[1:]:
+            self.load_weights(bridge, step, device)
+            yield step, bridge
 
     def transition(self, loss: str | None = None) -> Transition | None:
         """Detect the plateau and drop in this run's loss curve (LRMC: masked MSE)."""

@@ -173,3 +173,19 @@ def test_missing_init_checkpoint_is_refused_before_anything_is_written(tmp_path,
     with pytest.raises(CheckpointError, match="does not exist"):
         train(config, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_reused_bridge_matches_a_fresh_bridge_at_every_step_with_attention_bias(tmp_path,
+                                                                                small_mws_config):
+    # the bias switches on at step 4, so the reused bridge must gain it exactly there
+    config = small_mws_config.replace(train={"attention_bias": 10.0, "attention_bias_start": 4})
+    run = load_run(train(config, tmp_path / "run", progress=False))
+    batch = run.task.sample(8, torch.Generator().manual_seed(3))
+    outputs = {step: model(batch.inputs) for step, model in run.models()}
+    assert list(outputs) == run.steps
+    for step in run.steps:
+        assert torch.equal(outputs[step], run.model(step)(batch.inputs)), step
+    unbiased = load_run(train(small_mws_config, tmp_path / "plain", progress=False))
+    reused = dict(unbiased.models())[12]  # the same object for every step: last weights loaded
+    assert torch.equal(reused(batch.inputs), unbiased.model(12)(batch.inputs))
+    assert not torch.equal(outputs[12], unbiased.model(12)(batch.inputs))

@@ -35,8 +35,8 @@ def analyze_run(run, analyzers: Callable | dict[str, Callable] | Iterable[Callab
         raise ValueError(f"steps {missing} have no checkpoint in {run.path}; available: {run.steps}")
     batch = analysis_batch(run, batch_size) if batch is None else batch
     frames = []
-    for step in tqdm(steps, desc="checkpoints", disable=not progress):
-        model = run.model(step)
+    for step, model in tqdm(run.models(steps), total=len(steps), desc="checkpoints",
+                            disable=not progress):
         for name, analyzer in analyzers.items():
             frame = analyzer(model, batch)
             frame.insert(0, "step", step)
