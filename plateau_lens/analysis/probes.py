@@ -87,10 +87,19 @@ FEATURE_RCOND = 1e-6  # float32 features: singular directions below ~10 ulp are 
 
 def fit_least_squares(features: Float[Tensor, "n d"], targets: Float[Tensor, "n k"]) -> Tensor:
     """W minimising ‖features·W − targets‖² (no bias, as in the study): the minimum-norm
-    solution (SVD), ignoring singular values below 1e-6·σ_max, the float32 rounding noise
-    of rank-deficient features such as embeddings."""
-    return torch.linalg.lstsq(features.double(), targets.double(), rcond=FEATURE_RCOND,
-                              driver="gelsd").solution.float()
+    solution, ignoring singular values below 1e-6·σ_max, the float32 rounding noise of
+    rank-deficient features such as embeddings.
+
+    Solved through the d × d Gram matrix FᵀF = V diag(σ²) Vᵀ in float64 (exact products of
+    float32 entries, so eigenvalues are resolved down to ~1e-15·σ_max², far below the cut at
+    (1e-6·σ_max)²): W = V diag(1/σ²) Vᵀ Fᵀ y over the kept directions, which is the SVD
+    pseudo-inverse solution, for the cost of one pass over the n rows."""
+    features, targets = features.double(), targets.double()
+    eigenvalues, eigenvectors = torch.linalg.eigh(features.T @ features)
+    kept = eigenvalues > (FEATURE_RCOND ** 2) * eigenvalues.max().clamp_min(0)
+    inverse = torch.where(kept, 1.0 / eigenvalues.where(kept, torch.ones_like(eigenvalues)),
+                          torch.zeros_like(eigenvalues))
+    return (eigenvectors @ (inverse[:, None] * (eigenvectors.T @ (features.T @ targets)))).float()
 
 
 def regression_scores(prediction: Tensor, targets: Tensor) -> dict[str, float]:
