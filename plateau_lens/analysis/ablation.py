@@ -74,13 +74,16 @@ def stacked_ablation_hook(model, layer: int, heads_per_copy: list[list[int]], mo
                           mean_patterns=None):
     """One hook for a batch stacked as copies × batch: copy c ablates ``heads_per_copy[c]``."""
     causal = model.cfg.attention_dir == "causal"
+    ablated = torch.zeros(len(heads_per_copy), model.cfg.n_heads, dtype=torch.bool)
+    for copy, heads in enumerate(heads_per_copy):
+        ablated[copy, heads] = True
+    ablated = einops.rearrange(ablated, "c h -> c 1 h 1 1")
 
     def hook(pattern, hook):
-        copies = einops.rearrange(pattern, "(c b) h q k -> c b h q k", c=len(heads_per_copy)).clone()
+        copies = einops.rearrange(pattern, "(c b) h q k -> c b h q k", c=len(heads_per_copy))
         replacement = replacement_patterns(copies[0], layer, mode, causal, mean_patterns)
-        for copy, heads in enumerate(heads_per_copy):
-            copies[copy][:, heads] = replacement[:, heads]
-        return einops.rearrange(copies, "c b h q k -> (c b) h q k")
+        edited = torch.where(ablated.to(pattern.device), replacement, copies)
+        return einops.rearrange(edited, "c b h q k -> (c b) h q k")
 
     return f"blocks.{layer}.attn.hook_pattern", hook
 
