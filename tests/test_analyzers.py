@@ -11,6 +11,7 @@ from plateau_lens import (
     nuclear_norm_complete, patch_activations, patch_between_models, swap_attention, train,
     wrap_in_bridge,
 )
+import plateau_lens.analysis.ablation as ablation_module
 from plateau_lens.analysis import remaining_hooks
 from plateau_lens.analysis.attention_structure import mask_rows, uniform_baseline
 from plateau_lens.analysis.partial_forward import forward_from_layer
@@ -97,10 +98,19 @@ def test_ablating_sharp_attention_changes_the_output():
 
 
 @pytest.mark.parametrize("mode", ["uniform", "mean"])
-def test_ablation_sweep_rows_equal_single_full_ablations(mode):
-    """The sweep caches one clean pass and restarts each ablation at its layer
-    (start_at_layer); every row equals ablating alone with a full forward."""
+@pytest.mark.parametrize("copies_per_forward", [None, 2, 1])
+def test_ablation_sweep_rows_equal_single_full_ablations(mode, copies_per_forward, monkeypatch):
+    """The sweep caches one clean pass and restarts each ablation at its layer, its copies
+    stacked (all 3 per layer in one forward, or 2 + 1, or one each); every row equals
+    ablating alone with a full forward."""
     model, data = sharp_attention_model(), batch()
+    if copies_per_forward is not None:
+        seq = data.inputs.shape[1]
+        widest = seq * max(model.cfg.d_model, model.cfg.d_mlp, model.cfg.n_heads * seq)
+        monkeypatch.setattr(ablation_module, "STACKED_ACTIVATION_BUDGET",
+                            copies_per_forward * len(data) * widest)
+        residual = torch.zeros(len(data), seq, model.cfg.d_model)
+        assert ablation_module.copies_per_forward(model, residual, 3) == copies_per_forward
     sweep = ablation_sweep(model, data, mode=mode).set_index(["scope", "layer", "head", "metric"])
     for scope, layer, head, spec in [("head", 0, 1, [(0, 1)]), ("head", 1, 0, [(1, 0)]),
                                      ("layer", 1, None, 1), ("layer", 0, None, 0)]:

@@ -146,14 +146,33 @@ def ablation_rows(heads: list[tuple[int, int]], mode: str, clean: dict[str, floa
     ])
 
 
+# Floats in the widest activation of one stacked forward (16 MiB in float32). glibc serves
+# larger buffers with a fresh mmap on every allocation, and their page faults cost more than
+# wider stacking saves: measured on 2 cores, a batch-256 sweep took 2.2 s with 9 copies per
+# forward and 1.4 s with 2 (batch 64: 0.55 s with 9, 0.44 s with 5).
+STACKED_ACTIVATION_BUDGET = 2 ** 22
+
+
+def copies_per_forward(model, residual: Float[Tensor, "batch pos d_model"], n_copies: int) -> int:
+    """How many stacked copies of the batch one forward takes: the widest activation
+    (MLP hidden, residual or attention pattern) stays within ``STACKED_ACTIVATION_BUDGET``
+    floats, at least one copy, and the copies are spread evenly over the forwards."""
+    batch, seq = residual.shape[:2]
+    cfg = model.cfg
+    widest = seq * max(cfg.d_model, cfg.d_mlp or 0, cfg.n_heads * seq)
+    fitting = max(1, STACKED_ACTIVATION_BUDGET // (batch * widest))
+    forwards = -(-n_copies // fitting)
+    return -(-n_copies // forwards)
+
+
 @torch.no_grad()
 def stacked_layer_ablations(model, batch, task, layer: int, heads_per_copy: list[list[int]],
-                            mode: str, mean_patterns, residual: Float[Tensor, "batch pos d_model"],
-                            max_rows: int = 4096) -> list[dict[str, float]]:
+                            mode: str, mean_patterns, residual: Float[Tensor, "batch pos d_model"]
+                            ) -> list[dict[str, float]]:
     """Metrics of several ablations at one layer, run as copies of the batch stacked along the
-    batch axis (≤ ``max_rows`` sequences per forward) from that layer on: one forward, one
-    hook call and one Python pass per group instead of per ablation."""
-    per_forward = max(1, max_rows // len(residual))
+    batch axis from that layer on (:func:`copies_per_forward` copies per forward): one
+    forward, one hook call and one Python pass per group instead of per ablation."""
+    per_forward = copies_per_forward(model, residual, len(heads_per_copy))
     metrics = []
     for first in range(0, len(heads_per_copy), per_forward):
         group = heads_per_copy[first : first + per_forward]
