@@ -47,24 +47,31 @@ class Run:
 
     def network(self, step: int, device: str | torch.device = "cpu"):
         """The native network at checkpoint ``step`` (exact step; see ``nearest_step``)."""
+        payload = self._checkpoint(step, device)  # a missing or foreign file fails before any build
         network = build_network(self.task, self.config.model, self.config.train.seed)
-        self.load_weights(network, step, device)
+        self._install(network, payload, step)
         return network.to(device).eval()
 
     def load_weights(self, network, step: int, device: str | torch.device = "cpu") -> None:
         """Copy checkpoint ``step``'s weights (and its attention bias, if the run used one)
         into ``network`` in place: a network, or a bridge built by :meth:`model`."""
+        self._install(network, self._checkpoint(step, device), step)
+
+    def _checkpoint(self, step: int, device: str | torch.device) -> dict:
         if step not in self.checkpoints:
             raise CheckpointError(
                 f"run {self.path} has no checkpoint at step {step}; available: {self.steps}")
-        payload = load_checkpoint(self.checkpoints[step], self.config.to_dict(), device)
+        return load_checkpoint(self.checkpoints[step], self.config.to_dict(), device)
+
+    def _install(self, network, payload: dict, step: int) -> None:
         from .interventions import configured_attention_bias, set_attention_bias
 
         native = getattr(network, "plateau_network", network)
         native.load_state_dict(payload["model"])
         multiplier = configured_attention_bias(self.task, self.config.train, step)
-        for module in {id(native): native, id(network): network}.values():
-            set_attention_bias(module, multiplier)  # a bridge holds its own buffer copies
+        set_attention_bias(native, multiplier)
+        if network is not native:  # a bridge's attention modules hold their own buffer copies
+            set_attention_bias(network, multiplier)
 
     def model(self, step: int, device: str | torch.device = "cpu"):
         """A ``TransformerBridge`` over the weights of checkpoint ``step``."""
