@@ -97,8 +97,7 @@ def fit_least_squares(features: Float[Tensor, "n d"], targets: Float[Tensor, "n 
     features, targets = features.double(), targets.double()
     eigenvalues, eigenvectors = torch.linalg.eigh(features.T @ features)
     kept = eigenvalues > (FEATURE_RCOND ** 2) * eigenvalues.max().clamp_min(0)
-    inverse = torch.where(kept, 1.0 / eigenvalues.where(kept, torch.ones_like(eigenvalues)),
-                          torch.zeros_like(eigenvalues))
+    inverse = torch.where(kept, eigenvalues.reciprocal(), torch.zeros_like(eigenvalues))
     return (eigenvectors @ (inverse[:, None] * (eigenvectors.T @ (features.T @ targets)))).float()
 
 
