@@ -12,9 +12,11 @@ import pandas as pd
 class Transition:
     """Steps of an abrupt transition and the loss levels around it.
 
-    ``plateau_start``–``plateau_end``: the loss stays within ``tolerance`` (a fraction of the
-    drop, in log10 units) of the plateau level; ``drop_end``: first step after the steepest
-    descent within the same tolerance of the final level; ``drop_step``: steepest descent.
+    ``plateau_start``: the curve first comes down to within ``tolerance`` (a fraction of the
+    drop, in log10 units; at least the smoothed curve's own scatter) of the plateau level;
+    ``plateau_end``: last step before the drop within ``tolerance`` of it; ``drop_step``:
+    steepest descent between the plateau's end and the first crossing of the halfway level;
+    ``drop_end``: first step after it within ``tolerance`` of the final level.
     """
 
     plateau_start: int
@@ -42,9 +44,19 @@ def _rolling_median(values: np.ndarray, window: int) -> np.ndarray:
     return pd.Series(values).rolling(window, center=True, min_periods=1).median().to_numpy()
 
 
-def _modal_level(before: np.ndarray, final_level: float, tolerance: float) -> float:
-    """The level where the curve spends most points before the drop (the plateau)."""
-    width = max(tolerance * (before.max() - final_level), 1e-6)
+def _smoothed_scatter(log_values: np.ndarray, window: int) -> float:
+    """Standard deviation of a rolling median of ``window`` points of the curve's
+    point-to-point noise: σ from successive differences (1.4826 · MAD / √2, blind to slow
+    trends) times √(π/2) / √window."""
+    differences = np.diff(log_values)
+    sigma = 1.4826 * np.median(np.abs(differences - np.median(differences))) / np.sqrt(2)
+    return float(sigma * np.sqrt(np.pi / 2 / window))
+
+
+def _modal_level(before: np.ndarray, final_level: float, tolerance: float, scatter: float) -> float:
+    """The level where the curve spends most points before the drop (the plateau), in bins
+    no narrower than the curve's own ``scatter``."""
+    width = max(tolerance * (before.max() - final_level), scatter, 1e-6)
     bins = np.floor((before - before.min()) / width).astype(int)
     modal_bin = np.bincount(bins).argmax()
     return float(np.median(before[bins == modal_bin]))
@@ -60,10 +72,13 @@ def detect_transition(metrics: pd.DataFrame | np.ndarray, loss: str = "loss", *,
     number of points; by default 3 %, then 6 % and 12 % if nothing is found (one-batch metrics
     such as LRMC's masked MSE at batch 64 scatter by ~0.05 decades, more than the tolerance
     band of a 2× drop). The drop is the steepest descent over that window; its size is
-    Δ = plateau level − final level (final = median of the last 5 % of the curve). The
-    plateau is the stretch before the drop where the curve stays within ``tolerance``·Δ of
-    its level; the drop ends when the curve first comes within ``tolerance``·Δ of the
-    final level. Returns ``None`` when Δ < ``min_drop`` decades (a 1.26× drop by default:
+    Δ = plateau level − final level (final = median of the last 5 % of the curve; plateau =
+    the modal level before it). The plateau runs from the curve's first arrival within
+    ``tolerance``·Δ (or 3σ of the smoothed noise, if larger) of its level to the last step
+    within ``tolerance``·Δ before the drop; the drop step is the steepest descent between
+    the plateau's end and the first crossing of the halfway level, so a drop in two phases
+    is dated by its first; the drop ends when the curve first comes within
+    ``tolerance``·Δ of the final level. Returns ``None`` when Δ < ``min_drop`` decades (a 1.26× drop by default:
     cross-entropy losses keep an irreducible floor) or when the plateau is shorter than
     ``min_plateau`` × the logged span (a smooth decay has no plateau).
 
@@ -101,19 +116,29 @@ def _find_transition(steps: np.ndarray, values: np.ndarray, tolerance: float, mi
     half = max(1, window // 2)
     descent = np.full(len(curve), -np.inf)
     descent[half:-half] = curve[: -2 * half] - curve[2 * half :]
-    drop_index = int(np.argmax(descent))
+    steepest = int(np.argmax(descent))
     final_level = float(np.median(curve[-max(2, len(curve) // 20):]))
 
-    plateau_level = _modal_level(curve[: max(1, drop_index)], final_level, tolerance)
+    # noise left in the smoothed curve (3 standard deviations of a median of `window`
+    # points): the plateau's level and extent tolerate excursions this small even when the
+    # tolerance band of a small drop is narrower
+    scatter = 3 * _smoothed_scatter(np.log10(values), window)
+    plateau_level = _modal_level(curve[: max(1, steepest)], final_level, tolerance, scatter)
     for _ in range(3):  # refine the plateau level on the plateau itself
         band = tolerance * max(plateau_level - final_level, 1e-12)
-        end = drop_index
+        end = steepest
         while end > 0 and curve[end] < plateau_level - band:
             end -= 1
-        start = end
-        while start > 0 and abs(curve[start - 1] - plateau_level) <= band:
-            start -= 1
+        # the plateau starts where the curve first comes down to within the band (or the
+        # curve's own scatter) of the plateau level; later excursions do not cut it short
+        start = int(np.argmax(curve[: end + 1] <= plateau_level + max(band, scatter)))
         plateau_level = float(np.median(curve[start : end + 1]))
+    # the drop is the steepest descent between the plateau's end and the curve's first
+    # crossing of the halfway level (in log): a later, steeper descent of a drop in two
+    # phases (a step, a slow stretch, another step) is not where the plateau ended
+    halfway = np.nonzero(curve[end:] <= (plateau_level + final_level) / 2)[0]
+    crossing = end + int(halfway[0]) if len(halfway) else steepest
+    drop_index = end + int(np.argmax(descent[end : max(crossing, end) + 1]))
     if plateau_level - final_level < min_drop:
         return None
     if steps[end] - steps[start] < min_plateau * (steps[-1] - steps[0]):

@@ -102,3 +102,24 @@ def test_noisy_one_batch_metric_is_found_by_wider_smoothing(seed):
     # the same scatter on a curve without a plateau is still not a transition
     noisy_power_law = 0.2 * (1 + steps) ** -0.5 * 10 ** np.random.default_rng(seed).normal(0, 0.05, len(steps))
     assert detect_transition(noisy_power_law, steps=steps) is None
+
+
+def two_phase(steps, seed):
+    """LRMC-like drop in two phases (as tasks/lrmc_cpu.toml's seed 1): 0.11 until 6 000, a
+    step to 0.078 by 6 300, a slow stretch, then a steeper step to 0.05 at 9 000-9 150."""
+    log = np.interp(steps, [0, 300, 6_000, 6_300, 9_000, 9_150, steps[-1]],
+                    np.log10([0.2, 0.11, 0.11, 0.078, 0.072, 0.05, 0.05]))
+    return 10 ** (log + np.random.default_rng(seed).normal(0, 0.05, len(steps)))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_drop_in_two_phases_is_found_where_the_plateau_ends(seed):
+    """The later step is steeper, but the plateau ends at the first one."""
+    steps = np.arange(0, 10_000, 50)
+    found = detect_transition(two_phase(steps, seed), steps=steps)
+    assert found is not None
+    assert found.plateau_start <= 1_000  # noise does not cut the plateau short
+    assert 5_500 <= found.plateau_end <= 6_300
+    assert 5_800 <= found.drop_step <= 6_600
+    assert found.drop_end >= 9_000
+    assert found.plateau_loss == pytest.approx(0.11, rel=0.1)
