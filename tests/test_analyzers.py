@@ -15,7 +15,7 @@ import plateau_lens.analysis.ablation as ablation_module
 from plateau_lens.analysis import remaining_hooks
 from plateau_lens.analysis.attention_structure import mask_rows, uniform_baseline
 from plateau_lens.analysis.partial_forward import forward_from_layer
-from plateau_lens.analysis.probes import fit_least_squares
+from plateau_lens.analysis.probes import fit_least_squares, gram_with_bias
 from plateau_lens.run import load_run
 from plateau_lens.tasks import step_generator
 
@@ -226,6 +226,10 @@ def test_least_squares_on_rank_deficient_float32_features_ignores_rounding_noise
     weights = fit_least_squares(latent_train @ basis, latent_train @ readout + noise_train)
     minimum_norm = torch.linalg.pinv(basis) @ readout
     assert torch.allclose(weights, minimum_norm, atol=0.01)
+    # the same solve from the Gram block shared with the classifiers (linear_probes' path)
+    shared = gram_with_bias(latent_train @ basis)[:-1, :-1]
+    assert torch.allclose(fit_least_squares(latent_train @ basis, latent_train @ readout + noise_train,
+                                            gram=shared), weights, atol=1e-6)
     test_mse = torch.mean((latent_test @ basis @ weights - latent_test @ readout - noise_test) ** 2)
     assert test_mse.item() == pytest.approx(0.01, rel=0.1)
 

@@ -85,7 +85,15 @@ SEQUENCE_TARGETS = {
 FEATURE_RCOND = 1e-6  # float32 features: singular directions below ~10 ulp are rounding noise
 
 
-def fit_least_squares(features: Float[Tensor, "n d"], targets: Float[Tensor, "n k"]) -> Tensor:
+def gram_with_bias(features: Float[Tensor, "n d"]) -> Float[Tensor, "d+1 d+1"]:
+    """[F 1]ᵀ[F 1] in float64: its top-left d × d block is FᵀF. One per hook serves both the
+    least-squares probes and the classifiers."""
+    with_bias = torch.cat([features.double(), features.new_ones(len(features), 1, dtype=torch.double)], 1)
+    return with_bias.T @ with_bias
+
+
+def fit_least_squares(features: Float[Tensor, "n d"], targets: Float[Tensor, "n k"],
+                      gram: Float[Tensor, "d d"] | None = None) -> Tensor:
     """W minimising ‖features·W − targets‖² (no bias, as in the study): the minimum-norm
     solution, ignoring singular values below 1e-6·σ_max, the float32 rounding noise of
     rank-deficient features such as embeddings.
@@ -93,9 +101,11 @@ def fit_least_squares(features: Float[Tensor, "n d"], targets: Float[Tensor, "n 
     Solved through the d × d Gram matrix FᵀF = V diag(σ²) Vᵀ in float64 (exact products of
     float32 entries, so eigenvalues are resolved down to ~1e-15·σ_max², far below the cut at
     (1e-6·σ_max)²): W = V diag(1/σ²) Vᵀ Fᵀ y over the kept directions, which is the SVD
-    pseudo-inverse solution, for the cost of one pass over the n rows."""
+    pseudo-inverse solution, for the cost of one pass over the n rows. ``gram``: FᵀF in
+    float64, if already formed."""
     features, targets = features.double(), targets.double()
-    eigenvalues, eigenvectors = torch.linalg.eigh(features.T @ features)
+    gram = features.T @ features if gram is None else gram.double()
+    eigenvalues, eigenvectors = torch.linalg.eigh(gram)
     kept = eigenvalues > (FEATURE_RCOND ** 2) * eigenvalues.max().clamp_min(0)
     inverse = torch.where(kept, eigenvalues.reciprocal(), torch.zeros_like(eigenvalues))
     return (eigenvectors @ (inverse[:, None] * (eigenvectors.T @ (features.T @ targets)))).float()
@@ -130,17 +140,20 @@ def logistic_accuracy(x_train: Tensor, labels_train: Tensor, x_test: Tensor, lab
 
 def least_squares_classifiers_accuracy(x_train: Tensor, labels_train: Sequence[Tensor],
                                        x_test: Tensor, labels_test: Sequence[Tensor],
-                                       ridge: float = 1e-3) -> list[float]:
+                                       ridge: float = 1e-3,
+                                       gram: Tensor | None = None) -> list[float]:
     """Closed-form linear classifiers: ridge regression (with bias) onto one-hot labels, argmax.
 
     One label vector per target; they share the features, so one Gram matrix and one solve
-    serve all of them (the one-hot blocks sit side by side)."""
+    serve all of them (the one-hot blocks sit side by side). ``gram``: :func:`gram_with_bias`
+    of ``x_train``, if already formed."""
     class_sets = [torch.unique(labels) for labels in labels_train]
     one_hot = torch.cat([(labels[:, None] == classes[None, :]).double()
                          for labels, classes in zip(labels_train, class_sets)], 1)
     with_bias = torch.cat([x_train.double(), torch.ones(len(x_train), 1, dtype=torch.double)], 1)
-    gram = with_bias.T @ with_bias + ridge * len(x_train) * torch.eye(with_bias.shape[1], dtype=torch.double)
-    weights = torch.linalg.solve(gram, with_bias.T @ one_hot)
+    gram = gram_with_bias(x_train) if gram is None else gram
+    regularised = gram + ridge * len(x_train) * torch.eye(with_bias.shape[1], dtype=torch.double)
+    weights = torch.linalg.solve(regularised, with_bias.T @ one_hot)
     test = torch.cat([x_test.double(), torch.ones(len(x_test), 1, dtype=torch.double)], 1)
     scores = torch.split(test @ weights, [len(classes) for classes in class_sets], dim=1)
     return [(classes[block.argmax(-1)] == labels).double().mean().item()
@@ -203,9 +216,13 @@ def linear_probes(model, train_batch, test_batch, targets: Sequence[str] | None 
         x_test = einops.rearrange(test_cache[name].float(), "b p d -> (b p) d")
         layer = _layer_of(name) if name.startswith("blocks.") else None
         scores_by_target: dict[str, dict[str, float]] = {}
+        least_squares_classifier = class_targets and classifier == "least_squares"
+        gram = (gram_with_bias(x_train)  # float64; FᵀF is its top-left block
+                if regression_targets or least_squares_classifier else None)
         if regression_targets:
             # one least-squares solve for all regression targets (lstsq is column-wise)
-            predictions = torch.split(x_test @ fit_least_squares(x_train, regression_train), widths, 1)
+            weights = fit_least_squares(x_train, regression_train, gram=gram[:-1, :-1])
+            predictions = torch.split(x_test @ weights, widths, 1)
             for target_name, prediction, truth in zip(regression_targets, predictions, regression_test):
                 scores = regression_scores(prediction, truth)
                 if available[target_name].split_by_mask:
@@ -214,10 +231,10 @@ def linear_probes(model, train_batch, test_batch, targets: Sequence[str] | None 
                             scores[f"mse_{label}"] = torch.mean(
                                 (prediction[select] - truth[select]) ** 2).item()
                 scores_by_target[target_name] = scores
-        if class_targets and classifier == "least_squares":
+        if least_squares_classifier:
             accuracies = least_squares_classifiers_accuracy(
                 x_train, [y_train[t].flatten() for t in class_targets],
-                x_test, [y_test[t].flatten() for t in class_targets])
+                x_test, [y_test[t].flatten() for t in class_targets], gram=gram)
             scores_by_target.update({t: {"accuracy": a} for t, a in zip(class_targets, accuracies)})
         elif class_targets:
             for target_name in class_targets:
