@@ -146,10 +146,13 @@ def ablation_rows(heads: list[tuple[int, int]], mode: str, clean: dict[str, floa
     ])
 
 
-# Floats in the widest activation of one stacked forward (16 MiB in float32). glibc serves
-# larger buffers with a fresh mmap on every allocation, and their page faults cost more than
-# wider stacking saves: measured on 2 cores, a batch-256 sweep took 2.2 s with 9 copies per
-# forward and 1.4 s with 2 (batch 64: 0.55 s with 9, 0.44 s with 5).
+# Floats in the widest activation of one stacked forward (16 MiB in float32). By default
+# glibc serves larger buffers with a fresh mmap on every allocation, and their page faults
+# cost more than wider stacking saves: measured on 2 cores, a batch-256 sweep took 2.2 s with
+# 9 copies per forward and 1.4 s with 2 (batch 64: 0.55 s with 9, 0.44 s with 5). With the
+# heap kept (plateau_lens.allocator.reuse_freed_memory, as analyze_run does) the faults are
+# gone but a 16x larger budget was no faster (1 thread: 4.35 vs 4.52 s at batch 256, 1.32 vs
+# 1.20 s at batch 64).
 STACKED_ACTIVATION_BUDGET = 2 ** 22
 
 
