@@ -61,9 +61,11 @@ def test_killed_run_resumes_to_identical_result(tmp_path, small_lrmc_config):
     config_path = tmp_path / "config.json"
     config_path.write_text(config.to_json())
     killed = tmp_path / "killed"
+    # the same thread count as this process (conftest sets it; an inherited OMP_NUM_THREADS
+    # may differ): float sums in another order would give other bits
     process = subprocess.Popen(
         [sys.executable, "-m", "plateau_lens.cli", "train", str(config_path), "--out",
-         str(killed), "--quiet"])
+         str(killed), "--quiet"], env={**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())})
     deadline = time.time() + 120
     while time.time() < deadline and not any(s >= 20 for s in list_checkpoints(killed)):
         time.sleep(0.05)
