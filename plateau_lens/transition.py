@@ -71,16 +71,16 @@ def detect_transition(metrics: pd.DataFrame | np.ndarray, loss: str = "loss", *,
     Works on log10(loss), smoothed by a centred rolling median over ``smoothing`` × the
     number of points; by default 3 %, then 6 % and 12 % if nothing is found (one-batch metrics
     such as LRMC's masked MSE at batch 64 scatter by ~0.05 decades, more than the tolerance
-    band of a 2× drop). The drop is the steepest descent over that window; its size is
-    Δ = plateau level − final level (final = median of the last 5 % of the curve; plateau =
-    the modal level before it). The plateau runs from the curve's first arrival within
-    ``tolerance``·Δ (or 3σ of the smoothed noise, if larger) of its level to the last step
-    within ``tolerance``·Δ before the drop; the drop step is the steepest descent between
-    the plateau's end and the first crossing of the halfway level, so a drop in two phases
-    is dated by its first; the drop ends when the curve first comes within
-    ``tolerance``·Δ of the final level. Returns ``None`` when Δ < ``min_drop`` decades (a 1.26× drop by default:
-    cross-entropy losses keep an irreducible floor) or when the plateau is shorter than
-    ``min_plateau`` × the logged span (a smooth decay has no plateau).
+    band of a 2× drop). Final level = median of the last 5 % of the curve; plateau level =
+    the modal level before the steepest descent; Δ = their difference. The plateau runs from
+    the curve's first arrival within ``tolerance``·Δ (or 3σ of the smoothed noise, if larger)
+    of its level to the last step within ``tolerance``·Δ before the descent. The drop step is
+    the steepest descent between the plateau's end and the first crossing of the halfway
+    level, so a drop in two phases is dated by its first; the drop ends when the curve first
+    comes within ``tolerance``·Δ of the final level. Returns ``None`` when Δ < ``min_drop``
+    decades (a 1.26× drop by default: cross-entropy losses keep an irreducible floor) or when
+    the plateau is shorter than ``min_plateau`` × the logged span (a smooth decay has no
+    plateau).
 
     Args:
         metrics: a DataFrame with ``step`` and ``loss`` columns, or an array of losses.
