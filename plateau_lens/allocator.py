@@ -5,8 +5,8 @@ glibc serves every allocation above its mmap threshold (128 KiB, raised dynamica
 are a few MiB each page-faults its buffers in anew on every call. Analysis loops (the same
 shapes, checkpoint after checkpoint) spent a large part of their time there: measured on 2
 cores, an ``ablation_sweep`` + probes + collapse loop at batch 256 had 0.6-0.7 s of system
-time and ~330 000 page faults per checkpoint, and ran 15-30 % faster once freed buffers were
-reused (see ``benchmarks/analysis_throughput.py``).
+time and ~330 000 page faults per checkpoint, and ran 30 % faster (batch 64: 11 %) once freed
+buffers were reused (1-thread A/B; whole benchmark: ``benchmarks/analysis_throughput.py``).
 """
 
 from __future__ import annotations
