@@ -105,7 +105,7 @@ def test_noisy_one_batch_metric_is_found_by_wider_smoothing(seed):
 
 
 def two_phase(steps, seed):
-    """LRMC-like drop in two phases (as tasks/lrmc_cpu.toml's seed 1): 0.11 until 6 000, a
+    """LRMC-like drop in two phases (as seed 1 of tasks/lrmc_cpu.toml at batch 64): 0.11 until 6 000, a
     step to 0.078 by 6 300, a slow stretch, then a steeper step to 0.05 at 9 000-9 150."""
     log = np.interp(steps, [0, 300, 6_000, 6_300, 9_000, 9_150, steps[-1]],
                     np.log10([0.2, 0.11, 0.11, 0.078, 0.072, 0.05, 0.05]))

@@ -85,10 +85,15 @@ SEQUENCE_TARGETS = {
 FEATURE_RCOND = 1e-6  # float32 features: singular directions below ~10 ulp are rounding noise
 
 
+def _with_bias(features: Float[Tensor, "n d"]) -> Float[Tensor, "n d+1"]:
+    """[F 1] in float64: the features with a constant column for a bias."""
+    return torch.cat([features.double(), features.new_ones(len(features), 1, dtype=torch.double)], 1)
+
+
 def gram_with_bias(features: Float[Tensor, "n d"]) -> Float[Tensor, "d+1 d+1"]:
     """[F 1]ᵀ[F 1] in float64: its top-left d × d block is FᵀF. One per hook serves both the
     least-squares probes and the classifiers."""
-    with_bias = torch.cat([features.double(), features.new_ones(len(features), 1, dtype=torch.double)], 1)
+    with_bias = _with_bias(features)
     return with_bias.T @ with_bias
 
 
@@ -150,12 +155,11 @@ def least_squares_classifiers_accuracy(x_train: Tensor, labels_train: Sequence[T
     class_sets = [torch.unique(labels) for labels in labels_train]
     one_hot = torch.cat([(labels[:, None] == classes[None, :]).double()
                          for labels, classes in zip(labels_train, class_sets)], 1)
-    with_bias = torch.cat([x_train.double(), torch.ones(len(x_train), 1, dtype=torch.double)], 1)
-    gram = gram_with_bias(x_train) if gram is None else gram
+    with_bias = _with_bias(x_train)
+    gram = with_bias.T @ with_bias if gram is None else gram
     regularised = gram + ridge * len(x_train) * torch.eye(with_bias.shape[1], dtype=torch.double)
     weights = torch.linalg.solve(regularised, with_bias.T @ one_hot)
-    test = torch.cat([x_test.double(), torch.ones(len(x_test), 1, dtype=torch.double)], 1)
-    scores = torch.split(test @ weights, [len(classes) for classes in class_sets], dim=1)
+    scores = torch.split(_with_bias(x_test) @ weights, [len(classes) for classes in class_sets], dim=1)
     return [(classes[block.argmax(-1)] == labels).double().mean().item()
             for block, classes, labels in zip(scores, class_sets, labels_test)]
 
@@ -210,13 +214,13 @@ def linear_probes(model, train_batch, test_batch, targets: Sequence[str] | None 
             [einops.rearrange(y_test[t], "b p k -> (b p) k") for t in regression_targets], 1), widths, 1)
     masked = einops.rearrange(~test_batch.observed, "b m n -> (b m n)") if any(
         available[t].split_by_mask for t in regression_targets) else None
+    least_squares_classifier = bool(class_targets) and classifier == "least_squares"
     rows = []
     for name in hooks:
         x_train = einops.rearrange(train_cache[name].float(), "b p d -> (b p) d")
         x_test = einops.rearrange(test_cache[name].float(), "b p d -> (b p) d")
         layer = _layer_of(name) if name.startswith("blocks.") else None
         scores_by_target: dict[str, dict[str, float]] = {}
-        least_squares_classifier = class_targets and classifier == "least_squares"
         gram = (gram_with_bias(x_train)  # float64; FᵀF is its top-left block
                 if regression_targets or least_squares_classifier else None)
         if regression_targets:
