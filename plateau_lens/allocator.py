@@ -31,6 +31,8 @@ def reuse_freed_memory(threshold_bytes: int = HEAP_THRESHOLD_BYTES) -> bool:
     ``analyze_run`` calls it; call it yourself before a hand-written loop of analyzers.
     """
     global _applied
+    if not 0 < threshold_bytes < 2 ** 31:  # mallopt takes a C int
+        raise ValueError(f"threshold_bytes must be in [1, 2**31 - 1], got {threshold_bytes!r}")
     if _applied:
         return True
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":

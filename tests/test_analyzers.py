@@ -360,3 +360,11 @@ def test_reuse_freed_memory_stops_page_faults_on_repeated_buffers():
 
     assert faults("system") > 10_000
     assert faults("reuse") < 100
+
+
+def test_reuse_freed_memory_refuses_a_threshold_outside_a_c_int():
+    from plateau_lens.allocator import reuse_freed_memory
+
+    for bad in (0, -1, 2 ** 31):
+        with pytest.raises(ValueError, match=r"threshold_bytes must be in \[1, 2\*\*31 - 1\]"):
+            reuse_freed_memory(bad)
