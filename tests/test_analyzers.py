@@ -14,7 +14,7 @@ from plateau_lens import (
 import plateau_lens.analysis.ablation as ablation_module
 from plateau_lens.analysis import remaining_hooks
 from plateau_lens.analysis.attention_structure import mask_rows, uniform_baseline
-from plateau_lens.analysis.partial_forward import forward_from_layer
+from plateau_lens.analysis.partial_forward import forward_from_layer, hook_activations
 from plateau_lens.analysis.probes import fit_least_squares, gram_with_bias
 from plateau_lens.run import load_run
 from plateau_lens.tasks import step_generator
@@ -121,6 +121,66 @@ def test_ablation_sweep_rows_equal_single_full_ablations(mode, copies_per_forwar
                 (scope, layer, metric), level=["scope", "layer", "metric"]).iloc[0]
             assert row["ablated"] == pytest.approx(single.loc[metric, "ablated"], rel=1e-5, abs=1e-7)
         assert abs(single.loc["loss", "change"]) > 1e-4
+
+
+@pytest.mark.parametrize("mode", ["uniform", "mean"])
+def test_ablation_sweep_on_causal_linear_attention_equals_single_ablations(mode):
+    """MWS with the study's linear attention (causal, no softmax): the sweep's shared patterns
+    and stacked copies give the rows of single hooked ablations."""
+    task = make_task("mws")
+    config = ModelConfig(n_layers=2, n_heads=2, d_model=32, attention="linear")
+    network = build_network(task, config, seed=0)
+    with torch.no_grad():  # larger patterns, so that ablations change the loss visibly
+        for block in network.layers:
+            block.attn.q.weight.mul_(8)
+            block.attn.k.weight.mul_(8)
+    model, data = wrap_in_bridge(network, task, config), batch(task, size=32)
+    sweep = ablation_sweep(model, data, mode=mode).set_index(["scope", "layer", "head", "metric"])
+    for layer, head in [(0, 0), (1, 1)]:
+        single = ablate_heads(model, data, [(layer, head)], mode=mode).set_index("metric")
+        for metric in single.index:
+            assert sweep.loc[("head", layer, head, metric), "ablated"] == pytest.approx(
+                single.loc[metric, "ablated"], rel=1e-5, abs=1e-6)
+    assert sweep["change"].abs().max() > 1e-4
+
+
+def test_ablation_sweep_honours_hooks_of_the_users():
+    """With a hook of the user's attached the sweep leaves the native fast path and takes the
+    hooked forwards, so its rows are those of ablate_heads under the same hook."""
+    model, data = sharp_attention_model(), batch()
+    plain = ablation_sweep(model, data).set_index(["scope", "layer", "head", "metric"])
+
+    def double_the_residual(residual, hook):
+        return 2 * residual
+
+    with model.hooks(fwd_hooks=[("blocks.0.hook_resid_post", double_the_residual)]):
+        hooked = ablation_sweep(model, data).set_index(["scope", "layer", "head", "metric"])
+        single = ablate_heads(model, data, [(1, 0)]).set_index("metric")
+    assert remaining_hooks(model) == 0
+    for metric in single.index:
+        row = hooked.loc[("head", 1, 0, metric)]
+        assert row["clean"] == pytest.approx(single.loc[metric, "clean"], rel=1e-5, abs=1e-7)
+        assert row["ablated"] == pytest.approx(single.loc[metric, "ablated"], rel=1e-5, abs=1e-7)
+    assert not np.allclose(hooked["clean"], plain["clean"], rtol=1e-3)
+
+
+def test_native_residual_stream_equals_the_bridge_cache_and_user_hooks_are_honoured():
+    model, data = sharp_attention_model(), batch(size=16)
+    names = [f"blocks.{layer}.hook_resid_{kind}" for layer in range(2) for kind in ("pre", "post")]
+    _, cache = model.run_with_cache(data.inputs, names_filter=lambda n: n in names)
+    native = hook_activations(model, data.inputs, names)
+    for name in names:
+        assert torch.allclose(native[name], cache[name], atol=1e-5), name
+    mixed = hook_activations(model, data.inputs, ["blocks.1.hook_resid_pre", "blocks.1.attn.hook_pattern"])
+    assert mixed["blocks.1.attn.hook_pattern"].shape == (16, 2, 16, 16)
+
+    def add_one(residual, hook):
+        return residual + 1
+
+    with model.hooks(fwd_hooks=[("blocks.0.hook_resid_post", add_one)]):
+        hooked = hook_activations(model, data.inputs, ["blocks.1.hook_resid_pre"])
+    assert torch.allclose(hooked["blocks.1.hook_resid_pre"], cache["blocks.1.hook_resid_pre"] + 1,
+                          atol=1e-5)
 
 
 def test_ablation_bad_input_leaves_no_hooks():

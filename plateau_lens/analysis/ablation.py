@@ -14,7 +14,8 @@ from tqdm.auto import tqdm
 from ..tasks.base import check_choice
 from .hooks import check_task_batch, model_task
 from .metrics import output_metrics
-from .partial_forward import forward_from_layer, runs_native_blocks
+from .partial_forward import (forward_from_layer, native_block, native_clean_pass, native_readout,
+                              remaining_hooks, runs_native_blocks, runs_native_modules)
 
 HeadSpec = Union[str, int, Sequence[tuple[int, int]]]
 ABLATION_MODES = ("uniform", "mean")
@@ -62,30 +63,30 @@ def replacement_patterns(pattern: Float[Tensor, "batch head query key"], layer: 
 
 
 def ablation_hooks(model, heads: list[tuple[int, int]], mode: str, mean_patterns=None):
-    """One hook per ablated layer (a single copy of the batch, see :func:`stacked_ablation_hook`)."""
+    """One ``hook_pattern`` hook per ablated layer, replacing the patterns of its ablated heads."""
     by_layer: dict[int, list[int]] = {}
     for layer, head in heads:
         by_layer.setdefault(layer, []).append(head)
-    return [stacked_ablation_hook(model, layer, [layer_heads], mode, mean_patterns)
-            for layer, layer_heads in by_layer.items()]
-
-
-def stacked_ablation_hook(model, layer: int, heads_per_copy: list[list[int]], mode: str,
-                          mean_patterns=None):
-    """One hook for a batch stacked as copies × batch: copy c ablates ``heads_per_copy[c]``."""
     causal = model.cfg.attention_dir == "causal"
-    ablated = torch.zeros(len(heads_per_copy), model.cfg.n_heads, dtype=torch.bool)
+    hooks = []
+    for layer, layer_heads in by_layer.items():
+        ablated = head_masks(model.cfg.n_heads, [layer_heads])[0]
+
+        def hook(pattern, hook, layer=layer, ablated=ablated):
+            replacement = replacement_patterns(pattern, layer, mode, causal, mean_patterns)
+            return torch.where(ablated.to(pattern.device), replacement, pattern)
+
+        hooks.append((f"blocks.{layer}.attn.hook_pattern", hook))
+    return hooks
+
+
+def head_masks(n_heads: int, heads_per_copy: list[list[int]]) -> Tensor:
+    """[copies 1 head 1 1] booleans, True where copy c ablates the head (broadcasts over
+    [copies batch head query key])."""
+    ablated = torch.zeros(len(heads_per_copy), n_heads, dtype=torch.bool)
     for copy, heads in enumerate(heads_per_copy):
         ablated[copy, heads] = True
-    ablated = einops.rearrange(ablated, "c h -> c 1 h 1 1")
-
-    def hook(pattern, hook):
-        copies = einops.rearrange(pattern, "(c b) h q k -> c b h q k", c=len(heads_per_copy))
-        replacement = replacement_patterns(copies[0], layer, mode, causal, mean_patterns)
-        edited = torch.where(ablated.to(pattern.device), replacement, copies)
-        return einops.rearrange(edited, "c b h q k -> (c b) h q k")
-
-    return f"blocks.{layer}.attn.hook_pattern", hook
+    return einops.rearrange(ablated, "c h -> c 1 h 1 1")
 
 
 @torch.no_grad()
@@ -136,14 +137,17 @@ def ablate_heads(model, batch, heads: HeadSpec = "all", mode: str = "uniform",
     return ablation_rows(resolved, mode, clean, output_metrics(task, output, batch))
 
 
+def ablation_records(heads: list[tuple[int, int]], mode: str, clean: dict[str, float],
+                     ablated: dict[str, float], **labels) -> list[dict]:
+    """One record per metric: ``heads, mode, metric, clean, ablated, change`` (+ ``labels``)."""
+    label = ",".join(f"L{layer}H{head}" for layer, head in heads)
+    return [{**labels, "heads": label, "mode": mode, "metric": k, "clean": clean[k],
+             "ablated": ablated[k], "change": ablated[k] - clean[k]} for k in clean]
+
+
 def ablation_rows(heads: list[tuple[int, int]], mode: str, clean: dict[str, float],
                   ablated: dict[str, float]) -> pd.DataFrame:
-    label = ",".join(f"L{layer}H{head}" for layer, head in heads)
-    return pd.DataFrame([
-        {"heads": label, "mode": mode, "metric": k, "clean": clean[k], "ablated": ablated[k],
-         "change": ablated[k] - clean[k]}
-        for k in clean
-    ])
+    return pd.DataFrame(ablation_records(heads, mode, clean, ablated))
 
 
 # Floats in the widest activation of one stacked forward (16 MiB in float32). By default
@@ -169,19 +173,31 @@ def copies_per_forward(model, residual: Float[Tensor, "batch pos d_model"], n_co
 
 
 @torch.no_grad()
-def stacked_layer_ablations(model, batch, task, layer: int, heads_per_copy: list[list[int]],
-                            mode: str, mean_patterns, residual: Float[Tensor, "batch pos d_model"]
-                            ) -> list[dict[str, float]]:
-    """Metrics of several ablations at one layer, run as copies of the batch stacked along the
-    batch axis from that layer on (:func:`copies_per_forward` copies per forward): one
-    forward, one hook call and one Python pass per group instead of per ablation."""
+def native_layer_ablations(model, batch, task, layer: int, heads_per_copy: list[list[int]],
+                           mode: str, mean_patterns, residual: Float[Tensor, "batch pos d_model"]
+                           ) -> list[dict[str, float]]:
+    """Metrics of several ablations at one layer on plateau-lens' native modules.
+
+    Block ``layer`` computes Q, K, V and A once for the batch; the edited patterns of all
+    copies in a group (:func:`copies_per_forward`) share them (z_c = A_c·V), and the copies
+    run stacked along the batch axis from there on."""
+    network = model.plateau_network
+    causal = model.cfg.attention_dir == "causal"
     per_forward = copies_per_forward(model, residual, len(heads_per_copy))
     metrics = []
     for first in range(0, len(heads_per_copy), per_forward):
         group = heads_per_copy[first : first + per_forward]
-        stacked = einops.repeat(residual, "b p d -> (c b) p d", c=len(group))
-        with model.hooks(fwd_hooks=[stacked_ablation_hook(model, layer, group, mode, mean_patterns)]):
-            output = forward_from_layer(model, stacked, layer)
+        ablated = head_masks(model.cfg.n_heads, group).to(residual.device)
+
+        def edit(pattern: Float[Tensor, "batch head query key"]) -> Tensor:
+            replacement = replacement_patterns(pattern, layer, mode, causal, mean_patterns)
+            return torch.where(ablated, replacement, pattern)  # [copies batch head query key]
+
+        hidden = native_block(network.layers[layer], residual, edit)
+        hidden = einops.rearrange(hidden, "c b p d -> (c b) p d")
+        for block in network.layers[layer + 1:]:
+            hidden = native_block(block, hidden)
+        output = native_readout(network, hidden)
         for copy in einops.rearrange(output, "(c b) p o -> c b p o", c=len(group)):
             metrics.append(output_metrics(task, copy, batch))
     return metrics
@@ -199,40 +215,49 @@ def sweep_targets(model, layers: bool = True) -> list[tuple[str, int, int | None
     return targets
 
 
+SWEEP_COLUMNS = ["scope", "layer", "head", "heads", "mode", "metric", "clean", "ablated", "change"]
+
+
 def ablation_sweep(model, batch, mode: str = "uniform", task=None, layers: bool = True,
                    progress: bool = False) -> pd.DataFrame:
     """Ablate each head alone, and (``layers``) each whole layer, in turn.
 
     One cached clean pass; each ablation then recomputes only the layers from the ablated one
     on (for 4 layers: 2.5 instead of 4 layers per ablation on average). On plateau-lens' own
-    models the ablations of one layer run as stacked copies of the batch in one forward."""
+    models with no hook attached, the sweep runs the native modules: the ablations of one
+    layer share its Q, K, V and patterns and run as stacked copies of the batch
+    (:func:`native_layer_ablations`); other models, or hooks of the user's, take one hooked
+    forward per ablation."""
     targets = sweep_targets(model, layers)
     task = model_task(model, task)
     check_task_batch(task, batch)
     check_choice("mode", mode, ABLATION_MODES)
-    clean, means, residuals = clean_pass(model, batch, mode, task)
-    frames = []
-    if runs_native_blocks(model):  # plateau-lens models: one stacked forward per layer
+    rows = []
+    if runs_native_modules(model):
+        with torch.no_grad():
+            output, residuals, patterns = native_clean_pass(model.plateau_network, batch.inputs,
+                                                            keep_patterns=mode == "mean")
+        clean = output_metrics(task, output, batch)
+        means = (None if patterns is None else
+                 {layer: pattern.mean(0, keepdim=True) for layer, pattern in enumerate(patterns)})
         for layer in tqdm(range(model.cfg.n_layers), desc="ablated layers", disable=not progress):
             layer_targets = [t for t in targets if t[1] == layer]
             heads = [resolve_heads(model, spec) for _, _, _, spec in layer_targets]
-            metrics = stacked_layer_ablations(model, batch, task, layer,
-                                              [[h for _, h in hs] for hs in heads], mode, means,
-                                              residuals[layer])
+            metrics = native_layer_ablations(model, batch, task, layer,
+                                             [[h for _, h in hs] for hs in heads], mode, means,
+                                             residuals[layer])
             for (scope, _, head, _), resolved, ablated in zip(layer_targets, heads, metrics):
-                frames.append(ablation_rows(resolved, mode, clean, ablated).assign(
-                    scope=scope, layer=layer, head=head))
+                rows += ablation_records(resolved, mode, clean, ablated, scope=scope, layer=layer,
+                                         head=head)
     else:
+        clean, means, residuals = clean_pass(model, batch, mode, task)
         for scope, layer, head, spec in tqdm(targets, desc="ablations", disable=not progress):
-            frames.append(ablate_heads(model, batch, spec, mode, task, clean=clean, mean_patterns=means,
-                                       residuals=residuals).assign(scope=scope, layer=layer, head=head))
-    columns = ["scope", "layer", "head", "heads", "mode", "metric", "clean", "ablated", "change"]
-    return pd.concat(frames, ignore_index=True)[columns]
-
-
-def remaining_hooks(model) -> int:
-    """Number of forward hooks currently attached to the model's hook points (for checks)."""
-    return sum(len(point._forward_hooks) for point in set(model.hook_dict.values()))
+            resolved = resolve_heads(model, spec)
+            with model.hooks(fwd_hooks=ablation_hooks(model, resolved, mode, means)):
+                output = forward_from_layer(model, residuals[layer], layer)
+            rows += ablation_records(resolved, mode, clean, output_metrics(task, output, batch),
+                                     scope=scope, layer=layer, head=head)
+    return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
 
 
 __all__: Iterable[str] = ["ablate_heads", "ablation_sweep", "resolve_heads", "uniform_pattern"]

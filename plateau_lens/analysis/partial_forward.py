@@ -2,21 +2,42 @@
 
 The bridge's own ``forward(resid, start_at_layer=l)`` is exact but still runs blocks 0…l−1
 and discards their output (it feeds ``resid`` through the whole wrapped model and swaps it in
-at block l). For plateau-lens' own native models this module calls the bridge's components
-(``blocks[l:]``, ``ln_final``, ``unembed``) directly, so every hook at or after block l still
-fires and the earlier blocks cost nothing; other models (Pythia, OLMo) use ``start_at_layer``.
+at block l). For plateau-lens' own native models :func:`forward_from_layer` calls the bridge's
+components (``blocks[l:]``, ``ln_final``, ``unembed``) directly, so every hook at or after
+block l still fires and the earlier blocks cost nothing; other models (Pythia, OLMo) use
+``start_at_layer``.
+
+:func:`native_block` and :func:`native_clean_pass` run the plain native modules (no hook
+points at all) with an optional edit of the attention pattern that may add a leading copy
+axis, so several edits of one layer share its Q, K, V and pattern: the ablation sweep's fast
+path on plateau-lens models when no user hook is attached.
 """
 
 from __future__ import annotations
 
+import re
+from typing import Callable, Optional
+
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor
+from transformer_lens.utilities.activation_functions import apply_softcap
 
 
 def runs_native_blocks(model) -> bool:
     """True for a bridge built by plateau-lens (fixed-length, no attention mask, no rotary)."""
     return getattr(model, "plateau_network", None) is not None
+
+
+def remaining_hooks(model) -> int:
+    """Number of forward hooks currently attached to the model's hook points (for checks)."""
+    return sum(len(point._forward_hooks) for point in set(model.hook_dict.values()))
+
+
+def runs_native_modules(model) -> bool:
+    """True for a plateau-lens bridge with no hook attached: its plain native modules compute
+    the same function, with nothing that a hook of the user's would change or read."""
+    return runs_native_blocks(model) and remaining_hooks(model) == 0
 
 
 def forward_from_layer(model, residual: Float[Tensor, "batch pos d_model"], layer: int) -> Tensor:
@@ -33,3 +54,71 @@ def forward_from_layer(model, residual: Float[Tensor, "batch pos d_model"], laye
         output = block(hidden, position_ids=position_ids)
         hidden = output[0] if isinstance(output, tuple) else output
     return model.unembed(model.ln_final(hidden))
+
+
+PatternEdit = Callable[[Tensor], Tensor]
+
+
+def native_block(block, hidden: Float[Tensor, "*copies batch pos d_model"],
+                 edit_pattern: Optional[PatternEdit] = None) -> Tensor:
+    """TransformerLens' ``NativeBlock.forward`` (pre-LN: h + attn(ln1 h), then + mlp(ln2 ·)),
+    with ``edit_pattern`` applied to the attention pattern A [batch head query key]. The edit
+    may return [copies batch head query key]: z = A·V broadcasts over the copies and so does
+    the rest of the block, giving [copies batch pos d_model]."""
+    attention_out, _ = block.attn(block.ln1(hidden), pattern_fn=edit_pattern)
+    hidden = hidden + attention_out
+    if not block.cfg.attn_only:
+        hidden = hidden + block.mlp(block.ln2(hidden))
+    return hidden
+
+
+def native_readout(network, hidden: Float[Tensor, "batch pos d_model"]) -> Tensor:
+    """The final norm, unembedding and logit soft-cap of ``NativeModel.forward``."""
+    return apply_softcap(network.head(network.ln_out(hidden)), network.output_logits_soft_cap)
+
+
+def native_clean_pass(network, inputs: Int[Tensor, "batch pos"], keep_patterns: bool = False
+                      ) -> tuple[Tensor, list[Tensor], list[Tensor] | None]:
+    """``network(inputs)`` block by block: (output, the residual stream entering each block
+    and leaving the last (L + 1 tensors: ``blocks.{l}.hook_resid_pre``, then
+    ``blocks.{L-1}.hook_resid_post``), and with ``keep_patterns`` each block's attention
+    pattern [batch head query key])."""
+    seq = inputs.shape[1]
+    hidden = network.tok_embed(inputs)
+    if network.pos is not None:
+        hidden = hidden + network.pos(torch.arange(seq, device=inputs.device).expand_as(inputs))
+    residuals: list[Tensor] = []
+    patterns: list[Tensor] = []
+
+    def keep(pattern: Tensor) -> Tensor:
+        patterns.append(pattern)
+        return pattern
+
+    for block in network.layers:
+        residuals.append(hidden)
+        hidden = native_block(block, hidden, keep if keep_patterns else None)
+    residuals.append(hidden)
+    return native_readout(network, hidden), residuals, patterns if keep_patterns else None
+
+
+RESIDUAL_HOOK = re.compile(r"blocks\.(\d+)\.hook_resid_(pre|post)")
+
+
+def hook_activations(model, inputs: Int[Tensor, "batch pos"], names: list[str]) -> dict[str, Tensor]:
+    """The activations at hook ``names`` for ``inputs``. When every name is a residual-stream
+    hook (``blocks.{l}.hook_resid_pre`` / ``hook_resid_post``) of a plateau-lens model with no
+    hook attached, one pass of the native modules (:func:`native_clean_pass`) gives them;
+    otherwise ``run_with_cache``."""
+    depths = {}
+    for name in names:
+        match = RESIDUAL_HOOK.fullmatch(name)
+        if match is None:
+            break
+        depths[name] = int(match.group(1)) + (match.group(2) == "post")
+    if len(depths) == len(names) and runs_native_modules(model):
+        with torch.no_grad():
+            _, residuals, _ = native_clean_pass(model.plateau_network, inputs)
+        return {name: residuals[depth] for name, depth in depths.items()}
+    wanted = set(names)
+    _, cache = model.run_with_cache(inputs, names_filter=lambda name: name in wanted)
+    return {name: cache[name] for name in names}

@@ -10,11 +10,12 @@ import einops
 import numpy as np
 import pandas as pd
 import torch
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor
 
 from ..tasks.base import MatrixBatch
 from .hooks import check_hook_names, check_task_batch, model_task
+from .partial_forward import hook_activations
 
 MAX_CLASSIFIER_SAMPLES = 20_000
 
@@ -101,19 +102,24 @@ def fit_least_squares(features: Float[Tensor, "n d"], targets: Float[Tensor, "n 
                       gram: Float[Tensor, "d d"] | None = None) -> Tensor:
     """W minimising ‖features·W − targets‖² (no bias, as in the study): the minimum-norm
     solution, ignoring singular values below 1e-6·σ_max, the float32 rounding noise of
-    rank-deficient features such as embeddings.
-
-    Solved through the d × d Gram matrix FᵀF = V diag(σ²) Vᵀ in float64 (exact products of
-    float32 entries, so eigenvalues are resolved down to ~1e-15·σ_max², far below the cut at
-    (1e-6·σ_max)²): W = V diag(1/σ²) Vᵀ Fᵀ y over the kept directions, which is the SVD
-    pseudo-inverse solution, for the cost of one pass over the n rows. ``gram``: FᵀF in
-    float64, if already formed."""
+    rank-deficient features such as embeddings (:func:`least_squares_from_moments`).
+    ``gram``: FᵀF in float64, if already formed."""
     features, targets = features.double(), targets.double()
     gram = features.T @ features if gram is None else gram.double()
+    return least_squares_from_moments(gram, features.T @ targets)
+
+
+def least_squares_from_moments(gram: Float[Tensor, "d d"], moment: Float[Tensor, "d k"]) -> Tensor:
+    """The minimum-norm least-squares W from FᵀF and Fᵀy (float64), through the eigenvectors
+    of FᵀF = V diag(σ²) Vᵀ: W = V diag(1/σ²) Vᵀ Fᵀy over the directions with σ > 1e-6·σ_max.
+
+    In float64 the products of float32 entries are exact, so eigenvalues are resolved down to
+    ~1e-15·σ_max², far below the cut at (1e-6·σ_max)²: this is the SVD pseudo-inverse
+    solution for the cost of one pass over the n rows."""
     eigenvalues, eigenvectors = torch.linalg.eigh(gram)
     kept = eigenvalues > (FEATURE_RCOND ** 2) * eigenvalues.max().clamp_min(0)
     inverse = torch.where(kept, eigenvalues.reciprocal(), torch.zeros_like(eigenvalues))
-    return (eigenvectors @ (inverse[:, None] * (eigenvectors.T @ (features.T @ targets)))).float()
+    return (eigenvectors @ (inverse[:, None] * (eigenvectors.T @ moment))).float()
 
 
 def regression_scores(prediction: Tensor, targets: Tensor) -> dict[str, float]:
@@ -143,25 +149,26 @@ def logistic_accuracy(x_train: Tensor, labels_train: Tensor, x_test: Tensor, lab
     return float(classifier.score(x_test.cpu().numpy(), labels_test))
 
 
-def least_squares_classifiers_accuracy(x_train: Tensor, labels_train: Sequence[Tensor],
-                                       x_test: Tensor, labels_test: Sequence[Tensor],
-                                       ridge: float = 1e-3,
-                                       gram: Tensor | None = None) -> list[float]:
-    """Closed-form linear classifiers: ridge regression (with bias) onto one-hot labels, argmax.
+def one_hot_labels(labels: Sequence[Int[Tensor, "n"]]) -> tuple[Tensor, list[Tensor]]:
+    """The one-hot blocks of several label vectors side by side [n Σ classes] (float64), and
+    each vector's classes."""
+    class_sets = [torch.unique(values) for values in labels]
+    one_hot = torch.cat([(values[:, None] == classes[None, :]).double()
+                         for values, classes in zip(labels, class_sets)], 1)
+    return one_hot, class_sets
 
-    One label vector per target; they share the features, so one Gram matrix and one solve
-    serve all of them (the one-hot blocks sit side by side). ``gram``: :func:`gram_with_bias`
-    of ``x_train``, if already formed."""
-    class_sets = [torch.unique(labels) for labels in labels_train]
-    one_hot = torch.cat([(labels[:, None] == classes[None, :]).double()
-                         for labels, classes in zip(labels_train, class_sets)], 1)
-    with_bias = _with_bias(x_train)
-    gram = with_bias.T @ with_bias if gram is None else gram
-    regularised = gram + ridge * len(x_train) * torch.eye(with_bias.shape[1], dtype=torch.double)
-    weights = torch.linalg.solve(regularised, with_bias.T @ one_hot)
-    scores = torch.split(_with_bias(x_test) @ weights, [len(classes) for classes in class_sets], dim=1)
-    return [(classes[block.argmax(-1)] == labels).double().mean().item()
-            for block, classes, labels in zip(scores, class_sets, labels_test)]
+
+def ridge_classifier_accuracies(gram: Float[Tensor, "d+1 d+1"], moment: Float[Tensor, "d+1 c"],
+                                n_train: int, test_with_bias: Float[Tensor, "m d+1"],
+                                class_sets: Sequence[Tensor], labels_test: Sequence[Tensor],
+                                ridge: float = 1e-3) -> list[float]:
+    """Test accuracy of closed-form linear classifiers: ridge regression (with bias) onto the
+    one-hot labels, argmax. ``gram`` = [F 1]ᵀ[F 1], ``moment`` = [F 1]ᵀ·one-hot (train)."""
+    regularised = gram + ridge * n_train * torch.eye(len(gram), dtype=gram.dtype)
+    weights = torch.linalg.solve(regularised, moment)
+    scores = torch.split(test_with_bias @ weights, [len(classes) for classes in class_sets], dim=1)
+    return [(classes[block.argmax(-1)] == values).double().mean().item()
+            for block, classes, values in zip(scores, class_sets, labels_test)]
 
 
 def default_hooks(model) -> list[str]:
@@ -199,33 +206,42 @@ def linear_probes(model, train_batch, test_batch, targets: Sequence[str] | None 
     if unknown:
         raise ValueError(f"unknown probe target(s) {unknown}; allowed: {sorted(available)}")
     hooks = check_hook_names(model, default_hooks(model) if hooks is None else hooks)
-    _, train_cache = model.run_with_cache(train_batch.inputs, names_filter=lambda n: n in hooks)
-    _, test_cache = model.run_with_cache(test_batch.inputs, names_filter=lambda n: n in hooks)
+    train_cache = hook_activations(model, train_batch.inputs, hooks)
+    test_cache = hook_activations(model, test_batch.inputs, hooks)
     # targets do not depend on the hook: compute them once, flattened over (batch, position)
     regression_targets = [t for t in targets if available[t].kind == "regression"]
     class_targets = [t for t in targets if available[t].kind == "classification"]
     y_train = {t: available[t].values(task, train_batch) for t in targets}
     y_test = {t: available[t].values(task, test_batch) for t in targets}
     widths = [y_train[t].shape[-1] for t in regression_targets]
+    least_squares_classifier = bool(class_targets) and classifier == "least_squares"
+    # the right-hand sides of every solve, side by side: regression targets, then one-hot labels
+    train_columns = [torch.cat([einops.rearrange(y_train[t], "b p k -> (b p) k")
+                                for t in regression_targets], 1).double()] if regression_targets else []
+    if least_squares_classifier:
+        one_hot, class_sets = one_hot_labels([y_train[t].flatten() for t in class_targets])
+        train_columns.append(one_hot)
+    right_hand_sides = torch.cat(train_columns, 1) if train_columns else None
     if regression_targets:
-        regression_train = torch.cat(
-            [einops.rearrange(y_train[t], "b p k -> (b p) k") for t in regression_targets], 1)
         regression_test = torch.split(torch.cat(
             [einops.rearrange(y_test[t], "b p k -> (b p) k") for t in regression_targets], 1), widths, 1)
     masked = einops.rearrange(~test_batch.observed, "b m n -> (b m n)") if any(
         available[t].split_by_mask for t in regression_targets) else None
-    least_squares_classifier = bool(class_targets) and classifier == "least_squares"
     rows = []
     for name in hooks:
         x_train = einops.rearrange(train_cache[name].float(), "b p d -> (b p) d")
         x_test = einops.rearrange(test_cache[name].float(), "b p d -> (b p) d")
         layer = _layer_of(name) if name.startswith("blocks.") else None
         scores_by_target: dict[str, dict[str, float]] = {}
-        gram = (gram_with_bias(x_train)  # float64; FᵀF is its top-left block
-                if regression_targets or least_squares_classifier else None)
+        if right_hand_sides is not None:
+            # [F 1] in float64: one Gram matrix and one product with all targets per hook;
+            # FᵀF and Fᵀy are their blocks without the bias row/column
+            train_with_bias = _with_bias(x_train)
+            gram = train_with_bias.T @ train_with_bias
+            moments = train_with_bias.T @ right_hand_sides
         if regression_targets:
             # one least-squares solve for all regression targets (lstsq is column-wise)
-            weights = fit_least_squares(x_train, regression_train, gram=gram[:-1, :-1])
+            weights = least_squares_from_moments(gram[:-1, :-1], moments[:-1, : sum(widths)])
             predictions = torch.split(x_test @ weights, widths, 1)
             for target_name, prediction, truth in zip(regression_targets, predictions, regression_test):
                 scores = regression_scores(prediction, truth)
@@ -236,9 +252,9 @@ def linear_probes(model, train_batch, test_batch, targets: Sequence[str] | None 
                                 (prediction[select] - truth[select]) ** 2).item()
                 scores_by_target[target_name] = scores
         if least_squares_classifier:
-            accuracies = least_squares_classifiers_accuracy(
-                x_train, [y_train[t].flatten() for t in class_targets],
-                x_test, [y_test[t].flatten() for t in class_targets], gram=gram)
+            accuracies = ridge_classifier_accuracies(
+                gram, moments[:, sum(widths):], len(x_train), _with_bias(x_test), class_sets,
+                [y_test[t].flatten() for t in class_targets])
             scores_by_target.update({t: {"accuracy": a} for t, a in zip(class_targets, accuracies)})
         elif class_targets:
             for target_name in class_targets:

@@ -75,7 +75,7 @@ class PlateauAttention(NativeAttention):
             if pattern_fn is not None:
                 pattern = pattern_fn(pattern)
             z = pattern @ v
-        out = self.o(einops.rearrange(z, "b h p d -> b p (h d)"))
+        out = self.o(einops.rearrange(z, "... h p d -> ... p (h d)"))
         return out, pattern
 
     def pattern(
