@@ -1,5 +1,7 @@
-"""Analyzers: each takes a model (TransformerBridge) and a batch, uses hooks only, and
-returns a tidy pandas DataFrame."""
+"""Analyzers: each takes a model (TransformerBridge) and a batch, reads it through hook names,
+and returns a tidy pandas DataFrame. On plateau-lens' own models with no hook attached,
+``ablation_sweep`` and ``linear_probes`` compute the same values on the native modules
+(:mod:`.partial_forward`)."""
 
 from .ablation import ablate_heads, ablation_sweep, remaining_hooks, uniform_pattern
 from .attention_progress import attention_progress, attention_progress_score
