@@ -15,7 +15,7 @@ import plateau_lens.analysis.ablation as ablation_module
 from plateau_lens.analysis import remaining_hooks
 from plateau_lens.analysis.attention_structure import mask_rows, uniform_baseline
 from plateau_lens.analysis.partial_forward import forward_from_layer, hook_activations
-from plateau_lens.analysis.probes import fit_least_squares, gram_with_bias
+from plateau_lens.analysis.probes import fit_least_squares, least_squares_from_moments
 from plateau_lens.run import load_run
 from plateau_lens.tasks import step_generator
 
@@ -286,10 +286,12 @@ def test_least_squares_on_rank_deficient_float32_features_ignores_rounding_noise
     weights = fit_least_squares(latent_train @ basis, latent_train @ readout + noise_train)
     minimum_norm = torch.linalg.pinv(basis) @ readout
     assert torch.allclose(weights, minimum_norm, atol=0.01)
-    # the same solve from the Gram block shared with the classifiers (linear_probes' path)
-    shared = gram_with_bias(latent_train @ basis)[:-1, :-1]
-    assert torch.allclose(fit_least_squares(latent_train @ basis, latent_train @ readout + noise_train,
-                                            gram=shared), weights, atol=1e-6)
+    # linear_probes' path: the blocks of [F 1]ᵀ[F 1] and [F 1]ᵀy without the bias row/column
+    features, targets = latent_train @ basis, latent_train @ readout + noise_train
+    with_bias = torch.cat([features, torch.ones(len(features), 1)], 1).double()
+    from_moments = least_squares_from_moments((with_bias.T @ with_bias)[:-1, :-1],
+                                              (with_bias.T @ targets.double())[:-1])
+    assert torch.allclose(from_moments, weights, atol=1e-6)
     test_mse = torch.mean((latent_test @ basis @ weights - latent_test @ readout - noise_test) ** 2)
     assert test_mse.item() == pytest.approx(0.01, rel=0.1)
 

@@ -15,7 +15,7 @@ from ..tasks.base import check_choice
 from .hooks import check_task_batch, model_task
 from .metrics import output_metrics
 from .partial_forward import (forward_from_layer, native_block, native_clean_pass, native_readout,
-                              remaining_hooks, runs_native_blocks, runs_native_modules)
+                              runs_native_modules)
 
 HeadSpec = Union[str, int, Sequence[tuple[int, int]]]
 ABLATION_MODES = ("uniform", "mean")

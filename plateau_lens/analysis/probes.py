@@ -91,13 +91,6 @@ def _with_bias(features: Float[Tensor, "n d"]) -> Float[Tensor, "n d+1"]:
     return torch.cat([features.double(), features.new_ones(len(features), 1, dtype=torch.double)], 1)
 
 
-def gram_with_bias(features: Float[Tensor, "n d"]) -> Float[Tensor, "d+1 d+1"]:
-    """[F 1]ᵀ[F 1] in float64: its top-left d × d block is FᵀF. One per hook serves both the
-    least-squares probes and the classifiers."""
-    with_bias = _with_bias(features)
-    return with_bias.T @ with_bias
-
-
 def fit_least_squares(features: Float[Tensor, "n d"], targets: Float[Tensor, "n k"],
                       gram: Float[Tensor, "d d"] | None = None) -> Tensor:
     """W minimising ‖features·W − targets‖² (no bias, as in the study): the minimum-norm
