@@ -46,15 +46,24 @@ def configured_attention_bias(task, train_config, step: int) -> Tensor | None:
 
 def set_attention_bias(module: torch.nn.Module, multiplier: Tensor | None) -> int:
     """Install (or with ``None`` remove) the multiplier on every attention of a network or
-    bridge; returns how many attention modules were changed. The multiplier scales the
-    pattern after causal masking (after the softmax for softmax attention), unnormalised."""
-    attentions = [m for m in module.modules() if isinstance(m, PlateauAttention)]
+    bridge (a plateau-lens bridge: also on the native network under it); returns how many
+    attention modules were changed. The multiplier scales the pattern after causal masking
+    (after the softmax for softmax attention), unnormalised."""
+    attentions = plateau_attentions(module)
     if not attentions:
         raise ValueError("no plateau-lens attention modules found in this model")
+    network = getattr(module, "plateau_network", None)
+    if network is not None:
+        attentions += plateau_attentions(network)
     for attention in attentions:
         device = next(attention.parameters()).device
         attention.set_pattern_multiplier(None if multiplier is None else multiplier.to(device))
     return len(attentions)
+
+
+def plateau_attentions(module: torch.nn.Module) -> list[PlateauAttention]:
+    """The plateau-lens attention modules of a network or bridge, layer by layer."""
+    return [m for m in module.modules() if isinstance(m, PlateauAttention)]
 
 
 def component_parameters(network: torch.nn.Module, components: Iterable[str]) -> dict[str, torch.nn.Parameter]:

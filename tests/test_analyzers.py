@@ -12,6 +12,7 @@ from plateau_lens import (
     wrap_in_bridge,
 )
 import plateau_lens.analysis.ablation as ablation_module
+from plateau_lens.interventions import set_attention_bias
 from plateau_lens.analysis import remaining_hooks
 from plateau_lens.analysis.attention_structure import mask_rows, uniform_baseline
 from plateau_lens.analysis.partial_forward import forward_from_layer, hook_activations
@@ -162,6 +163,31 @@ def test_ablation_sweep_honours_hooks_of_the_users():
         assert row["clean"] == pytest.approx(single.loc[metric, "clean"], rel=1e-5, abs=1e-7)
         assert row["ablated"] == pytest.approx(single.loc[metric, "ablated"], rel=1e-5, abs=1e-7)
     assert not np.allclose(hooked["clean"], plain["clean"], rtol=1e-3)
+
+
+def test_ablation_sweep_sees_the_attention_bias_wherever_it_was_set():
+    """A multiplier set on the bridge reaches the native network too (the sweep's fast path);
+    one set on the network alone leaves the bridge's attention as it was, and the sweep then
+    follows the bridge (hooked path): either way its rows are those of ablate_heads."""
+    from plateau_lens.analysis.partial_forward import runs_native_modules
+
+    multiplier = 1 + torch.rand(16, 16, generator=torch.Generator().manual_seed(0))
+    data = batch()
+    clean_loss = {}
+    for set_on in ("bridge", "network"):
+        model = sharp_attention_model()
+        set_attention_bias(model if set_on == "bridge" else model.plateau_network, multiplier)
+        assert runs_native_modules(model) == (set_on == "bridge")
+        sweep = ablation_sweep(model, data).set_index(["scope", "layer", "head", "metric"])
+        single = ablate_heads(model, data, [(0, 1)]).set_index("metric")
+        for metric in single.index:
+            row = sweep.loc[("head", 0, 1, metric)]
+            assert row["clean"] == pytest.approx(single.loc[metric, "clean"], rel=1e-5, abs=1e-7)
+            assert row["ablated"] == pytest.approx(single.loc[metric, "ablated"], rel=1e-5, abs=1e-7)
+        clean_loss[set_on] = single.loc["loss", "clean"]
+    unbiased = ablate_heads(sharp_attention_model(), data, [(0, 1)]).set_index("metric")
+    assert abs(clean_loss["bridge"] - unbiased.loc["loss", "clean"]) > 1e-4
+    assert clean_loss["network"] == unbiased.loc["loss", "clean"]
 
 
 def test_native_residual_stream_equals_the_bridge_cache_and_user_hooks_are_honoured():

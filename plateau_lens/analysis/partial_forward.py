@@ -35,9 +35,28 @@ def remaining_hooks(model) -> int:
 
 
 def runs_native_modules(model) -> bool:
-    """True for a plateau-lens bridge with no hook attached: its plain native modules compute
-    the same function, with nothing that a hook of the user's would change or read."""
-    return runs_native_blocks(model) and remaining_hooks(model) == 0
+    """True for a plateau-lens bridge with no hook attached whose attention multipliers are
+    those of its native network: the plain native modules then compute the same function,
+    with nothing that a hook of the user's would change or read."""
+    return runs_native_blocks(model) and remaining_hooks(model) == 0 and same_attention_bias(model)
+
+
+def same_attention_bias(model) -> bool:
+    """Whether the bridge's attention modules and the native network's carry equal pattern
+    multipliers (each holds its own buffer: ``set_attention_bias`` on the network alone
+    leaves the bridge's as they were)."""
+    from ..interventions import plateau_attentions
+
+    bridge, native = plateau_attentions(model), plateau_attentions(model.plateau_network)
+    if len(bridge) != len(native):
+        return False
+    for ours, theirs in zip(bridge, native):
+        a, b = ours.pattern_multiplier, theirs.pattern_multiplier
+        if a is b:
+            continue
+        if a is None or b is None or a.shape != b.shape or not torch.equal(a, b.to(a.device)):
+            return False
+    return True
 
 
 def forward_from_layer(model, residual: Float[Tensor, "batch pos d_model"], layer: int) -> Tensor:
