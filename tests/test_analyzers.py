@@ -190,6 +190,20 @@ def test_ablation_sweep_sees_the_attention_bias_wherever_it_was_set():
     assert clean_loss["network"] == unbiased.loc["loss", "clean"]
 
 
+def test_ablation_sweep_follows_the_bridge_when_a_parameter_is_no_longer_shared():
+    from plateau_lens.analysis.partial_forward import runs_native_modules
+
+    model, data = sharp_attention_model(), batch()
+    query = model.plateau_network.layers[0].attn.q
+    query.weight = torch.nn.Parameter(torch.zeros_like(query.weight))  # the network's own now
+    assert not runs_native_modules(model)
+    sweep = ablation_sweep(model, data).set_index(["scope", "layer", "head", "metric"])
+    single = ablate_heads(model, data, [(0, 1)]).set_index("metric")
+    for metric in single.index:
+        assert sweep.loc[("head", 0, 1, metric), "ablated"] == pytest.approx(
+            single.loc[metric, "ablated"], rel=1e-5, abs=1e-7)
+
+
 def test_native_residual_stream_equals_the_bridge_cache_and_user_hooks_are_honoured():
     model, data = sharp_attention_model(), batch(size=16)
     names = [f"blocks.{layer}.hook_resid_{kind}" for layer in range(2) for kind in ("pre", "post")]

@@ -35,10 +35,12 @@ def remaining_hooks(model) -> int:
 
 
 def runs_native_modules(model) -> bool:
-    """True for a plateau-lens bridge with no hook attached whose attention multipliers are
-    those of its native network: the plain native modules then compute the same function,
-    with nothing that a hook of the user's would change or read."""
-    return runs_native_blocks(model) and remaining_hooks(model) == 0 and same_attention_bias(model)
+    """True for a plateau-lens bridge with no hook attached that still computes with its
+    native network's parameters and attention multipliers: the plain native modules then
+    compute the same function, with nothing that a hook of the user's would change or read."""
+    return (runs_native_blocks(model) and remaining_hooks(model) == 0
+            and {id(p) for p in model.parameters()} == {id(p) for p in model.plateau_network.parameters()}
+            and same_attention_bias(model))
 
 
 def same_attention_bias(model) -> bool:
