@@ -1,12 +1,12 @@
 """Training throughput: plateau-lens vs a reference loop in the studies' style, side by side.
 
-The reference is what the studies' code does, re-expressed on stock `transformers` models:
-LRMC = a BertModel (post-LN, absolute positions, dropout 0, the study's 2002-token input) with
-a linear read-out and MSE over all entries; MWS = a GPT2LMHeadModel of the same size with
-next-token cross-entropy. Both sides draw a fresh batch every step from the same generator
-and take one Adam step. Every (implementation, config) runs in its own subprocess (so peak
-memory is its own); the two implementations alternate for ``--rounds`` rounds and the median
-steps/s is reported.
+The reference is what the studies' code does, re-expressed on stock `transformers` models
+(``reference_loop.py``): LRMC = a BertModel (post-LN, absolute positions, dropout 0, the
+study's 2002-token input) with a linear read-out and MSE over all entries; MWS = a
+GPT2LMHeadModel of the same size with next-token cross-entropy. Both sides draw a fresh batch
+every step from the same generator and take one Adam step. Every (implementation, config)
+runs in its own subprocess (so peak memory is its own); the two implementations alternate for
+``--rounds`` rounds and the median steps/s is reported.
 
     python benchmarks/train_throughput.py [--configs cpu,mws,paper] [--device cpu|cuda]
                                           [--precision fp32|bf16] [--compile] [--steps 20]
@@ -23,82 +23,20 @@ import subprocess
 import sys
 import time
 
+from reference_loop import training_step
+
 CONFIGS = {"paper": "tasks/lrmc.toml", "cpu": "tasks/lrmc_cpu.toml", "mws": "tasks/mws.toml"}
-
-
-def reference_model(task, model_config):
-    import torch
-    import transformers
-
-    if task.kind == "regression":
-        config = transformers.BertConfig(
-            vocab_size=2002, hidden_size=model_config.d_model, num_hidden_layers=model_config.n_layers,
-            num_attention_heads=model_config.n_heads, intermediate_size=model_config.resolved_d_mlp,
-            hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-            max_position_embeddings=task.n_positions, type_vocab_size=1)
-        backbone = transformers.BertModel(config, add_pooling_layer=False)
-        readout = torch.nn.Linear(model_config.d_model, 1)
-
-        class Reference(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.backbone, self.readout = backbone, readout
-
-            def forward(self, tokens):
-                return self.readout(self.backbone(input_ids=tokens).last_hidden_state)
-
-        return Reference()
-    config = transformers.GPT2Config(
-        vocab_size=task.d_vocab, n_positions=task.n_positions, n_embd=model_config.d_model,
-        n_layer=model_config.n_layers, n_head=model_config.n_heads, n_inner=model_config.resolved_d_mlp,
-        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
-    gpt = transformers.GPT2LMHeadModel(config)
-
-    class Reference(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.gpt = gpt
-
-        def forward(self, tokens):
-            return self.gpt(input_ids=tokens).logits
-
-    return Reference()
 
 
 def measure(impl: str, config_path: str, device: str, precision: str, compile_: bool,
             steps: int, warmup: int, threads: int) -> dict:
     """Run in a subprocess: time ``steps`` training steps after ``warmup``."""
-    import dataclasses
-
     import torch
 
-    from plateau_lens import build_network, load_config
-    from plateau_lens.tasks import step_generator
+    from plateau_lens import load_config
 
     torch.set_num_threads(threads)
-    config = load_config(config_path)
-    task = config.make_task()
-    if impl == "reference":
-        model = reference_model(task, config.model).to(device)
-        token_task = dataclasses.replace(task, encoding="tokens") if task.kind == "regression" else task
-    else:
-        model = build_network(task, config.model, seed=0).to(device)
-        token_task = task
-    model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, fused=device.startswith("cuda"))
-    forward = torch.compile(model) if compile_ else model
-    autocast = (torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
-                if precision == "bf16" else torch.autocast("cpu", enabled=False))
-
-    def step(index: int) -> None:
-        batch = token_task.sample(config.train.batch_size, step_generator(0, index, device), device)
-        with autocast:
-            output = forward(batch.inputs)
-            loss = task.loss(output, batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
+    step = training_step(impl, load_config(config_path), device, precision, compile_)
     for index in range(warmup):
         step(index)
     if device.startswith("cuda"):

@@ -95,8 +95,8 @@ def detect_transition(metrics: pd.DataFrame | np.ndarray, loss: str = "loss", *,
     else:
         values = np.asarray(metrics, dtype=float)
         steps = np.arange(len(values)) if steps is None else np.asarray(steps)
-    if len(values) < 8:
-        raise ValueError(f"need at least 8 logged points to find a transition, got {len(values)}")
+    if len(values) < MIN_POINTS:
+        raise ValueError(f"need at least {MIN_POINTS} logged points to find a transition, got {len(values)}")
     if np.any(values <= 0):
         raise ValueError(f"{loss} must be positive to take its logarithm")
     for width in SMOOTHING_LADDER if smoothing is None else (smoothing,):
@@ -107,6 +107,7 @@ def detect_transition(metrics: pd.DataFrame | np.ndarray, loss: str = "loss", *,
 
 
 SMOOTHING_LADDER = (0.03, 0.06, 0.12)
+MIN_POINTS = 8  # fewer logged points cannot show a plateau, a drop and a final level
 
 
 def _find_transition(steps: np.ndarray, values: np.ndarray, tolerance: float, min_drop: float,
