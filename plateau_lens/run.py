@@ -61,7 +61,7 @@ class Run:
         if step not in self.checkpoints:
             raise CheckpointError(
                 f"run {self.path} has no checkpoint at step {step}; available: {self.steps}")
-        return load_checkpoint(self.checkpoints[step], self.config.to_dict(), device)
+        return load_checkpoint(self.checkpoints[step], self.config.to_dict(), device, mmap=True)
 
     def _install(self, network, payload: dict, step: int) -> None:
         from .interventions import configured_attention_bias, set_attention_bias

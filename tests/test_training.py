@@ -88,7 +88,12 @@ def test_corrupt_checkpoint_is_reported_and_resume_falls_back(tmp_path, small_lr
         load_checkpoint(last)
     with pytest.raises(CheckpointError, match="corrupt"):
         load_run(run_dir).network(12)
-    resume(run_dir, progress=False)  # restarts from step 8, rewrites step 12
+    eight = list_checkpoints(run_dir)[8]
+    eight.write_bytes(eight.read_bytes()[: eight.stat().st_size // 2])  # cut inside the tensors
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_run(run_dir).network(8)  # analysis maps the file (mmap) instead of reading it
+    eight.unlink()
+    resume(run_dir, progress=False)  # restarts from step 4, rewrites steps 8 and 12
     assert load_checkpoint(last)["step"] == 12
 
 

@@ -79,13 +79,15 @@ def save_checkpoint(path: Path, *, step: int, config: dict, model: dict, optimiz
 
 
 def load_checkpoint(path: Path, expected_config: dict | None = None,
-                    map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load and validate a checkpoint; ``expected_config`` guards against another model's file."""
+                    map_location: str | torch.device = "cpu", mmap: bool = False) -> dict[str, Any]:
+    """Load and validate a checkpoint; ``expected_config`` guards against another model's file.
+    ``mmap``: map the file instead of reading it, so only the tensors used are read (the
+    optimizer state, two thirds of a checkpoint, is never touched when loading weights)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=False)
+        payload = torch.load(path, map_location=map_location, weights_only=False, mmap=mmap)
     except Exception as error:  # torch raises several types for truncated/garbled files
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({error})") from error
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
