@@ -23,6 +23,8 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens.utilities.activation_functions import apply_softcap
 
+from ..interventions import plateau_attentions
+
 
 def runs_native_blocks(model) -> bool:
     """True for a bridge built by plateau-lens (fixed-length, no attention mask, no rotary)."""
@@ -47,8 +49,6 @@ def same_attention_bias(model) -> bool:
     """Whether the bridge's attention modules and the native network's carry equal pattern
     multipliers (each holds its own buffer: ``set_attention_bias`` on the network alone
     leaves the bridge's as they were)."""
-    from ..interventions import plateau_attentions
-
     bridge, native = plateau_attentions(model), plateau_attentions(model.plateau_network)
     if len(bridge) != len(native):
         return False
