@@ -128,13 +128,21 @@ def ablate_heads(model, batch, heads: HeadSpec = "all", mode: str = "uniform",
         clean_metrics, means, _ = clean_pass(model, batch, mode, task)
         clean = clean_metrics if clean is None else clean
         mean_patterns = means if mean_patterns is None else mean_patterns
-    first_layer = min(layer for layer, _ in resolved)
-    with model.hooks(fwd_hooks=ablation_hooks(model, resolved, mode, mean_patterns)):
+    ablated = hooked_ablation_metrics(model, batch, task, resolved, mode, mean_patterns, residuals)
+    return ablation_rows(resolved, mode, clean, ablated)
+
+
+def hooked_ablation_metrics(model, batch, task, heads: list[tuple[int, int]], mode: str,
+                            mean_patterns, residuals: dict[int, Tensor] | None) -> dict[str, float]:
+    """The task metrics with ``heads`` ablated through ``hook_pattern`` hooks: a full forward,
+    or with ``residuals`` one resumed at the first ablated layer."""
+    first_layer = min(layer for layer, _ in heads)
+    with model.hooks(fwd_hooks=ablation_hooks(model, heads, mode, mean_patterns)):
         if residuals is None:
             output = model(batch.inputs)
         else:
             output = forward_from_layer(model, residuals[first_layer], first_layer)
-    return ablation_rows(resolved, mode, clean, output_metrics(task, output, batch))
+    return output_metrics(task, output, batch)
 
 
 def ablation_records(heads: list[tuple[int, int]], mode: str, clean: dict[str, float],
@@ -253,10 +261,9 @@ def ablation_sweep(model, batch, mode: str = "uniform", task=None, layers: bool 
         clean, means, residuals = clean_pass(model, batch, mode, task)
         for scope, layer, head, spec in tqdm(targets, desc="ablations", disable=not progress):
             resolved = resolve_heads(model, spec)
-            with model.hooks(fwd_hooks=ablation_hooks(model, resolved, mode, means)):
-                output = forward_from_layer(model, residuals[layer], layer)
-            rows += ablation_records(resolved, mode, clean, output_metrics(task, output, batch),
-                                     scope=scope, layer=layer, head=head)
+            ablated = hooked_ablation_metrics(model, batch, task, resolved, mode, means, residuals)
+            rows += ablation_records(resolved, mode, clean, ablated, scope=scope, layer=layer,
+                                     head=head)
     return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
 
 
