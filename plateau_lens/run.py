@@ -69,9 +69,7 @@ class Run:
         native = getattr(network, "plateau_network", network)
         native.load_state_dict(payload["model"])
         multiplier = configured_attention_bias(self.task, self.config.train, step)
-        set_attention_bias(native, multiplier)
-        if network is not native:  # a bridge's attention modules hold their own buffer copies
-            set_attention_bias(network, multiplier)
+        set_attention_bias(network, multiplier)  # on a bridge: its buffer copies and the network's
 
     def model(self, step: int, device: str | torch.device = "cpu"):
         """A ``TransformerBridge`` over the weights of checkpoint ``step``."""
