@@ -140,9 +140,10 @@ def main() -> None:
     from plateau_lens.training.checkpoint import write_table
 
     config = load_config(args.config)  # a bad path or config fails here, before any training
-    if args.log_every < 1:
-        raise SystemExit(f"--log-every must be >= 1, got {args.log_every}")
-    steps = args.steps or config.train.steps
+    steps = config.train.steps if args.steps is None else args.steps
+    for flag, value in (("--steps", steps), ("--log-every", args.log_every)):
+        if value < 1:
+            raise SystemExit(f"{flag} must be >= 1, got {value}")
     loss = loss_name(config.make_task())
     frames = []
     for impl in IMPLEMENTATIONS:
