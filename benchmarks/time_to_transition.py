@@ -137,7 +137,7 @@ def main() -> None:
         return
     from plateau_lens import load_config
     from plateau_lens.plots import save
-    from plateau_lens.training.checkpoint import write_table
+    from plateau_lens.io import write_table
 
     config = load_config(args.config)  # a bad path or config fails here, before any training
     steps = config.train.steps if args.steps is None else args.steps

@@ -33,7 +33,8 @@ from plateau_lens.analysis import analysis_batch, analyze_run
 from plateau_lens.analysis.attention_structure import uniform_baseline
 from plateau_lens.plots import ablation_vs_step, attention_grid, loss_curve, probe_vs_step, save
 from plateau_lens.training import Trainer
-from plateau_lens.training.checkpoint import list_checkpoints, write_table
+from plateau_lens.io import write_table
+from plateau_lens.training.checkpoint import list_checkpoints
 
 
 def summarize(model, batch, train_batch) -> dict[str, float]:

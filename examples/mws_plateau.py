@@ -22,7 +22,8 @@ import pandas as pd
 from plateau_lens import load_config, load_run
 from plateau_lens.plots import loss_curve, save
 from plateau_lens.training import Trainer
-from plateau_lens.training.checkpoint import list_checkpoints, write_table
+from plateau_lens.io import write_table
+from plateau_lens.training.checkpoint import list_checkpoints
 
 BIAS_VALUES = (0.2, 0.5, 1.0, 2.5, 10.0)
 

@@ -9,7 +9,8 @@ from .analysis import analyze_run, attention_progress
 from .config import load_config
 from .run import load_run
 from .training import Trainer
-from .training.checkpoint import list_checkpoints, write_table
+from .io import write_table
+from .training.checkpoint import list_checkpoints
 
 
 def run_demo(config_path: str | Path, out: Path, steps: int | None = None,

@@ -9,7 +9,7 @@ from plateau_lens import ablation_sweep
 from plateau_lens.analysis import analyze_run
 from plateau_lens.plots import ablation_vs_step, save
 from plateau_lens.script_utils import open_run, run_arguments
-from plateau_lens.training.checkpoint import write_table
+from plateau_lens.io import write_table
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from plateau_lens import attention_patterns, attention_structure
 from plateau_lens.analysis import analysis_batch, analyze_run, mask_rows
 from plateau_lens.plots import attention_grid, save
 from plateau_lens.script_utils import open_run, run_arguments
-from plateau_lens.training.checkpoint import write_table
+from plateau_lens.io import write_table
 
 
 def main() -> None:

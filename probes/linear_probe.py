@@ -9,7 +9,7 @@ from plateau_lens import linear_probes
 from plateau_lens.analysis import analysis_batch, analyze_run
 from plateau_lens.plots import probe_vs_step, save
 from plateau_lens.script_utils import open_run, run_arguments
-from plateau_lens.training.checkpoint import write_table
+from plateau_lens.io import write_table
 
 
 def main() -> None:

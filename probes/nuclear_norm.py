@@ -9,7 +9,7 @@ from matplotlib import pyplot as plt
 from plateau_lens import compare_to_nuclear_norm
 from plateau_lens.plots import save
 from plateau_lens.script_utils import open_run, run_arguments
-from plateau_lens.training.checkpoint import write_table
+from plateau_lens.io import write_table
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from plateau_lens.analysis import analyze_run, attention_progress
 from plateau_lens.analysis.collapse import repetition, representation_collapse
 from plateau_lens.plots import loss_curve, save
 from plateau_lens.script_utils import open_run, run_arguments
-from plateau_lens.training.checkpoint import write_table
+from plateau_lens.io import write_table
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from typing import Sequence
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..training.checkpoint import write_table
+from ..io import write_table
 from .checkpoints import load_checkpoint_model
 from .generation import generation_metrics
 

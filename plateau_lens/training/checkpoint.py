@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
+
+from ..io import atomic_write
 
 CHECKPOINT_FORMAT = "plateau-lens-checkpoint/1"
 CHECKPOINT_DIR = "checkpoints"
@@ -27,30 +26,6 @@ def checkpoint_name(step: int) -> str:
 
 def checkpoint_step(path: Path) -> int:
     return int(path.stem.split("_")[1])
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``: readers never see a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(tmp_name)
-        with open(tmp_name, "rb") as written:
-            os.fsync(written.fileno())
-        os.replace(tmp_name, path)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-
-
-def write_table(frame: pd.DataFrame, path: Path) -> None:
-    """Atomically write a DataFrame as CSV (or parquet for a ``.parquet`` path)."""
-    if Path(path).suffix == ".parquet":
-        atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
-    else:
-        atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
 
 
 def rng_states() -> dict[str, Any]:

@@ -21,9 +21,10 @@ from ..interventions import (
 )
 from ..models.build import build_network, wrap_in_bridge
 from ..tasks.base import step_generator
+from ..io import write_table, write_text
 from .checkpoint import (
-    CHECKPOINT_DIR, CheckpointError, atomic_write, checkpoint_name, config_mismatch,
-    list_checkpoints, load_checkpoint, restore_rng_states, save_checkpoint, write_table,
+    CHECKPOINT_DIR, CheckpointError, checkpoint_name, config_mismatch, list_checkpoints,
+    load_checkpoint, restore_rng_states, save_checkpoint,
 )
 from .evaluation import plateau_metrics, sequence_metrics
 
@@ -121,7 +122,7 @@ class Trainer:
                 f"{run_dir} already holds a run; use `plateau-lens resume {run_dir}` or another --out")
         trainer = cls(config, run_dir, network)  # loads any init checkpoint before touching disk
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(run_dir / CONFIG_FILE, lambda tmp: Path(tmp).write_text(config.to_json()))
+        write_text(run_dir / CONFIG_FILE, config.to_json())
         return trainer
 
     @classmethod
