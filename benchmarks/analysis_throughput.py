@@ -56,7 +56,7 @@ def compare_sweeps(run, steps, batch) -> None:
         full = full_forward_sweep(model, batch)
         seconds["ablation_sweep"] += middle - start
         seconds["full forward per ablation"] += time.perf_counter() - middle
-        largest_difference = max(largest_difference, (shared["ablated"] - full["ablated"]).abs().max())
+        largest_difference = max(largest_difference, (shared["value"].to_numpy() - full["value"].to_numpy()).__abs__().max())
     ratio = seconds["full forward per ablation"] / seconds["ablation_sweep"]
     print(f"side by side on {len(steps)} checkpoints (36 ablations + clean each):")
     for name, value in seconds.items():

@@ -19,7 +19,7 @@ def reference_model(task, model_config):
     import torch
     import transformers
 
-    if task.kind == "regression":
+    if task.readout_bias:  # LRMC: a regression read-out, the study's BERT
         config = transformers.BertConfig(
             vocab_size=2002, hidden_size=model_config.d_model, num_hidden_layers=model_config.n_layers,
             num_attention_heads=model_config.n_heads, intermediate_size=model_config.resolved_d_mlp,
@@ -68,7 +68,7 @@ def training_step(impl: str, config, device: str, precision: str, compile_: bool
     task = config.make_task()
     if impl == "reference":
         model = reference_model(task, config.model).to(device)
-        sampled_task = dataclasses.replace(task, encoding="tokens") if task.kind == "regression" else task
+        sampled_task = dataclasses.replace(task, encoding="tokens") if task.readout_bias else task
     else:
         model = build_network(task, config.model, seed=0).to(device)
         sampled_task = task

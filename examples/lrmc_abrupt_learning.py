@@ -26,10 +26,10 @@ from pathlib import Path
 import pandas as pd
 
 from plateau_lens import (
-    ablate_heads, ablation_sweep, attention_patterns, attention_structure,
+    ablate_heads, ablation_sweep, attention_structure,
     compare_to_nuclear_norm, copying_test, linear_probes, load_config, load_run, swap_attention,
 )
-from plateau_lens.analysis import analysis_batch, analyze_run
+from plateau_lens.analysis import analysis_batch, analyze_run, mean_attention_patterns
 from plateau_lens.analysis.attention_structure import uniform_baseline
 from plateau_lens.plots import ablation_vs_step, attention_grid, loss_curve, probe_vs_step, save
 from plateau_lens.training import Trainer
@@ -38,18 +38,20 @@ from plateau_lens.training.checkpoint import list_checkpoints
 
 
 def summarize(model, batch, train_batch) -> dict[str, float]:
-    copy = copying_test(model, batch).iloc[0]
-    ablation = ablate_heads(model, batch, "all").set_index("metric")
-    structure = attention_structure(model, batch)
+    copy = copying_test(model, batch).set_index("metric")["value"]
+    ablation = ablate_heads(model, batch, "all")
+    ablated = ablation[ablation["condition"] == "ablated"].set_index("metric")["value"]
+    structure = attention_structure(model, batch).groupby("metric")["value"].max()
     probes = linear_probes(model, train_batch, batch,
                            targets=["row_index", "column_index", "is_masked", "observed_row"])
-    last = probes[probes["layer"] == probes["layer"].max()].set_index(["target", "metric"])["value"]
+    last_hook = f"blocks.{model.cfg.n_layers - 1}.hook_resid_post"
+    last = probes[probes["hook"] == last_hook].set_index(["target", "metric"])["value"]
     return {
         "masked MSE": copy["masked_mse"], "observed MSE": copy["observed_mse"],
         "mean |pred| on masked": copy["masked_abs_pred"],
-        "masked MSE, all heads uniform": ablation.loc["masked_mse", "ablated"],
-        "max head same-row share": structure["same_row"].max(),
-        "max head same-column share": structure["same_column"].max(),
+        "masked MSE, all heads uniform": ablated["masked_mse"],
+        "max head same-row share": structure["same_row"],
+        "max head same-column share": structure["same_column"],
         "probe row-index acc (last layer)": last[("row_index", "accuracy")],
         "probe column-index acc (last layer)": last[("column_index", "accuracy")],
         "probe is-masked acc (last layer)": last[("is_masked", "accuracy")],
@@ -103,15 +105,15 @@ def main() -> None:
         "max head same-column share": baseline["same_column"]})
     nuclear = compare_to_nuclear_norm(run.model(post), p_values=[run.task.p_mask],
                                       n_matrices=args.nuclear_matrices, progress=False)
-    for _, row in nuclear.iterrows():
-        table.loc[f"masked MSE at p={row.p_mask}: {row.method}", f"final (step {post})"] = row.masked_mse
+    for _, row in nuclear[nuclear["metric"] == "masked_mse"].iterrows():
+        table.loc[f"masked MSE at p={row.p_mask}: {row.condition}", f"final (step {post})"] = row.value
     print(table.round(4).to_string())
     write_table(table.reset_index(names="quantity"), figures / "comparison.csv")
     write_table(swap_attention(run.model(pre), run.model(post), batch), figures / "swap_attention.csv")
 
     steps = sorted({pre, post} | ({run.nearest_step(transition.drop_step),
                                    run.nearest_step(transition.drop_end)} if transition else set()))
-    patterns = {step: attention_patterns(run.model(step), batch) for step in steps}
+    patterns = {step: mean_attention_patterns(run.model(step), batch) for step in steps}
     print("wrote", save(attention_grid(patterns), figures / "attention_maps.png"))
     series = run.steps[:: max(1, len(run.steps) // 25)]
     ablations = analyze_run(run, ablation_sweep, steps=series, batch=batch)

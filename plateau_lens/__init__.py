@@ -2,11 +2,13 @@
 
 from .analysis import (
     ablate_heads, ablation_sweep, analyze_run, attention_patterns, attention_progress,
-    attention_structure, compare_to_nuclear_norm, copying_test, linear_probes,
-    nuclear_norm_complete, patch_activations, patch_between_models, swap_attention,
+    attention_structure, compare_to_nuclear_norm, copying_test, linear_probes, next_token_probe,
+    nuclear_norm_complete, patch_activations, patch_between_models, representation_collapse,
+    repetition, swap_attention,
 )
+from .builder import build_model
 from .config import RunConfig, TrainConfig, load_config
-from .models import ModelConfig, build_model, build_network, wrap_in_bridge
+from .models import ModelConfig, PlateauModel, build_network, set_attention_bias, wrap_in_bridge
 from .tasks import TASKS, make_task
 from .llm import iter_checkpoints, load_checkpoint_model
 from .run import Run, load_run
@@ -18,8 +20,10 @@ __version__ = "0.1.0"
 __all__ = [
     "ablate_heads", "ablation_sweep", "analyze_run", "attention_patterns", "attention_progress",
     "attention_structure", "compare_to_nuclear_norm", "copying_test", "linear_probes",
-    "nuclear_norm_complete", "patch_activations", "patch_between_models", "swap_attention",
-    "Run", "load_run", "iter_checkpoints", "load_checkpoint_model", "Transition", "detect_transition",
-    "RunConfig", "TrainConfig", "load_config", "ModelConfig", "build_model", "build_network",
-    "wrap_in_bridge", "TASKS", "make_task", "CheckpointError", "resume", "train",
+    "next_token_probe", "nuclear_norm_complete", "patch_activations", "patch_between_models",
+    "representation_collapse", "repetition", "swap_attention", "build_model", "RunConfig",
+    "TrainConfig", "load_config", "ModelConfig", "PlateauModel", "build_network",
+    "set_attention_bias", "wrap_in_bridge", "TASKS", "make_task", "iter_checkpoints",
+    "load_checkpoint_model", "Run", "load_run", "CheckpointError", "resume", "train",
+    "Transition", "detect_transition",
 ]

@@ -31,8 +31,8 @@ def run_demo(config_path: str | Path, out: Path, steps: int | None = None,
     progress_table = analyze_run(run, attention_progress, progress=progress)
     progress_path = out / "attention_progress.csv"
     write_table(progress_table, progress_path)
-    figure = plots.loss_curve(progress_table.assign(step=progress_table["step"]),
-                              ["attention_progress"], transition,
+    per_step = progress_table.groupby("step")["value"].mean().reset_index(name="attention_progress")
+    figure = plots.loss_curve(per_step, ["attention_progress"], transition,
                               title="attention progress over checkpoints", log_y=False)
     progress_figure = Path(plots.save(figure, out / "figures" / "attention_progress.png"))
     final = run.metrics.iloc[-1]

@@ -9,7 +9,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from .models.layers import PlateauAttention
+from .models.handle import plateau_attentions, set_attention_bias  # noqa: F401  (re-exported)
 
 COMPONENTS = {
     "embed": ("tok_embed.",),
@@ -32,7 +32,11 @@ def attention_bias_multiplier(task, c: float) -> Float[Tensor, "query key"]:
     (the separator's row) unscaled, as in the study."""
     if not c > 0:
         raise ValueError(f"attention bias c must be > 0, got {c}")
-    optimal = task.optimal_attention().clone()
+    optimal = task.optimal_attention()
+    if optimal is None:
+        raise ValueError(f"attention biasing needs an optimal attention mask, and task "
+                         f"{task.name!r} defines none")
+    optimal = optimal.clone()
     optimal[task.prompt_length - 1] = 0
     return 1 + (c - 1) * optimal
 
@@ -42,28 +46,6 @@ def configured_attention_bias(task, train_config, step: int) -> Tensor | None:
     if train_config.attention_bias == 1.0 or step < train_config.attention_bias_start:
         return None
     return attention_bias_multiplier(task, train_config.attention_bias)
-
-
-def set_attention_bias(module: torch.nn.Module, multiplier: Tensor | None) -> int:
-    """Install (or with ``None`` remove) the multiplier on every attention of a network or
-    bridge (a plateau-lens bridge: also on the native network under it); returns how many
-    attention modules were changed. The multiplier scales the pattern after causal masking
-    (after the softmax for softmax attention), unnormalised."""
-    attentions = plateau_attentions(module)
-    if not attentions:
-        raise ValueError("no plateau-lens attention modules found in this model")
-    network = getattr(module, "plateau_network", None)
-    if network is not None:
-        attentions += plateau_attentions(network)
-    for attention in attentions:
-        device = next(attention.parameters()).device
-        attention.set_pattern_multiplier(None if multiplier is None else multiplier.to(device))
-    return len(attentions)
-
-
-def plateau_attentions(module: torch.nn.Module) -> list[PlateauAttention]:
-    """The plateau-lens attention modules of a network or bridge, layer by layer."""
-    return [m for m in module.modules() if isinstance(m, PlateauAttention)]
 
 
 def component_parameters(network: torch.nn.Module, components: Iterable[str]) -> dict[str, torch.nn.Parameter]:

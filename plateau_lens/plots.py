@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
 
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from .transition import Transition  # noqa: E402
+from .transition import Transition
 
 
 def loss_curve(metrics: pd.DataFrame, columns: list[str] | None = None,
@@ -48,7 +44,8 @@ def save(figure, path) -> str:
 def attention_grid(patterns_by_step: dict[int, "object"], title: str = "batch-mean attention"):
     """Grid of batch-averaged attention maps: rows = (step, layer), columns = heads.
 
-    ``patterns_by_step``: step → tensor [layer, head, query, key] (``attention_patterns``)."""
+    ``patterns_by_step``: step → tensor [layer, head, query, key]
+    (``plateau_lens.analysis.mean_attention_patterns``)."""
     steps = sorted(patterns_by_step)
     first = patterns_by_step[steps[0]]
     n_layers, n_heads = first.shape[0], first.shape[1]
@@ -71,10 +68,10 @@ def attention_grid(patterns_by_step: dict[int, "object"], title: str = "batch-me
 
 
 def probe_vs_step(probes: pd.DataFrame, metric: str = "mse", transition: Transition | None = None):
-    """Probe metric per layer vs step, one panel per target (from ``analyze_run`` of probes)."""
+    """Probe metric per hook vs step, one panel per target (from ``analyze_run`` of probes)."""
     data = probes[probes["metric"] == metric]
     sns.set_theme(style="whitegrid")
-    grid = sns.relplot(data=data, x="step", y="value", hue="layer", col="target", kind="line",
+    grid = sns.relplot(data=data, x="step", y="value", hue="hook", col="target", kind="line",
                        col_wrap=3, height=2.6, facet_kws={"sharey": False}, palette="viridis")
     grid.set_ylabels(metric)
     if transition is not None:
@@ -85,13 +82,17 @@ def probe_vs_step(probes: pd.DataFrame, metric: str = "mse", transition: Transit
 
 def ablation_vs_step(ablations: pd.DataFrame, metric: str = "masked_mse",
                      transition: Transition | None = None):
-    """Change in ``metric`` when each head (or layer) is ablated, vs step."""
-    data = ablations[ablations["metric"] == metric].copy()
-    data["site"] = np.where(data["scope"] == "layer", "L" + data["layer"].astype(str) + " (all)",
-                            "L" + data["layer"].astype(str) + "H" + data["head"].astype("Int64").astype(str))
+    """Change in ``metric`` (ablated − clean) when each head (or layer) is ablated, vs step
+    (from ``analyze_run`` of ``ablation_sweep``)."""
+    data = ablations[ablations["metric"] == metric]
+    table = data.pivot_table(index=["step", "scope", "heads"], columns="condition",
+                             values="value").reset_index()
+    table["change"] = table["ablated"] - table["clean"]
+    table["site"] = table["heads"].where(table["scope"] != "layer",
+                                         table["heads"].str.slice(0, 2) + " (all)")
     sns.set_theme(style="whitegrid")
     figure, axis = plt.subplots(figsize=(7, 4))
-    sns.lineplot(data=data, x="step", y="change", hue="site", ax=axis, palette="tab20")
+    sns.lineplot(data=table, x="step", y="change", hue="site", ax=axis, palette="tab20")
     axis.set_ylabel(f"Δ {metric} under ablation")
     if transition is not None:
         axis.axvline(transition.drop_step, color="tab:red", ls="--", lw=1)

@@ -10,7 +10,9 @@ import pandas as pd
 import torch
 
 from .config import RunConfig, load_config
+from .interventions import configured_attention_bias
 from .models.build import build_network, wrap_in_bridge
+from .models.handle import PlateauModel, set_attention_bias
 from .training.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
 from .training.trainer import CONFIG_FILE, METRICS_FILE
 from .transition import Transition, detect_transition
@@ -18,7 +20,7 @@ from .transition import Transition, detect_transition
 
 @dataclass
 class Run:
-    """``run.config``, ``run.metrics``, ``run.steps`` and ``run.model(step)`` (a bridge)."""
+    """``run.config``, ``run.metrics``, ``run.steps`` and ``run.model(step)`` (a PlateauModel)."""
 
     path: Path
     config: RunConfig
@@ -52,9 +54,10 @@ class Run:
         self._install(network, payload, step)
         return network.to(device).eval()
 
-    def load_weights(self, network, step: int, device: str | torch.device = "cpu") -> None:
+    def load_weights(self, model, step: int, device: str | torch.device = "cpu") -> None:
         """Copy checkpoint ``step``'s weights (and its attention bias, if the run used one)
-        into ``network`` in place: a network, or a bridge built by :meth:`model`."""
+        into ``model`` in place: a network, or a :class:`PlateauModel` from :meth:`model`."""
+        network = model.network if isinstance(model, PlateauModel) else model
         self._install(network, self._checkpoint(step, device), step)
 
     def _checkpoint(self, step: int, device: str | torch.device) -> dict:
@@ -64,30 +67,28 @@ class Run:
         return load_checkpoint(self.checkpoints[step], self.config.to_dict(), device, mmap=True)
 
     def _install(self, network, payload: dict, step: int) -> None:
-        from .interventions import configured_attention_bias, set_attention_bias
+        network.load_state_dict(payload["model"])
+        set_attention_bias(network, configured_attention_bias(self.task, self.config.train, step))
 
-        native = getattr(network, "plateau_network", network)
-        native.load_state_dict(payload["model"])
-        multiplier = configured_attention_bias(self.task, self.config.train, step)
-        set_attention_bias(network, multiplier)  # on a bridge: its buffer copies and the network's
-
-    def model(self, step: int, device: str | torch.device = "cpu"):
-        """A ``TransformerBridge`` over the weights of checkpoint ``step``."""
-        return wrap_in_bridge(self.network(step, device), self.task, self.config.model)
+    def model(self, step: int, device: str | torch.device = "cpu") -> PlateauModel:
+        """A :class:`PlateauModel` with the weights of checkpoint ``step``."""
+        network = self.network(step, device)
+        return PlateauModel(bridge=wrap_in_bridge(network), task=self.task, network=network,
+                            config=self.config.model)
 
     def models(self, steps: Iterable[int] | None = None,
-               device: str | torch.device = "cpu") -> Iterator[tuple[int, Any]]:
-        """``(step, bridge)`` for each checkpoint (all by default), reusing one bridge whose
+               device: str | torch.device = "cpu") -> Iterator[tuple[int, PlateauModel]]:
+        """``(step, model)`` for each checkpoint (all by default), reusing one model whose
         weights are overwritten in place at every step: keep results, not the model (use
-        :meth:`model` for a bridge of your own). Saves building a bridge per checkpoint."""
+        :meth:`model` for one of your own). Saves building a bridge per checkpoint."""
         steps = self.steps if steps is None else list(steps)
         if not steps:
             return
-        bridge = self.model(steps[0], device)
-        yield steps[0], bridge
+        model = self.model(steps[0], device)
+        yield steps[0], model
         for step in steps[1:]:
-            self.load_weights(bridge, step, device)
-            yield step, bridge
+            self.load_weights(model, step, device)
+            yield step, model
 
     def transition(self, loss: str | None = None) -> Transition | None:
         """Detect the plateau and drop in this run's loss curve (LRMC: masked MSE)."""

@@ -4,8 +4,8 @@ row/column/observed scores for LRMC runs.
     python probes/attention_maps.py runs/NAME --steps 0,4000,16000 [--mask-rows 0,3]
 """
 
-from plateau_lens import attention_patterns, attention_structure
-from plateau_lens.analysis import analysis_batch, analyze_run, mask_rows
+from plateau_lens import attention_structure
+from plateau_lens.analysis import analysis_batch, analyze_run, mask_rows, mean_attention_patterns
 from plateau_lens.plots import attention_grid, save
 from plateau_lens.script_utils import open_run, run_arguments
 from plateau_lens.io import write_table
@@ -19,9 +19,9 @@ def main() -> None:
     batch = analysis_batch(run, args.batch_size)
     if args.mask_rows:
         batch = mask_rows(run.task, batch, [int(r) for r in args.mask_rows.split(",")])
-    patterns = {step: attention_patterns(run.model(step), batch) for step in steps}
+    patterns = {step: mean_attention_patterns(run.model(step), batch) for step in steps}
     print("wrote", save(attention_grid(patterns), out / "attention_maps.png"))
-    if run.task.kind == "regression":
+    if hasattr(run.task, "m"):  # matrix tasks: same-row / same-column shares
         table = analyze_run(run, attention_structure, steps=steps, batch=batch)
         write_table(table, out / "attention_structure.csv")
         print("wrote", out / "attention_structure.csv")

@@ -23,7 +23,9 @@ def main() -> None:
     table.insert(0, "step", step)
     write_table(table, out / "nuclear_norm.csv")
     figure, axis = plt.subplots(figsize=(6, 4))
-    sns.lineplot(data=table, x="p_mask", y="masked_mse", hue="method", marker="o", ax=axis)
+    sns.lineplot(data=table[table["metric"] == "masked_mse"], x="p_mask", y="value",
+                 hue="condition", marker="o", ax=axis)
+    axis.set_ylabel("masked MSE")
     axis.set_yscale("log")
     axis.set_title(f"masked-entry MSE at step {step}")
     figure.tight_layout()

@@ -4,8 +4,7 @@ run's checkpoints (the loss-plateau study's measurements).
     python probes/plateau_metrics.py runs/NAME [--steps ...]
 """
 
-from plateau_lens.analysis import analyze_run, attention_progress
-from plateau_lens.analysis.collapse import repetition, representation_collapse
+from plateau_lens.analysis import analyze_run, attention_progress, repetition, representation_collapse
 from plateau_lens.plots import loss_curve, save
 from plateau_lens.script_utils import open_run, run_arguments
 from plateau_lens.io import write_table
@@ -18,13 +17,10 @@ def main() -> None:
                               "progress": attention_progress}, steps=steps,
                         batch_size=args.batch_size)
     write_table(table, out / "plateau_metrics.csv")
-    wide = table.groupby("step").agg(
-        repetition_frequency=("repetition_frequency", "mean"),
-        accuracy=("accuracy", "mean"),
-        attention_progress=("attention_progress", "mean"),
-    ).reset_index()
-    collapse = table[table.get("site") == "final_ln"].set_index("step")["cosine_similarity"]
-    wide["cosine_similarity"] = wide["step"].map(collapse)
+    headline = table[(table["site"].isna() | (table["site"] == "pre_lm_h"))
+                     & table["metric"].isin(["repetition_frequency", "accuracy", "attention_progress",
+                                             "cosine_similarity"])]
+    wide = headline.pivot_table(index="step", columns="metric", values="value").reset_index()
     figure = loss_curve(wide, ["repetition_frequency", "cosine_similarity", "attention_progress",
                                "accuracy"], run.transition(), log_y=False,
                         title="plateau metrics over checkpoints")

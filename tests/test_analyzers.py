@@ -1,69 +1,152 @@
-"""Analyzers on models whose answer is known."""
+"""Every analyzer against an independent computation: the plain-torch reference forward of
+``tests/reference`` (float64, written from the equations, validated against transformers),
+numpy / scikit-learn / cvxpy, on models whose weights are all moved off their init."""
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+from perturbed import perturbed_model, reference, sample, task_metrics
 from plateau_lens import (
-    ModelConfig, ablate_heads, ablation_sweep, analyze_run, attention_structure, build_model,
-    build_network, compare_to_nuclear_norm, copying_test, linear_probes, make_task,
-    nuclear_norm_complete, patch_activations, patch_between_models, swap_attention, train,
-    wrap_in_bridge,
+    ModelConfig, ablate_heads, ablation_sweep, analyze_run, attention_progress,
+    attention_structure, compare_to_nuclear_norm, copying_test, linear_probes, make_task,
+    nuclear_norm_complete, patch_activations, patch_between_models, repetition,
+    representation_collapse, swap_attention, train,
 )
-import plateau_lens.analysis.ablation as ablation_module
-from plateau_lens.interventions import set_attention_bias
-from plateau_lens.analysis import remaining_hooks
-from plateau_lens.analysis.attention_structure import mask_rows, uniform_baseline
-from plateau_lens.analysis.partial_forward import forward_from_layer, hook_activations
+from plateau_lens.analysis import remaining_hooks, wide
+from plateau_lens.analysis.attention_structure import mask_rows
+from plateau_lens.analysis.partial_forward import (forward_from_layer, hook_activations,
+                                                   runs_native_modules)
 from plateau_lens.analysis.probes import fit_least_squares, least_squares_from_moments
+from plateau_lens.interventions import attention_bias_multiplier
 from plateau_lens.run import load_run
-from plateau_lens.tasks import step_generator
+from reference import replace_slice
 
-LRMC = make_task("lrmc", m=4, n=4, rank=1)
-CONFIG = ModelConfig(n_layers=2, n_heads=2, d_model=64, attention="softmax", act_fn="gelu")
-
-
-def batch(task=LRMC, size=64, seed=0):
-    return task.sample(size, step_generator(seed, 0))
-
-
-def uniform_attention_model(task=LRMC, config=CONFIG):
-    """Q = K = 0 everywhere: every softmax pattern is exactly uniform over attended keys."""
-    network = build_network(task, config, seed=0)
-    with torch.no_grad():
-        for block in network.layers:
-            for proj in (block.attn.q, block.attn.k):
-                proj.weight.zero_()
-                proj.bias.zero_()
-    return wrap_in_bridge(network, task, config)
+LRMC = make_task("lrmc", m=3, n=4, rank=1)
+LRMC_CONFIG = ModelConfig(n_layers=2, n_heads=2, d_model=16, attention="softmax", act_fn="gelu")
+MWS = make_task("mws", n_inputs=5)
+MWS_CONFIG = ModelConfig(n_layers=2, n_heads=2, d_model=16, attention="linear")
+MODELS = {"lrmc": (LRMC, LRMC_CONFIG), "mws": (MWS, MWS_CONFIG)}
+ALL = slice(None)
 
 
-def sharp_attention_model(task=LRMC, config=CONFIG):
-    network = build_network(task, config, seed=0)
-    with torch.no_grad():
-        for block in network.layers:
-            block.attn.q.weight.mul_(60)
-            block.attn.k.weight.mul_(60)
-    return wrap_in_bridge(network, task, config)
+def metrics_of(frame, **where) -> dict[str, float]:
+    """``{metric: value}`` of the rows matching every ``column=value``."""
+    selected = frame
+    for column, value in where.items():
+        selected = selected[selected[column].isna()] if value is None else selected[selected[column] == value]
+    return dict(zip(selected["metric"], selected["value"]))
+
+
+def assert_metrics_equal(ours: dict, expected: dict, rel=1e-5, abs=1e-6):
+    assert set(ours) >= set(expected), (sorted(ours), sorted(expected))
+    for name, value in expected.items():
+        assert ours[name] == pytest.approx(value, rel=rel, abs=abs), name
+
+
+def ablated_pattern(pattern, heads, mode, causal, clean_pattern):
+    """The reference's edit of ``hook_pattern``: the heads' patterns set to uniform over the
+    attended keys (1/N, or 1/(i+1) under a causal mask) or to their batch mean."""
+    new = pattern.clone()
+    n_query, n_key = pattern.shape[-2:]
+    for head in heads:
+        if mode == "mean":
+            new[:, head] = clean_pattern[:, head].mean(0)
+        elif causal:
+            new[:, head] = torch.tensor([[1.0 / (q + 1) if k <= q else 0.0 for k in range(n_key)]
+                                         for q in range(n_query)], dtype=pattern.dtype)
+        else:
+            new[:, head] = 1.0 / n_key
+    return new
+
+
+def reference_ablation(model, batch, heads_by_layer, mode):
+    _, clean_cache = reference(model, batch.inputs)
+    causal = model.task.attention_dir == "causal"
+    edits = {f"blocks.{layer}.attn.hook_pattern":
+             (lambda p, heads=heads, layer=layer: ablated_pattern(
+                 p, heads, mode, causal, clean_cache[f"blocks.{layer}.attn.hook_pattern"]))
+             for layer, heads in heads_by_layer.items()}
+    output, _ = reference(model, batch.inputs, edits)
+    return task_metrics(model.task, output, batch)
 
 
 # ----------------------------------------------------------------------------- ablation
+@pytest.mark.parametrize("kind", ["lrmc", "mws"])
+@pytest.mark.parametrize("mode", ["uniform", "mean"])
+def test_ablate_heads_equals_the_reference_with_replaced_patterns(kind, mode):
+    task, config = MODELS[kind]
+    model, batch = perturbed_model(task, config), sample(task, 16)
+    clean, _ = reference(model, batch.inputs)
+    for heads, by_layer in [([(0, 1)], {0: [1]}), ([(1, 0), (1, 1)], {1: [0, 1]}),
+                            ([(0, 0), (1, 1)], {0: [0], 1: [1]})]:
+        result = ablate_heads(model, batch, heads, mode=mode)
+        assert_metrics_equal(metrics_of(result, condition="clean"), task_metrics(task, clean, batch))
+        expected = reference_ablation(model, batch, by_layer, mode)
+        assert_metrics_equal(metrics_of(result, condition="ablated"), expected)
+        assert abs(expected["loss"] - task_metrics(task, clean, batch)["loss"]) > 1e-4
+    assert remaining_hooks(model.bridge) == 0
+
+
+@pytest.mark.parametrize("kind", ["lrmc", "mws"])
+@pytest.mark.parametrize("mode", ["uniform", "mean"])
+@pytest.mark.parametrize("path", ["native", "hooked"])
+def test_ablation_sweep_rows_equal_the_reference(kind, mode, path):
+    """Every row of the sweep (each head alone, each whole layer), on the native fast path
+    and on the hooked path (forced by a no-op hook of the user's), equals the reference."""
+    task, config = MODELS[kind]
+    model, batch = perturbed_model(task, config, seed=1), sample(task, 16, seed=1)
+    noop = [("hook_embed", lambda activation, hook: activation)] if path == "hooked" else []
+    with model.bridge.hooks(fwd_hooks=noop):
+        assert runs_native_modules(model) == (path == "native")
+        sweep = ablation_sweep(model, batch, mode=mode, progress=False)
+    n_metrics = len(task_metrics(task, reference(model, batch.inputs)[0], batch))
+    assert len(sweep) == 2 * n_metrics * (4 + 2)  # clean + ablated, 4 heads + 2 layers
+    for layer in range(2):
+        for head in range(2):
+            ours = metrics_of(sweep, scope="head", layer=layer, head=head, condition="ablated")
+            assert_metrics_equal(ours, reference_ablation(model, batch, {layer: [head]}, mode))
+        ours = metrics_of(sweep, scope="layer", layer=layer, head=None, condition="ablated")
+        assert_metrics_equal(ours, reference_ablation(model, batch, {layer: [0, 1]}, mode))
+
+
+def test_ablation_sweep_with_the_attention_bias_equals_the_reference():
+    model, batch = perturbed_model(MWS, MWS_CONFIG, seed=2), sample(MWS, 16)
+    model.set_attention_bias(attention_bias_multiplier(MWS, 2.5))
+    assert runs_native_modules(model)
+    sweep = ablation_sweep(model, batch, progress=False)
+    assert_metrics_equal(metrics_of(sweep, scope="head", layer=1, head=0, condition="ablated"),
+                         reference_ablation(model, batch, {1: [0]}, "uniform"))
+    assert_metrics_equal(metrics_of(sweep, scope="head", layer=1, head=0, condition="clean"),
+                         task_metrics(MWS, reference(model, batch.inputs)[0], batch))
+
+
+def test_ablation_sweep_follows_the_bridge_when_a_parameter_is_no_longer_shared():
+    model, batch = perturbed_model(LRMC, LRMC_CONFIG), sample(LRMC, 16)
+    query = model.network.layers[0].attn.q
+    query.weight = torch.nn.Parameter(torch.zeros_like(query.weight))  # the network's own now
+    assert not runs_native_modules(model)
+    sweep = ablation_sweep(model, batch, progress=False)
+    single = ablate_heads(model, batch, [(0, 1)])
+    assert_metrics_equal(metrics_of(sweep, scope="head", layer=0, head=1, condition="ablated"),
+                         metrics_of(single, condition="ablated"), rel=1e-6, abs=1e-7)
+
+
 def test_forward_from_layer_equals_the_full_pass_and_skips_earlier_blocks():
-    model = build_model((LRMC, ModelConfig(n_layers=3, n_heads=2, d_model=32, attention="softmax")))
-    data = batch(size=8)
+    model = perturbed_model(LRMC, ModelConfig(n_layers=3, n_heads=2, d_model=16, attention="softmax"))
+    batch = sample(LRMC, 8)
     names = [f"blocks.{layer}.hook_resid_pre" for layer in range(3)]
-    full, cache = model.run_with_cache(data.inputs, names_filter=lambda n: n in names)
+    full, cache = model.bridge.run_with_cache(batch.inputs, names_filter=lambda n: n in names)
     calls = {}
 
     def count(activation, hook):
-        layer = int(hook.name.split(".")[1])  # the bridge names it blocks.{l}.hook_out
+        layer = int(hook.name.split(".")[1])
         calls[layer] = calls.get(layer, 0) + 1
 
-    count_hooks = [(f"blocks.{layer}.hook_resid_post", count) for layer in range(3)]
     for layer in range(3):
         calls.clear()
-        with model.hooks(fwd_hooks=count_hooks):
+        with model.bridge.hooks(fwd_hooks=[(f"blocks.{l}.hook_resid_post", count) for l in range(3)]):
             resumed = forward_from_layer(model, cache[names[layer]], layer)
         assert torch.equal(resumed, full)
         assert calls == {later: 1 for later in range(layer, 3)}
@@ -71,179 +154,55 @@ def test_forward_from_layer_equals_the_full_pass_and_skips_earlier_blocks():
         forward_from_layer(model, cache[names[0]], 3)
 
 
-@pytest.mark.parametrize("mode", ["uniform", "mean"])
-def test_ablating_uniform_attention_changes_nothing(mode):
-    model, data = uniform_attention_model(), batch()
-    result = ablate_heads(model, data, "all", mode=mode)
-    assert set(result["metric"]) == {"loss", "masked_mse", "observed_mse", "masked_abs_pred"}
-    assert np.allclose(result["clean"], result["ablated"], atol=1e-6)
-    assert remaining_hooks(model) == 0
-
-
-def test_ablating_causal_uniform_attention_changes_nothing():
-    task = make_task("mws")
-    config = ModelConfig(d_model=32, attention="softmax")
-    model = uniform_attention_model(task, config)
-    result = ablate_heads(model, batch(task), "all")
-    assert set(result["metric"]) == {"loss", "accuracy"}
-    assert np.allclose(result["clean"], result["ablated"], atol=1e-6)
-
-
-def test_ablating_sharp_attention_changes_the_output():
-    model, data = sharp_attention_model(), batch()
-    result = ablate_heads(model, data, [(0, 1)]).set_index("metric")
-    assert abs(result.loc["loss", "change"]) > 1e-3
-    sweep = ablation_sweep(model, data)
-    assert len(sweep) == 4 * (2 * 2 + 2)  # 4 metrics × (4 heads + 2 layers)
-    assert set(sweep["scope"]) == {"head", "layer"}
-
-
-@pytest.mark.parametrize("mode", ["uniform", "mean"])
-@pytest.mark.parametrize("copies_per_forward", [None, 2, 1])
-def test_ablation_sweep_rows_equal_single_full_ablations(mode, copies_per_forward, monkeypatch):
-    """The sweep caches one clean pass and restarts each ablation at its layer, its copies
-    stacked (all 3 per layer in one forward, or 2 + 1, or one each); every row equals
-    ablating alone with a full forward."""
-    model, data = sharp_attention_model(), batch()
-    if copies_per_forward is not None:
-        seq = data.inputs.shape[1]
-        widest = seq * max(model.cfg.d_model, model.cfg.d_mlp, model.cfg.n_heads * seq)
-        monkeypatch.setattr(ablation_module, "STACKED_ACTIVATION_BUDGET",
-                            copies_per_forward * len(data) * widest)
-        residual = torch.zeros(len(data), seq, model.cfg.d_model)
-        assert ablation_module.copies_per_forward(model, residual, 3) == copies_per_forward
-    sweep = ablation_sweep(model, data, mode=mode).set_index(["scope", "layer", "head", "metric"])
-    for scope, layer, head, spec in [("head", 0, 1, [(0, 1)]), ("head", 1, 0, [(1, 0)]),
-                                     ("layer", 1, None, 1), ("layer", 0, None, 0)]:
-        single = ablate_heads(model, data, spec, mode=mode).set_index("metric")
-        for metric in single.index:
-            key = (scope, layer, np.nan if head is None else head, metric)
-            row = sweep.loc[key] if head is not None else sweep.xs(
-                (scope, layer, metric), level=["scope", "layer", "metric"]).iloc[0]
-            assert row["ablated"] == pytest.approx(single.loc[metric, "ablated"], rel=1e-5, abs=1e-7)
-        assert abs(single.loc["loss", "change"]) > 1e-4
-
-
-@pytest.mark.parametrize("mode", ["uniform", "mean"])
-def test_ablation_sweep_on_causal_linear_attention_equals_single_ablations(mode):
-    """MWS with the study's linear attention (causal, no softmax): the sweep's shared patterns
-    and stacked copies give the rows of single hooked ablations."""
-    task = make_task("mws")
-    config = ModelConfig(n_layers=2, n_heads=2, d_model=32, attention="linear")
-    network = build_network(task, config, seed=0)
-    with torch.no_grad():  # larger patterns, so that ablations change the loss visibly
-        for block in network.layers:
-            block.attn.q.weight.mul_(8)
-            block.attn.k.weight.mul_(8)
-    model, data = wrap_in_bridge(network, task, config), batch(task, size=32)
-    sweep = ablation_sweep(model, data, mode=mode).set_index(["scope", "layer", "head", "metric"])
-    for layer, head in [(0, 0), (1, 1)]:
-        single = ablate_heads(model, data, [(layer, head)], mode=mode).set_index("metric")
-        for metric in single.index:
-            assert sweep.loc[("head", layer, head, metric), "ablated"] == pytest.approx(
-                single.loc[metric, "ablated"], rel=1e-5, abs=1e-6)
-    assert sweep["change"].abs().max() > 1e-4
-
-
-def test_ablation_sweep_honours_hooks_of_the_users():
-    """With a hook of the user's attached the sweep leaves the native fast path and takes the
-    hooked forwards, so its rows are those of ablate_heads under the same hook."""
-    model, data = sharp_attention_model(), batch()
-    plain = ablation_sweep(model, data).set_index(["scope", "layer", "head", "metric"])
-
-    def double_the_residual(residual, hook):
-        return 2 * residual
-
-    with model.hooks(fwd_hooks=[("blocks.0.hook_resid_post", double_the_residual)]):
-        hooked = ablation_sweep(model, data).set_index(["scope", "layer", "head", "metric"])
-        single = ablate_heads(model, data, [(1, 0)]).set_index("metric")
-    assert remaining_hooks(model) == 0
-    for metric in single.index:
-        row = hooked.loc[("head", 1, 0, metric)]
-        assert row["clean"] == pytest.approx(single.loc[metric, "clean"], rel=1e-5, abs=1e-7)
-        assert row["ablated"] == pytest.approx(single.loc[metric, "ablated"], rel=1e-5, abs=1e-7)
-    assert not np.allclose(hooked["clean"], plain["clean"], rtol=1e-3)
-
-
-def test_ablation_sweep_sees_the_attention_bias_wherever_it_was_set():
-    """A multiplier set on the bridge reaches the native network too (the sweep's fast path);
-    one set on the network alone leaves the bridge's attention as it was, and the sweep then
-    follows the bridge (hooked path): either way its rows are those of ablate_heads."""
-    from plateau_lens.analysis.partial_forward import runs_native_modules
-
-    multiplier = 1 + torch.rand(16, 16, generator=torch.Generator().manual_seed(0))
-    data = batch()
-    clean_loss = {}
-    for set_on in ("bridge", "network"):
-        model = sharp_attention_model()
-        set_attention_bias(model if set_on == "bridge" else model.plateau_network, multiplier)
-        assert runs_native_modules(model) == (set_on == "bridge")
-        sweep = ablation_sweep(model, data).set_index(["scope", "layer", "head", "metric"])
-        single = ablate_heads(model, data, [(0, 1)]).set_index("metric")
-        for metric in single.index:
-            row = sweep.loc[("head", 0, 1, metric)]
-            assert row["clean"] == pytest.approx(single.loc[metric, "clean"], rel=1e-5, abs=1e-7)
-            assert row["ablated"] == pytest.approx(single.loc[metric, "ablated"], rel=1e-5, abs=1e-7)
-        clean_loss[set_on] = single.loc["loss", "clean"]
-    unbiased = ablate_heads(sharp_attention_model(), data, [(0, 1)]).set_index("metric")
-    assert abs(clean_loss["bridge"] - unbiased.loc["loss", "clean"]) > 1e-4
-    assert clean_loss["network"] == unbiased.loc["loss", "clean"]
-
-
-def test_ablation_sweep_follows_the_bridge_when_a_parameter_is_no_longer_shared():
-    from plateau_lens.analysis.partial_forward import runs_native_modules
-
-    model, data = sharp_attention_model(), batch()
-    query = model.plateau_network.layers[0].attn.q
-    query.weight = torch.nn.Parameter(torch.zeros_like(query.weight))  # the network's own now
-    assert not runs_native_modules(model)
-    sweep = ablation_sweep(model, data).set_index(["scope", "layer", "head", "metric"])
-    single = ablate_heads(model, data, [(0, 1)]).set_index("metric")
-    for metric in single.index:
-        assert sweep.loc[("head", 0, 1, metric), "ablated"] == pytest.approx(
-            single.loc[metric, "ablated"], rel=1e-5, abs=1e-7)
-
-
-def test_native_residual_stream_equals_the_bridge_cache_and_user_hooks_are_honoured():
-    model, data = sharp_attention_model(), batch(size=16)
+def test_native_residual_stream_equals_the_reference_and_user_hooks_are_honoured():
+    model, batch = perturbed_model(LRMC, LRMC_CONFIG), sample(LRMC, 8)
     names = [f"blocks.{layer}.hook_resid_{kind}" for layer in range(2) for kind in ("pre", "post")]
-    _, cache = model.run_with_cache(data.inputs, names_filter=lambda n: n in names)
-    native = hook_activations(model, data.inputs, names)
+    _, expected = reference(model, batch.inputs)
+    native = hook_activations(model, batch.inputs, names)
     for name in names:
-        assert torch.allclose(native[name], cache[name], atol=1e-5), name
-    mixed = hook_activations(model, data.inputs, ["blocks.1.hook_resid_pre", "blocks.1.attn.hook_pattern"])
-    assert mixed["blocks.1.attn.hook_pattern"].shape == (16, 2, 16, 16)
+        assert torch.allclose(native[name].double(), expected[name], atol=1e-5), name
 
     def add_one(residual, hook):
         return residual + 1
 
-    with model.hooks(fwd_hooks=[("blocks.0.hook_resid_post", add_one)]):
-        hooked = hook_activations(model, data.inputs, ["blocks.1.hook_resid_pre"])
-    assert torch.allclose(hooked["blocks.1.hook_resid_pre"], cache["blocks.1.hook_resid_pre"] + 1,
-                          atol=1e-5)
+    with model.bridge.hooks(fwd_hooks=[("blocks.0.hook_resid_post", add_one)]):
+        hooked = hook_activations(model, batch.inputs, ["blocks.1.hook_resid_pre"])
+    assert torch.allclose(hooked["blocks.1.hook_resid_pre"].double(),
+                          expected["blocks.1.hook_resid_pre"] + 1, atol=1e-5)
 
 
-def test_ablation_bad_input_leaves_no_hooks():
-    model = sharp_attention_model()
-    with pytest.raises(ValueError, match=r"head must be in \[0, 1\]"):
-        ablate_heads(model, batch(), [(0, 2)])
-    with pytest.raises(ValueError, match=r"layer must be in \[0, 1\]"):
-        ablate_heads(model, batch(), 5)
-    with pytest.raises(ValueError, match="mode"):
-        ablate_heads(model, batch(), "all", mode="zero")
-    with pytest.raises(ValueError, match="batch of a sequence task"):
-        ablate_heads(model, batch(make_task("mws")), "all")
+def test_ablation_bad_input_is_refused_before_any_work_and_leaves_no_hooks():
+    model, batch = perturbed_model(LRMC, LRMC_CONFIG), sample(LRMC, 8)
+    cases = [
+        (dict(heads=[(0, 2)]), r"head must be in \[0, 1\]"),
+        (dict(heads=5), r"layer must be in \[0, 1\]"),
+        (dict(heads=[(0.7, 0.2)]), r"\(layer, head\) integer pairs"),
+        (dict(heads=[]), "heads is empty"),
+        (dict(mode="zero"), "mode must be one of"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError, match=message):
+            ablate_heads(model, batch, **kwargs)
+    with pytest.raises(ValueError, match="batch must be a MatrixBatch"):
+        ablate_heads(model, sample(MWS, 4))
     with pytest.raises(ValueError, match="positions"):
-        ablate_heads(model, batch(make_task("lrmc")), "all")
-    assert remaining_hooks(model) == 0
+        ablate_heads(model, sample(make_task("lrmc"), 4))
+    with pytest.raises(ValueError, match="batch is empty"):
+        ablation_sweep(model, batch[:0])
+    tokens = perturbed_model(MWS, MWS_CONFIG)
+    out_of_vocab = sample(MWS, 4)
+    out_of_vocab.tokens[0, 0] = 99
+    with pytest.raises(ValueError, match=r"token ids must be in \[0, 17\]"):
+        ablate_heads(tokens, out_of_vocab)
+    assert remaining_hooks(model.bridge) == 0
 
 
 def test_hooks_are_removed_when_the_metric_raises(monkeypatch):
     import plateau_lens.analysis.ablation as ablation
 
-    model, data = sharp_attention_model(), batch()
+    model, batch = perturbed_model(LRMC, LRMC_CONFIG), sample(LRMC, 8)
     calls = {"n": 0}
-    real = ablation.output_metrics
+    real = ablation.scalar_metrics
 
     def failing(*args):
         calls["n"] += 1
@@ -251,182 +210,417 @@ def test_hooks_are_removed_when_the_metric_raises(monkeypatch):
             raise RuntimeError("boom")
         return real(*args)
 
-    monkeypatch.setattr(ablation, "output_metrics", failing)
+    monkeypatch.setattr(ablation, "scalar_metrics", failing)
     with pytest.raises(RuntimeError, match="boom"):
-        ablate_heads(model, data, "all")
-    assert remaining_hooks(model) == 0
+        ablate_heads(model, batch, "all")
+    assert calls["n"] == 2 and remaining_hooks(model.bridge) == 0
 
 
 # ----------------------------------------------------------------------------- patching
-def test_patching_the_whole_final_residual_recovers_the_clean_run_exactly():
-    model, data = sharp_attention_model(), batch()
-    result = patch_activations(model, data, hooks="blocks.1.hook_resid_post", granularity="layer")
-    clean = result[result["run"] == "clean"].iloc[0]
-    corrupted = result[result["run"] == "corrupted"].iloc[0]
-    patched = result[result["hook"] == "blocks.1.hook_resid_post"].iloc[0]
-    for metric in ["masked_mse", "observed_mse", "masked_mse_vs_other"]:
-        assert patched[metric] == pytest.approx(clean[metric], abs=1e-7)
-    assert abs(corrupted["observed_mse"] - clean["observed_mse"]) > 1e-3
-    # noising: the clean run with the corrupted final residual equals the corrupted run
-    noised = patch_activations(model, data, hooks="blocks.1.hook_resid_post",
-                               granularity="layer", direction="noise")
-    row = noised[noised["hook"] == "blocks.1.hook_resid_post"].iloc[0]
-    assert row["masked_mse"] == pytest.approx(corrupted["masked_mse"], abs=1e-7)
-    assert remaining_hooks(model) == 0
+PER_HEAD = ["attn.hook_z", "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_pattern"]
+POSITIONAL = ["hook_resid_pre", "hook_resid_post", "hook_attn_out", "hook_mlp_out"]
 
 
-def test_patching_per_head_and_position_shapes():
-    model, data = sharp_attention_model(), batch(size=8)
-    heads = patch_activations(model, data, hooks="attn.hook_z", granularity="head")
-    patched = heads[heads["run"].str.startswith("patched")]
-    assert len(patched) == 2 * 2 and set(patched["head"]) == {0, 1}
-    positions = patch_activations(model, data, hooks="hook_resid_post", granularity="position")
-    assert len(positions[positions["run"].str.startswith("patched")]) == 2 * 16
-    # patching every head's z of the last layer equals patching the whole z
-    whole = patch_activations(model, data, hooks="blocks.1.attn.hook_z", granularity="layer")
-    assert whole.iloc[-1]["loss"] != patched.iloc[-1]["loss"]
+def site_index(hook: str, granularity: str, head, position):
+    """The slice of one site, written out from the TransformerLens shapes: per-head vectors
+    [b p h d], patterns [b h q k], the rest [b p d]."""
+    if granularity == "layer":
+        return (ALL,)
+    pattern = hook.endswith("hook_pattern")
+    if granularity == "head":
+        return (ALL, head) if pattern else (ALL, ALL, head)
+    return (ALL, ALL, position) if pattern else (ALL, position)
 
 
-def test_patching_between_identical_models_changes_nothing():
-    model, data = sharp_attention_model(), batch()
-    result = patch_between_models(model, model, data, hooks="attn.hook_z")
-    target = result[result["run"] == "target"].iloc[0]
-    for _, row in result[result["run"] == "patched"].iterrows():
-        assert row["loss"] == pytest.approx(target["loss"], abs=1e-7)
+def check_patched_rows(result, source_cache, target_inputs, model, truth, corrupted=None,
+                       positions=None):
+    """Each ``patched`` site (restricted to ``positions`` when given) equals the reference
+    run on ``target_inputs`` with that one site taken from ``source_cache``; returns the
+    number of sites in the result."""
+    patched = result[result["condition"] == "patched"]
+    sites = patched.groupby(["hook", "head", "position"], dropna=False)
+    for (hook, head, position), rows in sites:
+        head = None if pd.isna(head) else int(head)
+        position = None if pd.isna(position) else int(position)
+        if positions is not None and position not in positions:
+            continue
+        granularity = "head" if head is not None else "position" if position is not None else "layer"
+        index = site_index(hook, granularity, head, position)
+        output, _ = reference(model, target_inputs, {hook: replace_slice(source_cache[hook], index)})
+        expected = task_metrics(model.task, output, truth)
+        if corrupted is not None:
+            expected |= {f"{k}_vs_corrupted": v for k, v in task_metrics(model.task, output, corrupted).items()}
+        assert_metrics_equal(dict(zip(rows["metric"], rows["value"])), expected)
+    return sites.ngroups
 
 
-def test_patching_bad_hook_name_is_clear_and_leaves_no_hooks():
-    model = sharp_attention_model()
-    with pytest.raises(ValueError, match="unknown hook name"):
-        patch_activations(model, batch(), hooks="blocks.0.attn.hook_zz")
-    with pytest.raises(ValueError, match="unknown hook name"):
-        patch_activations(model, batch(), hooks="blocks.7.hook_resid_post")
-    with pytest.raises(ValueError, match="per-head hook"):
-        patch_activations(model, batch(), hooks="hook_resid_post", granularity="head")
-    assert remaining_hooks(model) == 0
+@pytest.mark.parametrize("kind", ["lrmc", "mws"])
+@pytest.mark.parametrize("direction", ["denoise", "noise"])
+def test_patch_activations_equals_the_reference_at_every_site(kind, direction):
+    task, config = MODELS[kind]
+    model, clean = perturbed_model(task, config), sample(task, 8)
+    if kind == "lrmc":
+        corrupted = task.with_inputs(clean, matrix=-clean.matrix)  # the study's −X, same mask
+    else:
+        corrupted = sample(task, 8, seed=5)
+    _, clean_cache = reference(model, clean.inputs)
+    _, corrupted_cache = reference(model, corrupted.inputs)
+    source_cache, target = ((clean_cache, corrupted) if direction == "denoise"
+                            else (corrupted_cache, clean))
+    n_positions = task.n_positions
+    # every hook at every granularity; per position, the last block's hooks and three
+    # positions (first, middle, last) checked against the reference, all counted
+    last_block = [f"blocks.1.{hook}" for hook in PER_HEAD + POSITIONAL]
+    for granularity, hooks in [("head", PER_HEAD), ("position", last_block),
+                               ("layer", PER_HEAD + POSITIONAL)]:
+        result = patch_activations(model, clean, corrupted if kind == "mws" else None, hooks=hooks,
+                                   granularity=granularity, direction=direction, progress=False)
+        positions = {0, n_positions // 2, n_positions - 1}
+        sites = check_patched_rows(result, source_cache, target.inputs, model, clean, corrupted,
+                                   positions if granularity == "position" else None)
+        layers = 1 if granularity == "position" else 2
+        sites_per_hook = {"head": 2, "position": n_positions, "layer": 1}[granularity]
+        assert sites == layers * len(hooks) * sites_per_hook
+        assert_metrics_equal(metrics_of(result, condition="clean"),
+                             task_metrics(task, reference(model, clean.inputs)[0], clean))
+    assert remaining_hooks(model.bridge) == 0
+
+
+def test_default_patching_is_per_head_hook_z_against_minus_x():
+    """The default call patches each head's z (before the output projection) of every layer
+    from X into −X, as a manual hook on that head would."""
+    model, clean = perturbed_model(LRMC, LRMC_CONFIG, seed=3), sample(LRMC, 8)
+    result = patch_activations(model, clean)
+    corrupted = LRMC.with_inputs(clean, matrix=-clean.matrix)
+    _, clean_cache = reference(model, clean.inputs)
+    assert set(result.loc[result["condition"] == "patched", "hook"]) == {
+        "blocks.0.attn.hook_z", "blocks.1.attn.hook_z"}
+    assert check_patched_rows(result, clean_cache, corrupted.inputs, model, clean, corrupted) == 4
+
+    def manual(z, hook):  # a manual hook on head 1 of layer 1, with TransformerLens' shapes
+        z = z.clone()
+        z[:, :, 1] = clean_z[:, :, 1]
+        return z
+
+    _, ours = model.bridge.run_with_cache(clean.inputs)
+    clean_z = ours["blocks.1.attn.hook_z"]
+    with model.bridge.hooks(fwd_hooks=[("blocks.1.attn.hook_z", manual)]):
+        manual_output = model(corrupted.inputs)
+    row = metrics_of(result, condition="patched", hook="blocks.1.attn.hook_z", head=1)
+    assert_metrics_equal(row, task_metrics(LRMC, manual_output, clean))
+
+
+@pytest.mark.parametrize("granularity", ["layer", "head", "position"])
+def test_patch_between_models_equals_the_reference(granularity):
+    source = perturbed_model(LRMC, LRMC_CONFIG, seed=4)
+    target = perturbed_model(LRMC, LRMC_CONFIG, seed=5)
+    batch = sample(LRMC, 8)
+    hooks = {"head": PER_HEAD, "layer": PER_HEAD + POSITIONAL,
+             "position": [f"blocks.0.{hook}" for hook in PER_HEAD + POSITIONAL]}[granularity]
+    result = patch_between_models(source, target, batch, hooks=hooks, granularity=granularity,
+                                  progress=False)
+    _, source_cache = reference(source, batch.inputs)
+    positions = {0, 5, LRMC.n_positions - 1} if granularity == "position" else None
+    sites = check_patched_rows(result, source_cache, batch.inputs, target, batch, positions=positions)
+    layers = 1 if granularity == "position" else 2
+    assert sites == layers * len(hooks) * {"layer": 1, "head": 2, "position": LRMC.n_positions}[granularity]
+    assert_metrics_equal(metrics_of(result, condition="source"),
+                         task_metrics(LRMC, reference(source, batch.inputs)[0], batch))
+    assert_metrics_equal(metrics_of(result, condition="target"),
+                         task_metrics(LRMC, reference(target, batch.inputs)[0], batch))
+
+
+def test_patching_bad_input_is_clear_and_leaves_no_hooks():
+    model, batch = perturbed_model(LRMC, LRMC_CONFIG), sample(LRMC, 8)
+    for kwargs, message in [(dict(hooks="blocks.0.attn.hook_zz"), "unknown hook name"),
+                            (dict(hooks="blocks.7.hook_resid_post"), "unknown hook name"),
+                            (dict(hooks="hook_resid_post", granularity="head"), "per-head hook"),
+                            (dict(granularity="neuron"), "granularity must be one of"),
+                            (dict(direction="sideways"), "direction must be one of"),
+                            (dict(hooks=[]), "hooks is empty")]:
+        with pytest.raises(ValueError, match=message):
+            patch_activations(model, batch, **kwargs)
+    with pytest.raises(ValueError, match="no default corruption"):
+        patch_activations(perturbed_model(MWS, MWS_CONFIG), sample(MWS, 4))
+    wider = perturbed_model(LRMC, ModelConfig(n_layers=2, n_heads=4, d_model=32, attention="softmax"))
+    with pytest.raises(ValueError, match="n_heads: 4 != 2"):
+        patch_between_models(wider, model, batch)
+    assert remaining_hooks(model.bridge) == 0
 
 
 # -------------------------------------------------------------------------------- probes
+def test_linear_probes_equal_numpy_lstsq_and_sklearn_on_reference_activations():
+    """Regression probes: least squares without bias (numpy.linalg.lstsq on the reference's
+    residual stream); class probes: ridge regression on [F 1] onto one-hot labels, argmax
+    (scikit-learn's Ridge, penalising the bias column like the closed form)."""
+    from sklearn.linear_model import Ridge
+
+    model = perturbed_model(LRMC, LRMC_CONFIG)
+    train_batch, test_batch = sample(LRMC, 256, seed=1), sample(LRMC, 64, seed=2)
+    result = linear_probes(model, train_batch, test_batch)
+    _, train_cache = reference(model, train_batch.inputs)
+    _, test_cache = reference(model, test_batch.inputs)
+    masked = (~test_batch.observed).reshape(-1).numpy()
+    m, n = LRMC.m, LRMC.n
+    targets = {
+        "entry": lambda b: b.matrix.reshape(len(b), m * n, 1),
+        "observed_row": lambda b: (b.matrix * b.observed).repeat_interleave(n, dim=1),
+    }
+    for hook in ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_post", "blocks.1.hook_resid_post"]:
+        x_train = train_cache[hook].reshape(-1, 16).numpy()
+        x_test = test_cache[hook].reshape(-1, 16).numpy()
+        for name, values in targets.items():
+            y_train = values(train_batch).reshape(len(x_train), -1).double().numpy()
+            y_test = values(test_batch).reshape(len(x_test), -1).double().numpy()
+            weights = np.linalg.lstsq(x_train, y_train, rcond=None)[0]
+            error = (x_test @ weights - y_test) ** 2
+            ours = metrics_of(result, hook=hook, target=name)
+            assert ours["mse"] == pytest.approx(error.mean(), rel=1e-4)
+            assert ours["mse_masked"] == pytest.approx(error[masked].mean(), rel=1e-4)
+            assert ours["mse_observed"] == pytest.approx(error[~masked].mean(), rel=1e-4)
+        rows = np.repeat(np.arange(m), n)
+        labels_train = np.tile(rows, len(train_batch))
+        labels_test = np.tile(rows, len(test_batch))
+        with_bias = np.hstack([x_train, np.ones((len(x_train), 1))])
+        ridge = Ridge(alpha=1e-3 * len(x_train), fit_intercept=False).fit(with_bias, np.eye(m)[labels_train])
+        predicted = ridge.predict(np.hstack([x_test, np.ones((len(x_test), 1))])).argmax(1)
+        assert metrics_of(result, hook=hook, target="row_index")["accuracy"] == pytest.approx(
+            (predicted == labels_test).mean())
+        assert metrics_of(result, hook=hook, target="row_index")  # layer is the hook's block
+    assert set(result.loc[result["hook"] == "blocks.1.hook_resid_post", "layer"]) == {1}
+
+
 def test_least_squares_recovers_a_planted_direction():
     generator = torch.Generator().manual_seed(0)
     features = torch.randn(2000, 32, generator=generator)
     direction = torch.randn(32, 3, generator=generator)
-    weights = fit_least_squares(features, features @ direction)
-    assert torch.allclose(weights, direction, atol=1e-4)
+    assert torch.allclose(fit_least_squares(features, features @ direction), direction, atol=1e-4)
 
 
 def test_least_squares_on_rank_deficient_float32_features_ignores_rounding_noise():
     """Features of rank 4 in 32 dimensions (like embeddings), target linear + noise 0.1:
-    the probe is the minimum-norm solution (small weights, test MSE ≈ 0.01), not a fit of
-    the float32 rounding directions (weights ~1e4 with a plain lstsq)."""
+    the probe is the minimum-norm solution (numpy's pinv), not a fit of the float32
+    rounding directions; linear_probes' path through the Gram blocks gives the same."""
     generator = torch.Generator().manual_seed(0)
     basis, readout = torch.randn(4, 32, generator=generator), torch.randn(4, 1, generator=generator)
-    latent_train, latent_test = (torch.randn(n, 4, generator=generator) for n in (4000, 1000))
-    noise_train, noise_test = (0.1 * torch.randn(n, 1, generator=generator) for n in (4000, 1000))
-    weights = fit_least_squares(latent_train @ basis, latent_train @ readout + noise_train)
-    minimum_norm = torch.linalg.pinv(basis) @ readout
-    assert torch.allclose(weights, minimum_norm, atol=0.01)
-    # linear_probes' path: the blocks of [F 1]ᵀ[F 1] and [F 1]ᵀy without the bias row/column
-    features, targets = latent_train @ basis, latent_train @ readout + noise_train
+    latent = torch.randn(4000, 4, generator=generator)
+    features, targets = latent @ basis, latent @ readout + 0.1 * torch.randn(4000, 1, generator=generator)
+    weights = fit_least_squares(features, targets)
+    minimum_norm = np.linalg.pinv(basis.double().numpy()) @ readout.double().numpy()
+    assert np.allclose(weights.numpy(), minimum_norm, atol=0.01)
     with_bias = torch.cat([features, torch.ones(len(features), 1)], 1).double()
     from_moments = least_squares_from_moments((with_bias.T @ with_bias)[:-1, :-1],
                                               (with_bias.T @ targets.double())[:-1])
     assert torch.allclose(from_moments, weights, atol=1e-6)
-    test_mse = torch.mean((latent_test @ basis @ weights - latent_test @ readout - noise_test) ** 2)
-    assert test_mse.item() == pytest.approx(0.01, rel=0.1)
 
 
-def test_probe_reads_the_value_planted_by_the_embedding():
-    """At the embeddings an observed entry is x·w + b + pos_p: exactly linear in x when every
-    entry is observed and d > #positions; a masked position carries the mask vector instead."""
-    all_observed = make_task("lrmc", m=4, n=4, rank=1, p_mask=0.0)
-    model = build_model((all_observed, CONFIG))
-    train_batch, test_batch = batch(all_observed, 512, 1), batch(all_observed, 128, 2)
-    result = linear_probes(model, train_batch, test_batch, targets=["entry"],
-                           hooks=["blocks.0.hook_resid_pre"])
-    assert result.set_index("metric").loc["mse", "value"] < 1e-8
-    model = build_model((LRMC, CONFIG))
-    result = linear_probes(model, batch(size=512, seed=1), batch(size=128, seed=2),
-                           targets=["is_masked", "column_index"], hooks=["blocks.0.hook_resid_pre"])
-    scores = result.set_index("target")["value"]
-    assert scores["is_masked"] == 1.0
-    assert scores["column_index"] > 0.95
-    logistic = linear_probes(model, batch(size=256, seed=1), batch(size=128, seed=2),
-                             targets=["is_masked"], hooks=["blocks.0.hook_resid_pre"],
-                             classifier="logistic")
-    assert logistic["value"].iloc[0] == 1.0
+def test_probes_refuse_unknown_targets_and_per_head_hooks():
+    model, batch = perturbed_model(LRMC, LRMC_CONFIG), sample(LRMC, 8)
+    with pytest.raises(ValueError, match="targets must be a non-empty list"):
+        linear_probes(model, batch, batch, targets=["rank"])
+    for hook in ["blocks.0.attn.hook_z", "blocks.0.attn.hook_pattern"]:
+        with pytest.raises(ValueError, match=r"probes read \[batch, pos, d\] activations"):
+            linear_probes(model, batch, batch, hooks=[hook])
+    with pytest.raises(ValueError, match="classifier must be one of"):
+        linear_probes(model, batch, batch, classifier="svm")
 
 
-def test_probes_report_every_layer_and_target():
-    model = build_model((LRMC, CONFIG))
-    result = linear_probes(model, batch(size=64, seed=1), batch(size=32, seed=2))
-    assert sorted(result["layer"].unique()) == [0, 1, 2]
-    assert set(result["target"]) == {"entry", "observed_row", "top_singular_vector",
-                                     "row_index", "column_index", "is_masked"}
-    with pytest.raises(ValueError, match="unknown probe target"):
-        linear_probes(model, batch(), batch(), targets=["rank"])
+# ------------------------------------------------------------------ collapse, repetition
+@pytest.mark.parametrize("kind", ["lrmc", "mws"])
+def test_representation_collapse_equals_the_reference_at_every_site(kind):
+    task, config = MODELS[kind]
+    model, batch = perturbed_model(task, config), sample(task, 16)
+    _, cache = reference(model, batch.inputs)
+    positions = list(range(task.prompt_length, task.sequence_length - 1)) if kind == "mws" \
+        else list(range(task.n_positions))
+    result = representation_collapse(model, batch)
+    sites = {("pre_lm_h", "ln_final.hook_out")} | {
+        (site, f"blocks.{layer}.{suffix}") for layer in range(2) for site, suffix in
+        [("pre_att_h", "hook_resid_pre"), ("post_att_h", "hook_attn_out"),
+         ("post_att_res_h", "hook_resid_mid"), ("post_mlp_h", "hook_resid_post")]}
+    assert set(zip(result["site"], result["hook"])) == sites
+    for site, hook in sites:
+        unit = torch.nn.functional.normalize(cache[hook][:, positions], dim=-1)
+        pairs = [(unit[:, i] * unit[:, j]).sum(-1).mean().item()
+                 for i in range(len(positions)) for j in range(i + 1, len(positions))]
+        ours = result[(result["site"] == site) & (result["hook"] == hook)]["value"].item()
+        assert ours == pytest.approx(np.mean(pairs), abs=1e-5), site
 
 
-# ------------------------------------------------------------------- attention structure
-def test_uniform_attention_structure_matches_its_baseline():
-    model, data = uniform_attention_model(), batch()
-    result = attention_structure(model, data)
-    expected = uniform_baseline(LRMC, data.observed.float().mean().item())
-    for key, value in expected.items():
-        assert np.allclose(result[key], value, atol=1e-6), key
+def reference_greedy(model, prompts, n_new):
+    tokens = prompts
+    for _ in range(n_new):
+        logits, _ = reference(model, tokens)
+        tokens = torch.cat([tokens, logits[:, -1].argmax(-1, keepdim=True)], dim=-1)
+    return tokens
 
 
-def test_row_masking_hides_those_rows():
-    data = mask_rows(LRMC, batch(), [0, 2])
-    assert not data.observed[:, [0, 2]].any()
+def test_repetition_equals_reference_greedy_generation():
+    model, batch = perturbed_model(MWS, MWS_CONFIG), sample(MWS, 32)
+    generated = reference_greedy(model, batch.prompts, MWS.answer_length)[:, MWS.prompt_length:]
+    result = metrics_of(repetition(model, batch))
+    expected_repetition = (generated[:, 1:] == generated[:, :-1]).double().mean().item()
+    assert result["repetition_frequency"] == pytest.approx(expected_repetition)
+    answers = batch.answers
+    assert result["repetition_frequency_data"] == pytest.approx(
+        (answers[:, 1:] == answers[:, :-1]).double().mean().item())
+    assert result["accuracy"] == pytest.approx((generated == answers).double().mean().item())
+    for position in range(MWS.answer_length):
+        assert result[f"accuracy_pos_{position}"] == pytest.approx(
+            (generated[:, position] == answers[:, position]).double().mean().item())
+
+
+# ------------------------------------------------------------ attention-based analyzers
+def test_attention_progress_equals_the_hand_written_mask_on_reference_patterns():
+    """MWS (window 2, 5 inputs): the row predicting y_1 (row 5) attends to x_1 (key 0); the
+    row predicting y_i (row 5 + i - 1) to keys i-2, i-1 (0-indexed), written out by hand."""
+    model, batch = perturbed_model(MWS, MWS_CONFIG), sample(MWS, 16)
+    model.set_attention_bias(attention_bias_multiplier(MWS, 2.5))
+    _, cache = reference(model, batch.inputs)
+    mask = torch.zeros(10, 10, dtype=torch.float64)
+    mask[5, 0] = 1
+    for i in range(1, 5):
+        mask[5 + i, [i - 1, i]] = 1
+    result = attention_progress(model, batch)
+    for layer in range(2):
+        pattern = cache[f"blocks.{layer}.attn.hook_pattern"][:, :, 5:10].abs()
+        expected = ((pattern * mask[5:10]).sum((-2, -1)) / pattern.sum((-2, -1))).mean(0)
+        for head in range(2):
+            ours = result[(result["layer"] == layer) & (result["head"] == head)]["value"].item()
+            assert ours == pytest.approx(expected[head].item(), rel=1e-5)
+    with pytest.raises(ValueError, match="defines none"):
+        attention_progress(perturbed_model(LRMC, LRMC_CONFIG), sample(LRMC, 4))
+
+
+def test_attention_structure_equals_shares_of_reference_patterns():
+    model, batch = perturbed_model(LRMC, LRMC_CONFIG), sample(LRMC, 16)
+    _, cache = reference(model, batch.inputs)
+    m, n = LRMC.m, LRMC.n
+    result = attention_structure(model, batch)
+    for layer in range(2):
+        pattern = cache[f"blocks.{layer}.attn.hook_pattern"].abs()
+        share = pattern / pattern.sum(-1, keepdim=True)
+        for head in range(2):
+            expected = {name: 0.0 for name in ["same_row", "same_column", "self", "observed_keys"]}
+            for q in range(m * n):
+                for k in range(m * n):
+                    weight = share[:, head, q, k]
+                    if q == k:
+                        expected["self"] += weight.mean().item()
+                    elif q // n == k // n:
+                        expected["same_row"] += weight.mean().item()
+                    elif q % n == k % n:
+                        expected["same_column"] += weight.mean().item()
+                    observed = batch.observed.reshape(-1, m * n)[:, k].double()
+                    expected["observed_keys"] += (weight * observed).mean().item()
+            expected = {name: value / (m * n) for name, value in expected.items()}
+            expected["masked_keys"] = 1 - expected["observed_keys"]
+            assert_metrics_equal(metrics_of(result, layer=layer, head=head), expected, rel=1e-5)
+
+
+def test_row_masking_hides_exactly_those_rows():
+    batch = sample(LRMC, 8)
+    masked = mask_rows(LRMC, batch, [0, 2])
+    assert not masked.observed[:, [0, 2]].any()
+    assert torch.equal(masked.observed[:, 1], batch.observed[:, 1])
     with pytest.raises(ValueError, match="rows must be in"):
-        mask_rows(LRMC, batch(), [4])
+        mask_rows(LRMC, batch, [3])
 
 
-def test_copying_test_columns():
-    result = copying_test(sharp_attention_model(), batch())
-    assert {"observed_mse", "masked_abs_pred", "fill_copy_mse", "fill_true_mse"} <= set(result)
+def test_copying_test_equals_the_reference_on_filled_inputs():
+    model, batch = perturbed_model(LRMC, LRMC_CONFIG), sample(LRMC, 16)
+    result = metrics_of(copying_test(model, batch, fill_value=0.5))
+    masked = ~batch.observed
+    filled = torch.where(masked, 0.5, batch.matrix)
+    filled_ids = (filled.double() * 2**20).round().long().reshape(len(batch), -1)  # all observed
+    output, _ = reference(model, batch.inputs)
+    filled_output, _ = reference(model, filled_ids)
+    prediction = output[..., 0].reshape(masked.shape)
+    filled_prediction = filled_output[..., 0].reshape(masked.shape)
+    expected = {
+        "observed_mse": ((prediction - batch.matrix)[batch.observed] ** 2).mean().item(),
+        "masked_mse": ((prediction - batch.matrix)[masked] ** 2).mean().item(),
+        "masked_abs_pred": prediction[masked].abs().mean().item(),
+        "fill_copy_mse": ((filled_prediction - 0.5)[masked] ** 2).mean().item(),
+        "fill_true_mse": ((filled_prediction - batch.matrix)[masked] ** 2).mean().item(),
+    }
+    assert_metrics_equal(result, expected)
+
+
+def test_swap_attention_equals_the_reference_with_mixed_weights():
+    pre = perturbed_model(LRMC, LRMC_CONFIG, seed=6)
+    post = perturbed_model(LRMC, LRMC_CONFIG, seed=7)
+    batch = sample(LRMC, 16)
+    result = swap_attention(pre, post, batch)
+    for condition, qkv, rest in [("pre", pre, pre), ("post", post, post),
+                                 ("qkv_post+rest_pre", post, pre), ("qkv_pre+rest_post", pre, post)]:
+        mixed = perturbed_model(LRMC, LRMC_CONFIG)
+        state = {name: (qkv if any(f".attn.{x}." in name for x in "qkv") else rest).network.state_dict()[name]
+                 for name in mixed.network.state_dict()}
+        mixed.network.load_state_dict(state)
+        expected = task_metrics(LRMC, reference(mixed, batch.inputs)[0], batch)
+        assert_metrics_equal(metrics_of(result, condition=condition), expected)
+    losses = [metrics_of(result, condition=c)["loss"] for c in sorted(set(result["condition"]))]
+    assert len(set(np.round(losses, 6))) == 4
 
 
 # ------------------------------------------------------------------------- nuclear norm
-def test_nuclear_norm_recovers_a_low_rank_matrix():
+def test_nuclear_norm_recovers_a_low_rank_matrix_exactly():
     rng = np.random.default_rng(0)
     matrix = rng.uniform(-1, 1, (7, 1)) @ rng.uniform(-1, 1, (1, 7))
     observed = np.ones((7, 7), dtype=bool)
     observed[[0, 2, 4, 5, 6], [1, 3, 0, 6, 2]] = False
-    completed = nuclear_norm_complete(matrix, observed)
-    assert np.abs(completed - matrix).max() < 1e-4
-    regularised = nuclear_norm_complete(matrix, observed, lam=1e-4)
-    assert np.abs(regularised - matrix).max() < 0.05
+    assert np.abs(nuclear_norm_complete(matrix, observed) - matrix).max() < 1e-4
+    assert np.abs(nuclear_norm_complete(matrix, observed, lam=1e-4) - matrix).max() < 0.05
 
 
-def test_compare_to_nuclear_norm_table():
-    result = compare_to_nuclear_norm(build_model((LRMC, CONFIG)), p_values=[0.2, 0.4],
-                                     n_matrices=6, progress=False)
-    assert len(result) == 4 and set(result["method"]) == {"model", "nuclear_norm"}
-    assert (result[result["method"] == "nuclear_norm"]["masked_mse"] < 0.2).all()
+def test_compare_to_nuclear_norm_against_the_reference_and_exact_recovery():
+    """At p = 0.1 a rank-1 4×4 matrix missing at most a few entries is recovered exactly by
+    nuclear-norm minimisation (masked MSE ≈ 0); the model's row equals the reference."""
+    from plateau_lens.tasks import step_generator
+
+    task = make_task("lrmc", m=4, n=4, rank=1)
+    model = perturbed_model(task, LRMC_CONFIG)
+    result = compare_to_nuclear_norm(model, p_values=[0.1, 0.3], n_matrices=6, progress=False)
+    for index, p in enumerate([0.1, 0.3]):
+        batch = make_task("lrmc", m=4, n=4, rank=1, p_mask=p).sample(6, step_generator(0, index))
+        output, _ = reference(model, batch.inputs)
+        masked = ~batch.observed
+        expected = ((output[..., 0].reshape(masked.shape) - batch.matrix)[masked] ** 2)
+        ours = metrics_of(result, p_mask=p, condition="model")
+        assert ours["masked_mse"] == pytest.approx(expected.mean().item(), rel=1e-5)
+        assert ours["masked_mse_median"] == pytest.approx(np.median(expected.numpy()), rel=1e-5)
+    assert metrics_of(result, p_mask=0.1, condition="nuclear_norm")["masked_mse"] < 1e-6
 
 
-# --------------------------------------------------------------------- surgery, run-level
-def test_swap_attention_with_itself_is_identity_and_hybrids_mix_weights():
-    pre, post = build_model((LRMC, CONFIG), seed=1), build_model((LRMC, CONFIG), seed=2)
-    same = swap_attention(post, post, batch())
-    assert np.allclose(same["loss"], same["loss"].iloc[0])
-    mixed = swap_attention(pre, post, batch()).set_index("model")["loss"]
-    assert len(set(np.round(mixed.values, 6))) == 4
-
-
+# --------------------------------------------------------------------- run-level, schema
 def test_analyze_run_over_checkpoints(tmp_path, small_lrmc_config):
     run = load_run(train(small_lrmc_config, tmp_path / "run", progress=False))
     result = analyze_run(run, {"ablation": lambda m, b: ablate_heads(m, b, "all"),
                                "structure": attention_structure}, steps=[0, 12], batch_size=16,
                          progress=False)
     assert set(result["step"]) == {0, 12} and set(result["analyzer"]) == {"ablation", "structure"}
+    assert list(result.columns[:2]) == ["step", "analyzer"]
     with pytest.raises(ValueError, match="no checkpoints"):
         analyze_run(run, attention_structure, steps=[])
     with pytest.raises(ValueError, match="no checkpoint in"):
         analyze_run(run, attention_structure, steps=[3])
-    assert isinstance(result, pd.DataFrame)
+
+
+def test_every_analyzer_returns_the_one_schema_and_wide_pivots_it():
+    model, batch = perturbed_model(LRMC, LRMC_CONFIG), sample(LRMC, 8)
+    frames = [ablate_heads(model, batch, [(0, 0)]), ablation_sweep(model, batch, progress=False),
+              patch_activations(model, batch, progress=False), linear_probes(model, batch, batch),
+              representation_collapse(model, batch), attention_structure(model, batch),
+              copying_test(model, batch), swap_attention(model, model, batch)]
+    for frame in frames:
+        assert list(frame.columns[-7:]) == ["condition", "hook", "layer", "head", "position",
+                                           "metric", "value"]
+        assert str(frame["layer"].dtype) == "Int64"
+    table = wide(ablate_heads(model, batch, [(0, 0)]), "clean")
+    assert {"clean", "ablated", "change"} <= set(table.columns)
+    row = table.set_index("metric").loc["loss"]
+    assert row["change"] == pytest.approx(row["ablated"] - row["clean"])
 
 
 # -------------------------------------------------------------------------------- allocator

@@ -144,25 +144,31 @@ def test_toy_analyzers_run_unchanged_on_a_pythia_architecture(neox_series):
 
     batch, task = prompt_batch(model, ["what is the sun light heat", "why do plant cells need water"],
                                length=6)
-    clean = ablate_heads(model, batch, [(0, 1)], task=task).set_index("metric")
-    assert clean.loc["loss", "ablated"] != clean.loc["loss", "clean"]
+    def by_metric(frame, **where):
+        for column, value in where.items():
+            frame = frame[frame[column] == value]
+        return dict(zip(frame["metric"], frame["value"]))
+
+    single = ablate_heads(model, batch, [(0, 1)], task=task)
+    assert by_metric(single, condition="ablated")["loss"] != by_metric(single, condition="clean")["loss"]
     # the sweep restarts each ablation at its layer (start_at_layer, rotary positions): same numbers
-    sweep = ablation_sweep(model, batch, task=task)
-    late = sweep[(sweep["scope"] == "head") & (sweep["layer"] == 1) & (sweep["head"] == 0)]
-    single = ablate_heads(model, batch, [(1, 0)], task=task).set_index("metric")
-    for _, row in late.iterrows():
-        assert row["ablated"] == pytest.approx(single.loc[row["metric"], "ablated"], rel=1e-5)
+    sweep = ablation_sweep(model, batch, task=task, progress=False)
+    late = by_metric(sweep, scope="head", layer=1, head=0, condition="ablated")
+    single = by_metric(ablate_heads(model, batch, [(1, 0)], task=task), condition="ablated")
+    for metric, value in late.items():
+        assert value == pytest.approx(single[metric], rel=1e-5)
     other = load_checkpoint_model(local_dir=root, step=4)
     # patching the logits of checkpoint 4 into checkpoint 0 gives checkpoint 4's loss exactly
     patched = patch_between_models(other, model, batch, hooks=["hook_resid_post", "unembed.hook_out"],
-                                   task=task)
-    logits = patched[patched["hook"] == "unembed.hook_out"].iloc[0]
-    source = patched[patched["run"] == "source"].iloc[0]
-    target = patched[patched["run"] == "target"].iloc[0]
+                                   task=task, progress=False)
+    logits = by_metric(patched, hook="unembed.hook_out")
+    source, target = by_metric(patched, condition="source"), by_metric(patched, condition="target")
     assert logits["loss"] == pytest.approx(source["loss"], abs=1e-6)
     assert abs(source["loss"] - target["loss"]) > 1e-3
     probes = linear_probes(model, batch, batch, targets=["current_token"], task=task)
-    assert set(probes["layer"]) == {0, 1, 2}
+    assert set(probes["hook"]) == {"blocks.0.hook_resid_pre", "blocks.0.hook_resid_post",
+                                   "blocks.1.hook_resid_post"}
+    assert list(probes["layer"]) == [0, 0, 1]
 
 
 def test_prompts_from_file_and_list(tmp_path):

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from plateau_lens import ModelConfig, build_model, build_network, make_task, wrap_in_bridge
+from plateau_lens import (ModelConfig, build_model, build_network, make_task, set_attention_bias,
+                          wrap_in_bridge)
 from plateau_lens.tasks import step_generator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +47,7 @@ def test_causal_model_first_position_ignores_the_last(attention):
 def test_bridge_matches_native_network_and_shares_its_weights(attention):
     task, config = lrmc_setup(attention)
     network = build_network(task, config, seed=1)
-    bridge = wrap_in_bridge(network, task, config)
+    bridge = wrap_in_bridge(network)
     inputs = task.sample(8, step_generator(0, 0)).inputs
     # fused scaled_dot_product_attention (network) vs materialised pattern (bridge)
     assert torch.allclose(network(inputs), bridge(inputs), atol=1e-5)
@@ -55,6 +56,22 @@ def test_bridge_matches_native_network_and_shares_its_weights(attention):
         for p in network.parameters():
             p.add_(0.01)
     assert torch.allclose(network(inputs), bridge(inputs), atol=1e-5)
+
+
+def test_attention_bias_is_one_object_for_network_and_bridge():
+    """Set on the network, the bridge computes with it too, and vice versa (no second copy
+    that could disagree)."""
+    task = make_task("mws", n_inputs=4)
+    model = build_model((task, ModelConfig(d_model=16, n_heads=2)))
+    inputs = task.sample(3, step_generator(0, 0)).inputs
+    unbiased = model(inputs)
+    multiplier = torch.full((8, 8), 3.0)
+    set_attention_bias(model.network, multiplier)
+    assert torch.allclose(model(inputs), model.network(inputs), atol=1e-6)
+    assert not torch.allclose(model(inputs), unbiased, atol=1e-4)
+    set_attention_bias(model, None)
+    assert torch.allclose(model(inputs), unbiased, atol=1e-6)
+    assert not any(name.startswith("plateau") for name in vars(model.bridge))
 
 
 def test_seeded_init_is_deterministic():
@@ -70,7 +87,7 @@ def test_linear_attention_pattern_is_masked_scaled_scores():
     task = make_task("mws")
     model = build_model((task, ModelConfig(d_model=32, n_heads=2)))
     tokens = task.sample(2, step_generator(0, 0)).inputs
-    _, cache = model.run_with_cache(tokens)
+    _, cache = model.bridge.run_with_cache(tokens)
     q, k = cache["blocks.0.attn.hook_q"], cache["blocks.0.attn.hook_k"]
     q = q.reshape(2, 32, 2, 16).transpose(1, 2)
     k = k.reshape(2, 32, 2, 16).transpose(1, 2)
@@ -81,7 +98,7 @@ def test_linear_attention_pattern_is_masked_scaled_scores():
 def test_hooks_cover_embedding_to_readout():
     task, config = lrmc_setup()
     model = build_model((task, config))
-    _, cache = model.run_with_cache(task.sample(2, step_generator(0, 0)).inputs)
+    _, cache = model.bridge.run_with_cache(task.sample(2, step_generator(0, 0)).inputs)
     for name in ["hook_embed", "hook_pos_embed", "blocks.0.hook_resid_pre",
                  "blocks.1.attn.hook_pattern", "blocks.1.hook_resid_post", "unembed.hook_in"]:
         assert name in cache, name
@@ -128,7 +145,7 @@ def test_row_column_position_embedding_is_row_plus_column():
     config = ModelConfig(n_layers=1, n_heads=2, d_model=16, attention="softmax",
                          pos_embedding="row_column")
     network = build_network(task, config, seed=0)
-    model = wrap_in_bridge(network, task, config)
+    model = wrap_in_bridge(network)
     batch = task.sample(2, step_generator(0, 0))
     output, cache = model.run_with_cache(batch.inputs)
     position = cache["hook_pos_embed"][0]

@@ -5,16 +5,15 @@ import pytest
 import torch
 
 from plateau_lens import ModelConfig, build_model, load_config, make_task, train
-from plateau_lens.analysis import attention_progress, attention_progress_score
-from plateau_lens.analysis.collapse import mean_pairwise_cosine, repetition, representation_collapse
-from plateau_lens.analysis.token_probe import next_token_probe
-from plateau_lens.interventions import (
-    attention_bias_multiplier, component_parameters, set_attention_bias,
-)
+from plateau_lens.analysis import (attention_progress, next_token_probe, repetition,
+                                   representation_collapse)
+from plateau_lens.interventions import attention_bias_multiplier, component_parameters
+from plateau_lens.metrics import attention_progress_score, mean_pairwise_cosine
+from plateau_lens.models import set_attention_bias
 from plateau_lens.run import load_run
 from plateau_lens.tasks import step_generator
 from plateau_lens.training.checkpoint import load_checkpoint
-from plateau_lens.training.evaluation import repetition_frequency as repetition_frequency_of
+from plateau_lens.metrics import repetition_frequency as repetition_frequency_of
 
 MWS = make_task("mws")
 
@@ -37,19 +36,31 @@ def test_mean_pairwise_cosine_on_hand_built_states():
     assert mean_pairwise_cosine(states) == pytest.approx(-1 / 3, abs=1e-6)
 
 
-def test_representation_collapse_matches_direct_computation():
+def test_representation_collapse_reads_ln_f_output_with_its_affine():
+    """pre_lm_h is ln_f(x) with weight and bias (what the unembedding reads): computed here
+    by hand from the last residual stream and the perturbed ln_f parameters, over rows
+    17-31 (105 pairs)."""
     model = build_model((MWS, ModelConfig(d_model=32)))
+    with torch.no_grad():
+        model.network.ln_out.weight.normal_(1.0, 0.5)
+        model.network.ln_out.bias.normal_(0.0, 0.5)
     batch = MWS.sample(16, step_generator(0, 0))
-    result = representation_collapse(model, batch).set_index("site")
-    _, cache = model.run_with_cache(batch.inputs)
-    hidden = cache["ln_final.hook_normalized"][:, 17:32]
-    unit = torch.nn.functional.normalize(hidden, dim=-1)
+    result = representation_collapse(model, batch)
+    _, cache = model.bridge.run_with_cache(batch.inputs)
+    x = cache["blocks.0.hook_resid_post"].double()
+    normalized = (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + 1e-5)
+    ln_f = normalized * model.network.ln_out.weight.double() + model.network.ln_out.bias.double()
+    unit = torch.nn.functional.normalize(ln_f[:, 17:32], dim=-1)
     sims = [(unit[:, i] * unit[:, j]).sum(-1).mean().item() for i in range(15) for j in range(i + 1, 15)]
     assert len(sims) == 105
-    assert result.loc["final_ln", "cosine_similarity"] == pytest.approx(np.mean(sims), abs=1e-5)
-    assert set(result.index) == {"final_ln", "pre_attention", "attention_out", "resid_mid", "mlp_out"}
-    with pytest.raises(ValueError, match="unknown hook name"):
-        representation_collapse(model, batch, hooks=["blocks.3.hook_resid_post"])
+    final = result[result["site"] == "pre_lm_h"]
+    assert final["hook"].item() == "ln_final.hook_out" and final["metric"].item() == "cosine_similarity"
+    assert final["value"].item() == pytest.approx(np.mean(sims), abs=1e-5)
+    assert set(result["site"]) == {"pre_att_h", "post_att_h", "post_att_res_h", "post_mlp_h", "pre_lm_h"}
+    with pytest.raises(ValueError, match=r"layers must be in \[0, 0\]"):
+        representation_collapse(model, batch, layers=[3])
+    with pytest.raises(ValueError, match="sites must be"):
+        representation_collapse(model, batch, sites=["final_ln"])
 
 
 def test_attention_progress_is_one_for_the_optimal_pattern():
@@ -65,22 +76,22 @@ def test_attention_progress_of_a_model_matches_its_pattern():
     model = build_model((MWS, ModelConfig(d_model=32)))
     batch = MWS.sample(8, step_generator(0, 0))
     result = attention_progress(model, batch)
-    _, cache = model.run_with_cache(batch.inputs)
+    _, cache = model.bridge.run_with_cache(batch.inputs)
     direct = attention_progress_score(cache["blocks.0.attn.hook_pattern"], MWS.optimal_attention(),
                                       MWS.answer_rows())
-    assert result["attention_progress"].iloc[0] == pytest.approx(direct.item())
+    assert result["value"].iloc[0] == pytest.approx(direct.item())
 
 
 @pytest.mark.parametrize("attention", ["linear", "softmax"])
 def test_attention_bias_scales_exactly_the_optimal_entries_after_masking(attention):
     model = build_model((MWS, ModelConfig(d_model=32, attention=attention)))
     batch = MWS.sample(4, step_generator(0, 0))
-    _, cache = model.run_with_cache(batch.inputs)
+    _, cache = model.bridge.run_with_cache(batch.inputs)
     clean = cache["blocks.0.attn.hook_pattern"]
     multiplier = attention_bias_multiplier(MWS, 2.5)
     assert multiplier[16, 0] == 1 and multiplier[17, 0] == 2.5 and multiplier[17, 1] == 2.5
     set_attention_bias(model, multiplier)
-    _, cache = model.run_with_cache(batch.inputs)
+    _, cache = model.bridge.run_with_cache(batch.inputs)
     # softmax: the factor multiplies the post-softmax pattern, no renormalisation
     assert torch.allclose(cache["blocks.0.attn.hook_pattern"], clean * multiplier, atol=1e-6)
 
@@ -94,7 +105,6 @@ def test_attention_bias_of_one_changes_nothing_bit_for_bit(tmp_path, small_mws_c
     trainer = Trainer.start(biased_config, tmp_path / "biased")
     multiplier = attention_bias_multiplier(trainer.task, 1.0)
     set_attention_bias(trainer.network, multiplier)
-    set_attention_bias(trainer.analysis_bridge, multiplier)
     trainer.run(progress=False)
     a = load_checkpoint(plain / "checkpoints" / "step_00000012.pt")["model"]
     b = load_checkpoint(tmp_path / "biased" / "checkpoints" / "step_00000012.pt")["model"]
@@ -142,12 +152,12 @@ def test_bad_intervention_input():
 def test_repetition_and_probe_analyzers_run_on_a_model():
     model = build_model((MWS, ModelConfig(d_model=32)))
     batch = MWS.sample(16, step_generator(0, 0))
-    result = repetition(model, batch).iloc[0]
+    result = repetition(model, batch).set_index("metric")["value"]
     assert 0 <= result["repetition_frequency"] <= 1
     assert result["repetition_frequency_data"] == pytest.approx(
         repetition_frequency_of(batch.answers))
     probe = next_token_probe(model, MWS.sample(64, step_generator(1, 0)), batch, hidden_units=8)
-    assert 0 <= probe["accuracy"].iloc[0] <= 1
+    assert 0 <= probe.set_index("metric").loc["accuracy", "value"] <= 1
 
 
 def test_training_logs_collapse_and_progress(tmp_path, small_mws_config):

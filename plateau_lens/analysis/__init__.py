@@ -1,24 +1,29 @@
-"""Analyzers: each takes a model (TransformerBridge) and a batch, reads it through hook names,
-and returns a tidy pandas DataFrame. On plateau-lens' own models with no hook attached,
-``ablation_sweep`` and ``linear_probes`` compute the same values on the native modules
-(:mod:`.partial_forward`)."""
+"""Analyzers: each takes a model (a :class:`~plateau_lens.models.PlateauModel`, or a
+TransformerBridge with ``task=``) and a batch, reads it through hook names, and returns a
+tidy pandas DataFrame in one schema (:mod:`.schema`). On plateau-lens' own models with no
+hook attached, ``ablation_sweep`` and ``linear_probes`` compute the same values on the
+native modules (:mod:`.partial_forward`)."""
 
 from .ablation import ablate_heads, ablation_sweep, uniform_pattern
-from .attention_progress import attention_progress, attention_progress_score
-from .attention_structure import attention_patterns, attention_structure, mask_rows
+from .attention_progress import attention_progress
+from .attention_structure import (attention_patterns, attention_structure, mask_rows,
+                                  mean_attention_patterns)
+from .collapse import representation_collapse, repetition
 from .copying import copying_test
 from .nuclear_norm import compare_to_nuclear_norm, nuclear_norm_batch, nuclear_norm_complete
 from .over_training import analysis_batch, analyze_run
 from .partial_forward import remaining_hooks
-from .patching import negate_matrix, patch_activations, patch_between_models
+from .patching import patch_activations, patch_between_models
 from .probes import fit_least_squares, linear_probes
+from .schema import wide
 from .surgery import swap_attention
+from .token_probe import next_token_probe
 
 __all__ = [
     "ablate_heads", "ablation_sweep", "remaining_hooks", "uniform_pattern",
-    "attention_progress", "attention_progress_score", "attention_patterns",
-    "attention_structure", "mask_rows", "copying_test", "compare_to_nuclear_norm",
-    "nuclear_norm_batch", "nuclear_norm_complete", "analysis_batch", "analyze_run",
-    "negate_matrix", "patch_activations", "patch_between_models", "fit_least_squares",
-    "linear_probes", "swap_attention",
+    "attention_progress", "attention_patterns", "mean_attention_patterns",
+    "attention_structure", "mask_rows", "representation_collapse", "repetition",
+    "copying_test", "compare_to_nuclear_norm", "nuclear_norm_batch", "nuclear_norm_complete",
+    "analysis_batch", "analyze_run", "patch_activations", "patch_between_models",
+    "fit_least_squares", "linear_probes", "wide", "swap_attention", "next_token_probe",
 ]

@@ -5,17 +5,20 @@ from __future__ import annotations
 from typing import Iterable, Sequence, Union
 
 import einops
+import numpy as np
 import pandas as pd
 import torch
 from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..metrics import scalar_metrics
+from ..models.handle import PlateauModel
 from ..tasks.base import check_choice
-from .hooks import check_task_batch, model_task
-from .metrics import output_metrics
+from .hooks import prepare
 from .partial_forward import (forward_from_layer, native_block, native_clean_pass, native_readout,
                               runs_native_modules)
+from .schema import metric_records, tidy
 
 HeadSpec = Union[str, int, Sequence[tuple[int, int]]]
 ABLATION_MODES = ("uniform", "mean")
@@ -28,12 +31,15 @@ def resolve_heads(model, heads: HeadSpec) -> list[tuple[int, int]]:
         if heads != "all":
             raise ValueError(f"heads must be 'all', a layer index or [(layer, head), ...], got {heads!r}")
         return [(layer, head) for layer in range(n_layers) for head in range(n_heads)]
-    if isinstance(heads, int):
+    if _is_index(heads):
         if not 0 <= heads < n_layers:
-            raise ValueError(f"layer must be in [0, {n_layers - 1}], got {heads}")
-        return [(heads, head) for head in range(n_heads)]
+            raise ValueError(f"heads: layer must be in [0, {n_layers - 1}], got {heads}")
+        return [(int(heads), head) for head in range(n_heads)]
     resolved = []
     for item in heads:
+        if not (isinstance(item, (tuple, list)) and len(item) == 2 and all(map(_is_index, item))):
+            raise ValueError(f"heads must be 'all', a layer index or a list of (layer, head) "
+                             f"integer pairs, got {item!r} in {heads!r}")
         layer, head = item
         if not 0 <= layer < n_layers:
             raise ValueError(f"layer must be in [0, {n_layers - 1}], got {layer} in {item}")
@@ -43,6 +49,10 @@ def resolve_heads(model, heads: HeadSpec) -> list[tuple[int, int]]:
     if not resolved:
         raise ValueError("heads is empty: give at least one (layer, head)")
     return resolved
+
+
+def _is_index(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def uniform_pattern(pattern: Float[Tensor, "batch head query key"], causal: bool) -> Tensor:
@@ -90,19 +100,23 @@ def head_masks(n_heads: int, heads_per_copy: list[list[int]]) -> Tensor:
 
 
 @torch.no_grad()
-def clean_pass(model, batch, mode: str, task) -> tuple[dict[str, float], dict[int, Tensor] | None,
-                                                        dict[int, Tensor]]:
+def clean_pass(model: PlateauModel, batch, mode: str) -> tuple[dict[str, float],
+                                                               dict[int, Tensor] | None,
+                                                               dict[int, Tensor]]:
     """One cached forward: clean metrics, batch-mean patterns (``mode="mean"``, else None) and
     the residual entering every block, from which an ablation at layer l is recomputed."""
     layers = range(model.cfg.n_layers)
     patterns = {layer: f"blocks.{layer}.attn.hook_pattern" for layer in layers}
     residuals = {layer: f"blocks.{layer}.hook_resid_pre" for layer in layers}
     wanted = set(residuals.values()) | (set(patterns.values()) if mode == "mean" else set())
-    output, cache = model.run_with_cache(batch.inputs, names_filter=lambda n: n in wanted)
+    output, cache = model.bridge.run_with_cache(batch.inputs, names_filter=lambda n: n in wanted)
     means = ({layer: cache[name].mean(0, keepdim=True) for layer, name in patterns.items()}
              if mode == "mean" else None)
-    return (output_metrics(task, output, batch), means,
+    return (scalar_metrics(model.task, output, batch), means,
             {layer: cache[name] for layer, name in residuals.items()})
+
+
+ABLATION_LABELS = ("scope", "heads", "mode")
 
 
 @torch.no_grad()
@@ -110,52 +124,53 @@ def ablate_heads(model, batch, heads: HeadSpec = "all", mode: str = "uniform",
                  task=None, clean: dict[str, float] | None = None,
                  mean_patterns: dict[int, Tensor] | None = None,
                  residuals: dict[int, Tensor] | None = None) -> pd.DataFrame:
-    """The task metric with and without replacing the given heads' attention patterns.
+    """The task metrics with and without replacing the given heads' attention patterns
+    (``blocks.{l}.attn.hook_pattern``, the softmax/linear pattern A after masking).
 
-    ``mode="uniform"``: uniform attention over attended positions (the study's description);
-    ``mode="mean"``: the batch-mean pattern of each head (what the authors' code does).
-    Returns one row per metric: ``metric, clean, ablated, change`` (+ ``heads``, ``mode``).
+    ``mode="uniform"``: uniform attention over attended positions (1/N, or 1/(i+1) under a
+    causal mask: the matrix-completion study's description); ``mode="mean"``: each head's
+    batch-mean pattern (what the authors' ``uniform_ablation.py`` does).
+    Rows (see :mod:`.schema`): conditions ``clean`` and ``ablated`` for every metric, labelled
+    ``scope`` ("heads"), ``heads`` ("L0H1,L1H0") and ``mode``; ``hook`` is the pattern hook
+    when every ablated head is in one layer.
     ``clean`` / ``mean_patterns`` / ``residuals``: the unablated metrics, batch-mean patterns
     and residual streams entering each block (``blocks.{l}.hook_resid_pre``), if already
     computed; with ``residuals`` the ablated pass starts at the first ablated layer
     (:func:`forward_from_layer`), since the layers below it are unchanged.
     """
     check_choice("mode", mode, ABLATION_MODES)
-    task = model_task(model, task)
-    check_task_batch(task, batch)
+    model = prepare(model, batch, task)
     resolved = resolve_heads(model, heads)
     if clean is None or (mode == "mean" and mean_patterns is None):  # one clean pass for both
-        clean_metrics, means, _ = clean_pass(model, batch, mode, task)
+        clean_metrics, means, _ = clean_pass(model, batch, mode)
         clean = clean_metrics if clean is None else clean
         mean_patterns = means if mean_patterns is None else mean_patterns
-    ablated = hooked_ablation_metrics(model, batch, task, resolved, mode, mean_patterns, residuals)
-    return ablation_rows(resolved, mode, clean, ablated)
+    ablated = hooked_ablation_metrics(model, batch, resolved, mode, mean_patterns, residuals)
+    return tidy(ablation_records(resolved, mode, clean, ablated, scope="heads"), ABLATION_LABELS)
 
 
-def hooked_ablation_metrics(model, batch, task, heads: list[tuple[int, int]], mode: str,
+def hooked_ablation_metrics(model: PlateauModel, batch, heads: list[tuple[int, int]], mode: str,
                             mean_patterns, residuals: dict[int, Tensor] | None) -> dict[str, float]:
     """The task metrics with ``heads`` ablated through ``hook_pattern`` hooks: a full forward,
     or with ``residuals`` one resumed at the first ablated layer."""
     first_layer = min(layer for layer, _ in heads)
-    with model.hooks(fwd_hooks=ablation_hooks(model, heads, mode, mean_patterns)):
+    with model.bridge.hooks(fwd_hooks=ablation_hooks(model, heads, mode, mean_patterns)):
         if residuals is None:
-            output = model(batch.inputs)
+            output = model.bridge(batch.inputs)
         else:
             output = forward_from_layer(model, residuals[first_layer], first_layer)
-    return output_metrics(task, output, batch)
+    return scalar_metrics(model.task, output, batch)
 
 
 def ablation_records(heads: list[tuple[int, int]], mode: str, clean: dict[str, float],
-                     ablated: dict[str, float], **labels) -> list[dict]:
-    """One record per metric: ``heads, mode, metric, clean, ablated, change`` (+ ``labels``)."""
-    label = ",".join(f"L{layer}H{head}" for layer, head in heads)
-    return [{**labels, "heads": label, "mode": mode, "metric": k, "clean": clean[k],
-             "ablated": ablated[k], "change": ablated[k] - clean[k]} for k in clean]
-
-
-def ablation_rows(heads: list[tuple[int, int]], mode: str, clean: dict[str, float],
-                  ablated: dict[str, float]) -> pd.DataFrame:
-    return pd.DataFrame(ablation_records(heads, mode, clean, ablated))
+                     ablated: dict[str, float], scope: str, head: int | None = None) -> list[dict]:
+    """Schema records of one ablation: every metric, clean and ablated."""
+    label = ",".join(f"L{layer}H{h}" for layer, h in heads)
+    layers = {layer for layer, _ in heads}
+    hook = f"blocks.{layers.pop()}.attn.hook_pattern" if len(layers) == 1 else None
+    fields = dict(hook=hook, head=head, scope=scope, heads=label, mode=mode)
+    return (metric_records(clean, condition="clean", **fields)
+            + metric_records(ablated, condition="ablated", **fields))
 
 
 # Floats in the widest activation of one stacked forward (16 MiB in float32). By default
@@ -181,7 +196,7 @@ def copies_per_forward(model, residual: Float[Tensor, "batch pos d_model"], n_co
 
 
 @torch.no_grad()
-def native_layer_ablations(model, batch, task, layer: int, heads_per_copy: list[list[int]],
+def native_layer_ablations(model: PlateauModel, batch, layer: int, heads_per_copy: list[list[int]],
                            mode: str, mean_patterns, residual: Float[Tensor, "batch pos d_model"]
                            ) -> list[dict[str, float]]:
     """Metrics of several ablations at one layer on plateau-lens' native modules.
@@ -189,7 +204,7 @@ def native_layer_ablations(model, batch, task, layer: int, heads_per_copy: list[
     Block ``layer`` computes Q, K, V and A once for the batch; the edited patterns of all
     copies in a group (:func:`copies_per_forward`) share them (z_c = A_c·V), and the copies
     run stacked along the batch axis from there on."""
-    network = model.plateau_network
+    network = model.network
     causal = model.cfg.attention_dir == "causal"
     per_forward = copies_per_forward(model, residual, len(heads_per_copy))
     metrics = []
@@ -207,7 +222,7 @@ def native_layer_ablations(model, batch, task, layer: int, heads_per_copy: list[
             hidden = native_block(block, hidden)
         output = native_readout(network, hidden)
         for copy in einops.rearrange(output, "(c b) p o -> c b p o", c=len(group)):
-            metrics.append(output_metrics(task, copy, batch))
+            metrics.append(scalar_metrics(model.task, copy, batch))
     return metrics
 
 
@@ -223,12 +238,11 @@ def sweep_targets(model, layers: bool = True) -> list[tuple[str, int, int | None
     return targets
 
 
-SWEEP_COLUMNS = ["scope", "layer", "head", "heads", "mode", "metric", "clean", "ablated", "change"]
-
-
 def ablation_sweep(model, batch, mode: str = "uniform", task=None, layers: bool = True,
-                   progress: bool = False) -> pd.DataFrame:
-    """Ablate each head alone, and (``layers``) each whole layer, in turn.
+                   progress: bool = True) -> pd.DataFrame:
+    """Ablate each head alone, and (``layers``) each whole layer, in turn (the study's
+    per-head and per-layer uniform ablations); rows as :func:`ablate_heads`, with ``scope``
+    "head" or "layer" and ``head`` set for single heads.
 
     One cached clean pass; each ablation then recomputes only the layers from the ablated one
     on (for 4 layers: 2.5 instead of 4 layers per ablation on average). On plateau-lens' own
@@ -236,35 +250,34 @@ def ablation_sweep(model, batch, mode: str = "uniform", task=None, layers: bool 
     layer share its Q, K, V and patterns and run as stacked copies of the batch
     (:func:`native_layer_ablations`); other models, or hooks of the user's, take one hooked
     forward per ablation."""
-    targets = sweep_targets(model, layers)
-    task = model_task(model, task)
-    check_task_batch(task, batch)
     check_choice("mode", mode, ABLATION_MODES)
-    rows = []
+    model = prepare(model, batch, task)
+    targets = sweep_targets(model, layers)
+    records = []
     if runs_native_modules(model):
         with torch.no_grad():
-            output, residuals, patterns = native_clean_pass(model.plateau_network, batch.inputs,
+            output, residuals, patterns = native_clean_pass(model.network, batch.inputs,
                                                             keep_patterns=mode == "mean")
-        clean = output_metrics(task, output, batch)
+        clean = scalar_metrics(model.task, output, batch)
         means = (None if patterns is None else
                  {layer: pattern.mean(0, keepdim=True) for layer, pattern in enumerate(patterns)})
-        for layer in tqdm(range(model.cfg.n_layers), desc="ablated layers", disable=not progress):
+        for layer in tqdm(range(model.cfg.n_layers), desc="ablated layers", disable=not progress,
+                          leave=False):
             layer_targets = [t for t in targets if t[1] == layer]
             heads = [resolve_heads(model, spec) for _, _, _, spec in layer_targets]
-            metrics = native_layer_ablations(model, batch, task, layer,
+            metrics = native_layer_ablations(model, batch, layer,
                                              [[h for _, h in hs] for hs in heads], mode, means,
                                              residuals[layer])
             for (scope, _, head, _), resolved, ablated in zip(layer_targets, heads, metrics):
-                rows += ablation_records(resolved, mode, clean, ablated, scope=scope, layer=layer,
-                                         head=head)
+                records += ablation_records(resolved, mode, clean, ablated, scope, head)
     else:
-        clean, means, residuals = clean_pass(model, batch, mode, task)
-        for scope, layer, head, spec in tqdm(targets, desc="ablations", disable=not progress):
+        clean, means, residuals = clean_pass(model, batch, mode)
+        for scope, layer, head, spec in tqdm(targets, desc="ablations", disable=not progress,
+                                             leave=False):
             resolved = resolve_heads(model, spec)
-            ablated = hooked_ablation_metrics(model, batch, task, resolved, mode, means, residuals)
-            rows += ablation_records(resolved, mode, clean, ablated, scope=scope, layer=layer,
-                                     head=head)
-    return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
+            ablated = hooked_ablation_metrics(model, batch, resolved, mode, means, residuals)
+            records += ablation_records(resolved, mode, clean, ablated, scope, head)
+    return tidy(records, ABLATION_LABELS)
 
 
 __all__: Iterable[str] = ["ablate_heads", "ablation_sweep", "resolve_heads", "uniform_pattern"]

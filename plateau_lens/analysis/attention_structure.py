@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Sequence
 
 import einops
+import numpy as np
 import pandas as pd
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
 from ..tasks.base import MatrixBatch
-from .hooks import check_task_batch, model_task
+from .hooks import prepare, require
+from .schema import record, tidy
 
 
 def _pattern_names(model) -> list[str]:
@@ -29,47 +31,62 @@ def mask_rows(task, batch: MatrixBatch, rows: Sequence[int]) -> MatrixBatch:
 
 
 @torch.no_grad()
-def attention_patterns(model, batch) -> Float[Tensor, "layer head query key"]:
-    """Batch-averaged attention pattern of every head."""
+def mean_attention_patterns(model, batch, task=None) -> Float[Tensor, "layer head query key"]:
+    """Batch-averaged attention pattern (``hook_pattern``) of every head, as one tensor (for
+    figures such as ``plots.attention_grid``)."""
+    model = prepare(model, batch, task)
     names = _pattern_names(model)
-    _, cache = model.run_with_cache(batch.inputs, names_filter=lambda n: n in names)
+    _, cache = model.bridge.run_with_cache(batch.inputs, names_filter=lambda n: n in names)
     return torch.stack([cache[name].float().mean(0) for name in names])
+
+
+def attention_patterns(model, batch, task=None) -> pd.DataFrame:
+    """Batch-averaged attention maps (the study's ``att_maps.py``), tidy: one row per layer,
+    head, query ``position`` and ``key``, metric ``attention``."""
+    patterns = mean_attention_patterns(model, batch, task)
+    layer, head, query, key = (index.ravel() for index in np.indices(patterns.shape))
+    frame = pd.DataFrame({"key": key, "condition": None,
+                          "hook": [f"blocks.{l}.attn.hook_pattern" for l in layer],
+                          "layer": layer, "head": head, "position": query,
+                          "metric": "attention", "value": patterns.double().numpy().ravel()})
+    return frame.astype({"key": "Int64", "layer": "Int64", "head": "Int64", "position": "Int64"})
 
 
 @torch.no_grad()
 def attention_structure(model, batch, task=None) -> pd.DataFrame:
-    """Per head, the mean share of attention a query puts on keys in its own row, its own
-    column (excluding itself), itself, observed keys and masked keys; under uniform attention
-    these are (n−1)/(mn), (m−1)/(mn), 1/(mn) and the observed/masked fractions."""
-    task = model_task(model, task)
-    if task.kind != "regression":
-        raise ValueError(f"attention_structure is defined for LRMC, not task {task.name!r}")
-    check_task_batch(task, batch)
+    """Per head, the mean share of attention (|A| normalised per query, A = ``hook_pattern``)
+    a query puts on keys in its own row, its own column (excluding itself), itself, observed
+    keys and masked keys; under uniform attention these are (n−1)/(mn), (m−1)/(mn), 1/(mn)
+    and the observed/masked fractions. Rows (see :mod:`.schema`): metrics ``same_row``,
+    ``same_column``, ``self``, ``observed_keys``, ``masked_keys``."""
+    model = prepare(model, batch, task)
+    require(model, "m", "attention_structure")
+    task = model.task
     rows = torch.arange(task.m).repeat_interleave(task.n)
     cols = torch.arange(task.n).repeat(task.m)
     self_mask = torch.eye(task.m * task.n, dtype=torch.bool)
     same_row = (rows[:, None] == rows[None, :]) & ~self_mask
     same_col = (cols[:, None] == cols[None, :]) & ~self_mask
-    key_observed = einops.rearrange(batch.observed, "b m n -> b 1 1 (m n)").float()
+    key_observed = einops.rearrange(batch.observed, "b m n -> b 1 1 (m n)").double()
     names = _pattern_names(model)
-    _, cache = model.run_with_cache(batch.inputs, names_filter=lambda n: n in names)
-    result = []
-    for layer, name in enumerate(names):
-        pattern = cache[name].float()  # [b, h, q, k]
-        total = pattern.abs().sum(-1).clamp(min=1e-30)
+    _, cache = model.bridge.run_with_cache(batch.inputs, names_filter=lambda n: n in names)
+    records = []
+    for name in names:
+        magnitude = cache[name].double().abs()  # [b, h, q, k]
+        total = magnitude.sum(-1).clamp(min=1e-300)
 
         def share(weights: Tensor) -> Tensor:
-            return ((pattern.abs() * weights).sum(-1) / total).mean(dim=(0, 2))
+            return ((magnitude * weights).sum(-1) / total).mean(dim=(0, 2))
 
         shares = {
-            "same_row": share(same_row.float()), "same_column": share(same_col.float()),
-            "self": share(self_mask.float()), "observed_keys": share(key_observed),
+            "same_row": share(same_row.double()), "same_column": share(same_col.double()),
+            "self": share(self_mask.double()), "observed_keys": share(key_observed),
             "masked_keys": share(1 - key_observed),
         }
         for head in range(model.cfg.n_heads):
-            result.append({"layer": layer, "head": head,
-                           **{k: v[head].item() for k, v in shares.items()}})
-    return pd.DataFrame(result)
+            records += [record(metric, values[head].item(), hook=name, head=head)
+                        for metric, values in shares.items()]
+    return tidy(records)
 
 
 def uniform_baseline(task, observed_fraction: float) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""Representation collapse and repetition bias (loss-plateau study)."""
+"""Representation collapse and repetition bias (the loss-plateau study)."""
 
 from __future__ import annotations
 
@@ -6,68 +6,78 @@ from typing import Sequence
 
 import pandas as pd
 import torch
-from jaxtyping import Float
-from torch import Tensor
 
-from ..training.evaluation import sequence_metrics
-from .hooks import check_hook_names, check_task_batch, model_task
+from ..metrics import generation_metrics, mean_pairwise_cosine, readout_input_hook
+from .hooks import check_hook_names, prepare
+from .schema import metric_records, record, tidy
 
-COLLAPSE_HOOKS = {
-    "final_ln": "ln_final.hook_normalized",
-    "pre_attention": "blocks.{last}.ln1.hook_normalized",
-    "attention_out": "blocks.{last}.hook_attn_out",
-    "resid_mid": "blocks.{last}.hook_resid_mid",
-    "mlp_out": "blocks.{last}.hook_mlp_out",
+BLOCK_SITES = {
+    "pre_att_h": "blocks.{layer}.hook_resid_pre",
+    "post_att_h": "blocks.{layer}.hook_attn_out",
+    "post_att_res_h": "blocks.{layer}.hook_resid_mid",
+    "post_mlp_h": "blocks.{layer}.hook_resid_post",
 }
+"""The study's per-layer sites (tf-loss-plateau ``src/model_linear_all_locs.py``), named as
+there: the residual stream entering the block (``pre_att_h``: the embeddings for its
+1-layer model), the attention output after the output projection, the residual stream after
+attention, the residual stream after the MLP (for the last block: before ln_f)."""
+FINAL_SITE = "pre_lm_h"
+"""ln_f's output including its weight and bias, the input of the unembedding (``pre_lm_h``
+in the study's ``src/model_linear.py``: the site of its cosine-similarity figures)."""
+SITES = (*BLOCK_SITES, FINAL_SITE)
 
 
-def mean_pairwise_cosine(hidden: Float[Tensor, "batch pos d"]) -> float:
-    """Mean over samples and position pairs i < j of cos(h_i, h_j)."""
-    if hidden.shape[1] < 2:
-        raise ValueError(f"need >= 2 positions for pairwise similarity, got {hidden.shape[1]}")
-    unit = torch.nn.functional.normalize(hidden.float(), dim=-1, eps=1e-12)
-    similarity = unit @ unit.transpose(-1, -2)
-    upper = torch.triu(torch.ones_like(similarity[0], dtype=torch.bool), diagonal=1)
-    return similarity[:, upper].mean().item()
-
-
-def default_collapse_positions(task) -> list[int]:
-    """The study's positions: the answer-predicting rows after the separator (17–31 in MWS);
-    every position for LRMC."""
-    if task.kind == "regression":
-        return list(range(task.n_positions))
-    return list(task.answer_rows())[1:]
+def collapse_hooks(bridge, sites: Sequence[str], layers: Sequence[int]) -> dict[tuple[str, int | None], str]:
+    """``(site, layer) -> hook name``; the final site has no layer."""
+    unknown = [s for s in sites if s not in SITES]
+    if unknown or not sites:
+        raise ValueError(f"sites must be a non-empty list of {list(SITES)}, got {list(sites)!r}")
+    n_layers = bridge.cfg.n_layers
+    bad = [layer for layer in layers if not 0 <= layer < n_layers]
+    if bad:
+        raise ValueError(f"layers must be in [0, {n_layers - 1}], got {bad}")
+    names = {}
+    for site in sites:
+        if site == FINAL_SITE:
+            names[(site, None)] = readout_input_hook(bridge)
+        else:
+            for layer in layers:
+                names[(site, layer)] = BLOCK_SITES[site].format(layer=layer)
+    return names
 
 
 @torch.no_grad()
-def representation_collapse(model, batch, hooks: Sequence[str] | None = None,
+def representation_collapse(model, batch, sites: Sequence[str] | None = None,
+                            layers: Sequence[int] | None = None,
                             positions: Sequence[int] | None = None, task=None) -> pd.DataFrame:
-    """Mean pairwise cosine similarity of hidden states across ``positions`` (teacher-forced).
+    """Mean pairwise cosine similarity of hidden states across ``positions``, teacher-forced
+    (the loss-plateau study's representation collapse).
 
-    ``hooks``: hook names, or the keys of ``COLLAPSE_HOOKS`` (default: all of them; the study
-    uses ``final_ln``, the final layer-norm output that feeds the unembedding)."""
-    task = model_task(model, task)
-    check_task_batch(task, batch)
-    positions = default_collapse_positions(task) if positions is None else list(positions)
-    last = model.cfg.n_layers - 1
-    labels = list(COLLAPSE_HOOKS) if hooks is None else list(hooks)
-    names = {label: COLLAPSE_HOOKS.get(label, label).format(last=last) for label in labels}
-    check_hook_names(model, names.values())
-    bad = [p for p in positions if not 0 <= p < batch.inputs.shape[1]]
-    if bad:
-        raise ValueError(f"positions must be in [0, {batch.inputs.shape[1] - 1}], got {bad}")
+    ``sites``: the study's names (:data:`SITES`, default all): ``pre_lm_h`` is ln_f's output
+    with its affine (``ln_final.hook_out``), the study's headline site; the others are read
+    at every block in ``layers`` (default all). ``positions``: default
+    ``task.collapse_positions()`` (MWS: rows 17–31, 105 pairs per sample). Rows (see
+    :mod:`.schema`): labelled ``site``, metric ``cosine_similarity``."""
+    model = prepare(model, batch, task)
+    positions = model.task.collapse_positions() if positions is None else list(positions)
+    width = batch.inputs.shape[1]
+    bad = [p for p in positions if not 0 <= p < width]
+    if bad or len(positions) < 2:
+        raise ValueError(f"positions must be >= 2 distinct positions in [0, {width - 1}], got {positions}")
+    layers = range(model.cfg.n_layers) if layers is None else list(layers)
+    names = collapse_hooks(model.bridge, SITES if sites is None else list(sites), layers)
+    check_hook_names(model.bridge, names.values())
     wanted = set(names.values())
-    _, cache = model.run_with_cache(batch.inputs, names_filter=lambda n: n in wanted)
-    return pd.DataFrame([
-        {"site": label, "hook": name, "cosine_similarity": mean_pairwise_cosine(cache[name][:, positions])}
-        for label, name in names.items()
-    ])
+    _, cache = model.bridge.run_with_cache(batch.inputs, names_filter=lambda n: n in wanted)
+    return tidy([record("cosine_similarity", mean_pairwise_cosine(cache[name][:, positions]),
+                        hook=name, site=site)
+                 for (site, _), name in names.items()], ["site"])
 
 
 @torch.no_grad()
 def repetition(model, batch, task=None) -> pd.DataFrame:
-    """Greedy generation from the prompts; repetition frequency of the model's outputs beside
-    that of the true outputs, plus accuracy overall and per answer position."""
-    task = model_task(model, task)
-    check_task_batch(task, batch)
-    return pd.DataFrame([sequence_metrics(task, model, batch)])
+    """Greedy generation from the prompts: repetition frequency of the model's outputs
+    (mean of [ŷ_t = ŷ_{t+1}] over adjacent answer pairs) beside that of the true outputs,
+    and accuracy overall and per answer position (metrics ``accuracy_pos_{i}``)."""
+    model = prepare(model, batch, task)
+    return tidy(metric_records(generation_metrics(model.task, model.bridge, batch)))

@@ -1,14 +1,16 @@
-"""Validation helpers shared by the analyzers: hook names, heads, batches."""
+"""Validation shared by the analyzers: hook names, and the model + batch they are given."""
 
 from __future__ import annotations
 
 from typing import Iterable
 
+from ..models.handle import PlateauModel
 
-def check_hook_names(model, names: Iterable[str]) -> list[str]:
+
+def check_hook_names(bridge, names: Iterable[str]) -> list[str]:
     """Raise ``ValueError`` for a hook name the model does not have (before any work)."""
     names = list(names)
-    available = set(model.hook_dict)
+    available = set(bridge.hook_dict)
     missing = [n for n in names if n not in available]
     if missing:
         examples = sorted(n for n in available if n.startswith("blocks.0."))[:12]
@@ -18,20 +20,17 @@ def check_hook_names(model, names: Iterable[str]) -> list[str]:
     return names
 
 
-def check_task_batch(task, batch) -> None:
-    """Raise ``ValueError`` if ``batch`` was not drawn from a task like ``task``."""
-    expected = "lrmc" if task.kind == "regression" else "sequence"
-    kind = "lrmc" if batch.__class__.__name__ == "MatrixBatch" else "sequence"
-    if kind != expected:
-        raise ValueError(f"batch of a {kind} task given for task {task.name!r}")
-    width = batch.inputs.shape[-1]
-    if width != task.n_positions:
-        raise ValueError(
-            f"batch has {width} positions but task {task.name!r} has {task.n_positions}")
+def prepare(model, batch, task=None) -> PlateauModel:
+    """The model as a :class:`PlateauModel`, after checking that ``batch`` is one its task
+    can score (kind, width, token ids, not empty)."""
+    handle = PlateauModel.resolve(model, task)
+    handle.task.check_batch(batch)
+    return handle
 
 
-def model_task(model, task=None):
-    task = task if task is not None else getattr(model, "plateau_task", None)
-    if task is None:
-        raise ValueError("pass task=...: this model was not built by plateau-lens")
-    return task
+def require(handle: PlateauModel, attribute: str, analyzer: str) -> None:
+    """Raise ``ValueError`` when an analyzer defined for one kind of task (e.g. matrix tasks:
+    ``m``) is given another."""
+    if not hasattr(handle.task, attribute):
+        raise ValueError(f"{analyzer} is defined for matrix-completion tasks (lrmc), not "
+                         f"task {handle.task.name!r}")

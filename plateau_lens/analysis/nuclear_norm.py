@@ -15,7 +15,9 @@ from jaxtyping import Bool, Float
 from tqdm.auto import tqdm
 
 from ..tasks.base import step_generator
-from .hooks import model_task
+from ..models.handle import PlateauModel
+from .hooks import require
+from .schema import record, tidy
 
 
 def nuclear_norm_complete(matrix: Float[np.ndarray, "m n"], observed: Bool[np.ndarray, "m n"],
@@ -59,23 +61,32 @@ def compare_to_nuclear_norm(model, p_values: Sequence[float] = tuple(np.round(np
                             n_matrices: int = 128, lam: float | None = None, seed: int = 0,
                             task=None, progress: bool = True) -> pd.DataFrame:
     """Masked-entry MSE of the model and of nuclear-norm minimisation on the same matrices,
-    for each mask probability p (the study: p = 0.1…0.6, 512 matrices)."""
+    for each mask probability p (the study: p = 0.1…0.6, 512 matrices). Rows (see
+    :mod:`.schema`): labelled ``p_mask``, condition ``model`` or ``nuclear_norm``, metrics
+    ``masked_mse`` and ``masked_mse_median``."""
     import dataclasses
 
-    task = model_task(model, task)
-    if task.kind != "regression":
-        raise ValueError(f"the nuclear-norm baseline is defined for LRMC, not task {task.name!r}")
-    rows = []
-    for index, p in enumerate(tqdm(list(p_values), desc="p values", disable=not progress)):
+    model = PlateauModel.resolve(model, task)
+    require(model, "m", "compare_to_nuclear_norm")
+    p_values = list(p_values)
+    bad = [p for p in p_values if not (isinstance(p, (int, float)) and 0 <= p < 1)]
+    if bad or not p_values:
+        raise ValueError(f"p_values must be a non-empty list of numbers in [0, 1), got {p_values!r}")
+    if isinstance(n_matrices, bool) or not isinstance(n_matrices, int) or n_matrices < 1:
+        raise ValueError(f"n_matrices must be an integer >= 1, got {n_matrices!r}")
+    task = model.task
+    records = []
+    for index, p in enumerate(tqdm(p_values, desc="p values", disable=not progress)):
         p_task = dataclasses.replace(task, p_mask=float(p))
         batch = p_task.sample(n_matrices, step_generator(seed, index))
         masked = (~batch.observed).numpy()
-        model_prediction = task.predictions(model(batch.inputs)).float().numpy()
-        baseline = nuclear_norm_batch(batch, lam)
-        truth = batch.matrix.numpy()
+        model_prediction = task.predictions(model(batch.inputs)).double().numpy()
+        baseline = nuclear_norm_batch(batch, lam, progress=progress)
+        truth = batch.matrix.double().numpy()
         for method, prediction in (("model", model_prediction), ("nuclear_norm", baseline)):
             errors = ((prediction - truth) ** 2)[masked]
-            rows.append({"p_mask": float(p), "method": method,
-                         "masked_mse": float(errors.mean()) if errors.size else 0.0,
-                         "masked_mse_median": float(np.median(errors)) if errors.size else 0.0})
-    return pd.DataFrame(rows)
+            records.append(record("masked_mse", errors.mean() if errors.size else 0.0,
+                                  condition=method, p_mask=float(p)))
+            records.append(record("masked_mse_median", np.median(errors) if errors.size else 0.0,
+                                  condition=method, p_mask=float(p)))
+    return tidy(records, ["p_mask"])

@@ -23,58 +23,39 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens.utilities.activation_functions import apply_softcap
 
-from ..interventions import plateau_attentions
+from ..models.handle import PlateauModel
 
 
-def runs_native_blocks(model) -> bool:
-    """True for a bridge built by plateau-lens (fixed-length, no attention mask, no rotary)."""
-    return getattr(model, "plateau_network", None) is not None
+def remaining_hooks(bridge) -> int:
+    """Number of forward hooks currently attached to the bridge's hook points (for checks)."""
+    return sum(len(point._forward_hooks) for point in set(bridge.hook_dict.values()))
 
 
-def remaining_hooks(model) -> int:
-    """Number of forward hooks currently attached to the model's hook points (for checks)."""
-    return sum(len(point._forward_hooks) for point in set(model.hook_dict.values()))
+def runs_native_modules(model: PlateauModel) -> bool:
+    """True for a plateau-lens model with no hook attached to its bridge, whose bridge still
+    computes with its native network's parameters (the same tensors): the plain native
+    modules then compute the same function (the attention bias is one shared object), with
+    nothing that a hook of the user's would change or read."""
+    return (model.network is not None and remaining_hooks(model.bridge) == 0
+            and {id(p) for p in model.bridge.parameters()} == {id(p) for p in model.network.parameters()})
 
 
-def runs_native_modules(model) -> bool:
-    """True for a plateau-lens bridge with no hook attached that still computes with its
-    native network's parameters and attention multipliers: the plain native modules then
-    compute the same function, with nothing that a hook of the user's would change or read."""
-    return (runs_native_blocks(model) and remaining_hooks(model) == 0
-            and {id(p) for p in model.parameters()} == {id(p) for p in model.plateau_network.parameters()}
-            and same_attention_bias(model))
-
-
-def same_attention_bias(model) -> bool:
-    """Whether the bridge's attention modules and the native network's carry equal pattern
-    multipliers (each holds its own buffer: ``set_attention_bias`` on the network alone
-    leaves the bridge's as they were)."""
-    bridge, native = plateau_attentions(model), plateau_attentions(model.plateau_network)
-    if len(bridge) != len(native):
-        return False
-    for ours, theirs in zip(bridge, native):
-        a, b = ours.pattern_multiplier, theirs.pattern_multiplier
-        if a is b:
-            continue
-        if a is None or b is None or a.shape != b.shape or not torch.equal(a, b.to(a.device)):
-            return False
-    return True
-
-
-def forward_from_layer(model, residual: Float[Tensor, "batch pos d_model"], layer: int) -> Tensor:
+def forward_from_layer(model: PlateauModel, residual: Float[Tensor, "batch pos d_model"],
+                       layer: int) -> Tensor:
     """The model's output when ``residual`` enters block ``layer`` (``blocks.{layer}.hook_resid_pre``)."""
-    n_layers = model.cfg.n_layers
+    bridge = model.bridge
+    n_layers = bridge.cfg.n_layers
     if not 0 <= layer < n_layers:
         raise ValueError(f"layer must be in [0, {n_layers - 1}], got {layer}")
-    if not runs_native_blocks(model):
-        return model(residual, start_at_layer=layer)
+    if model.network is None:
+        return bridge(residual, start_at_layer=layer)
     batch, seq = residual.shape[:2]
     position_ids = torch.arange(seq, device=residual.device).expand(batch, -1)
     hidden = residual
-    for block in model.blocks[layer:]:
+    for block in bridge.blocks[layer:]:
         output = block(hidden, position_ids=position_ids)
         hidden = output[0] if isinstance(output, tuple) else output
-    return model.unembed(model.ln_final(hidden))
+    return bridge.unembed(bridge.ln_final(hidden))
 
 
 PatternEdit = Callable[[Tensor], Tensor]
@@ -125,7 +106,8 @@ def native_clean_pass(network, inputs: Int[Tensor, "batch pos"], keep_patterns: 
 RESIDUAL_HOOK = re.compile(r"blocks\.(\d+)\.hook_resid_(pre|post)")
 
 
-def hook_activations(model, inputs: Int[Tensor, "batch pos"], names: list[str]) -> dict[str, Tensor]:
+def hook_activations(model: PlateauModel, inputs: Int[Tensor, "batch pos"],
+                     names: list[str]) -> dict[str, Tensor]:
     """The activations at hook ``names`` for ``inputs``. When every name is a residual-stream
     hook (``blocks.{l}.hook_resid_pre`` / ``hook_resid_post``) of a plateau-lens model with no
     hook attached, one pass of the native modules (:func:`native_clean_pass`) gives them;
@@ -138,8 +120,8 @@ def hook_activations(model, inputs: Int[Tensor, "batch pos"], names: list[str]) 
         depths[name] = int(match.group(1)) + (match.group(2) == "post")
     if len(depths) == len(names) and runs_native_modules(model):
         with torch.no_grad():
-            _, residuals, _ = native_clean_pass(model.plateau_network, inputs)
+            _, residuals, _ = native_clean_pass(model.network, inputs)
         return {name: residuals[depth] for name, depth in depths.items()}
     wanted = set(names)
-    _, cache = model.run_with_cache(inputs, names_filter=lambda name: name in wanted)
+    _, cache = model.bridge.run_with_cache(inputs, names_filter=lambda name: name in wanted)
     return {name: cache[name] for name in names}

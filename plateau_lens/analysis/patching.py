@@ -1,163 +1,189 @@
-"""Activation patching: clean vs corrupted input, or one checkpoint into another, via hooks."""
+"""Activation patching: clean vs corrupted input, or one checkpoint into another, via hooks.
+
+Sites follow TransformerLens' axis conventions, through its own patch setters
+(``transformer_lens.patching``): per-head vectors (``attn.hook_q/k/v/z``) are
+[batch, pos, head, d_head], attention patterns/scores [batch, head, query, key], everything
+else [batch, pos, ...]. The loop over sites is ours rather than TransformerLens'
+``generic_activation_patch``: that function derives each hook name from
+``get_act_name(name, layer)``, so it cannot patch hooks outside the blocks (``hook_embed``,
+``ln_final.hook_out``, ``unembed.hook_out``), and it reports one scalar per metric function
+where every analyzer here reports the task's whole metric dictionary from one forward.
+"""
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
-import einops
 import pandas as pd
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
+from transformer_lens.patching import (
+    layer_head_pattern_patch_setter, layer_head_vector_patch_setter, layer_pos_patch_setter,
+)
 
-from ..tasks.base import MatrixBatch
-from .hooks import check_hook_names, check_task_batch, model_task
-from .metrics import output_metrics
+from ..metrics import scalar_metrics
+from ..models.handle import PlateauModel
+from ..tasks.base import check_choice
+from .hooks import check_hook_names, prepare
+from .schema import metric_records, tidy
 
 GRANULARITIES = ("layer", "head", "position")
 DIRECTIONS = ("denoise", "noise")
+HEAD_VECTOR_HOOKS = ("attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_z")
+"""[batch, pos, head, d_head] activations."""
+PATTERN_HOOKS = ("attn.hook_pattern", "attn.hook_attn_scores")
+"""[batch, head, query, key] activations."""
+PER_LAYER_PREFIXES = ("hook_resid_", "hook_attn_", "hook_mlp_", "attn.", "mlp.", "ln1.", "ln2.")
+
+PatchFn = Callable[[Tensor, Tensor], Tensor]
 
 
-def negate_matrix(task, batch: MatrixBatch) -> MatrixBatch:
-    """The study's corruption: −X with the same observation mask."""
-    return task.with_inputs(batch, matrix=-batch.matrix)
-
-
-def hook_names(model, hooks: str | Sequence[str]) -> list[str]:
-    """Expand per-layer names (``"attn.hook_z"``) to ``blocks.{l}.attn.hook_z``; validate."""
+def hook_names(bridge, hooks: str | Sequence[str]) -> list[str]:
+    """Expand per-layer names (``"attn.hook_z"``, ``"hook_resid_post"``) to
+    ``blocks.{l}.…`` for every layer; full names pass through; validate all."""
     hooks = [hooks] if isinstance(hooks, str) else list(hooks)
+    if not hooks:
+        raise ValueError("hooks is empty: give at least one hook name")
     names = []
     for hook in hooks:
-        if hook in model.hook_dict or not hook.startswith(("hook_", "attn.", "mlp.", "ln")):
-            names.append(hook)
+        if hook not in bridge.hook_dict and hook.startswith(PER_LAYER_PREFIXES):
+            names.extend(f"blocks.{layer}.{hook}" for layer in range(bridge.cfg.n_layers))
         else:
-            names.extend(f"blocks.{layer}.{hook}" for layer in range(model.cfg.n_layers))
-    return check_hook_names(model, names)
+            names.append(hook)
+    return check_hook_names(bridge, names)
 
 
-def _as_heads(activation: Tensor, n_heads: int) -> Tensor:
-    """View an activation with a head axis at dim 2 ([b, p, h, d]) or dim 1 for patterns."""
-    if activation.ndim == 3 and activation.shape[-1] % n_heads == 0:
-        return einops.rearrange(activation, "b p (h d) -> b p h d", h=n_heads)
-    if activation.ndim == 4:
-        return activation
-    raise ValueError(f"cannot split an activation of shape {tuple(activation.shape)} by head")
+def _axes(name: str) -> str:
+    if name.endswith(HEAD_VECTOR_HOOKS):
+        return "head_vector"
+    if name.endswith(PATTERN_HOOKS):
+        return "pattern"
+    return "position_first"
 
 
-def _sites(model, name: str, activation: Tensor, granularity: str):
-    """(head, position, patch_fn) for every site of one hook."""
-    n_heads = model.cfg.n_heads
+def patch_sites(name: str, activation: Tensor, granularity: str
+                ) -> Iterator[tuple[int | None, int | None, PatchFn]]:
+    """``(head, position, patch)`` for every site of one hook; ``patch(corrupted, clean)``
+    returns the corrupted activation with that site taken from ``clean``."""
+    axes = _axes(name)
     if granularity == "layer":
-        yield None, None, lambda new, clean: clean
+        yield None, None, lambda corrupted, clean: clean
     elif granularity == "position":
-        for position in range(activation.shape[1] if activation.ndim == 3 else activation.shape[2]):
-            def patch(new, clean, position=position):
-                new = new.clone()
-                if new.ndim == 3:
-                    new[:, position] = clean[:, position]
-                else:  # pattern [b, h, q, k]: patch query row
-                    new[:, :, position] = clean[:, :, position]
-                return new
+        # [b, p, ...] activations: TransformerLens' layer_pos setter; patterns: the query row
+        count = activation.shape[2] if axes == "pattern" else activation.shape[1]
+        for position in range(count):
+            if axes == "pattern":
+                def patch(corrupted, clean, position=position):
+                    corrupted[:, :, position] = clean[:, :, position]
+                    return corrupted
+            else:
+                def patch(corrupted, clean, position=position):
+                    return layer_pos_patch_setter(corrupted, [None, position], clean)
             yield None, position, patch
     else:
-        if not (activation.ndim == 4 or name.endswith(("hook_z", "hook_q", "hook_k", "hook_v",
-                                                          "hook_pattern", "hook_attn_scores"))):
-            raise ValueError(f"granularity 'head' needs a per-head hook (hook_z/q/k/v/pattern), got {name}")
-        for head in range(n_heads):
-            def patch(new, clean, head=head):
-                new = new.clone()
-                if new.ndim == 4:
-                    new[:, head] = clean[:, head]
-                else:
-                    _as_heads(new, n_heads)[:, :, head] = _as_heads(clean, n_heads)[:, :, head]
-                return new
-            yield head, None, patch
+        if axes == "position_first":
+            raise ValueError(f"granularity 'head' needs a per-head hook ({', '.join(HEAD_VECTOR_HOOKS + PATTERN_HOOKS)}), got {name}")
+        setter = layer_head_vector_patch_setter if axes == "head_vector" else layer_head_pattern_patch_setter
+        heads = activation.shape[2] if axes == "head_vector" else activation.shape[1]
+        for head in range(heads):
+            yield head, None, lambda corrupted, clean, head=head: setter(corrupted, [None, head], clean)
 
 
-def _metrics(task, output, truth_batch, other_batch=None) -> dict[str, float]:
-    """Metric vs the truth of ``truth_batch``; for LRMC also MSE vs ``other_batch``'s matrix."""
-    row = output_metrics(task, output, truth_batch)
-    if other_batch is not None and task.kind == "regression":
-        other = output_metrics(task, output, other_batch)
-        row.update({f"{k}_vs_other": v for k, v in other.items() if k != "masked_abs_pred"})
+def _metrics(task, output: Tensor, truth_batch, other_batch=None) -> dict[str, float]:
+    """The task metrics against ``truth_batch``; with ``other_batch``, also against its truth
+    (``*_vs_corrupted``: e.g. LRMC's MSE to −X)."""
+    row = scalar_metrics(task, output, truth_batch)
+    if other_batch is not None:
+        other = scalar_metrics(task, output, other_batch)
+        row.update({f"{name}_vs_corrupted": value for name, value in other.items()})
     return row
 
 
 @torch.no_grad()
-def _patch_runs(target_model, source_cache, target_inputs, names, granularity, task,
-                truth_batch, other_batch, progress) -> list[dict]:
-    rows = []
-    for name in tqdm(names, desc="patching", disable=not progress):
-        layer = int(name.split(".")[1]) if name.startswith("blocks.") else None
+def _patched_records(target: PlateauModel, source_cache, target_inputs: Tensor,
+                     names: list[str], granularity: str, truth_batch, other_batch,
+                     progress: bool, condition: str) -> list[dict]:
+    records = []
+    for name in tqdm(names, desc="patching", disable=not progress, leave=False):
         clean_activation = source_cache[name]
-        for head, position, patch in _sites(target_model, name, clean_activation, granularity):
-            def hook(activation, hook, patch=patch, clean_activation=clean_activation):
-                return patch(activation, clean_activation.to(activation.dtype))
-            with target_model.hooks(fwd_hooks=[(name, hook)]):
-                output = target_model(target_inputs)
-            rows.append({"hook": name, "layer": layer, "head": head, "position": position,
-                         **_metrics(task, output, truth_batch, other_batch)})
-    return rows
+        for head, position, patch in patch_sites(name, clean_activation, granularity):
+            def hook(activation, hook, patch=patch, clean=clean_activation):
+                return patch(activation.clone(), clean.to(activation.device, activation.dtype))
+            with target.bridge.hooks(fwd_hooks=[(name, hook)]):
+                output = target.bridge(target_inputs)
+            records += metric_records(_metrics(target.task, output, truth_batch, other_batch),
+                                      condition=condition, hook=name, head=head, position=position)
+    return records
 
 
 @torch.no_grad()
 def patch_activations(model, clean_batch, corrupted_batch=None,
                       hooks: str | Sequence[str] = "attn.hook_z", granularity: str = "head",
                       direction: str = "denoise", task=None,
-                      corrupt: Callable | None = None, progress: bool = False) -> pd.DataFrame:
+                      corrupt: Callable | None = None, progress: bool = True) -> pd.DataFrame:
     """Patch activations between a clean and a corrupted run of the same model.
 
     ``direction="denoise"``: run the corrupted input with clean activations patched in, one
     site at a time (site = a layer's whole activation, one head, or one position);
-    ``"noise"``: the reverse. The corrupted batch defaults to ``corrupt(task, clean_batch)``
-    (LRMC: −X with the same mask, the study's). Metrics are against the clean run's truth
-    (for LRMC also ``*_vs_other``: against the corrupted matrix). Rows with ``hook="none"``
-    are the unpatched clean and corrupted runs.
+    ``"noise"``: the reverse. The default hook, ``attn.hook_z``, is each head's output
+    before the output projection (the matrix-completion study's patched activation). The
+    corrupted batch defaults to ``task.default_corruption(clean_batch)`` (LRMC: −X with the
+    same mask, the study's) or ``corrupt(task, clean_batch)``. Metrics are against the clean
+    run's truth, and ``*_vs_corrupted`` against the corrupted run's. Rows (see
+    :mod:`.schema`): conditions ``clean`` and ``corrupted`` (unpatched, no hook) and
+    ``patched``, labelled ``direction``.
     """
-    if granularity not in GRANULARITIES:
-        raise ValueError(f"granularity must be one of {list(GRANULARITIES)}, got {granularity!r}")
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be one of {list(DIRECTIONS)}, got {direction!r}")
-    task = model_task(model, task)
-    check_task_batch(task, clean_batch)
+    check_choice("granularity", granularity, GRANULARITIES)
+    check_choice("direction", direction, DIRECTIONS)
+    model = prepare(model, clean_batch, task)
+    task = model.task
     if corrupted_batch is None:
-        corrupt = corrupt or (negate_matrix if task.kind == "regression" else None)
-        if corrupt is None:
-            raise ValueError("pass corrupted_batch= (or corrupt=) for a sequence task")
-        corrupted_batch = corrupt(task, clean_batch)
-    check_task_batch(task, corrupted_batch)
-    names = hook_names(model, hooks)
+        corrupted_batch = corrupt(task, clean_batch) if corrupt else task.default_corruption(clean_batch)
+    task.check_batch(corrupted_batch)
+    if len(corrupted_batch) != len(clean_batch):
+        raise ValueError(f"corrupted_batch has {len(corrupted_batch)} samples, clean_batch "
+                         f"{len(clean_batch)}: they must pair up")
+    names = hook_names(model.bridge, hooks)
     source, target = ((clean_batch, corrupted_batch) if direction == "denoise"
                       else (corrupted_batch, clean_batch))
-    _, cache = model.run_with_cache(source.inputs, names_filter=lambda n: n in names)
-    other = corrupted_batch if task.kind == "regression" else None
-    rows = [
-        {"hook": "none", "run": "clean", **_metrics(task, model(clean_batch.inputs), clean_batch, other)},
-        {"hook": "none", "run": "corrupted",
-         **_metrics(task, model(corrupted_batch.inputs), clean_batch, other)},
-    ]
-    rows += [{"run": f"patched ({direction})", **row} for row in _patch_runs(
-        model, cache, target.inputs, names, granularity, task, clean_batch, other, progress)]
-    return pd.DataFrame(rows)
+    _, cache = model.bridge.run_with_cache(source.inputs, names_filter=lambda n: n in names)
+    records = (
+        metric_records(_metrics(task, model(clean_batch.inputs), clean_batch, corrupted_batch),
+                       condition="clean", direction=direction)
+        + metric_records(_metrics(task, model(corrupted_batch.inputs), clean_batch, corrupted_batch),
+                         condition="corrupted", direction=direction))
+    for row in _patched_records(model, cache, target.inputs, names, granularity, clean_batch,
+                                corrupted_batch, progress, "patched"):
+        records.append({**row, "direction": direction})
+    return tidy(records, ["direction"])
+
+
+SHAPE_FIELDS = ("n_layers", "n_heads", "d_model", "d_head", "d_mlp")
 
 
 @torch.no_grad()
 def patch_between_models(source_model, target_model, batch,
                          hooks: str | Sequence[str] = "attn.hook_z", granularity: str = "layer",
-                         task=None, progress: bool = False) -> pd.DataFrame:
+                         task=None, progress: bool = True) -> pd.DataFrame:
     """Patch ``source_model``'s activations into ``target_model`` on the same input (e.g. a
-    post-transition checkpoint into a pre-transition one), one site at a time."""
-    if granularity not in GRANULARITIES:
-        raise ValueError(f"granularity must be one of {list(GRANULARITIES)}, got {granularity!r}")
-    task = model_task(target_model, task)
-    check_task_batch(task, batch)
-    names = hook_names(target_model, hooks)
-    hook_names(source_model, names)
-    _, cache = source_model.run_with_cache(batch.inputs, names_filter=lambda n: n in names)
-    rows = [
-        {"hook": "none", "run": "source", **_metrics(task, source_model(batch.inputs), batch)},
-        {"hook": "none", "run": "target", **_metrics(task, target_model(batch.inputs), batch)},
-    ]
-    rows += [{"run": "patched", **row} for row in _patch_runs(
-        target_model, cache, batch.inputs, names, granularity, task, batch, None, progress)]
-    return pd.DataFrame(rows)
+    post-transition checkpoint into a pre-transition one), one site at a time. Rows:
+    conditions ``source`` and ``target`` (unpatched) and ``patched``."""
+    check_choice("granularity", granularity, GRANULARITIES)
+    target = prepare(target_model, batch, task)
+    source = PlateauModel.resolve(source_model, target.task)
+    different = [f"{field}: {getattr(source.cfg, field, None)} != {getattr(target.cfg, field, None)}"
+                 for field in SHAPE_FIELDS
+                 if getattr(source.cfg, field, None) != getattr(target.cfg, field, None)]
+    if different:
+        raise ValueError(f"source_model and target_model must have the same shape to patch "
+                         f"between them; they differ in {', '.join(different)}")
+    names = hook_names(target.bridge, hooks)
+    check_hook_names(source.bridge, names)
+    _, cache = source.bridge.run_with_cache(batch.inputs, names_filter=lambda n: n in names)
+    task = target.task
+    records = (metric_records(_metrics(task, source(batch.inputs), batch), condition="source")
+               + metric_records(_metrics(task, target(batch.inputs), batch), condition="target"))
+    records += _patched_records(target, cache, batch.inputs, names, granularity, batch, None,
+                                progress, "patched")
+    return tidy(records)

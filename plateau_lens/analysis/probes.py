@@ -3,8 +3,7 @@ regression for class targets), trained on one batch and scored on a held-out one
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import einops
 import numpy as np
@@ -13,74 +12,12 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from ..tasks.base import MatrixBatch
-from .hooks import check_hook_names, check_task_batch, model_task
+from ..tasks.base import check_choice
+from .hooks import check_hook_names, prepare
 from .partial_forward import hook_activations
+from .schema import record, tidy
 
 MAX_CLASSIFIER_SAMPLES = 20_000
-
-
-@dataclass(frozen=True)
-class ProbeTarget:
-    """``values(task, batch)`` → [batch, pos, k] float targets (regression) or [batch, pos]
-    integer labels (classification); ``split_by_mask``: also report masked/observed MSE."""
-
-    kind: str
-    values: Callable
-    split_by_mask: bool = False
-
-
-def _positions(task, batch) -> tuple[Tensor, Tensor]:
-    rows = torch.arange(task.m).repeat_interleave(task.n)
-    cols = torch.arange(task.n).repeat(task.m)
-    return rows, cols
-
-
-def _entry(task, batch: MatrixBatch) -> Tensor:
-    return einops.rearrange(batch.matrix, "b m n -> b (m n) 1")
-
-
-def _observed_row(task, batch: MatrixBatch) -> Tensor:
-    """For each position, the entries of its row that are observed (0 where masked)."""
-    visible = batch.matrix * batch.observed
-    return einops.repeat(visible, "b m n -> b (m k) n", k=task.n)
-
-
-def _top_singular_vector(task, batch: MatrixBatch) -> Tensor:
-    """u₁ of X, sign fixed so that its entries sum to ≥ 0; the same at every position."""
-    u, _, _ = torch.linalg.svd(batch.matrix.double())
-    top = u[..., 0]
-    top = top * torch.where(top.sum(-1, keepdim=True) >= 0, 1.0, -1.0)
-    return einops.repeat(top.float(), "b m -> b p m", p=task.m * task.n)
-
-
-def _row_index(task, batch):
-    rows, _ = _positions(task, batch)
-    return einops.repeat(rows, "p -> b p", b=len(batch))
-
-
-def _column_index(task, batch):
-    _, cols = _positions(task, batch)
-    return einops.repeat(cols, "p -> b p", b=len(batch))
-
-
-def _is_masked(task, batch):
-    return einops.rearrange(~batch.observed, "b m n -> b (m n)").long()
-
-
-LRMC_TARGETS = {
-    "entry": ProbeTarget("regression", _entry, split_by_mask=True),
-    "observed_row": ProbeTarget("regression", _observed_row, split_by_mask=True),
-    "top_singular_vector": ProbeTarget("regression", _top_singular_vector),
-    "row_index": ProbeTarget("classification", _row_index),
-    "column_index": ProbeTarget("classification", _column_index),
-    "is_masked": ProbeTarget("classification", _is_masked),
-}
-
-SEQUENCE_TARGETS = {
-    "next_token": ProbeTarget("classification", lambda task, batch: batch.targets),
-    "current_token": ProbeTarget("classification", lambda task, batch: batch.inputs),
-}
 
 
 FEATURE_RCOND = 1e-6  # float32 features: singular directions below ~10 ulp are rounding noise
@@ -170,10 +107,7 @@ def default_hooks(model) -> list[str]:
         f"blocks.{layer}.hook_resid_post" for layer in range(model.cfg.n_layers)]
 
 
-def _layer_of(name: str) -> int:
-    """Residual-stream depth: 0 = embeddings, l+1 = after block l."""
-    layer = int(name.split(".")[1])
-    return layer if name.endswith("hook_resid_pre") else layer + 1
+CLASSIFIERS = ("least_squares", "logistic")
 
 
 @torch.no_grad()
@@ -182,24 +116,31 @@ def linear_probes(model, train_batch, test_batch, targets: Sequence[str] | None 
                   classifier: str = "least_squares") -> pd.DataFrame:
     """Fit a probe per (hook, target) on ``train_batch`` and score it on ``test_batch``.
 
-    Rows: ``hook, layer, target, metric, value`` with metrics ``mse`` (+ ``mse_masked``,
-    ``mse_observed``, ``cosine``) for regression targets and ``accuracy`` for class targets.
-    Class targets use a closed-form least-squares classifier (``classifier="least_squares"``,
+    Reads the [batch, pos, d_model] activation at each hook (default: the residual stream,
+    ``blocks.0.hook_resid_pre`` and every ``blocks.{l}.hook_resid_post``: the study's
+    per-layer hidden states). Regression targets: least squares without bias (as in the
+    study), metrics ``mse`` (+ ``mse_masked``, ``mse_observed``, ``cosine``); class targets:
+    ``accuracy`` of a closed-form least-squares classifier (``classifier="least_squares"``,
     fast enough for every checkpoint of a run) or scikit-learn's logistic regression
-    (``"logistic"``, on at most 20 000 training samples).
+    (``"logistic"``, on at most 20 000 training samples). Rows (see :mod:`.schema`): labelled
+    ``target``.
     """
-    if classifier not in ("least_squares", "logistic"):
-        raise ValueError(f"classifier must be 'least_squares' or 'logistic', got {classifier!r}")
-    task = model_task(model, task)
-    check_task_batch(task, train_batch)
-    check_task_batch(task, test_batch)
-    available = LRMC_TARGETS if task.kind == "regression" else SEQUENCE_TARGETS
+    check_choice("classifier", classifier, CLASSIFIERS)
+    model = prepare(model, train_batch, task)
+    task = model.task
+    task.check_batch(test_batch)
+    available = task.probe_targets()
     targets = list(available) if targets is None else list(targets)
     unknown = [t for t in targets if t not in available]
-    if unknown:
-        raise ValueError(f"unknown probe target(s) {unknown}; allowed: {sorted(available)}")
-    hooks = check_hook_names(model, default_hooks(model) if hooks is None else hooks)
+    if unknown or not targets:
+        raise ValueError(f"targets must be a non-empty list of {sorted(available)}, got {targets!r}")
+    hooks = check_hook_names(model.bridge, default_hooks(model) if hooks is None else hooks)
     train_cache = hook_activations(model, train_batch.inputs, hooks)
+    not_3d = {name: tuple(train_cache[name].shape) for name in hooks if train_cache[name].ndim != 3}
+    if not_3d:
+        raise ValueError(f"probes read [batch, pos, d] activations; hooks {not_3d} are not "
+                         f"(per-head or pattern hooks: probe blocks.{{l}}.hook_attn_out or the "
+                         f"residual stream instead)")
     test_cache = hook_activations(model, test_batch.inputs, hooks)
     # targets do not depend on the hook: compute them once, flattened over (batch, position)
     regression_targets = [t for t in targets if available[t].kind == "regression"]
@@ -218,13 +159,12 @@ def linear_probes(model, train_batch, test_batch, targets: Sequence[str] | None 
     if regression_targets:
         regression_test = torch.split(torch.cat(
             [einops.rearrange(y_test[t], "b p k -> (b p) k") for t in regression_targets], 1), widths, 1)
-    masked = einops.rearrange(~test_batch.observed, "b m n -> (b m n)") if any(
+    masked = task.split_by_mask(test_batch).flatten() if any(
         available[t].split_by_mask for t in regression_targets) else None
-    rows = []
+    records = []
     for name in hooks:
         x_train = einops.rearrange(train_cache[name].float(), "b p d -> (b p) d")
         x_test = einops.rearrange(test_cache[name].float(), "b p d -> (b p) d")
-        layer = _layer_of(name) if name.startswith("blocks.") else None
         scores_by_target: dict[str, dict[str, float]] = {}
         if right_hand_sides is not None:
             # [F 1] in float64: one Gram matrix and one product with all targets per hook;
@@ -255,6 +195,6 @@ def linear_probes(model, train_batch, test_batch, targets: Sequence[str] | None 
                     x_train, y_train[target_name], x_test, y_test[target_name], seed)}
         for target_name in targets:
             for metric, value in scores_by_target[target_name].items():
-                rows.append({"hook": name, "layer": layer, "target": target_name,
-                             "metric": metric, "value": value})
-    return pd.DataFrame(rows)
+                records.append(record(metric, value, hook=name, target=target_name))
+    return tidy(records, ["target"])
+

@@ -7,27 +7,31 @@ import einops
 import pandas as pd
 import torch
 
-from .hooks import check_hook_names, check_task_batch, model_task
+from .hooks import check_hook_names, prepare
+from .schema import metric_records, tidy
 
 
 @torch.no_grad()
 def next_token_probe(model, train_batch, test_batch, hook: str | None = None,
                      hidden_units: int = 64, task=None, seed: int = 0) -> pd.DataFrame:
-    """Train ``MLPClassifier(hidden_units)`` on ``hook`` activations at the answer rows to
-    predict the next token; report held-out accuracy (and the majority-class baseline)."""
+    """Train ``MLPClassifier(hidden_units)`` on ``hook`` activations (default: the last
+    block's attention output, ``blocks.{L-1}.hook_attn_out``) at the answer rows to predict
+    the next token; report held-out ``accuracy`` and the ``majority_baseline``."""
     from sklearn.neural_network import MLPClassifier
 
-    task = model_task(model, task)
-    if task.kind != "sequence":
-        raise ValueError(f"next_token_probe needs a sequence task, not {task.name!r}")
-    check_task_batch(task, train_batch)
-    check_task_batch(task, test_batch)
+    model = prepare(model, train_batch, task)
+    model.task.check_batch(test_batch)
+    if not hasattr(model.task, "answer_rows"):
+        raise ValueError(f"next_token_probe needs a sequence task, not {model.task.name!r}")
     hook = hook or f"blocks.{model.cfg.n_layers - 1}.hook_attn_out"
-    check_hook_names(model, [hook])
-    rows = list(task.answer_rows())
+    check_hook_names(model.bridge, [hook])
+    rows = list(model.task.answer_rows())
 
     def features(batch):
-        _, cache = model.run_with_cache(batch.inputs, names_filter=lambda n: n == hook)
+        _, cache = model.bridge.run_with_cache(batch.inputs, names_filter=lambda n: n == hook)
+        if cache[hook].ndim != 3:
+            raise ValueError(f"next_token_probe reads a [batch, pos, d] activation; {hook} is "
+                             f"{tuple(cache[hook].shape)}")
         x = einops.rearrange(cache[hook][:, rows].float(), "b p d -> (b p) d").numpy()
         y = batch.targets[:, rows].flatten().numpy()
         return x, y
@@ -38,5 +42,6 @@ def next_token_probe(model, train_batch, test_batch, hook: str | None = None,
     classifier.fit(x_train, y_train)
     values, counts = torch.unique(torch.from_numpy(y_train), return_counts=True)
     majority = values[counts.argmax()].item()
-    return pd.DataFrame([{"hook": hook, "accuracy": classifier.score(x_test, y_test),
-                          "majority_baseline": float((y_test == majority).mean())}])
+    metrics = {"accuracy": classifier.score(x_test, y_test),
+               "majority_baseline": float((y_test == majority).mean())}
+    return tidy(metric_records(metrics, hook=hook))

@@ -7,8 +7,7 @@ from typing import Sequence
 import pandas as pd
 import torch
 
-from ..analysis.collapse import mean_pairwise_cosine
-from ..training.evaluation import greedy_generate, repetition_frequency
+from ..metrics import greedy_generate, mean_pairwise_cosine, repetition_frequency
 
 LAST_HIDDEN_HOOK = "ln_final.hook_out"
 """The last-layer hidden state (after the final norm), as in ``output_hidden_states[-1]``."""

@@ -7,24 +7,30 @@ from typing import Sequence
 
 import torch
 
+from ..tasks.algorithmic import SequenceTask
 from ..tasks.base import SequenceBatch
 
 
-class PromptTask:
-    """Every position predicts the next token of the prompt (all positions scored)."""
+class PromptTask(SequenceTask):
+    """Every position predicts the next token of the prompt (all positions scored): the
+    task protocol for a pretrained model's prompts, so the sequence analyzers score it as
+    they score a toy task."""
 
-    name, kind = "prompts", "sequence"
+    name = "prompts"
 
-    def __init__(self, length: int):
+    def __init__(self, length: int, d_vocab: int):
         if length < 2:
             raise ValueError(f"prompts must be at least 2 tokens long, got {length}")
-        self.prompt_length, self.answer_length, self.n_positions = 1, length - 1, length - 1
+        self.n_inputs, self.d_vocab = length - 1, d_vocab
 
-    def answer_rows(self) -> range:
-        return range(0, self.n_positions)
+    prompt_length = 1
 
-    def loss(self, logits, batch: SequenceBatch):
-        return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), batch.targets.flatten())
+    @property
+    def answer_length(self) -> int:
+        return self.n_inputs
+
+    def collapse_positions(self) -> list[int]:
+        return list(range(self.n_positions))
 
 
 def prompt_batch(model, prompts: Sequence[str], length: int = 12,
@@ -35,4 +41,5 @@ def prompt_batch(model, prompts: Sequence[str], length: int = 12,
     if not kept:
         raise ValueError(f"no prompt has {length} tokens; use a smaller length")
     tokens = torch.stack(kept).to(model.cfg.device)
-    return SequenceBatch(tokens=tokens, prompt_length=1, task_name="prompts"), PromptTask(length)
+    return (SequenceBatch(tokens=tokens, prompt_length=1, task_name="prompts"),
+            PromptTask(length, model.cfg.d_vocab))

@@ -1,6 +1,8 @@
-from .build import build_model, build_network, tie_parameters, wrap_in_bridge
+from .build import build_model, build_network, wrap_in_bridge
 from .config import ModelConfig
-from .layers import PlateauAttention, ValueEmbedding
+from .handle import PlateauModel, plateau_attentions, set_attention_bias
+from .layers import AttentionBias, PlateauAttention, ValueEmbedding
 
-__all__ = ["build_model", "build_network", "tie_parameters", "wrap_in_bridge", "ModelConfig",
-           "PlateauAttention", "ValueEmbedding"]
+__all__ = ["build_model", "build_network", "wrap_in_bridge", "ModelConfig", "PlateauModel",
+           "plateau_attentions", "set_attention_bias", "AttentionBias", "PlateauAttention",
+           "ValueEmbedding"]

@@ -6,6 +6,7 @@ them with the standard hook points (``hook_embed``, ``blocks.{l}.attn.hook_patte
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import einops
@@ -16,9 +17,18 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens.model_bridge.sources.native import NativeAttention
 
-from ..tasks.lrmc import FIXED_POINT_MASK, FIXED_POINT_SCALE
+from ..codec import FIXED_POINT_MASK, FIXED_POINT_SCALE
 
 ATTENTION_KINDS = ("softmax", "linear")
+
+
+@dataclass(eq=False)
+class AttentionBias:
+    """The attention-biasing multiplier of one model, shared by every attention module of
+    its native network and of the bridge over it (one object, so the two can never differ).
+    ``multiplier``: a [query, key] tensor, or None (off)."""
+
+    multiplier: Optional[Tensor] = None
 
 
 class PlateauAttention(NativeAttention):
@@ -27,9 +37,10 @@ class PlateauAttention(NativeAttention):
     * ``kind="softmax"``: A = softmax(QKᵀ/√d_head + mask).
     * ``kind="linear"`` (the loss-plateau study's default): A = QKᵀ/√d_head with masked
       (future) entries set to 0 and no softmax; output A·V.
-    * ``pattern_multiplier`` (attention biasing): if set, a [query, key] tensor that
-      multiplies A elementwise after masking (after the softmax for softmax attention;
-      no renormalisation), in training, evaluation and generation alike.
+    * ``attention_bias`` (attention biasing, an :class:`AttentionBias` shared by all layers): if its
+      multiplier is set, a [query, key] tensor that multiplies A elementwise after masking
+      (after the softmax for softmax attention; no renormalisation), in training,
+      evaluation and generation alike.
 
     When called without ``pattern_fn`` (plain training through the native modules) and with
     no multiplier, softmax attention runs ``F.scaled_dot_product_attention`` and never
@@ -37,17 +48,12 @@ class PlateauAttention(NativeAttention):
     pattern is materialised so hooks can read and edit it.
     """
 
-    pattern_multiplier: Optional[Tensor]
-
-    def __init__(self, cfg, kind: str = "softmax"):
+    def __init__(self, cfg, kind: str = "softmax", attention_bias: AttentionBias | None = None):
         super().__init__(cfg)
         if kind not in ATTENTION_KINDS:
             raise ValueError(f"attention must be one of {list(ATTENTION_KINDS)}, got {kind!r}")
         self.kind = kind
-        self.register_buffer("pattern_multiplier", None, persistent=False)
-
-    def set_pattern_multiplier(self, multiplier: Optional[Tensor]) -> None:
-        self.pattern_multiplier = multiplier
+        self.attention_bias = AttentionBias() if attention_bias is None else attention_bias
 
     def forward(
         self,
@@ -63,15 +69,16 @@ class PlateauAttention(NativeAttention):
             einops.rearrange(proj(hidden_states), "b p (h d) -> b h p d", h=self.n_heads)
             for proj in (self.q, self.k, self.v)
         )
-        if pattern_fn is None and self.pattern_multiplier is None and self.kind == "softmax":
+        multiplier = self.attention_bias.multiplier
+        if pattern_fn is None and multiplier is None and self.kind == "softmax":
             z = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal,
                                                scale=1.0 / self.scale)
             pattern = None
         else:
             pattern = self.pattern(q, k)
-            if self.pattern_multiplier is not None:
+            if multiplier is not None:
                 seq = pattern.shape[-1]
-                pattern = pattern * self.pattern_multiplier[:seq, :seq].to(pattern.dtype)
+                pattern = pattern * multiplier[:seq, :seq].to(pattern.device, pattern.dtype)
             if pattern_fn is not None:
                 pattern = pattern_fn(pattern)
             z = pattern @ v

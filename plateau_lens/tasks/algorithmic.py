@@ -1,4 +1,4 @@
-"""Algorithmic sequence tasks of the loss-plateau study (Singh et al., arXiv 2506.13688).
+"""Algorithmic sequence tasks of the loss-plateau study (Gopalani & Hu, arXiv 2506.13688).
 
 Every task yields full token sequences ``prompt ++ answer``; a causal model reads
 ``tokens[:, :-1]`` and is trained with next-token cross-entropy on all positions (the
@@ -16,7 +16,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from .base import SequenceBatch, check_int
+from .base import ProbeTarget, SequenceBatch, check_batch_type, check_int
 
 
 def _uniform_ints(low: int, high: int, shape, generator, device) -> Tensor:
@@ -27,8 +27,8 @@ class SequenceTask:
     """Common API of the algorithmic tasks."""
 
     name: str
-    kind = "sequence"
     attention_dir = "causal"
+    readout_bias = False
 
     @property
     def prompt_length(self) -> int:
@@ -67,14 +67,52 @@ class SequenceTask:
         return SequenceBatch(tokens=tokens.long(), prompt_length=self.prompt_length,
                              task_name=self.name)
 
-    def optimal_attention(self) -> Float[Tensor, "query key"]:
-        raise NotImplementedError(f"task {self.name!r} defines no optimal attention mask")
+    def optimal_attention(self) -> Float[Tensor, "query key"] | None:
+        """The 0/1 mask M [query, key] a perfect solution attends to; None where the study
+        defines none (the default)."""
+        return None
+
+    @property
+    def token_vocabulary(self) -> int:
+        return self.d_vocab
 
     def loss(self, logits: Float[Tensor, "batch pos vocab"], batch: SequenceBatch) -> Tensor:
         """Next-token cross-entropy over every position (the study's loss)."""
         return torch.nn.functional.cross_entropy(
             logits.float().flatten(0, 1), batch.targets.flatten()
         )
+
+    @torch.no_grad()
+    def metrics(self, logits: Float[Tensor, "batch pos vocab"], batch: SequenceBatch) -> dict[str, Tensor]:
+        """``loss`` (next-token cross-entropy, every position) and ``teacher_forced_accuracy``
+        (argmax on the answer rows; the study's accuracy is by generation, see
+        ``plateau_lens.metrics.generation_metrics``)."""
+        rows = self.answer_rows()
+        predicted = logits[:, rows.start : rows.stop].argmax(-1)
+        return {"loss": self.loss(logits, batch),
+                "teacher_forced_accuracy": (predicted == batch.answers).float().mean()}
+
+    def check_batch(self, batch) -> None:
+        """Raise ``ValueError`` unless ``batch`` is a non-empty sequence batch of this task."""
+        check_batch_type(self, batch, SequenceBatch)
+
+    def default_corruption(self, batch: SequenceBatch) -> SequenceBatch:
+        raise ValueError(f"task {self.name!r} has no default corruption: pass corrupted_batch= "
+                         f"(or corrupt=) for activation patching")
+
+    def collapse_positions(self) -> list[int]:
+        """The study's collapse rows: the answer-predicting rows after the separator's
+        (17–31 in MWS: 15 rows, 105 pairs)."""
+        return list(self.answer_rows())[1:]
+
+    def probe_targets(self) -> dict[str, ProbeTarget]:
+        return SEQUENCE_PROBE_TARGETS
+
+
+SEQUENCE_PROBE_TARGETS = {
+    "next_token": ProbeTarget("classification", lambda task, batch: batch.targets),
+    "current_token": ProbeTarget("classification", lambda task, batch: batch.inputs),
+}
 
 
 def _windowed_sum_mask(prompt_length: int, n_outputs: int, windows: list[tuple[int, int]]) -> Tensor:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -25,6 +25,37 @@ def check_choice(field_name: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValueError(f"{field_name} must be one of {list(choices)}, got {value!r}")
     return value
+
+
+def check_batch_type(task, batch, batch_type: type) -> None:
+    """Raise ``ValueError`` unless ``batch`` is a non-empty ``batch_type`` whose width is the
+    task's number of positions (shared start of every task's ``check_batch``)."""
+    if not isinstance(batch, batch_type):
+        raise ValueError(f"batch must be a {batch_type.__name__} for task {task.name!r}, "
+                         f"got {type(batch).__name__}")
+    if len(batch) == 0:
+        raise ValueError("batch is empty: give at least one sample")
+    width = batch.inputs.shape[-1]
+    if width != task.n_positions:
+        raise ValueError(
+            f"batch has {width} positions but task {task.name!r} has {task.n_positions}")
+    vocabulary = getattr(task, "token_vocabulary", None)
+    if vocabulary is not None:
+        ids = batch.inputs
+        if ids.numel() and (ids.min() < 0 or ids.max() >= vocabulary):
+            raise ValueError(f"batch token ids must be in [0, {vocabulary - 1}] for task "
+                             f"{task.name!r}, got ids in [{ids.min().item()}, {ids.max().item()}]")
+
+
+@dataclass(frozen=True)
+class ProbeTarget:
+    """What a linear probe reads out: ``values(task, batch)`` gives [batch, pos, k] float
+    targets (``kind="regression"``) or [batch, pos] integer labels (``"classification"``);
+    ``split_by_mask``: also report the MSE on masked and on observed positions."""
+
+    kind: Literal["regression", "classification"]
+    values: Callable[[Any, "Batch"], Tensor]
+    split_by_mask: bool = False
 
 
 def step_generator(seed: int, step: int, device: torch.device | str = "cpu") -> torch.Generator:

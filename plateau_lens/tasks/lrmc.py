@@ -25,43 +25,12 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from .base import MatrixBatch, check_choice, check_int
-
-TOKEN_MASK = 0
-TOKEN_VALUE_LIMIT = 10.0
-TOKEN_VOCAB_SIZE = 2002
-FIXED_POINT_SCALE = 2**20
-FIXED_POINT_MASK = torch.iinfo(torch.int64).min
+from ..codec import (FIXED_POINT_MASK, TOKEN_MASK, TOKEN_VOCAB_SIZE, values_to_fixed_point,
+                     values_to_tokens)
+from .base import MatrixBatch, ProbeTarget, check_batch_type, check_choice, check_int
 
 FACTOR_DISTRIBUTIONS = ("uniform", "gaussian", "laplace")
 ENCODINGS = ("real", "tokens")
-
-
-def values_to_tokens(values: Float[Tensor, "..."]) -> Int[Tensor, "..."]:
-    """Discrete encoding of the study: 1 + round(100·x) + 1000 over x ∈ [-10, 10]."""
-    clipped = values.clamp(-TOKEN_VALUE_LIMIT, TOKEN_VALUE_LIMIT)
-    return (torch.round(clipped * 100).long() + 1 + 1000).long()
-
-
-def tokens_to_values(tokens: Int[Tensor, "..."]) -> Float[Tensor, "..."]:
-    """Inverse of :func:`values_to_tokens` (MASK maps to NaN)."""
-    values = (tokens.double() - 1001) / 100
-    return torch.where(tokens == TOKEN_MASK, torch.nan, values).float()
-
-
-def values_to_fixed_point(values: Float[Tensor, "..."]) -> Int[Tensor, "..."]:
-    return torch.round(values.double() * FIXED_POINT_SCALE).long()
-
-
-def fixed_point_to_values(ids: Int[Tensor, "..."]) -> Float[Tensor, "..."]:
-    """Inverse of :func:`values_to_fixed_point` (MASK maps to NaN)."""
-    masked = ids == FIXED_POINT_MASK
-    values = torch.where(masked, 0, ids).double() / FIXED_POINT_SCALE
-    return torch.where(masked, torch.nan, values).float()
-
-
-def is_masked_id(ids: Int[Tensor, "..."], encoding: str) -> Bool[Tensor, "..."]:
-    return ids == (TOKEN_MASK if encoding == "tokens" else FIXED_POINT_MASK)
 
 
 @dataclass(frozen=True)
@@ -89,7 +58,8 @@ class LowRankMatrixCompletion:
     factor_scale: float = 0.5
 
     name = "lrmc"
-    kind = "regression"
+    readout_bias = True
+    """A linear read-out with bias to one real per position (the study's regression head)."""
     attention_dir = "bidirectional"
 
     def __post_init__(self) -> None:
@@ -113,6 +83,11 @@ class LowRankMatrixCompletion:
         return TOKEN_VOCAB_SIZE if self.encoding == "tokens" else 2
 
     d_vocab_out = 1
+
+    @property
+    def token_vocabulary(self) -> int | None:
+        """Valid input ids are 0…2001 with the token encoding; fixed-point ids are unbounded."""
+        return TOKEN_VOCAB_SIZE if self.encoding == "tokens" else None
 
     def _factors(self, batch_size: int, rows: int, generator: torch.Generator, device) -> Tensor:
         shape = (batch_size, rows, self.rank)
@@ -177,3 +152,75 @@ class LowRankMatrixCompletion:
             "observed_mse": (squared_error * batch.observed).sum() / n_observed,
             "masked_abs_pred": (prediction.abs() * masked).sum() / n_masked,
         }
+
+    def check_batch(self, batch) -> None:
+        """Raise ``ValueError`` unless ``batch`` is a non-empty matrix batch of this size."""
+        check_batch_type(self, batch, MatrixBatch)
+        if tuple(batch.matrix.shape[1:]) != (self.m, self.n):
+            raise ValueError(f"batch holds {tuple(batch.matrix.shape[1:])} matrices but task "
+                             f"{self.name!r} is {self.m}×{self.n}")
+
+    def default_corruption(self, batch: MatrixBatch) -> MatrixBatch:
+        """The study's corruption for activation patching: −X with the same observation mask."""
+        return self.with_inputs(batch, matrix=-batch.matrix)
+
+    def collapse_positions(self) -> list[int]:
+        """Every entry (the study defines collapse for the sequence tasks only)."""
+        return list(range(self.n_positions))
+
+    def optimal_attention(self) -> None:
+        """No fixed optimal attention mask is defined for matrix completion."""
+        return None
+
+    def probe_targets(self) -> dict[str, ProbeTarget]:
+        return LRMC_PROBE_TARGETS
+
+    def split_by_mask(self, batch: MatrixBatch) -> Bool[Tensor, "batch pos"]:
+        """True at masked positions, flattened like the model's positions."""
+        return einops.rearrange(~batch.observed, "b m n -> b (m n)")
+
+
+def _row_and_column(task: LowRankMatrixCompletion) -> tuple[Tensor, Tensor]:
+    rows = torch.arange(task.m).repeat_interleave(task.n)
+    cols = torch.arange(task.n).repeat(task.m)
+    return rows, cols
+
+
+def _entry(task, batch: MatrixBatch) -> Tensor:
+    return einops.rearrange(batch.matrix, "b m n -> b (m n) 1")
+
+
+def _observed_row(task, batch: MatrixBatch) -> Tensor:
+    """For each position, the entries of its row that are observed (0 where masked)."""
+    visible = batch.matrix * batch.observed
+    return einops.repeat(visible, "b m n -> b (m k) n", k=task.n)
+
+
+def _top_singular_vector(task, batch: MatrixBatch) -> Tensor:
+    """u₁ of X, sign fixed so that its entries sum to ≥ 0; the same at every position."""
+    u, _, _ = torch.linalg.svd(batch.matrix.double())
+    top = u[..., 0]
+    top = top * torch.where(top.sum(-1, keepdim=True) >= 0, 1.0, -1.0)
+    return einops.repeat(top.float(), "b m -> b p m", p=task.m * task.n)
+
+
+def _row_index(task, batch: MatrixBatch) -> Tensor:
+    return einops.repeat(_row_and_column(task)[0], "p -> b p", b=len(batch))
+
+
+def _column_index(task, batch: MatrixBatch) -> Tensor:
+    return einops.repeat(_row_and_column(task)[1], "p -> b p", b=len(batch))
+
+
+def _is_masked(task, batch: MatrixBatch) -> Tensor:
+    return einops.rearrange(~batch.observed, "b m n -> b (m n)").long()
+
+
+LRMC_PROBE_TARGETS = {
+    "entry": ProbeTarget("regression", _entry, split_by_mask=True),
+    "observed_row": ProbeTarget("regression", _observed_row, split_by_mask=True),
+    "top_singular_vector": ProbeTarget("regression", _top_singular_vector),
+    "row_index": ProbeTarget("classification", _row_index),
+    "column_index": ProbeTarget("classification", _column_index),
+    "is_masked": ProbeTarget("classification", _is_masked),
+}

@@ -1,67 +1,36 @@
-"""Per-step metrics: what the studies log while training."""
+"""What training logs at each evaluation, on a held-out batch (both studies log after the
+update: the training batch's task metrics, then metrics of a fresh test batch)."""
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
-from jaxtyping import Int
-from torch import Tensor
 
-from ..tasks.base import SequenceBatch
-
-ForwardFn = Callable[[Tensor], Tensor]
+from ..metrics import (ForwardFn, attention_progress_score, generation_metrics,
+                       mean_pairwise_cosine, readout_input_hook, scalar_metrics)
+from ..models.handle import PlateauModel
 
 
 @torch.no_grad()
-def greedy_generate(forward: ForwardFn, prompts: Int[Tensor, "batch prompt"],
-                    n_new: int) -> Int[Tensor, "batch prompt_plus_new"]:
-    """Append ``n_new`` greedily decoded tokens (full re-forward each step, no KV cache)."""
-    tokens = prompts
-    for _ in range(n_new):
-        next_token = forward(tokens)[:, -1].argmax(dim=-1, keepdim=True)
-        tokens = torch.cat([tokens, next_token], dim=-1)
-    return tokens
-
-
-def repetition_frequency(outputs: Int[Tensor, "batch n"]) -> float:
-    """Mean of [o_t == o_{t+1}] over adjacent output pairs and the batch."""
-    if outputs.shape[-1] < 2:
-        raise ValueError(f"repetition frequency needs >= 2 outputs, got {outputs.shape[-1]}")
-    return (outputs[:, 1:] == outputs[:, :-1]).float().mean().item()
-
-
-@torch.no_grad()
-def sequence_metrics(task, forward: ForwardFn, batch: SequenceBatch) -> dict[str, float]:
-    """Greedy-generation accuracy (overall and per answer position) and repetition frequency."""
-    generated = greedy_generate(forward, batch.prompts, task.answer_length)
-    predicted = generated[:, task.prompt_length :]
-    correct = (predicted == batch.answers).float()
-    row = {"accuracy": correct.mean().item()}
-    for position, value in enumerate(correct.mean(dim=0).tolist()):
-        row[f"accuracy_pos_{position}"] = value
-    if task.answer_length > 1:
-        row["repetition_frequency"] = repetition_frequency(predicted)
-        row["repetition_frequency_data"] = repetition_frequency(batch.answers)
-    return row
-
-
-@torch.no_grad()
-def plateau_metrics(task, bridge, batch: SequenceBatch) -> dict[str, float]:
-    """Representation collapse at the final layer norm and (where the task defines an
-    optimal attention) attention progress averaged over heads, teacher-forced."""
-    from ..analysis.attention_progress import attention_progress_score
-    from ..analysis.collapse import default_collapse_positions, mean_pairwise_cosine
-
-    names = ["ln_final.hook_normalized"] + [
-        f"blocks.{layer}.attn.hook_pattern" for layer in range(bridge.cfg.n_layers)]
-    _, cache = bridge.run_with_cache(batch.inputs, names_filter=lambda n: n in names)
-    positions = default_collapse_positions(task)
-    row = {"cosine_similarity": mean_pairwise_cosine(cache[names[0]][:, positions])}
-    try:
-        optimal = task.optimal_attention()
-    except NotImplementedError:
-        return row
-    scores = [attention_progress_score(cache[name], optimal, task.answer_rows()) for name in names[1:]]
-    row["attention_progress"] = torch.cat(scores).mean().item()
+def evaluation_metrics(model: PlateauModel, batch, forward: ForwardFn | None = None) -> dict[str, float]:
+    """On ``batch``: the task metrics (``eval_``-prefixed); for tasks with answers to
+    generate, greedy-generation accuracy (overall, per position) and repetition frequency;
+    representation collapse (``cosine_similarity``: mean pairwise cosine of the read-out's
+    input, ln_f's output with its affine, over ``task.collapse_positions()``: the study's
+    ``pre_lm_h``); and where the task defines an optimal attention, attention progress
+    averaged over heads. The same definitions as the analyzers (``plateau_lens.metrics``).
+    ``forward``: what generates (default the bridge; training passes its native, possibly
+    compiled, network: the same function without hook overhead)."""
+    task, bridge = model.task, model.bridge
+    final = readout_input_hook(bridge)
+    names = [final] + [f"blocks.{layer}.attn.hook_pattern" for layer in range(bridge.cfg.n_layers)]
+    output, cache = bridge.run_with_cache(batch.inputs, names_filter=lambda n: n in names)
+    row = {f"eval_{name}": value for name, value in scalar_metrics(task, output, batch).items()}
+    if getattr(task, "answer_length", None):
+        row.update(generation_metrics(task, forward or bridge, batch))
+    row["cosine_similarity"] = mean_pairwise_cosine(cache[final][:, task.collapse_positions()])
+    optimal = task.optimal_attention()
+    if optimal is not None:
+        scores = [attention_progress_score(cache[name], optimal, task.answer_rows())
+                  for name in names[1:]]
+        row["attention_progress"] = torch.cat(scores).mean().item()
     return row

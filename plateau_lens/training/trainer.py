@@ -20,13 +20,14 @@ from ..interventions import (
     configured_attention_bias, copy_components, freeze_components, set_attention_bias,
 )
 from ..models.build import build_network, wrap_in_bridge
+from ..models.handle import PlateauModel
 from ..tasks.base import step_generator
 from ..io import write_table, write_text
 from .checkpoint import (
     CHECKPOINT_DIR, CheckpointError, checkpoint_name, config_mismatch, list_checkpoints,
     load_checkpoint, restore_rng_states, save_checkpoint,
 )
-from .evaluation import plateau_metrics, sequence_metrics
+from .evaluation import evaluation_metrics
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
@@ -79,8 +80,8 @@ class Trainer:
         self.rows: list[dict] = []
         self.checkpoint_steps = set(config.train.checkpoint_steps())
         self.forward = torch.compile(self.network) if config.train.compile else self.network
-        self.analysis_bridge = (wrap_in_bridge(self.network, self.task, config.model)
-                                if self.task.kind == "sequence" else None)
+        self.model = PlateauModel(bridge=wrap_in_bridge(self.network), task=self.task,
+                                  network=self.network, config=config.model)
         self.eval_batch = self.task.sample(
             config.train.eval_batch_size,
             step_generator(config.train.seed + EVAL_SEED_OFFSET, 0, self.device), self.device)
@@ -107,9 +108,7 @@ class Trainer:
         multiplier = configured_attention_bias(self.task, self.config.train, self.step)
         if multiplier is None:
             return
-        for module in (self.network, self.analysis_bridge):
-            if module is not None:
-                set_attention_bias(module, multiplier)
+        set_attention_bias(self.network, multiplier)  # shared with the bridge
         self.bias_applied = True
 
     # ----------------------------------------------------------------- set-up / resume
@@ -174,15 +173,11 @@ class Trainer:
 
     def log_row(self, output: torch.Tensor, batch, loss: torch.Tensor) -> dict:
         row = {"step": self.step, "lr": self.scheduler.get_last_lr()[0]}
-        if self.task.kind == "regression":
-            row.update({k: v.item() for k, v in self.task.metrics(output.detach(), batch).items()})
-        else:
-            row["loss"] = loss.item()
-            self.network.eval()
-            with self.autocast():
-                row.update(sequence_metrics(self.task, self.forward, self.eval_batch))
-                row.update(plateau_metrics(self.task, self.analysis_bridge, self.eval_batch))
-            self.network.train()
+        row.update({k: v.item() for k, v in self.task.metrics(output.detach(), batch).items()})
+        self.network.eval()
+        with self.autocast():
+            row.update(evaluation_metrics(self.model, self.eval_batch, self.forward))
+        self.network.train()
         return row
 
     def run(self, stop_at: int | None = None, progress: bool = True) -> Path:

@@ -1,0 +1,88 @@
+"""Metrics shared by training (what is logged every step) and analysis (what analyzers
+report): one definition each, on the ground floor so that neither imports the other."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+ForwardFn = Callable[[Tensor], Tensor]
+
+
+def readout_input_hook(bridge) -> str:
+    """The hook of what the read-out layer reads: ``ln_final.hook_out`` (the final norm's
+    output with its weight and bias: the loss-plateau study's ``pre_lm_h``) where the model
+    has a final norm, else the last block's output (post-LN models)."""
+    if "ln_final.hook_out" in bridge.hook_dict:
+        return "ln_final.hook_out"
+    return f"blocks.{bridge.cfg.n_layers - 1}.hook_resid_post"
+
+
+def scalar_metrics(task, output: Tensor, batch) -> dict[str, float]:
+    """``task.metrics`` as plain floats (LRMC: loss, masked_mse, observed_mse,
+    masked_abs_pred; sequence tasks: loss and teacher-forced accuracy)."""
+    return {name: value.item() for name, value in task.metrics(output, batch).items()}
+
+
+def mean_pairwise_cosine(hidden: Float[Tensor, "batch pos d"]) -> float:
+    """Representation collapse: the mean over samples and position pairs i < j of
+    cos(h_i, h_j) (the loss-plateau study's cosine similarity)."""
+    if hidden.shape[1] < 2:
+        raise ValueError(f"need >= 2 positions for pairwise similarity, got {hidden.shape[1]}")
+    unit = torch.nn.functional.normalize(hidden.double(), dim=-1, eps=1e-12)
+    similarity = unit @ unit.transpose(-1, -2)
+    upper = torch.triu(torch.ones_like(similarity[0], dtype=torch.bool), diagonal=1)
+    return similarity[:, upper].mean().item()
+
+
+def repetition_frequency(outputs: Int[Tensor, "batch n"]) -> float:
+    """Mean of [o_t == o_{t+1}] over adjacent output pairs and the batch (the study's
+    repetition frequency)."""
+    if outputs.shape[-1] < 2:
+        raise ValueError(f"repetition frequency needs >= 2 outputs, got {outputs.shape[-1]}")
+    return (outputs[:, 1:] == outputs[:, :-1]).float().mean().item()
+
+
+@torch.no_grad()
+def greedy_generate(forward: ForwardFn, prompts: Int[Tensor, "batch prompt"],
+                    n_new: int) -> Int[Tensor, "batch prompt_plus_new"]:
+    """Append exactly ``n_new`` greedily decoded tokens (full re-forward each step, no KV
+    cache; no token ends generation early)."""
+    tokens = prompts
+    for _ in range(n_new):
+        next_token = forward(tokens)[:, -1].argmax(dim=-1, keepdim=True)
+        tokens = torch.cat([tokens, next_token], dim=-1)
+    return tokens
+
+
+@torch.no_grad()
+def generation_metrics(task, forward: ForwardFn, batch) -> dict[str, float]:
+    """Greedy generation from the prompts (the study's accuracy): accuracy overall and per
+    answer position, and the repetition frequency of the outputs beside that of the true
+    answers."""
+    generated = greedy_generate(forward, batch.prompts, task.answer_length)
+    predicted = generated[:, task.prompt_length :]
+    correct = (predicted == batch.answers).float()
+    row = {"accuracy": correct.mean().item()}
+    for position, value in enumerate(correct.mean(dim=0).tolist()):
+        row[f"accuracy_pos_{position}"] = value
+    if task.answer_length > 1:
+        row["repetition_frequency"] = repetition_frequency(predicted)
+        row["repetition_frequency_data"] = repetition_frequency(batch.answers)
+    return row
+
+
+def attention_progress_score(pattern: Float[Tensor, "batch head query key"],
+                             optimal: Float[Tensor, "query key"],
+                             rows: range | None = None) -> Float[Tensor, "head"]:
+    """The loss-plateau study's attention progress, Σ|A|·M / Σ|A| over the given query
+    rows, per sample, then batch-averaged (one value per head)."""
+    if rows is not None:
+        pattern, optimal = pattern[:, :, rows.start : rows.stop], optimal[rows.start : rows.stop]
+    magnitude = pattern.abs().double()
+    on_optimal = (magnitude * optimal.to(magnitude.device, magnitude.dtype)).sum(dim=(-2, -1))
+    total = magnitude.sum(dim=(-2, -1)).clamp(min=1e-300)
+    return (on_optimal / total).mean(dim=0)
