@@ -75,8 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     from .llm.cli import add_llm_parser
+    from .reproduce.cli import add_reproduce_parser
 
     add_llm_parser(sub)
+    add_reproduce_parser(sub)
     return parser
 
 

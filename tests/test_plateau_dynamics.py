@@ -199,3 +199,18 @@ def test_reused_bridge_matches_a_fresh_bridge_at_every_step_with_attention_bias(
     reused = dict(unbiased.models())[12]  # the same object for every step: last weights loaded
     assert torch.equal(reused(batch.inputs), unbiased.model(12)(batch.inputs))
     assert not torch.equal(outputs[12], unbiased.model(12)(batch.inputs))
+
+
+def test_logged_cosine_is_representation_collapse_at_pre_lm_h(tmp_path, small_mws_config):
+    """The training log's cosine_similarity at step s (logged before update s, so with the
+    weights of checkpoint s, on the fixed evaluation batch) is the analyzer's pre_lm_h."""
+    from plateau_lens.training.trainer import EVAL_SEED_OFFSET
+
+    run = load_run(train(small_mws_config, tmp_path / "run", progress=False))
+    config = small_mws_config.train
+    eval_batch = run.task.sample(config.eval_batch_size,
+                                 step_generator(config.seed + EVAL_SEED_OFFSET, 0))
+    logged = run.metrics.set_index("step")["cosine_similarity"]
+    for step in (4, 8):
+        collapse = representation_collapse(run.model(step), eval_batch, sites=["pre_lm_h"])
+        assert collapse["value"].item() == pytest.approx(logged[step], abs=1e-6)
