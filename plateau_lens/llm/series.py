@@ -178,29 +178,34 @@ def plot_series(results: pd.DataFrame, title: str = ""):
     """Repetition frequency and cosine similarity vs step, one line per model.
 
     Step axis: symlog with ``linthresh=1`` (linear between 0 and 1, logarithmic above, so step 0
-    has a place) and ``linscale=0.5``; it spans exactly the first to the last step, and the
-    markers at both ends are drawn whole. Built on ``matplotlib.figure.Figure`` (no pyplot, no
-    backend switch); save it with ``save_figure``."""
+    has a place one decade-width left of step 1), ticks 0, 1, 10, 100, ... It spans exactly the
+    first to the last step; the markers at both ends are drawn whole. Built on
+    ``matplotlib.figure.Figure`` (no pyplot, no backend switch); save it with ``save_figure``."""
     import seaborn as sns
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-    figure = Figure(figsize=(10, 4))
-    first, last = results["step"].min(), results["step"].max()
+    first, last = int(results["step"].min()), int(results["step"].max())
+    ticks = [t for t in [0] + [10 ** k for k in range(0, 8)] if first <= t <= last]
     with sns.axes_style("whitegrid"):
+        figure = Figure(figsize=(10, 4), layout="constrained")
         axes = figure.subplots(1, 2)
         for axis, metric in zip(axes, ["repetition_frequency", "cosine_similarity"]):
-            sns.lineplot(data=results, x="step", y=metric, hue="model", marker="o", ax=axis)
-            axis.set_xscale("symlog", linthresh=1, linscale=0.5)
+            sns.lineplot(data=results, x="step", y=metric, hue="model", marker="o", ax=axis,
+                         legend=axis is axes[0])
+            axis.set_xscale("symlog", linthresh=1, linscale=1)
             if last > first:
                 axis.set_xlim(first, last)
+            axis.xaxis.set_major_locator(FixedLocator(ticks))
+            axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+            axis.xaxis.set_minor_locator(NullLocator())
             for line in axis.lines:
                 line.set_clip_on(False)
             axis.set_title(metric.replace("_", " "))
-            axis.grid(True, which="major", alpha=0.4)
+            axis.set_ylabel(metric.replace("_", " "))
     axes[0].set_ylim(-0.02, 1.02)
     if title:
         figure.suptitle(title)
-    figure.tight_layout()
     return figure
 
 
