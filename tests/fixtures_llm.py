@@ -125,5 +125,5 @@ def pretrain_tiny_series(directory, last=64):
 
     config = PretrainConfig(n_layers=2, d_model=32, n_heads=4, d_mlp=64, vocab_size=1024,
                             seq_len=32, batch_size=8, lr=3e-3, warmup=4,
-                            steps=pythia_like_schedule(last, every=10 ** 9), seed=0)
+                            steps=pythia_like_schedule(last), seed=0)
     return pretrain_series(directory, pydoc_text(), config)

@@ -58,6 +58,15 @@ def run(*args):
     return main(["llm", *map(str, args)])
 
 
+def test_pythia_like_schedule():
+    from plateau_lens.llm import pythia_like_schedule
+
+    assert pythia_like_schedule(3500) == [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512] + list(
+        range(1000, 3501, 500))
+    assert pythia_like_schedule(64) == [0, 1, 2, 4, 8, 16, 32, 64]
+    assert pythia_like_schedule(3000, every=1000) == [0] + [2 ** k for k in range(10)] + [1000, 2000, 3000]
+
+
 def test_pretraining_series_layout(series):
     assert sorted(int(p.name[4:]) for p in series.glob("step*")) == STEPS
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(series / "step0"))

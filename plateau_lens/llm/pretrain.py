@@ -33,14 +33,14 @@ PAD = "<|padding|>"
 
 
 def pythia_like_schedule(last: int, every: int = 500) -> list[int]:
-    """Pythia's early checkpoints (0, 1, 2, 4, …, 512) below ``every``, then every ``every``
-    steps to ``last``: ``pythia_like_schedule(3500)`` → 0, 1, 2, 4, …, 256, 500, 1000, …, 3500
-    (512 is kept when ``every`` exceeds it)."""
+    """Pythia's checkpoint schedule scaled down: 0 and the powers of two up to 512 (as far as
+    ``last``), then every ``every`` steps above 512, and ``last``:
+    ``pythia_like_schedule(3500)`` → 0, 1, 2, 4, …, 512, 1000, 1500, …, 3500 (Pythia itself is
+    ``every=1000`` to 143 000)."""
     if last < 0 or every < 1:
         raise ValueError(f"last must be >= 0 and every >= 1, got last={last}, every={every}")
-    steps = {0} | {2 ** k for k in range(10) if 2 ** k <= min(last, 512) and 2 ** k < every}
-    steps |= set(range(every, last + 1, every))
-    steps.add(last)
+    steps = {0, last} | {2 ** k for k in range(10) if 2 ** k <= last}
+    steps |= {s for s in range(every, last + 1, every) if s > 512}
     return sorted(steps)
 
 
