@@ -201,16 +201,17 @@ def resolve_steps(steps, model: str, local_dir: str | None) -> list[int]:
 
 @contextlib.contextmanager
 def _console(quiet: bool):
-    """While the command runs: progress lines of the ``plateau_lens`` logger on stderr (unless
-    quiet), and with ``quiet`` no ``transformers`` / ``huggingface_hub`` progress bars.
-    Everything is restored afterwards."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("plateau-lens: %(message)s"))
-    handler.setLevel(logging.WARNING if quiet else logging.INFO)
+    """While the command runs: the ``plateau_lens`` logger at INFO (progress lines on stderr,
+    through a handler of ours unless logging is configured already) or, with ``quiet``, at
+    WARNING and without ``transformers`` / ``huggingface_hub`` progress bars. Everything is
+    restored afterwards."""
     old_level = log.level
-    log.addHandler(handler)
-    if not quiet and (log.level == logging.NOTSET or log.level > logging.INFO):
-        log.setLevel(logging.INFO)
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    handler = None
+    if not log.hasHandlers():
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("plateau-lens: %(message)s"))
+        log.addHandler(handler)
     restore = []
     if quiet:
         try:
@@ -238,7 +239,8 @@ def _console(quiet: bool):
     finally:
         for undo in reversed(restore):
             undo()
-        log.removeHandler(handler)
+        if handler is not None:
+            log.removeHandler(handler)
         log.setLevel(old_level)
 
 
