@@ -43,7 +43,7 @@ def repetition_frequency(outputs: Int[Tensor, "batch n"]) -> float:
     repetition frequency)."""
     if outputs.shape[-1] < 2:
         raise ValueError(f"repetition frequency needs >= 2 outputs, got {outputs.shape[-1]}")
-    return (outputs[:, 1:] == outputs[:, :-1]).float().mean().item()
+    return (outputs[:, 1:] == outputs[:, :-1]).double().mean().item()
 
 
 @torch.no_grad()

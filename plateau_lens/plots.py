@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from .io import atomic_write
 from .transition import Transition
 
 
@@ -31,14 +34,12 @@ def loss_curve(metrics: pd.DataFrame, columns: list[str] | None = None,
     return figure
 
 
-def save(figure, path) -> str:
-    from pathlib import Path
-
+def save(figure, path) -> Path:
+    """Write ``figure`` as a PNG atomically (ordinary permissions) and close it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=120))
     plt.close(figure)
-    return str(path)
+    return path
 
 
 def attention_grid(patterns_by_step: dict[int, "object"], title: str = "batch-mean attention"):
