@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .llm.cli import add_llm_parser
 
     add_llm_parser(sub)
+    from .sweep.cli import add_sweep_parser
+
+    add_sweep_parser(sub)
     return parser
 
 
