@@ -185,11 +185,11 @@ def drive(ray, sweep: Sweep, out: Path, address, workers, threads, cpus_per_task
     outcome.finished = [p.name for p in finished]
     bar = Progress(len(sweep.points), len(finished), progress)
     previous_sigterm = signal.getsignal(signal.SIGTERM)
-    if jobs:
-        signal.signal(signal.SIGTERM, raise_interrupt)  # a scheduler's stop = Ctrl-C
-        start_ray(ray, address, workers or 0)
     inflight: dict[Any, tuple[str, Point, int]] = {}
     try:
+        if jobs:
+            start_ray(ray, address, workers or 0)
+            signal.signal(signal.SIGTERM, raise_interrupt)  # a scheduler's stop = Ctrl-C
         options = {"num_cpus": cpus_per_task, "max_retries": 0}
         train_task = ray.remote(train_point).options(num_gpus=gpus_per_run, **options)
         analyze_task = ray.remote(analyze_point).options(**options)
@@ -222,7 +222,7 @@ def drive(ray, sweep: Sweep, out: Path, address, workers, threads, cpus_per_task
                         record_failure(run_dir, message, attempt)
                         outcome.failed[point.name] = message
                         bar.failed += 1
-                        summarize(out)
+                        update_summary(out)
                     else:
                         log(run_dir, f"driver: analysis failed after {attempt} attempts: {message}")
                         outcome.analysis_failed[point.name] = message
@@ -230,15 +230,17 @@ def drive(ray, sweep: Sweep, out: Path, address, workers, threads, cpus_per_task
                 if kind == "train":
                     outcome.finished.append(point.name)
                     bar.done += 1
-                    summarize(out)
+                    update_summary(out)
                     if analyzers:
                         jobs.append(("analyze", point, 1))
     except KeyboardInterrupt:
+        # a local Ray goes down with ray.shutdown() below, its workers with it; a cluster
+        # keeps running, so its tasks of this sweep are cancelled
         outcome.interrupted = True
-        for ref in inflight:
+        for ref in inflight if address is not None else ():
             try:
                 ray.cancel(ref, force=True)
-            except Exception:  # already finished or its worker already gone
+            except Exception:  # noqa: BLE001 - already finished, or its worker already gone
                 pass
     finally:
         bar.running = bar.analyzing = 0
@@ -247,6 +249,14 @@ def drive(ray, sweep: Sweep, out: Path, address, workers, threads, cpus_per_task
             ray.shutdown()
         signal.signal(signal.SIGTERM, previous_sigterm)
     return finish(sweep, out, analyzers, outcome)
+
+
+def update_summary(out: Path) -> None:
+    """Rewrite sweep.csv during the sweep; a problem with it must not stop the runs."""
+    try:
+        summarize(out)
+    except Exception as error:  # noqa: BLE001 - reported, and rebuilt at the end
+        print(f"warning: could not update {out / 'sweep.csv'}: {describe(error)}", file=sys.stderr)
 
 
 def raise_interrupt(signum, frame):
@@ -265,7 +275,10 @@ def finish(sweep: Sweep, out: Path, analyzers: list[str], outcome: Outcome) -> O
     from .figures import write_figures
 
     outcome.summary = summarize(out)
-    outcome.figures = write_figures(outcome.summary, list(sweep.fields), out)
+    try:
+        outcome.figures = write_figures(outcome.summary, list(sweep.fields), out)
+    except Exception as error:  # noqa: BLE001 - the table is written; say what went wrong
+        print(f"warning: no figures: {describe(error)}", file=sys.stderr)
     if analyzers:
         table = analysis_table(out, analyzers, list(sweep.fields))
         if not table.empty:

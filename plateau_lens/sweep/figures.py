@@ -86,6 +86,7 @@ def plateau_length_figure(frame: pd.DataFrame, field: str, others: list[str]):
 def loss_curves_figure(frame: pd.DataFrame, field: str):
     """Every run's loss curve, coloured by ``field`` (runs with the same value share a colour)."""
     from ..run import load_run
+    from .summary import read_metrics
 
     values = sorted(frame[field].dropna().unique(), key=lambda v: (isinstance(v, str), v))
     colors = plt.cm.viridis(np.linspace(0, 0.9, max(1, len(values))))
@@ -94,8 +95,8 @@ def loss_curves_figure(frame: pd.DataFrame, field: str):
     for value, color in zip(values, colors):
         first = True
         for path in frame.loc[frame[field] == value, "path"]:
-            metrics = load_run(path).metrics
-            if metrics.empty:
+            metrics = read_metrics(load_run(path))
+            if metrics.empty or "step" not in metrics:
                 continue
             column = "masked_mse" if "masked_mse" in metrics else "loss"
             axis.plot(metrics["step"], metrics[column], color=color, lw=1, alpha=0.8,

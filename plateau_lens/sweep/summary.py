@@ -36,6 +36,14 @@ def session_totals(sessions: list[dict[str, Any]]) -> tuple[float, float]:
     return seconds, (steps / seconds if seconds > 0 and steps > 0 else math.nan)
 
 
+def read_metrics(run) -> pd.DataFrame:
+    """``run.metrics``, or an empty table while a run at step 0 has written no row yet."""
+    try:
+        return run.metrics
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
 def summarize_run(run_dir: Path) -> dict[str, Any]:
     from ..run import load_run
 
@@ -62,7 +70,7 @@ def summarize_run(run_dir: Path) -> dict[str, Any]:
         row["status"] = "failed"
     elif status["sessions"]:
         row["status"] = "unfinished"
-    metrics = run.metrics
+    metrics = read_metrics(run)
     if not metrics.empty:
         loss = "masked_mse" if "masked_mse" in metrics else "loss"
         row["final_loss"] = float(metrics[loss].dropna().iloc[-1])
