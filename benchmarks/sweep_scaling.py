@@ -1,10 +1,11 @@
 """Wall time of the same 4-run sweep with 1 worker and with 2 workers, side by side.
 
-    python benchmarks/sweep_scaling.py [--config tasks/mws.toml] [--steps 120] [--runs 4]
+    python benchmarks/sweep_scaling.py [--steps 400] [--runs 4] [--config tasks/mws.toml --study-size]
 
 Each sweep runs on its own fresh local Ray (started and stopped inside the timed call, as
-`plateau-lens sweep` does) into its own folder; the runs are the config's with
-`train.steps = --steps` and seeds 0..runs-1. With 1 worker the run gets every core's torch
+`plateau-lens sweep` does) into its own folder; the runs are tasks/mws.toml's task at a small
+size (that of tests/test_sweep.py; --study-size: the config's own) with `train.steps = --steps`
+and seeds 0..runs-1. With 1 worker the run gets every core's torch
 threads, with N workers each gets cores // N. Prints a table and exits 1 when N workers are
 less than --min-speedup times faster than 1 (the bar: 1.6x for 2 workers on 2 cores).
 Other jobs on the machine distort the comparison: the load average is printed beside it.
@@ -24,11 +25,20 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def write_sweep(folder: Path, config: Path, steps: int, runs: int) -> Path:
+# the MWS model of tests/test_sweep.py: tasks/mws.toml at 8 inputs, d_model 128, batch 64
+# (~10 s per 200 steps on one free core); --study-size keeps tasks/mws.toml's own sizes
+SMALL = {"task.n_inputs": 8, "model.d_model": 128, "model.d_mlp": 512, "train.batch_size": 64,
+         "train.eval_batch_size": 32, "train.lr": 5e-4}
+
+
+def write_sweep(folder: Path, config: Path, steps: int, runs: int, small: bool) -> Path:
+    fixed = {**(SMALL if small else {}), "train.steps": steps,
+             "train.checkpoint_every": max(1, steps // 4)}
+    lines = [f'base = "{config.resolve().as_posix()}"', "[set]"]
+    lines += [f"{key} = {value!r}" for key, value in fixed.items()]
+    lines += ["[grid]", f"train.seed = {list(range(runs))}"]
     path = folder / "scaling.toml"
-    path.write_text(f'base = "{config.resolve().as_posix()}"\n[set]\ntrain.steps = {steps}\n'
-                    f'train.checkpoint_every = {max(1, steps // 4)}\n'
-                    f'[grid]\ntrain.seed = {list(range(runs))}\n')
+    path.write_text("\n".join(lines) + "\n")
     return path
 
 
@@ -53,7 +63,9 @@ def time_sweep(sweep_file: Path, out: Path, workers: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "tasks" / "mws.toml"))
-    parser.add_argument("--steps", type=int, default=120)
+    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--study-size", action="store_true",
+                        help="the config's own model and batch sizes (default: the small MWS)")
     parser.add_argument("--runs", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2, help="compared against 1 worker")
     parser.add_argument("--min-speedup", type=float, default=1.6)
@@ -64,12 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(args.out) if args.out else Path(scratch)
         folder.mkdir(parents=True, exist_ok=True)
-        sweep_file = write_sweep(folder, Path(args.config), args.steps, args.runs)
+        sweep_file = write_sweep(folder, Path(args.config), args.steps, args.runs,
+                                 small=not args.study_size)
         rows = [time_sweep(sweep_file, folder / f"workers_{w}", w) for w in (1, args.workers)]
     table = pd.DataFrame(rows)
     speedup = table["wall_s"].iloc[0] / table["wall_s"].iloc[1]
     table["speedup"] = table["wall_s"].iloc[0] / table["wall_s"]
-    print(f"{args.runs} runs of {Path(args.config).name} x {args.steps} steps on "
+    print(f"{args.runs} runs of {Path(args.config).name}{'' if args.study_size else ' (small)'} x "
+          f"{args.steps} steps on "
           f"{os.cpu_count()} cores (wall_s: the whole sweep, Ray start and stop included)")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     verdict = "ok" if speedup >= args.min_speedup else "TOO SLOW"

@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,17 +185,17 @@ def drive(ray, sweep: Sweep, out: Path, address, workers, threads, cpus_per_task
     jobs.extend(("train", p, 1) for p in sweep.points if p.name not in done)
     outcome.finished = [p.name for p in finished]
     bar = Progress(len(sweep.points), len(finished), progress)
-    previous_sigterm = signal.getsignal(signal.SIGTERM)
+    stop = StopRequest()
     inflight: dict[Any, tuple[str, Point, int]] = {}
     try:
         if jobs:
             start_ray(ray, address, workers or 0)
-            signal.signal(signal.SIGTERM, raise_interrupt)  # a scheduler's stop = Ctrl-C
+            stop.install()  # after ray.init, which sets a SIGTERM handler of its own
         options = {"num_cpus": cpus_per_task, "max_retries": 0}
         train_task = ray.remote(train_point).options(num_gpus=gpus_per_run, **options)
         analyze_task = ray.remote(analyze_point).options(**options)
         limit = workers or len(sweep.points) * 2
-        while jobs or inflight:
+        while (jobs or inflight) and not stop.requested:
             while jobs and len(inflight) < limit:
                 kind, point, attempt = job = jobs.popleft()
                 run_dir = str(run_dirs[point.name])
@@ -233,21 +234,20 @@ def drive(ray, sweep: Sweep, out: Path, address, workers, threads, cpus_per_task
                     update_summary(out)
                     if analyzers:
                         jobs.append(("analyze", point, 1))
-    except KeyboardInterrupt:
-        # a local Ray goes down with ray.shutdown() below, its workers with it; a cluster
-        # keeps running, so its tasks of this sweep are cancelled
-        outcome.interrupted = True
-        for ref in inflight if address is not None else ():
-            try:
-                ray.cancel(ref, force=True)
-            except Exception:  # noqa: BLE001 - already finished, or its worker already gone
-                pass
+    except KeyboardInterrupt:  # during ray.init, or a second Ctrl-C
+        stop.requested = True
     finally:
-        bar.running = bar.analyzing = 0
-        bar.close()
-        if ray.is_initialized():
-            ray.shutdown()
-        signal.signal(signal.SIGTERM, previous_sigterm)
+        stop.restore()
+        try:
+            if stop.requested:
+                outcome.interrupted = True
+                if address is not None:
+                    cancel(ray, inflight)
+        finally:
+            bar.running = bar.analyzing = 0
+            bar.close()
+            if ray.is_initialized():
+                ray.shutdown()  # a local Ray goes down, its workers with it
     return finish(sweep, out, analyzers, outcome)
 
 
@@ -259,8 +259,38 @@ def update_summary(out: Path) -> None:
         print(f"warning: could not update {out / 'sweep.csv'}: {describe(error)}", file=sys.stderr)
 
 
-def raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
+def cancel(ray, inflight: dict) -> None:
+    """Cancel this sweep's tasks on a cluster (which, unlike a local Ray, keeps running)."""
+    for ref in inflight:
+        try:
+            ray.cancel(ref, force=True)
+        except Exception:  # noqa: BLE001 - already finished, or its worker already gone
+            pass
+
+
+class StopRequest:
+    """Ctrl-C (SIGINT) or SIGTERM asks the driver loop to stop at its next turn (within a
+    second) rather than raising inside a Ray call; a second Ctrl-C raises at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.requested = False
+        self.previous: dict[int, Any] = {}
+
+    def __call__(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self) for s in self.SIGNALS}
+
+    def restore(self) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        self.previous = {}
 
 
 def record_failure(run_dir: Path, message: str, attempts: int) -> None:

@@ -68,14 +68,18 @@ def plateau_length_figure(frame: pd.DataFrame, field: str, others: list[str]):
             mean, half = mean_interval(lengths)
             if not math.isnan(mean):
                 xs.append(x), means.append(mean), halves.append(half)
+            if len(runs):  # how many of the runs the mean is over
+                axis.text(x, 0.02, f"{int(found.sum())}/{len(runs)}", color=color, fontsize=7,
+                          ha="center", transform=axis.get_xaxis_transform())
         if xs:
             axis.errorbar(xs, means, yerr=halves, color=color, marker="o", ms=7, capsize=4,
                           lw=1.5, label=name, zorder=4)
     axis.set_xticks(range(len(values)), [label(v) for v in values])
     axis.set_xlabel(field)
     axis.set_ylabel("plateau length (steps)")
-    axis.set_title(f"plateau length vs {field}\n(points: runs; bar: mean ± 95 % t-interval; "
-                   f"△: no drop detected, drawn at the run's length)", fontsize=9)
+    axis.set_title(f"plateau length vs {field}\n(points: runs; bar: mean ± 95 % t-interval over the "
+                   f"k/n runs with a detected drop; △: no drop, drawn at the run's length)",
+                   fontsize=9)
     axis.grid(alpha=0.3)
     if len(groups) > 1:
         axis.legend(fontsize=8)
