@@ -221,7 +221,7 @@ def test_interrupted_and_killed_sweep_resumes_and_trains_every_run_once(tmp_path
     # the killed driver's workers stop training: their processes end and free the run locks
     pids = [pid for pids in open_sessions(out).values() for pid in pids]
     wait_for(lambda: not any(alive(pid) for pid in pids), 60, "the orphaned workers to exit")
-    assert not any(is_locked(out / "runs" / n) for n in good)
+    wait_for(lambda: not any(is_locked(out / "runs" / n) for n in good), 60, "the run locks")
     killed_at = {n: newest(out / "runs" / n) for n in good}
     finished_before = [n for n in good if killed_at[n] == STEPS]
     assert finished_before and any(0 < killed_at[n] < STEPS for n in good)

@@ -131,6 +131,23 @@ class Progress:
         self.bar.close()
 
 
+def check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Fail fast when nothing listens at a ``host:port`` or ``ray://host:port`` address
+    (ray.init would keep retrying for minutes); ``auto`` is left to Ray."""
+    import socket
+
+    target = address.split("://", 1)[-1]
+    host, _, port = target.rpartition(":")
+    if address == "auto" or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise SweepError(f"no Ray cluster answers at --address {address} ({error}); start one "
+                         f"with `ray start --head` (README: Sweeps) or leave --address out to "
+                         f"run on a local Ray") from None
+
+
 def start_ray(ray, address: str | None, workers: int) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no network calls from a laptop sweep
     if address is None:
@@ -138,6 +155,11 @@ def start_ray(ray, address: str | None, workers: int) -> None:
                  log_to_driver=False, logging_level=logging.ERROR,
                  object_store_memory=OBJECT_STORE_BYTES)
     else:
+        # clusters started by recent Ray use token authentication; the token (RAY_AUTH_TOKEN
+        # or ~/.ray/auth_token) is only sent when RAY_AUTH_MODE says so
+        token = os.environ.get("RAY_AUTH_TOKEN") or (Path.home() / ".ray" / "auth_token").is_file()
+        if token and "RAY_AUTH_MODE" not in os.environ:
+            os.environ["RAY_AUTH_MODE"] = "token"
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
 
 
@@ -157,6 +179,7 @@ def run_sweep(sweep: Sweep, out: str | Path, *, workers: int | None = None,
         threads = threads or max(1, cores // workers)
         cpus_per_task = 1  # the local Ray has exactly `workers` CPU slots
     else:
+        check_reachable(address)
         threads = threads or 1
         cpus_per_task = threads
     if workers is not None and workers < 1:
