@@ -76,9 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .llm.cli import add_llm_parser
     from .reproduce.cli import add_reproduce_parser
+    from .sweep.cli import add_sweep_parser
 
     add_llm_parser(sub)
     add_reproduce_parser(sub)
+    add_sweep_parser(sub)
     return parser
 
 
