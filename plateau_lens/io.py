@@ -50,6 +50,13 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> None:
         atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
 
 
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV written by ``write_table`` with every float exactly as written (pandas 3
+    parses floats exactly by default; pandas 2 needs ``float_precision="round_trip"``)."""
+    exact = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
+    return pd.read_csv(path, **exact)
+
+
 def remove_stale_temp_files(directory: str | Path) -> list[Path]:
     """Delete the temp files (``.NAME.XXXX.tmp``) that killed atomic writes left behind."""
     directory = Path(directory)

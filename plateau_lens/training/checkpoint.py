@@ -28,6 +28,7 @@ import json
 import logging
 import random
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,38 @@ def _plain_tensors(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     return tensors
 
 
+def plain_rows(rows: list[dict] | None) -> list[dict]:
+    """Metrics rows with numpy scalars turned into Python ones (``weights_only``-loadable)."""
+    return [{str(k): v.item() if isinstance(v, np.generic) else v for k, v in row.items()}
+            for row in rows or []]
+
+
+def interned(value: Any) -> Any:
+    """``value`` with every string interned: pickle's memo then shares equal strings the same
+    way whether they were made in this process or loaded from a checkpoint, so a resumed run
+    writes byte-identical training states."""
+    if isinstance(value, str):
+        return sys.intern(value)
+    if isinstance(value, dict):
+        return type(value)((interned(k), interned(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return type(value)(interned(v) for v in value)
+    return value
+
+
+def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """A safetensors file whose JSON header has sorted keys (the library writes its metadata
+    in hash-map order, which differs from one write to the next), so that equal checkpoints
+    are equal files."""
+    from safetensors.torch import save
+
+    raw = save(tensors, metadata=metadata)
+    size = int.from_bytes(raw[:8], "little")
+    header = json.dumps(json.loads(raw[8:8 + size]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)
+    return len(header).to_bytes(8, "little") + header + raw[8 + size:]
+
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -155,14 +188,12 @@ def save_checkpoint(path: Path, *, step: int, config: dict, model: dict, optimiz
                     scheduler: dict | None, metrics: list[dict] | None = None,
                     rng: dict | None = None) -> None:
     """Write the sidecar (training state), then the weights file that vouches for it."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     state = {"format": CHECKPOINT_FORMAT, "step": int(step), "optimizer": optimizer,
              "scheduler": scheduler, "rng": rng_states() if rng is None else plain_rng_states(rng),
-             "metrics": list(metrics or [])}
+             "metrics": plain_rows(metrics)}
     buffer = io.BytesIO()
-    torch.save(state, buffer)
+    torch.save(interned(state), buffer)
     state_bytes = buffer.getvalue()
     atomic_write(state_path(path), lambda tmp: Path(tmp).write_bytes(state_bytes))
     tensors = _plain_tensors(model)
@@ -172,7 +203,8 @@ def save_checkpoint(path: Path, *, step: int, config: dict, model: dict, optimiz
         "config_sha256": _sha256(config_json.encode()), "tensors_sha256": tensors_sha256(tensors),
         "state_sha256": _sha256(state_bytes),
     }
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    data = safetensors_bytes(tensors, metadata)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 # --------------------------------------------------------------------------- reading

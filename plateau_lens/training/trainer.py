@@ -27,7 +27,7 @@ from ..config import RESUME_MUTABLE, SECTIONS, RunConfig, config_mismatch, load_
 from ..interventions import (
     configured_attention_bias, copy_components, freeze_components, set_attention_bias,
 )
-from ..io import RunLock, remove_stale_temp_files, write_table, write_text
+from ..io import RunLock, read_table, remove_stale_temp_files, write_table, write_text
 from ..models.build import build_network, wrap_in_bridge
 from ..tasks.base import step_generator
 from .checkpoint import (
@@ -91,6 +91,8 @@ def check_new_run_dir(run_dir: Path) -> None:
     if run_dir.exists() and not run_dir.is_dir():
         raise FileExistsError(f"--out {run_dir} is a file, not a directory")
     if is_run(run_dir):
+        if (run_dir / RunLock.FILE).is_file():  # a trainer at work there: say which
+            RunLock(run_dir).acquire().release()
         raise FileExistsError(f"{run_dir} already holds a plateau-lens run; use "
                               f"`plateau-lens resume {run_dir}` to continue it, or another --out")
     clashes = [name for name in RUN_FILES if (run_dir / name).exists()]
@@ -208,7 +210,7 @@ def plan_resume(run_dir: Path, requested=None, allow_pickle: bool = False) -> Re
 
 def _legacy_rows(path: Path, step: int) -> list[dict]:
     try:
-        frame = pd.read_csv(path)
+        frame = read_table(path)
         rows = frame[frame["step"] < step].to_dict("records")
     except Exception as error:
         raise CheckpointError(
@@ -494,6 +496,7 @@ def train_or_resume(config, out: str | Path, progress: bool = True, stop_at: int
     ``RESUME_MUTABLE`` fields such as ``train.steps``, which are adopted), else start it."""
     config = load_config(config)
     if is_run(out):
+        log.info("resuming the existing run in %s", out)
         trainer = Trainer.resume(out, config, allow_pickle=allow_pickle)
     else:
         trainer = Trainer.start(config, out)
