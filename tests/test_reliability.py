@@ -153,6 +153,13 @@ def test_edited_config_on_resume_is_refused_and_nothing_changes(tmp_path, capsys
     code, err = run_cli(capsys, "resume", run_dir)
     assert code == 2 and "model.d_model: 16 != 32" in err and "nothing was changed" in err
     assert snapshot(run_dir) == before
+    # a field that does not change any tensor's shape
+    config["model"]["d_model"], config["train"]["lr"] = 16, 0.5
+    (run_dir / "config.json").write_text(json.dumps(config))
+    before = snapshot(run_dir)
+    with pytest.raises(CheckpointMismatch, match=r"train\.lr: 0\.001 != 0\.5"):
+        resume(run_dir, progress=False)
+    assert snapshot(run_dir) == before
 
 
 def test_resume_with_another_model_is_refused_and_nothing_changes(tmp_path):
@@ -316,6 +323,16 @@ def test_nan_loss_stops_without_writing_a_nan_checkpoint(tmp_path, capsys):
     assert code == 3 and "training diverged: the loss is nan at step 3 (lr 10)" in err
 
 
+def test_deferred_nan_check_stops_before_the_next_checkpoint(tmp_path):
+    """Off the CPU the loss is checked at logged steps and before each checkpoint only."""
+    trainer = Trainer.start(small_config(optimizer="sgd", lr=10.0, log_every=5), tmp_path / "run")
+    trainer.check_every_step = False  # as on a GPU
+    with pytest.raises(TrainingDiverged, match=r"the loss became non-finite before step 4 .*last checkpoint is step 2"):
+        trainer.run(progress=False)
+    trainer.close()
+    assert list(list_checkpoints(tmp_path / "run")) == [0, 1, 2]
+
+
 def test_non_finite_weights_are_never_checkpointed(tmp_path):
     trainer = Trainer.start(small_config(), tmp_path / "run")
     trainer.run(stop_at=3, progress=False)
@@ -418,10 +435,16 @@ HEAD = '[task]\nname = "lrmc"\nm = 4\nn = 4\n'
 
 
 def merge_toml(extra: str) -> str:
-    """HEAD plus ``extra``, whose [task] lines join HEAD's table."""
-    if extra.startswith("[task]\n"):
-        return HEAD + extra[len("[task]\n"):] + "\n"
-    return HEAD + extra + "\n"
+    """A small lrmc config (were a check lost, a short run) with ``extra``'s table lines put
+    in their table, replacing a default of the same key."""
+    tables = {"task": HEAD[len("[task]\n"):], "model": "d_model = 16\n", "train": "steps = 2\nbatch_size = 4\n",
+              "init": ""}
+    section, lines = extra.split("]\n", 1)
+    section = section.lstrip("[")
+    keys = {line.split("=")[0].strip() for line in lines.splitlines()}
+    kept = [line for line in tables[section].splitlines() if line.split("=")[0].strip() not in keys]
+    tables[section] = "".join(line + "\n" for line in kept + lines.splitlines())
+    return "".join(f"[{name}]\n{body}" for name, body in tables.items() if body)
 
 
 @pytest.mark.parametrize("extra,message", BAD_INPUT)

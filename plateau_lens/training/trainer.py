@@ -86,12 +86,13 @@ def is_run(run_dir: str | Path) -> bool:
         (run_dir / RunLock.FILE).is_file() or bool(list_checkpoints(run_dir)))
 
 
-def check_new_run_dir(run_dir: Path) -> None:
-    """``train`` may write into ``run_dir``: it is absent, or holds none of our files."""
+def check_new_run_dir(run_dir: Path, probe_lock: bool = True) -> None:
+    """``train`` may write into ``run_dir``: it is absent, or holds none of our files
+    (``probe_lock``: name the PID of a trainer at work there; not while holding the lock)."""
     if run_dir.exists() and not run_dir.is_dir():
         raise FileExistsError(f"--out {run_dir} is a file, not a directory")
     if is_run(run_dir):
-        if (run_dir / RunLock.FILE).is_file():  # a trainer at work there: say which
+        if probe_lock and (run_dir / RunLock.FILE).is_file():  # a trainer at work there: say which
             RunLock(run_dir).acquire().release()
         raise FileExistsError(f"{run_dir} already holds a plateau-lens run; use "
                               f"`plateau-lens resume {run_dir}` to continue it, or another --out")
@@ -244,6 +245,9 @@ class Trainer:
         self.step = 0
         self.rows: list[dict] = []
         self.unchecked_finite: torch.Tensor | None = None
+        self.check_every_step = self.device.type == "cpu"
+        """Check the loss for nan/inf at every step (free on the CPU); else only at logged
+        steps and before each checkpoint, sparing the GPU a sync per step."""
         self.checkpoint_steps = set(config.train.checkpoint_steps())
         self.forward = torch.compile(self.network) if config.train.compile else self.network
         self.analysis_bridge = (wrap_in_bridge(self.network, self.task, config.model)
@@ -307,6 +311,17 @@ class Trainer:
 
     # ----------------------------------------------------------------- set-up / resume
     @classmethod
+    def open(cls, config, run_dir: str | Path, *, allow_pickle: bool = False) -> "Trainer":
+        """Resume the run in ``run_dir`` if there is one (its config must match ``config`` up
+        to ``RESUME_MUTABLE`` fields such as ``train.steps``, which are adopted), else start
+        it: the one place that decides between the two."""
+        config = load_config(config)
+        if is_run(run_dir):
+            log.info("resuming the existing run in %s", run_dir)
+            return cls.resume(run_dir, config, allow_pickle=allow_pickle)
+        return cls.start(config, run_dir)
+
+    @classmethod
     def start(cls, config, run_dir: str | Path, network=None) -> "Trainer":
         """A new run in ``run_dir`` (absent, or a directory without a run's files)."""
         config = load_config(config)
@@ -316,7 +331,7 @@ class Trainer:
         run_dir.mkdir(parents=True, exist_ok=True)
         lock = RunLock(run_dir).acquire()
         try:
-            check_new_run_dir(run_dir)  # again, now that no other trainer can start here
+            check_new_run_dir(run_dir, probe_lock=False)  # again, now that no other trainer can start here
             lock.record_owner()
             write_text(run_dir / CONFIG_FILE, config.to_json())
         except BaseException:
@@ -393,7 +408,7 @@ class Trainer:
         of a sync per step, at logged steps and before each checkpoint (a flag kept on the
         device meanwhile)."""
         finite = torch.isfinite(loss.detach())
-        if self.device.type == "cpu" or self.step % self.config.train.log_every == 0:
+        if self.check_every_step or self.step % self.config.train.log_every == 0:
             if not bool(finite):
                 raise self.diverged(f"the loss is {loss.item()} at step {self.step}")
         else:
@@ -492,13 +507,7 @@ def resume(run_dir: str | Path, progress: bool = True, stop_at: int | None = Non
 
 def train_or_resume(config, out: str | Path, progress: bool = True, stop_at: int | None = None, *,
                     allow_pickle: bool = False) -> Path:
-    """Resume the run in ``out`` if there is one (its config must match ``config`` up to
-    ``RESUME_MUTABLE`` fields such as ``train.steps``, which are adopted), else start it."""
-    config = load_config(config)
-    if is_run(out):
-        log.info("resuming the existing run in %s", out)
-        trainer = Trainer.resume(out, config, allow_pickle=allow_pickle)
-    else:
-        trainer = Trainer.start(config, out)
-    with trainer:
+    """Resume the run in ``out`` if there is one, else start it (``Trainer.open``), and train
+    it to the end (or ``stop_at``)."""
+    with Trainer.open(config, out, allow_pickle=allow_pickle) as trainer:
         return trainer.run(stop_at=stop_at, progress=progress)
