@@ -68,16 +68,6 @@ def remove_stale_temp_files(directory: str | Path) -> list[Path]:
     return stale
 
 
-def sha256_file(path: str | Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class RunLockedError(RuntimeError):
     """Another process holds the run directory's lock."""
 
