@@ -9,22 +9,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from .models.components import COMPONENTS
 from .models.handle import plateau_attentions, set_attention_bias  # noqa: F401  (re-exported)
-
-COMPONENTS = {
-    "embed": ("tok_embed.",),
-    "pos_embed": ("pos.",),
-    "attn": (".attn.",),
-    "attn.q": (".attn.q.",),
-    "attn.k": (".attn.k.",),
-    "attn.v": (".attn.v.",),
-    "attn.o": (".attn.o.",),
-    "mlp": (".mlp.",),
-    "ln1": (".ln1.",),
-    "ln2": (".ln2.",),
-    "ln_final": ("ln_out.",),
-    "unembed": ("head.",),
-}
 
 
 def attention_bias_multiplier(task, c: float) -> Float[Tensor, "query key"]:
