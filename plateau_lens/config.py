@@ -42,6 +42,15 @@ class TrainConfig:
     """Attention biasing c: optimal attention entries × c (loss-plateau study); 1 = off."""
     attention_bias_start: int = 0
     """First step at which the attention bias is applied."""
+    weight_decay: float = 0.0
+    """Decoupled weight decay of ``adamw`` (linear-layer weights only) and of ``muon``'s
+    AdamW part (see ``plateau_lens.training.optimizers``)."""
+    muon_lr: float = 0.02
+    """``muon``: learning rate of the block matrices (``lr`` is the AdamW part's)."""
+    muon_weight_decay: float = 0.0
+    eval_batch: str = "fresh"
+    """"fresh" (the study's): a new test batch at every evaluation, a pure function of
+    (seed, step); "fixed": the same test batch all run long."""
 
     def __post_init__(self) -> None:
         check_int("steps", self.steps, 1)
@@ -58,8 +67,14 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
         if self.grad_clip < 0:
             raise ValueError(f"grad_clip must be >= 0 (0 = off), got {self.grad_clip!r}")
-        check_choice("optimizer", self.optimizer, ("adam", "sgd"))
+        check_choice("optimizer", self.optimizer, ("adam", "adamw", "sgd", "muon"))
         check_choice("schedule", self.schedule, ("constant", "cosine"))
+        check_choice("eval_batch", self.eval_batch, ("fresh", "fixed"))
+        for name in ("weight_decay", "muon_weight_decay"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not self.muon_lr > 0:
+            raise ValueError(f"muon_lr must be > 0, got {self.muon_lr!r}")
         check_choice("precision", self.precision, ("fp32", "bf16"))
         if not (self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:")):
             raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {self.device!r}")
