@@ -53,7 +53,7 @@ class TrainConfig(StrictModel):
     steps: Int(ge=1) = 400
     batch_size: Int(ge=1) = 256
     lr: Float(gt=0) = 1e-4
-    optimizer: Literal["adam", "sgd"] = "adam"
+    optimizer: Literal["adam", "adamw", "sgd", "muon"] = "adam"
     schedule: Literal["constant", "cosine"] = "constant"
     warmup_steps: Int(ge=0) = 0
     grad_clip: Annotated[Float(ge=0), Allowed(">= 0 (a finite number; 0 = off)")] = 0.0
@@ -70,6 +70,15 @@ class TrainConfig(StrictModel):
     """Attention biasing c: optimal attention entries × c (loss-plateau study); 1 = off."""
     attention_bias_start: Int(ge=0) = 0
     """First step at which the attention bias is applied."""
+    weight_decay: Float(ge=0) = 0.0
+    """Decoupled weight decay of ``adamw`` (linear-layer weights only) and of ``muon``'s
+    AdamW part (see ``plateau_lens.training.optimizers``)."""
+    muon_lr: Float(gt=0) = 0.02
+    """``muon``: learning rate of the block matrices (``lr`` is the AdamW part's)."""
+    muon_weight_decay: Float(ge=0) = 0.0
+    eval_batch: Literal["fresh", "fixed"] = "fresh"
+    """"fresh" (the study's): a new test batch at every evaluation, a pure function of
+    (seed, step); "fixed": the same test batch all run long."""
 
     @field_validator("device")
     @classmethod

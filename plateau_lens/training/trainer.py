@@ -36,7 +36,8 @@ from .checkpoint import (
     LegacyCheckpointError, checkpoint_name, list_checkpoints, load_checkpoint, read_metadata,
     restore_rng_states, save_checkpoint,
 )
-from .evaluation import evaluation_metrics
+from .evaluation import training_log_row
+from .optimizers import build_optimizer, build_schedule
 
 log = logging.getLogger("plateau_lens")
 
@@ -61,23 +62,9 @@ def resolve_device(name: str) -> torch.device:
 
 
 def make_optimizer(network: torch.nn.Module, config: RunConfig, device: torch.device):
-    params = [p for p in network.parameters() if p.requires_grad]
-    train = config.train
-    if train.optimizer == "sgd":
-        optimizer = torch.optim.SGD(params, lr=train.lr)
-    else:
-        fused = device.type == "cuda"
-        optimizer = torch.optim.Adam(params, lr=train.lr, fused=fused)
-    if train.schedule == "cosine":
-        def factor(step: int) -> float:
-            if step < train.warmup_steps:
-                return (step + 1) / train.warmup_steps
-            progress = (step - train.warmup_steps) / max(1, train.steps - train.warmup_steps)
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-    else:
-        def factor(step: int) -> float:
-            return min(1.0, (step + 1) / train.warmup_steps) if train.warmup_steps else 1.0
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    """Optimizer and schedule (``plateau_lens.training.optimizers``)."""
+    optimizer = build_optimizer(network, config.train, device)
+    return optimizer, build_schedule(optimizer, config.train)
 
 
 def is_run(run_dir: str | Path) -> bool:
@@ -253,9 +240,7 @@ class Trainer:
         self.forward = torch.compile(self.network) if config.train.compile else self.network
         self.model = PlateauModel(bridge=wrap_in_bridge(self.network), task=self.task,
                                   network=self.network, config=config.model)
-        self.eval_batch = self.task.sample(
-            config.train.eval_batch_size,
-            step_generator(config.train.seed + EVAL_SEED_OFFSET, 0, self.device), self.device)
+        self.eval_batch = self.test_batch(0)
 
     def apply_init(self, copy_weights: bool = True) -> None:
         """Component-wise / optimal init: copy reference components (``copy_weights``: not
@@ -438,12 +423,23 @@ class Trainer:
             optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
             metrics=self.rows)
 
-    def log_row(self, output: torch.Tensor, batch, loss: torch.Tensor) -> dict:
-        row = {"step": self.step, "lr": self.scheduler.get_last_lr()[0]}
-        row.update({k: v.item() for k, v in self.task.metrics(output.detach(), batch).items()})
+    def test_batch(self, step: int):
+        """The test batch evaluated at ``step``: fresh (a pure function of seed and step, like
+        the training batches) or, with ``eval_batch = "fixed"``, step 0's for every step."""
+        train = self.config.train
+        step = step if train.eval_batch == "fresh" else 0
+        return self.task.sample(train.eval_batch_size,
+                                step_generator(train.seed + EVAL_SEED_OFFSET, step, self.device),
+                                self.device)
+
+    def log_after_update(self, batch, lr: float) -> dict:
+        """The row of step ``self.step``, measured as the study logs it: after this step's
+        update, in eval mode, on this step's training batch and a test batch
+        (``training_log_row``); ``lr`` is the learning rate the update used."""
+        row = {"step": self.step, "lr": lr}
         self.network.eval()
         with self.autocast():
-            row.update(evaluation_metrics(self.model, self.eval_batch, self.forward))
+            row.update(training_log_row(self.model, batch, self.test_batch(self.step), self.forward))
         self.network.train()
         return row
 
@@ -468,15 +464,16 @@ class Trainer:
                     output = self.forward(batch.inputs)
                     loss = self.task.loss(output, batch)
                 self.check_loss(loss)
-                if self.step % train.log_every == 0:
-                    self.rows.append(self.log_row(output, batch, loss))
-                    bar.set_postfix(loss=f"{self.rows[-1]['loss']:.4g}")
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if train.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(self.network.parameters(), train.grad_clip)
+                lr = self.scheduler.get_last_lr()[0]
                 self.optimizer.step()
                 self.scheduler.step()
+                if self.step % train.log_every == 0:
+                    self.rows.append(self.log_after_update(batch, lr))
+                    bar.set_postfix(loss=f"{self.rows[-1]['loss']:.4g}")
                 self.step += 1
                 bar.update(1)
                 if self.step in self.checkpoint_steps:
