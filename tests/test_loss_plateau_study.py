@@ -130,14 +130,14 @@ def test_muon_trains_and_resumes_bit_for_bit(tmp_path, small_mws_config):
     """The Muon optimizer's state goes through the checkpoint: a resumed run equals an
     uninterrupted one."""
     from plateau_lens import resume, train
-    from plateau_lens.training.checkpoint import load_checkpoint
+    from plateau_lens.training.checkpoint import checkpoint_path, load_checkpoint
 
     config = small_mws_config.replace(train={"optimizer": "muon", "steps": 6, "checkpoint_every": 3})
     full = train(config, tmp_path / "full", progress=False)
     part = train(config, tmp_path / "part", progress=False, stop_at=4)
     resume(part, progress=False)
-    a = load_checkpoint(full / "checkpoints" / "step_00000006.pt")["model"]
-    b = load_checkpoint(part / "checkpoints" / "step_00000006.pt")["model"]
+    a = load_checkpoint(checkpoint_path(full, 6))["model"]
+    b = load_checkpoint(checkpoint_path(part, 6))["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     pd.testing.assert_frame_equal(pd.read_csv(full / "metrics.csv"), pd.read_csv(part / "metrics.csv"))
 

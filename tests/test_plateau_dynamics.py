@@ -12,7 +12,7 @@ from plateau_lens.metrics import attention_progress_score, mean_pairwise_cosine
 from plateau_lens.models import set_attention_bias
 from plateau_lens.run import load_run
 from plateau_lens.tasks import step_generator
-from plateau_lens.training.checkpoint import load_checkpoint
+from plateau_lens.training.checkpoint import checkpoint_path, load_checkpoint
 from plateau_lens.metrics import repetition_frequency as repetition_frequency_of
 
 MWS = make_task("mws")
@@ -106,8 +106,8 @@ def test_attention_bias_of_one_changes_nothing_bit_for_bit(tmp_path, small_mws_c
     multiplier = attention_bias_multiplier(trainer.task, 1.0)
     set_attention_bias(trainer.network, multiplier)
     trainer.run(progress=False)
-    a = load_checkpoint(plain / "checkpoints" / "step_00000012.pt")["model"]
-    b = load_checkpoint(tmp_path / "biased" / "checkpoints" / "step_00000012.pt")["model"]
+    a = load_checkpoint(checkpoint_path(plain, 12))["model"]
+    b = load_checkpoint(checkpoint_path(tmp_path / "biased", 12))["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -124,7 +124,7 @@ def test_attention_bias_changes_training_and_bad_c_is_refused(tmp_path, small_mw
 
 def test_frozen_components_stay_bit_identical(tmp_path, small_mws_config):
     reference = train(small_mws_config, tmp_path / "ref", progress=False)
-    ref_ckpt = reference / "checkpoints" / "step_00000012.pt"
+    ref_ckpt = checkpoint_path(reference, 12)
     config = small_mws_config.replace(
         init={"checkpoint": str(ref_ckpt), "components": ["mlp", "unembed"], "freeze": True,
               "freeze_at_init": ["ln1"]},

@@ -17,6 +17,7 @@ from plateau_lens import load_config, load_run
 from plateau_lens.cli import main
 from plateau_lens.sweep import load_sweep
 from plateau_lens.sweep.rundir import is_locked, read_status
+from plateau_lens.training.checkpoint import list_checkpoints
 
 TINY = """
 [task]
@@ -157,8 +158,7 @@ def statuses(out: Path) -> dict[str, dict]:
 
 
 def newest(run_dir: Path) -> int:
-    steps = [int(p.stem.split("_")[1]) for p in (run_dir / "checkpoints").glob("step_*.pt")]
-    return max(steps, default=-1)
+    return max(list_checkpoints(run_dir), default=-1)
 
 
 def wait_for(condition, seconds: float, what: str, process=None) -> None:

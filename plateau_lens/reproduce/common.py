@@ -10,8 +10,7 @@ import pandas as pd
 from ..config import load_config
 from ..io import write_table
 from ..run import Run, load_run
-from ..training import Trainer
-from ..training.checkpoint import list_checkpoints
+from ..training import train_or_resume
 from .registry import Context
 
 TASKS_DIR = Path(__file__).resolve().parents[2] / "tasks"
@@ -38,10 +37,7 @@ def trained_run(context: Context, config: str, name: str, **overrides: dict[str,
     train["device"] = context.device
     loaded = loaded.replace(train=train, **overrides)
     run_dir = context.run_dir(name)
-    if list_checkpoints(run_dir):
-        Trainer.resume(run_dir).run(progress=context.progress)
-    else:
-        Trainer.start(loaded, run_dir).run(progress=context.progress)
+    train_or_resume(loaded, run_dir, progress=context.progress)
     return load_run(run_dir)
 
 
