@@ -530,8 +530,7 @@ def _register_all() -> None:
 
             register(Reproduction(
                 id=entry_id, study=STUDY, figure=analysis.figure, shows=analysis.shows,
-                config=_config_label(analysis, setup), device=setup.device,
-                cost="see README", status="see README", run=run))
+                config=_config_label(analysis, setup), device=setup.device, run=run))
 
 
 _register_all()
