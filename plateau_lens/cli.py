@@ -20,6 +20,24 @@ def _overrides(args) -> dict:
     return train
 
 
+def dry_run(config):
+    """Build the config's model and print what it is, without training or writing; returns
+    the network."""
+    from .models.build import build_network
+
+    task = config.make_task()
+    network = build_network(task, config.model, config.train.seed)
+    n_parameters = sum(p.numel() for p in network.parameters())
+    model = config.model
+    print(f"task: {task.name} ({task.n_positions} positions, vocabulary {task.d_vocab}, "
+          f"{task.attention_dir})")
+    print(f"model: architecture={model.architecture}, {model.n_layers} layers, {model.n_heads} "
+          f"heads, d_model {model.d_model}, d_mlp {model.resolved_d_mlp}, "
+          f"{network.cfg.n_ctx} positions, attention={model.attention}")
+    print(f"parameters: {n_parameters:,}".replace(",", " "))
+    return network
+
+
 def cmd_train(args) -> int:
     from .training import train
 
@@ -27,6 +45,11 @@ def cmd_train(args) -> int:
     overrides = _overrides(args)
     if overrides:
         config = config.replace(train=overrides)
+    if args.dry_run:
+        dry_run(config)
+        return 0
+    if args.out is None:
+        raise ValueError("train needs --out DIR (or --dry-run)")
     out = train(config, args.out, progress=not args.quiet)
     print(f"run written to {out}")
     return 0
@@ -53,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a config into a run directory")
     p.add_argument("config", help="TOML config, e.g. tasks/mws.toml")
-    p.add_argument("--out", required=True, help="run directory to create, e.g. runs/mws")
+    p.add_argument("--out", help="run directory to create, e.g. runs/mws (required unless --dry-run)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="build the model, print its size and parameter count, train nothing")
     p.add_argument("--steps", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--device")

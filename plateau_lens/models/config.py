@@ -9,6 +9,7 @@ from ..tasks.base import check_choice, check_int
 
 ACT_FNS = ("gelu", "gelu_new", "relu")
 POS_EMBEDDINGS = ("learned", "row_column")
+ARCHITECTURES = ("gpt2", "bert")
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,15 @@ class ModelConfig:
 
     Defaults are the loss-plateau study's minGPT: 1 layer, 1 head, d_model 256, MLP 4·d,
     tanh-GELU, linear attention, init N(0, 0.02) with residual outputs scaled by 1/√(2L).
+
+    ``architecture`` picks the block layout, norms and init as one named choice:
+
+    * ``"gpt2"`` (default): pre-LN blocks (TransformerLens' ``NativeBlock``), a final
+      LayerNorm before the read-out, GPT-2 init (N(0, init_std), output projections
+      N(0, init_std/√(2·n_layers))). The loss-plateau study's minGPT.
+    * ``"bert"``: the matrix-completion study's BERT (``plateau_lens.models.bert``): post-LN
+      blocks, a LayerNorm on the embeddings, no final LayerNorm, BERT init (N(0, init_std)
+      everywhere, the read-out with PyTorch's default nn.Linear init as in the authors' code).
     """
 
     n_layers: int = 1
@@ -32,6 +42,13 @@ class ModelConfig:
     pos_embedding: str = "learned"
     """"learned": one free vector per position (the studies'); "row_column" (matrix tasks):
     a learned row vector plus a learned column vector, see ``RowColumnEmbedding``."""
+    architecture: str = "gpt2"
+    """"gpt2" (pre-LN) or "bert" (post-LN + embedding LayerNorm + BERT init), see above."""
+    max_positions: int | None = None
+    """Rows of the position table (the model's n_ctx); default: the task's positions. Larger
+    lets a model be fed longer inputs than it is trained on (LRMC: other matrix sizes); rows
+    never reached in training keep their init (zero gradient: Adam never moves them), as the
+    rows 49…511 of the study's 512-row BERT table do."""
 
     def __post_init__(self) -> None:
         check_int("n_layers", self.n_layers, 1)
@@ -47,6 +64,9 @@ class ModelConfig:
         check_choice("act_fn", self.act_fn, ACT_FNS)
         check_choice("mask_embedding", self.mask_embedding, ("learned", "zero"))
         check_choice("pos_embedding", self.pos_embedding, POS_EMBEDDINGS)
+        check_choice("architecture", self.architecture, ARCHITECTURES)
+        if self.max_positions is not None:
+            check_int("max_positions", self.max_positions, 1)
         if not self.init_std > 0:
             raise ValueError(f"init_std must be > 0, got {self.init_std!r}")
 
