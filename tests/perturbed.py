@@ -55,9 +55,12 @@ def reference(model, inputs, edits=None):
 
 
 def lrmc_metrics(task, output, batch) -> dict[str, float]:
-    """loss (MSE over all entries), masked_mse, observed_mse, masked_abs_pred, from scratch."""
+    """loss (MSE over all entries), masked_mse, observed_mse, masked_abs_pred, from scratch;
+    the truth is X rounded to 2 decimals with the token encoding (the study's target)."""
     prediction = output[..., 0].double().reshape(len(batch), task.m, task.n)
     truth = batch.matrix.double()
+    if task.encoding == "tokens":
+        truth = torch.round(truth * 100) / 100
     masked = ~batch.observed
     squared = (prediction - truth) ** 2
     return {"loss": squared.mean().item(), "masked_mse": squared[masked].mean().item(),

@@ -17,10 +17,11 @@ from .algorithmic import (
     SequenceTask,
 )
 from .base import Batch, MatrixBatch, SequenceBatch, step_generator
-from .lrmc import LowRankMatrixCompletion
+from .lrmc import LowRankMatrixCompletion, MixedSizeMatrixCompletion
 
 TASKS: dict[str, type] = {
     "lrmc": LowRankMatrixCompletion,
+    "lrmc_mixed": MixedSizeMatrixCompletion,
     "mws": MovingWindowSum,
     "concat_mws": ConcatMovingWindowSum,
     "prefix_sum": PrefixSum,
@@ -47,6 +48,6 @@ def make_task(name: str, **params: Any):
 
 __all__ = [
     "TASKS", "make_task", "Batch", "MatrixBatch", "SequenceBatch", "SequenceTask",
-    "step_generator", "LowRankMatrixCompletion", "MovingWindowSum", "ConcatMovingWindowSum",
+    "step_generator", "LowRankMatrixCompletion", "MixedSizeMatrixCompletion", "MovingWindowSum", "ConcatMovingWindowSum",
     "PrefixSum", "RepeatK", "MultiDigitAddition", "Permutation", "Histogram", "Copy", "Reverse",
 ]
