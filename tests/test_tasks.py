@@ -242,3 +242,35 @@ def test_mixed_size_run_trains_on_every_size(tmp_path):
         assert metrics[f"masked_mse_{size}"].notna().any()
     assert (metrics["masked_mse_2x2"].notna() ^ metrics["masked_mse_3x3"].notna()).all()
 
+
+def test_gpt_variant_sequence_by_hand():
+    """A 2×2 matrix [[0.5, -1.25], [2, 0.004]] with the off-diagonal entries masked: tokens
+    201 + 100·x (MASK 0, SEP 404), prompt = masked matrix + SEP, answer = the full matrix."""
+    task = make_task("lrmc_gpt", m=2, n=2, rank=1)
+    matrix = torch.tensor([[[0.5, -1.25], [2.0, 0.004]]])
+    observed = torch.tensor([[[True, False], [False, True]]])
+    tokens = task.encode(matrix, observed)
+    assert tokens.tolist() == [[251, 0, 0, 201, 404, 251, 76, 401, 201]]
+    assert (task.prompt_length, task.answer_length, task.n_positions, task.d_vocab) == (5, 4, 8, 405)
+    batch = task._batch(tokens)
+    assert batch.prompts.tolist() == [[251, 0, 0, 201, 404]]
+    corrupted = task.default_corruption(batch)  # −X, same mask
+    assert corrupted.tokens.tolist() == [[151, 0, 0, 201, 404, 151, 326, 1, 201]]
+    perfect = torch.nn.functional.one_hot(batch.targets, 405).float() * 50
+    metrics = task.metrics(perfect, batch)
+    for name in ("teacher_forced_accuracy", "observed_accuracy", "masked_accuracy"):
+        assert metrics[name].item() == 1.0
+    assert metrics["masked_mse"].item() == 0.0
+    wrong = perfect.clone()
+    wrong[0, 5] = 0
+    wrong[0, 5, 201 + 125] = 50  # the masked -1.25 predicted as +1.25
+    metrics = task.metrics(wrong, batch)
+    assert metrics["masked_accuracy"].item() == 0.5 and metrics["observed_accuracy"].item() == 1.0
+    assert metrics["masked_mse"].item() == pytest.approx(2.5 ** 2 / 2)
+    sampled = make_task("lrmc_gpt").sample(32, gen())
+    assert sampled.tokens.shape == (32, 99) and (sampled.tokens[:, 49] == 404).all()
+    full = sampled.tokens[:, 50:]
+    assert ((sampled.tokens[:, :49] == 0) | (sampled.tokens[:, :49] == full)).all()
+    assert full.min() >= 1 and full.max() <= 401
+    with pytest.raises(ValueError, match=r"rank must be in \[1, 2\]"):
+        make_task("lrmc_gpt", rank=3)
