@@ -9,23 +9,23 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from .models.components import COMPONENTS
 from .models.handle import plateau_attentions, set_attention_bias  # noqa: F401  (re-exported)
 
-COMPONENTS = {
-    "embed": ("tok_embed.",),
-    "pos_embed": ("pos.",),
-    "embed_ln": ("ln_embed.",),  # the embedding LayerNorm of post-LN (BERT) models
-    "attn": (".attn.",),
-    "attn.q": (".attn.q.",),
-    "attn.k": (".attn.k.",),
-    "attn.v": (".attn.v.",),
-    "attn.o": (".attn.o.",),
-    "mlp": (".mlp.",),
-    "ln1": (".ln1.",),
-    "ln2": (".ln2.",),
-    "ln_final": ("ln_out.",),
-    "unembed": ("head.",),
+
+OPTIMAL_INIT = {
+    "mlp_ln2_unembed_lnf": ("mlp", "ln2", "unembed", "ln_final"),
+    "attn_qk_embed_ln1": ("attn.q", "attn.k", "embed", "pos_embed", "ln1"),
+    "attn_embed_ln1": ("attn", "embed", "pos_embed", "ln1"),
+    "embed_unembed_lnf": ("embed", "pos_embed", "unembed", "ln_final"),
 }
+"""Optimal-init variants of the study's ``src/train_mws_optimal_init.py`` (Fig. 5): the
+components copied from a trained model and frozen. The script's active line copies and
+freezes MLP, ln_2, lm_head and ln_f (``mlp_ln2_unembed_lnf``, everything but the attention
+and embeddings); its commented-out alternatives are attention Q/K + embeddings + ln_1
+(``attn_qk_embed_ln1``), the whole attention + embeddings + ln_1 (``attn_embed_ln1``) and
+embeddings + lm_head + ln_f (``embed_unembed_lnf``). "embeddings" is the study's wte and wpe:
+our ``embed`` and ``pos_embed``. Use as ``[init] components``."""
 
 
 def attention_bias_multiplier(task, c: float) -> Float[Tensor, "query key"]:
@@ -47,6 +47,20 @@ def configured_attention_bias(task, train_config, step: int) -> Tensor | None:
     if train_config.attention_bias == 1.0 or step < train_config.attention_bias_start:
         return None
     return attention_bias_multiplier(task, train_config.attention_bias)
+
+
+def components_of(network: torch.nn.Module, names: Iterable[str] = COMPONENTS) -> list[str]:
+    """The ``names`` (default: all of ``COMPONENTS``) that select a parameter of ``network``:
+    ``embed_ln`` only on post-LN (``architecture = "bert"``) models, ``ln_final`` only on
+    pre-LN ones."""
+    present = []
+    for component in names:
+        try:
+            component_parameters(network, [component])
+        except ValueError:
+            continue
+        present.append(component)
+    return present
 
 
 def component_parameters(network: torch.nn.Module, components: Iterable[str]) -> dict[str, torch.nn.Parameter]:

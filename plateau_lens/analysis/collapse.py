@@ -7,7 +7,8 @@ from typing import Sequence
 import pandas as pd
 import torch
 
-from ..metrics import generation_metrics, mean_pairwise_cosine, readout_input_hook
+from ..metrics import (generation_metrics, mean_cosine_over_pairs, mean_pairwise_cosine,
+                       readout_input_hook)
 from .hooks import check_hook_names, prepare
 from .schema import metric_records, record, tidy
 
@@ -56,9 +57,16 @@ def representation_collapse(model, batch, sites: Sequence[str] | None = None,
     ``sites``: the study's names (:data:`SITES`, default all): ``pre_lm_h`` is ln_f's output
     with its affine (``ln_final.hook_out``), the study's headline site; the others are read
     at every block in ``layers`` (default all). ``positions``: default
-    ``task.collapse_positions()`` (MWS: rows 17–31, 105 pairs per sample). Rows (see
-    :mod:`.schema`): labelled ``site``, metric ``cosine_similarity``."""
+    the task's headline pairs (``task.collapse_pairs()["cosine_similarity"]`` where the task
+    states pairs, e.g. within blocks for repeat-k; else every pair of
+    ``task.collapse_positions()``; MWS: rows 17–31, 105 pairs per sample), the same number
+    the training log's ``cosine_similarity`` reports. Rows (see :mod:`.schema`): labelled
+    ``site``, metric ``cosine_similarity``."""
     model = prepare(model, batch, task)
+    pairs = None
+    if positions is None and hasattr(model.task, "collapse_pairs"):
+        pairs = model.task.collapse_pairs()["cosine_similarity"]
+        positions = sorted({p for pair in pairs for p in pair})
     positions = model.task.collapse_positions() if positions is None else list(positions)
     width = batch.inputs.shape[1]
     bad = [p for p in positions if not 0 <= p < width]
@@ -69,8 +77,13 @@ def representation_collapse(model, batch, sites: Sequence[str] | None = None,
     check_hook_names(model.bridge, names.values())
     wanted = set(names.values())
     _, cache = model.bridge.run_with_cache(batch.inputs, names_filter=lambda n: n in wanted)
-    return tidy([record("cosine_similarity", mean_pairwise_cosine(cache[name][:, positions]),
-                        hook=name, site=site)
+
+    def cosine(hidden):
+        if pairs is not None:
+            return mean_cosine_over_pairs(hidden, pairs)
+        return mean_pairwise_cosine(hidden[:, positions])
+
+    return tidy([record("cosine_similarity", cosine(cache[name]), hook=name, site=site)
                  for (site, _), name in names.items()], ["site"])
 
 

@@ -9,7 +9,6 @@ with the same weights. :func:`build_model` returns both in one :class:`PlateauMo
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 
 import torch
@@ -143,7 +142,7 @@ def with_max_positions(model: PlateauModel, max_positions: int, seed: int = 0) -
     if max_positions < current:
         raise ValueError(f"max_positions must be >= the model's {current} positions, "
                          f"got {max_positions}")
-    config = dataclasses.replace(model.config, max_positions=max_positions)
+    config = ModelConfig.from_dict({**model.config.to_dict(), "max_positions": max_positions})
     reference = next(model.network.parameters())
     network = build_network(model.task, config, seed).to(reference.device, reference.dtype)
     state = network.state_dict()

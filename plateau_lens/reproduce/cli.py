@@ -14,6 +14,10 @@ def add_reproduce_parser(sub) -> None:
     p.add_argument("--out", help="directory for runs, figure and CSV")
     p.add_argument("--steps", type=int, help="train this many steps instead of the entry's default")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--batch-size", type=int,
+                   help="train with this batch size instead of the configs' (a reduced run)")
+    p.add_argument("--local-dir", help="LLM entries: local checkpoint copies (see the entry's "
+                                        "description) instead of the Hugging Face hub")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run_reproduce)
 
@@ -29,11 +33,13 @@ def run_reproduce(args) -> int:
         return 0
     if args.id is None or args.out is None:
         raise ValueError("give an entry id and --out DIR (or --list to see the entries)")
-    if args.steps is not None and args.steps < 1:
-        raise ValueError(f"--steps must be an integer >= 1, got {args.steps}")
+    for flag, value in (("--steps", args.steps), ("--batch-size", args.batch_size)):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be an integer >= 1, got {value}")
     entry = get(args.id)
     written = entry.run(Context(out=Path(args.out), steps=args.steps, device=args.device,
-                                progress=not args.quiet))
+                                progress=not args.quiet, batch_size=args.batch_size,
+                                local_dir=Path(args.local_dir) if args.local_dir else None))
     for label, path in written.items():
         print(f"{label:>8}: {path}")
     return 0

@@ -28,11 +28,13 @@ def config_path(name: str) -> Path:
 
 def trained_run(context: Context, config: str, name: str, **overrides: dict[str, Any]) -> Run:
     """Train ``tasks/config`` (with ``overrides``, e.g. ``train={"seed": 1}``, and the
-    context's steps and device) into ``OUT/runs/name``, resuming a run already there."""
+    context's steps, batch size and device) into ``OUT/runs/name``, resuming a run already there."""
     loaded = load_config(config_path(config))
     train = dict(overrides.pop("train", {}))
     if context.steps is not None:
         train["steps"] = context.steps
+    if context.batch_size is not None:
+        train["batch_size"] = context.batch_size
     train["device"] = context.device
     loaded = loaded.replace(train=train, **overrides)
     run_dir = context.run_dir(name)

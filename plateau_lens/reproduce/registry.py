@@ -27,6 +27,10 @@ class Context:
     """Train this many steps instead of the entry's default (a shorter or longer run)."""
     device: str = "cpu"
     progress: bool = True
+    batch_size: int | None = None
+    """Train with this batch size instead of the configs' (a reduced run, e.g. on a busy CPU)."""
+    local_dir: Path | None = None
+    """Local copies of pretrained checkpoints for the LLM entries (no hub needed)."""
 
     def run_dir(self, name: str) -> Path:
         return self.out / "runs" / name
