@@ -29,10 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 # (~10 s per 200 steps on one free core); --study-size keeps tasks/mws.toml's own sizes
 SMALL = {"task.n_inputs": 8, "model.d_model": 128, "model.d_mlp": 512, "train.batch_size": 64,
          "train.eval_batch_size": 32, "train.lr": 5e-4}
+# smaller still: a run that Python overhead dominates, so a second torch thread barely helps it
+TINY = {**SMALL, "model.d_model": 64, "model.d_mlp": 256, "train.batch_size": 32}
+SIZES = {"tiny": TINY, "small": SMALL, "study": {}}
 
 
-def write_sweep(folder: Path, config: Path, steps: int, runs: int, small: bool) -> Path:
-    fixed = {**(SMALL if small else {}), "train.steps": steps,
+def write_sweep(folder: Path, config: Path, steps: int, runs: int, size: str) -> Path:
+    fixed = {**SIZES[size], "train.steps": steps,
              "train.checkpoint_every": max(1, steps // 4)}
     lines = [f'base = "{config.resolve().as_posix()}"', "[set]"]
     lines += [f"{key} = {value!r}" for key, value in fixed.items()]
@@ -64,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "tasks" / "mws.toml"))
     parser.add_argument("--steps", type=int, default=400)
-    parser.add_argument("--study-size", action="store_true",
-                        help="the config's own model and batch sizes (default: the small MWS)")
+    parser.add_argument("--size", choices=sorted(SIZES), default="small",
+                        help="tiny / small: the MWS task at 8 inputs, d_model 64 / 128, batch 32 / "
+                             "64 (small is tests/test_sweep.py's); study: the config's own sizes")
     parser.add_argument("--runs", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2, help="compared against 1 worker")
     parser.add_argument("--min-speedup", type=float, default=1.6)
@@ -77,12 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(args.out) if args.out else Path(scratch)
         folder.mkdir(parents=True, exist_ok=True)
         sweep_file = write_sweep(folder, Path(args.config), args.steps, args.runs,
-                                 small=not args.study_size)
+                                 size=args.size)
         rows = [time_sweep(sweep_file, folder / f"workers_{w}", w) for w in (1, args.workers)]
     table = pd.DataFrame(rows)
     speedup = table["wall_s"].iloc[0] / table["wall_s"].iloc[1]
     table["speedup"] = table["wall_s"].iloc[0] / table["wall_s"]
-    print(f"{args.runs} runs of {Path(args.config).name}{'' if args.study_size else ' (small)'} x "
+    print(f"{args.runs} runs of {Path(args.config).name}({args.size} size) x "
           f"{args.steps} steps on "
           f"{os.cpu_count()} cores (wall_s: the whole sweep, Ray start and stop included)")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))

@@ -39,10 +39,34 @@ def _overrides(args) -> list[str]:
     return sets + list(getattr(args, "set", None) or [])
 
 
+def dry_run(config):
+    """Build the config's model and print what it is (task, architecture, sizes, parameter
+    count, then the full config as JSON), without training or writing; returns the network."""
+    from .models.build import build_network
+
+    task = config.make_task()
+    network = build_network(task, config.model, config.train.seed)
+    n_parameters = sum(p.numel() for p in network.parameters())
+    model = config.model
+    print(f"task: {task.name} ({task.n_positions} positions, vocabulary {task.d_vocab}, "
+          f"{task.attention_dir})")
+    print(f"model: architecture={model.architecture}, {model.n_layers} layers, {model.n_heads} "
+          f"heads, d_model {model.d_model}, d_mlp {model.resolved_d_mlp}, "
+          f"{network.cfg.n_ctx} positions, attention={model.attention}")
+    print(f"parameters: {n_parameters:,}".replace(",", " "))
+    print(config.to_json())
+    return network
+
+
 def cmd_train(args) -> int:
     from .training import train
 
     config = apply_overrides(load_config(args.config), _overrides(args))
+    if args.dry_run:
+        dry_run(config)
+        return 0
+    if args.out is None:
+        raise ValueError("train needs --out DIR (or --dry-run)")
     out = train(config, args.out, progress=not args.quiet)
     log.info("run written to %s", out)
     return 0
@@ -85,9 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a config into a new run directory")
     p.add_argument("config", help="TOML config, e.g. tasks/mws.toml")
-    p.add_argument("--out", required=True,
+    p.add_argument("--out",
                    help="run directory to create (absent, or a directory without config.json, "
-                        "metrics.csv or checkpoints/), e.g. runs/mws")
+                        "metrics.csv or checkpoints/), e.g. runs/mws; required unless --dry-run")
+    p.add_argument("--dry-run", action="store_true",
+                   help="build the model, print its size, parameter count and config; train nothing")
     p.add_argument("--set", action="append", metavar="TABLE.FIELD=VALUE", help=set_help)
     p.add_argument("--steps", type=int, help="shorthand for --set train.steps=N")
     p.add_argument("--seed", type=int, help="shorthand for --set train.seed=N")

@@ -143,7 +143,7 @@ def _task_field_type(annotation: Any) -> Any:
         return Float()
     if annotation is str:
         return str
-    return Annotated[Any, Field(strict=False)]
+    return Any  # e.g. lrmc_mixed's sizes: the task's __post_init__ checks it
 
 
 @functools.lru_cache(maxsize=None)

@@ -49,19 +49,40 @@ def configured_attention_bias(task, train_config, step: int) -> Tensor | None:
     return attention_bias_multiplier(task, train_config.attention_bias)
 
 
+def components_of(network: torch.nn.Module, names: Iterable[str] = COMPONENTS) -> list[str]:
+    """The ``names`` (default: all of ``COMPONENTS``) that select a parameter of ``network``:
+    ``embed_ln`` only on post-LN (``architecture = "bert"``) models, ``ln_final`` only on
+    pre-LN ones."""
+    present = []
+    for component in names:
+        try:
+            component_parameters(network, [component])
+        except ValueError:
+            continue
+        present.append(component)
+    return present
+
+
 def component_parameters(network: torch.nn.Module, components: Iterable[str]) -> dict[str, torch.nn.Parameter]:
-    """Parameters of the named components (see ``COMPONENTS``), by parameter name."""
+    """Parameters of the named components (see ``COMPONENTS``), by parameter name. A component
+    the model does not have (``ln_final`` of a post-LN model, ``embed_ln`` of a pre-LN one)
+    is refused rather than silently selecting nothing."""
     components = list(components)
     unknown = [c for c in components if c not in COMPONENTS]
     if unknown:
         raise ValueError(f"unknown component(s) {unknown}; allowed: {sorted(COMPONENTS)}")
-    selected = {}
+    selected, found = {}, set()
     for name, parameter in network.named_parameters():
         dotted = "." + name
         for component in components:
             if any(pattern in dotted if pattern.startswith(".") else name.startswith(pattern)
                    for pattern in COMPONENTS[component]):
                 selected[name] = parameter
+                found.add(component)
+    absent = [c for c in components if c not in found]
+    if absent:
+        raise ValueError(f"component(s) {absent} select no parameter of this model (a post-LN "
+                         f"model has embed_ln and no ln_final; a pre-LN one the reverse)")
     return selected
 
 

@@ -40,7 +40,8 @@ def reference_config(model) -> RefConfig:
         n_layers=config.n_layers, n_heads=config.n_heads, d_model=config.d_model,
         d_mlp=config.resolved_d_mlp, attention=config.attention,
         causal=task.attention_dir == "causal", act_fn=config.act_fn, eps=config.layer_norm_eps,
-        norm="pre", embedding="real" if getattr(task, "encoding", "tokens") == "real" else "tokens",
+        norm="post" if config.architecture == "bert" else "pre",
+        embedding="real" if getattr(task, "encoding", "tokens") == "real" else "tokens",
         pos=config.pos_embedding, m=getattr(task, "m", None), n=getattr(task, "n", None))
 
 
@@ -54,9 +55,12 @@ def reference(model, inputs, edits=None):
 
 
 def lrmc_metrics(task, output, batch) -> dict[str, float]:
-    """loss (MSE over all entries), masked_mse, observed_mse, masked_abs_pred, from scratch."""
+    """loss (MSE over all entries), masked_mse, observed_mse, masked_abs_pred, from scratch;
+    the truth is X rounded to 2 decimals with the token encoding (the study's target)."""
     prediction = output[..., 0].double().reshape(len(batch), task.m, task.n)
     truth = batch.matrix.double()
+    if task.encoding == "tokens":
+        truth = torch.round(truth * 100) / 100
     masked = ~batch.observed
     squared = (prediction - truth) ** 2
     return {"loss": squared.mean().item(), "masked_mse": squared[masked].mean().item(),
@@ -74,8 +78,34 @@ def sequence_metrics(task, logits, batch) -> dict[str, float]:
     return {"loss": loss.item(), "teacher_forced_accuracy": accuracy.item()}
 
 
+def lrmc_gpt_metrics(task, logits, batch) -> dict[str, float]:
+    """The GPT variant (masked matrix, SEP = 404, full matrix; value token t = 201 + 100·x):
+    the sequence metrics, and teacher-forced accuracy and value MSE split by whether the
+    prompt showed the entry (a predicted non-value token counts as value 0)."""
+    row = sequence_metrics(task, logits, batch)
+    size = task.m * task.n
+    predicted = logits[:, size : 2 * size].argmax(-1)
+    answers = batch.tokens[:, size + 1 :]
+    observed = batch.tokens[:, :size] != 0
+    correct = (predicted == answers).double()
+
+    def value(tokens):
+        is_value = (tokens >= 1) & (tokens <= 401)
+        return torch.where(is_value, (tokens.double() - 201) / 100, torch.zeros((), dtype=torch.float64))
+
+    squared = (value(predicted) - value(answers)) ** 2
+    return row | {"observed_accuracy": correct[observed].mean().item(),
+                  "masked_accuracy": correct[~observed].mean().item(),
+                  "observed_mse": squared[observed].mean().item(),
+                  "masked_mse": squared[~observed].mean().item()}
+
+
 def task_metrics(task, output, batch) -> dict[str, float]:
-    return lrmc_metrics(task, output, batch) if hasattr(task, "m") else sequence_metrics(task, output, batch)
+    if task.name == "lrmc":
+        return lrmc_metrics(task, output, batch)
+    if task.name == "lrmc_gpt":
+        return lrmc_gpt_metrics(task, output, batch)
+    return sequence_metrics(task, output, batch)
 
 
 def sample(task, size: int, seed: int = 0):

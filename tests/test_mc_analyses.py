@@ -209,30 +209,41 @@ def test_permuted_positions_equal_the_reference_with_permuted_weight_rows():
 
 
 # --------------------------------------------------------------------------------------- OOD
-def test_ood_equals_direct_mse_from_the_reference_and_marks_sizes_the_model_cannot_take():
+def test_ood_equals_direct_mse_from_the_reference_and_extends_positions_for_larger_sizes():
+    """Every condition against the reference forward, the truth rounded to 2 decimals by
+    hand (the token encoding's target). 4×4 needs 16 positions of a 12-position model: it is
+    asked of the model with its table extended (trained rows kept, rows 12-15 drawn fresh
+    for the seed), or reported as NaN with extend_positions=False."""
+    from plateau_lens.models import with_max_positions
+
     model = perturbed_model(TOKENS, CONFIG, seed=8)
     conditions = [OODCondition("trained", "trained"),
                   OODCondition("gauss", "factors", {"factor_distribution": "gaussian", "factor_scale": 0.5}),
                   OODCondition("2×4", "size", {"m": 2}), OODCondition("3×3", "size", {"n": 3}),
                   OODCondition("4×4", "size", {"m": 4}), OODCondition("p=0.6", "p_mask", {"p_mask": 0.6})]
     result = ood_evaluation(model, conditions, n_matrices=32, seed=3, progress=False)
+    extended = with_max_positions(model, 16, seed=3)
+    assert torch.equal(extended.network.pos.weight[:12], model.network.pos.weight)
+    notes = dict(zip(result["condition"], result["note"]))
+    assert notes["4×4"] == "positions 12-15 untrained (fresh init)" and notes["3×3"] == ""
     for index, condition in enumerate(conditions):
         ours = metrics_of(result, condition=condition.name)
-        if condition.name == "4×4":
-            assert all(np.isnan(v) for v in ours.values())
-            assert "16 positions; the model has 12" in result[result["condition"] == "4×4"]["note"].iloc[0]
-            continue
         task = dataclasses.replace(TOKENS, **condition.changes)
         batch = task.sample(32, step_generator(3, index))
-        output, _ = reference(model, batch.inputs)
+        output, _ = reference(extended if condition.name == "4×4" else model, batch.inputs)
         prediction = output[..., 0].reshape(32, task.m, task.n)
-        squared = (prediction - batch.matrix.double()) ** 2
+        truth = torch.round(batch.matrix.double() * 100) / 100
+        squared = (prediction - truth) ** 2
         masked = ~batch.observed
         expected = {"loss": squared.mean().item(), "observed_mse": squared[batch.observed].mean().item(),
                     "masked_mse": squared[masked].mean().item(),
-                    "masked_mean_square": (batch.matrix.double()[masked] ** 2).mean().item()}
+                    "masked_mean_square": (truth[masked] ** 2).mean().item()}
         expected["masked_mse_ratio"] = expected["masked_mse"] / expected["masked_mean_square"]
         assert ours == pytest.approx({**ours, **expected}, rel=1e-5), condition.name
+    refused = ood_evaluation(model, conditions[-2:], n_matrices=4, progress=False,
+                             extend_positions=False)
+    assert all(np.isnan(v) for v in metrics_of(refused, condition="4×4").values())
+    assert "16 positions; the model has 12" in refused[refused["condition"] == "4×4"]["note"].iloc[0]
     labels = result[result["condition"] == "gauss"].iloc[0]
     assert (labels["factor_distribution"], labels["factor_scale"], labels["m"]) == ("gaussian", 0.5, 3)
     defaults = {c.name: c.changes for c in default_conditions(make_task("lrmc"))}
@@ -365,7 +376,8 @@ def test_copying_on_the_studys_random_full_rank_input():
     hand = np.where(batch.observed.reshape(8, 12).numpy(), hand_tokens(random.reshape(8, 12).numpy()), 0)
     assert seen[0].tolist() == hand.tolist()  # the batch's mask, random full-rank entries
     output, _ = reference(model, seen[0])
-    squared = (output[..., 0].reshape(8, 3, 4) - random.double()) ** 2
+    rounded = torch.round(random.double() * 100) / 100  # the token encoding's target
+    squared = (output[..., 0].reshape(8, 3, 4) - rounded) ** 2
     ours = metrics_of(result)
     assert ours["observed_mse"] == pytest.approx(squared[batch.observed].mean().item(), rel=1e-5)
     assert ours["masked_mse"] == pytest.approx(squared[~batch.observed].mean().item(), rel=1e-5)

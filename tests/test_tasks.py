@@ -181,6 +181,109 @@ def test_unknown_task_and_parameter():
         make_task("lrmc").sample(0, gen())
 
 
+# --------------------------------------------------- the matrix-completion study's targets
+def test_token_encoding_target_is_the_rounded_matrix():
+    """With value tokens the model is scored against X rounded to 2 decimals (the study's
+    X_rounded): an output equal to the rounded matrix has zero loss, one equal to X has the
+    rounding error's MSE; the real encoding keeps X itself."""
+    from plateau_lens.tasks.lrmc import LowRankMatrixCompletion
+
+    task = make_task("lrmc", m=4, n=5, rank=2, encoding="tokens")
+    batch = task.sample(64, gen())
+    rounded = torch.round(batch.matrix.double() * 100) / 100
+    as_output = lambda matrix: matrix.reshape(64, 20, 1).float()
+    assert task.loss(as_output(rounded), batch).item() < 1e-12
+    error = ((batch.matrix.double() - rounded) ** 2)
+    assert task.loss(as_output(batch.matrix), batch).item() == pytest.approx(error.mean().item(), rel=1e-4)
+    assert error.mean().item() > 5e-6  # ≈ 0.01²/12: large enough to tell the two apart
+    metrics = task.metrics(as_output(batch.matrix), batch)
+    masked = ~batch.observed
+    assert metrics["masked_mse"].item() == pytest.approx(error[masked].mean().item(), rel=1e-4)
+    assert metrics["observed_mse"].item() == pytest.approx(error[~masked].mean().item(), rel=1e-4)
+    assert metrics["masked_abs_pred"].item() == pytest.approx(batch.matrix[masked].abs().mean().item(), rel=1e-5)
+    real = LowRankMatrixCompletion(m=4, n=5, rank=2)
+    assert real.loss(as_output(batch.matrix), batch).item() == 0.0
+
+
+def test_mixed_sizes_draw_one_size_per_batch_and_score_it():
+    task = make_task("lrmc_mixed", sizes=[5, 7, [9, 9]], rank=1, encoding="tokens")
+    assert task.sizes == ((5, 5), (7, 7), (9, 9)) and task.n_positions == 81
+    drawn = [tuple(task.sample(1, step_generator(0, step)).matrix.shape[1:]) for step in range(300)]
+    assert set(drawn) == {(5, 5), (7, 7), (9, 9)}
+    assert all(75 <= drawn.count(size) <= 125 for size in set(drawn))  # 100 ± 3σ (σ = 8.2)
+    again = task.sample(4, step_generator(0, 7))
+    assert torch.equal(again.inputs, task.sample(4, step_generator(0, 7)).inputs)
+    batch = next(b for b in (task.sample(8, step_generator(0, s)) for s in range(10))
+                 if b.matrix.shape[1] == 5)
+    single = make_task("lrmc", m=5, n=5, rank=1, encoding="tokens")
+    output = torch.randn(8, 25, 1)
+    metrics = task.metrics(output, batch)
+    for name, value in single.metrics(output, batch).items():
+        assert metrics[name] == value and metrics[f"{name}_5x5"] == value
+    assert not any(name.endswith("7x7") for name in metrics)
+    task.check_batch(batch)
+    with pytest.raises(ValueError, match=r"batch holds \(4, 4\) matrices"):
+        task.check_batch(make_task("lrmc", m=4, n=4, rank=1, encoding="tokens").sample(2, gen()))
+    assert task.collapse_positions() == list(range(25))
+    with pytest.raises(ValueError, match="sizes must be distinct"):
+        make_task("lrmc_mixed", sizes=[5, 5])
+    with pytest.raises(ValueError, match=r"rank must be in \[1, 2\]"):
+        make_task("lrmc_mixed", sizes=[2, 7], rank=3)
+
+
+def test_mixed_size_run_trains_on_every_size(tmp_path):
+    """One model, positions for the largest size, trains through batches of each size; each
+    size's metrics are logged in the rows of the steps that drew it."""
+    import pandas as pd
+
+    from plateau_lens import train
+
+    config = {"task": {"name": "lrmc_mixed", "sizes": [2, 3], "rank": 1, "encoding": "tokens"},
+              "model": {"n_layers": 1, "n_heads": 2, "d_model": 16, "architecture": "bert",
+                        "attention": "softmax", "mask_embedding": "zero"},
+              "train": {"steps": 8, "batch_size": 4, "eval_batch_size": 4, "log_every": 1,
+                        "checkpoint_every": 8}}
+    run = train(config, tmp_path / "run", progress=False)
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert metrics["loss"].notna().all()
+    for size in ("2x2", "3x3"):
+        assert metrics[f"masked_mse_{size}"].notna().any()
+    assert (metrics["masked_mse_2x2"].notna() ^ metrics["masked_mse_3x3"].notna()).all()
+
+
+def test_gpt_variant_sequence_by_hand():
+    """A 2×2 matrix [[0.5, -1.25], [2, 0.004]] with the off-diagonal entries masked: tokens
+    201 + 100·x (MASK 0, SEP 404), prompt = masked matrix + SEP, answer = the full matrix."""
+    task = make_task("lrmc_gpt", m=2, n=2, rank=1)
+    matrix = torch.tensor([[[0.5, -1.25], [2.0, 0.004]]])
+    observed = torch.tensor([[[True, False], [False, True]]])
+    tokens = task.encode(matrix, observed)
+    assert tokens.tolist() == [[251, 0, 0, 201, 404, 251, 76, 401, 201]]
+    assert (task.prompt_length, task.answer_length, task.n_positions, task.d_vocab) == (5, 4, 8, 405)
+    batch = task._batch(tokens)
+    assert batch.prompts.tolist() == [[251, 0, 0, 201, 404]]
+    corrupted = task.default_corruption(batch)  # −X, same mask
+    assert corrupted.tokens.tolist() == [[151, 0, 0, 201, 404, 151, 326, 1, 201]]
+    perfect = torch.nn.functional.one_hot(batch.targets, 405).float() * 50
+    metrics = task.metrics(perfect, batch)
+    for name in ("teacher_forced_accuracy", "observed_accuracy", "masked_accuracy"):
+        assert metrics[name].item() == 1.0
+    assert metrics["masked_mse"].item() == 0.0
+    wrong = perfect.clone()
+    wrong[0, 5] = 0
+    wrong[0, 5, 201 + 125] = 50  # the masked -1.25 predicted as +1.25
+    metrics = task.metrics(wrong, batch)
+    assert metrics["masked_accuracy"].item() == 0.5 and metrics["observed_accuracy"].item() == 1.0
+    assert metrics["masked_mse"].item() == pytest.approx(2.5 ** 2 / 2)
+    sampled = make_task("lrmc_gpt").sample(32, gen())
+    assert sampled.tokens.shape == (32, 99) and (sampled.tokens[:, 49] == 404).all()
+    full = sampled.tokens[:, 50:]
+    assert ((sampled.tokens[:, :49] == 0) | (sampled.tokens[:, :49] == full)).all()
+    assert full.min() >= 1 and full.max() <= 401
+    with pytest.raises(ValueError, match=r"rank must be in \[1, 2\]"):
+        make_task("lrmc_gpt", rank=3)
+
+
 # ------------------------------------------------ the loss-plateau study's masks and rows
 # Each expected value below is written out by hand from the study's definition (the authors'
 # src/train_*.py), as (query row, key) pairs of the model input, not computed by our code.

@@ -34,7 +34,8 @@ def copying_test(model, batch, fill_value: float | None = STUDY_FILL_VALUE,
     model that only copies does as well there as on low-rank input.
 
     Reads only the model's output (the read-out). Metrics, all against the (low-rank or
-    random) true matrix: ``loss`` (MSE over all entries), ``observed_mse``, ``masked_mse``,
+    random) true matrix (the task's target: rounded to 2 decimals under the token encoding,
+    the study's X_rounded): ``loss`` (MSE over all entries), ``observed_mse``, ``masked_mse``,
     ``masked_abs_pred`` (mean |output| on masked entries: ≈0 on the plateau); with a fill
     value, on the filled input: ``fill_copy_mse`` (masked outputs vs ``fill_value``: ≈0 when
     the model copies its input, the study's "mask replace loss"), ``fill_true_mse`` (masked
@@ -52,7 +53,7 @@ def copying_test(model, batch, fill_value: float | None = STUDY_FILL_VALUE,
     if matrix == "random":
         batch = task.with_inputs(batch, matrix=random_full_rank(batch, seed))
     prediction = task.predictions(model(batch.inputs)).double()
-    truth = batch.matrix.double()
+    truth = task.target(batch).double()  # rounded to 2 decimals under the token encoding
     masked = ~batch.observed
     squared = (prediction - truth) ** 2
     metrics = {

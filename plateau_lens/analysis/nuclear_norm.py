@@ -8,7 +8,8 @@ Each form is built once per matrix shape as a parametrised (DPP) cvxpy problem a
 re-solved for every matrix with new parameter values (about half the time of building a
 problem per matrix). The minimiser sees what the model sees: the observed entries, rounded
 to the token grid (2 decimals) under the study's token encoding; errors are measured
-against the task's true matrix, for the model and the minimiser alike.
+against the task's target, for the model and the minimiser alike (the rounded matrix under
+the token encoding, as the study's compare_nuc_bert.py, whose X is its X_rounded).
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def nuclear_norm_complete(matrix: Float[np.ndarray, "m n"], observed: Bool[np.nd
 
 def model_view(task, batch) -> np.ndarray:
     """The entries as the model sees them: rounded to the token grid under the token
-    encoding, exact otherwise (masked entries are never read)."""
+    encoding, exact otherwise (masked entries are never read). Also the task's target."""
     matrix = batch.matrix
     if getattr(task, "encoding", "real") == "tokens":
         matrix = round_to_tokens(matrix)
@@ -162,7 +163,7 @@ def compare_to_nuclear_norm(model, p_values: Sequence[float] = STUDY_P_VALUES,
         p_task = dataclasses.replace(task, p_mask=p)
         batch = p_task.sample(n_matrices, step_generator(seed, index))
         observed = batch.observed.cpu().numpy()
-        truth = batch.matrix.double().cpu().numpy()
+        truth = model_view(p_task, batch)
         predictions = {"model": task.predictions(model(batch.inputs)).double().cpu().numpy(),
                        "nuclear_norm": nuclear_norm_batch(batch, lam, progress=progress, task=p_task)}
         for method, prediction in predictions.items():
@@ -194,7 +195,7 @@ def nuclear_norm_lambda_sweep(task, lams: Sequence[float] = STUDY_LAMBDAS, n_mat
         task = dataclasses.replace(task, p_mask=_check_p_values([p_mask])[0])
     batch = task.sample(n_matrices, step_generator(seed, 0))
     observed = batch.observed.cpu().numpy()
-    truth = batch.matrix.double().cpu().numpy()
+    truth = model_view(task, batch)
     settings = [("exact", None)] * bool(exact) + [("regularised", float(v)) for v in lams]
     records = []
     for condition, lam in tqdm(settings, desc="lambda", disable=not progress):

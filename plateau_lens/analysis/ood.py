@@ -10,8 +10,12 @@ Sizes: an m′×n′ matrix is flattened row-major into m′·n′ positions and
 with its first m′·n′ position vectors, as the study's BERT does. So fewer *rows* keep every
 entry's column (position p = i·n + j), while another number of *columns* moves entries onto
 positions learned for other columns (the study: positions are column-specific). A size
-with more positions than the model has (``cfg.n_ctx``) cannot be evaluated: its rows carry
-NaN and say why in ``note`` (the study's BERT has 512 position vectors, untrained beyond 49).
+with more positions than the model has (``cfg.n_ctx``) is asked of a copy of the model whose
+position table is extended to the largest size (:func:`~plateau_lens.models.with_max_positions`):
+the new rows are a fresh N(0, init_std) draw, which is what the study's BERT holds there (512
+position vectors at BERT's init, only the first 49 ever trained; a row no input reaches gets
+no gradient). Such rows say so in ``note``. A model that cannot be extended (a bridge loaded
+without its plateau-lens config) reports NaN there, with the reason in ``note``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..metrics import scalar_metrics
+from ..models.build import with_max_positions
 from ..models.handle import PlateauModel
 from ..tasks.base import check_int, step_generator
 from .hooks import require
@@ -52,7 +57,7 @@ def default_conditions(task) -> list[OODCondition]:
     """The trained distribution; Gaussian (0.5) and Laplace (0.25) factors; ranks 1 …
     min(m, n, r + 2); p ∈ {0.1, 0.2, 0.4, 0.5, 0.6}; sizes with one row / one column /
     both fewer, and one / two more of each (more positions than the model has are
-    reported as NaN)."""
+    asked of the model with its position table extended: see the module docstring)."""
     conditions = [OODCondition("trained", "trained"),
                   OODCondition(f"gaussian({STUDY_GAUSSIAN_SCALE:g})", "factors",
                                {"factor_distribution": "gaussian", "factor_scale": STUDY_GAUSSIAN_SCALE}),
@@ -89,7 +94,7 @@ def _labels(task, condition: OODCondition, note: str) -> dict[str, Any]:
 @torch.no_grad()
 def ood_evaluation(model, conditions: Sequence[OODCondition] | None = None,
                    n_matrices: int = 1024, seed: int = 0, task=None,
-                   progress: bool = True) -> pd.DataFrame:
+                   progress: bool = True, extend_positions: bool = True) -> pd.DataFrame:
     """The model's MSE on each test distribution (:func:`default_conditions` by default;
     the study evaluates 1 024 matrices per condition).
 
@@ -99,7 +104,11 @@ def ood_evaluation(model, conditions: Sequence[OODCondition] | None = None,
     ``loss`` (total MSE over all entries), ``observed_mse``, ``masked_mse``,
     ``masked_abs_pred``, ``masked_mean_square`` (mean X² over masked entries: the masked MSE
     of predicting 0, the plateau's solution) and ``masked_mse_ratio`` (their ratio: below 1
-    means better than the plateau's copy-and-zero solution on that distribution)."""
+    means better than the plateau's copy-and-zero solution on that distribution).
+
+    ``extend_positions`` (default True): sizes longer than the model's position table are
+    evaluated on a copy with the table extended (fresh N(0, init_std) rows drawn for
+    ``seed``, the trained rows kept); False reports them as NaN."""
     model = PlateauModel.resolve(model, task)
     require(model, "m", "ood_evaluation")
     check_int("n_matrices", n_matrices, 1)
@@ -110,25 +119,39 @@ def ood_evaluation(model, conditions: Sequence[OODCondition] | None = None,
     if len(set(names)) != len(names):
         raise ValueError(f"condition names must be unique, got {names}")
     tasks = [ood_task(model.task, c) for c in conditions]  # validate all before any work
-    n_positions = model.cfg.n_ctx
+    trained_positions = model.task.n_positions  # rows of the table that training reached
+    available = model.cfg.n_ctx
+    longest = max(t.n_positions for t in tasks)
+    cannot_extend = ""
+    if longest > available:
+        if not extend_positions:
+            cannot_extend = "extend_positions=False"
+        elif model.network is None or model.config is None:
+            cannot_extend = "the model has no plateau-lens config to extend"
+        else:
+            model = with_max_positions(model, longest, seed=seed)
     records = []
     for index, (condition, test_task) in enumerate(
             tqdm(list(zip(conditions, tasks)), desc="OOD conditions", disable=not progress)):
-        if test_task.n_positions > n_positions:
-            note = (f"needs {test_task.n_positions} positions; the model has {n_positions}")
+        needed = test_task.n_positions
+        if needed > model.cfg.n_ctx:
+            note = f"needs {needed} positions; the model has {available} ({cannot_extend})"
             records += [record(metric, float("nan"), condition=condition.name,
                                **_labels(test_task, condition, note)) for metric in OOD_METRICS]
             continue
+        note = (f"positions {trained_positions}-{needed - 1} untrained (fresh init)"
+                if needed > trained_positions else "")
         batch = test_task.sample(n_matrices, step_generator(seed, index))
         metrics = scalar_metrics(test_task, model(batch.inputs), batch)
         masked = ~batch.observed
-        mean_square = (batch.matrix.double()[masked] ** 2).mean().item() if masked.any() else float("nan")
+        target = test_task.target(batch).double()
+        mean_square = (target[masked] ** 2).mean().item() if masked.any() else float("nan")
         metrics["masked_mean_square"] = mean_square
         metrics["masked_mse_ratio"] = (metrics["masked_mse"] / mean_square
                                        if masked.any() and mean_square > 0 else float("nan"))
         if not masked.any():
             metrics["masked_mse"] = metrics["masked_abs_pred"] = float("nan")
-        labels = _labels(test_task, condition, "")
+        labels = _labels(test_task, condition, note)
         records += [record(metric, metrics[metric], condition=condition.name, **labels)
                     for metric in OOD_METRICS]
     return tidy(records, list(OOD_LABELS))

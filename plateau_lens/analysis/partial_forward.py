@@ -55,7 +55,9 @@ def forward_from_layer(model: PlateauModel, residual: Float[Tensor, "batch pos d
     for block in bridge.blocks[layer:]:
         output = block(hidden, position_ids=position_ids)
         hidden = output[0] if isinstance(output, tuple) else output
-    return bridge.unembed(bridge.ln_final(hidden))
+    if hasattr(bridge, "ln_final"):  # post-LN (BERT) models have no final norm
+        hidden = bridge.ln_final(hidden)
+    return bridge.unembed(hidden)
 
 
 PatternEdit = Callable[[Tensor], Tensor]
@@ -64,9 +66,17 @@ PatternEdit = Callable[[Tensor], Tensor]
 def native_block(block, hidden: Float[Tensor, "*copies batch pos d_model"],
                  edit_pattern: Optional[PatternEdit] = None) -> Tensor:
     """TransformerLens' ``NativeBlock.forward`` (pre-LN: h + attn(ln1 h), then + mlp(ln2 ·)),
-    with ``edit_pattern`` applied to the attention pattern A [batch head query key]. The edit
-    may return [copies batch head query key]: z = A·V broadcasts over the copies and so does
-    the rest of the block, giving [copies batch pos d_model]."""
+    or for a post-LN block (``architecture = "bert"``, ``PostNormBlock``) BERT's
+    ln1(h + attn(h)), then ln2(· + mlp(·)), with ``edit_pattern`` applied to the attention
+    pattern A [batch head query key]. The edit may return [copies batch head query key]:
+    z = A·V broadcasts over the copies and so does the rest of the block, giving
+    [copies batch pos d_model]."""
+    if getattr(block, "post_norm", False):
+        attention_out, _ = block.attn(hidden, pattern_fn=edit_pattern)
+        hidden = block.ln1(hidden + attention_out)
+        if not block.cfg.attn_only:
+            hidden = block.ln2(hidden + block.mlp(hidden))
+        return hidden
     attention_out, _ = block.attn(block.ln1(hidden), pattern_fn=edit_pattern)
     hidden = hidden + attention_out
     if not block.cfg.attn_only:
@@ -75,7 +85,8 @@ def native_block(block, hidden: Float[Tensor, "*copies batch pos d_model"],
 
 
 def native_readout(network, hidden: Float[Tensor, "batch pos d_model"]) -> Tensor:
-    """The final norm, unembedding and logit soft-cap of ``NativeModel.forward``."""
+    """The final norm (an ``Identity`` on post-LN models), unembedding and logit soft-cap of
+    ``NativeModel.forward``."""
     return apply_softcap(network.head(network.ln_out(hidden)), network.output_logits_soft_cap)
 
 
@@ -89,6 +100,8 @@ def native_clean_pass(network, inputs: Int[Tensor, "batch pos"], keep_patterns: 
     hidden = network.tok_embed(inputs)
     if network.pos is not None:
         hidden = hidden + network.pos(torch.arange(seq, device=inputs.device).expand_as(inputs))
+    if getattr(network, "ln_embed", None) is not None:  # post-LN (BERT): embedding LayerNorm
+        hidden = network.ln_embed(hidden)
     residuals: list[Tensor] = []
     patterns: list[Tensor] = []
 

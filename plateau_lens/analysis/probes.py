@@ -101,9 +101,12 @@ LRMC's ``top_singular_vector`` is u₁ with its sign fixed so that its entries s
 
 
 def available_targets(task) -> dict[str, ProbeTarget]:
-    """The task's probe targets, plus :data:`MATRIX_PROBE_TARGETS` for matrix tasks."""
+    """The task's probe targets, plus :data:`MATRIX_PROBE_TARGETS` for matrix tasks (not for
+    the GPT variant ``lrmc_gpt``: a sequence task with m and n, probed on its tokens)."""
+    from ..tasks import SequenceTask
+
     targets = dict(task.probe_targets())
-    if hasattr(task, "m") and hasattr(task, "n"):
+    if hasattr(task, "m") and hasattr(task, "n") and not isinstance(task, SequenceTask):
         targets.update({k: v for k, v in MATRIX_PROBE_TARGETS.items() if k not in targets})
     return targets
 

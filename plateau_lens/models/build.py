@@ -9,6 +9,7 @@ with the same weights. :func:`build_model` returns both in one :class:`PlateauMo
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 import torch.nn as nn
@@ -16,11 +17,22 @@ from transformer_lens import TransformerBridgeConfig
 from transformer_lens.model_bridge.sources._bridge_builder import build_bridge_from_module
 from transformer_lens.model_bridge.sources.native import NativeModel, initialize_native_model
 
+from .bert import PostNormModel, init_bert, post_norm_components
 from .config import ModelConfig
 from .handle import PlateauModel, attention_bias_of
 from .layers import AttentionBias, PlateauAttention, RowColumnEmbedding, ValueEmbedding
 
 NATIVE_ARCHITECTURE = "TransformerLensNative"
+
+
+def n_ctx(task, model_config: ModelConfig) -> int:
+    """Rows of the position table: ``max_positions``, or the task's positions by default."""
+    if model_config.max_positions is None:
+        return task.n_positions
+    if model_config.max_positions < task.n_positions:
+        raise ValueError(f"max_positions must be >= the task's {task.n_positions} positions, "
+                         f"got {model_config.max_positions}")
+    return model_config.max_positions
 
 
 def bridge_config(task, model_config: ModelConfig, seed: int = 0) -> TransformerBridgeConfig:
@@ -30,7 +42,7 @@ def bridge_config(task, model_config: ModelConfig, seed: int = 0) -> Transformer
         n_heads=model_config.n_heads,
         d_head=model_config.d_head,
         d_mlp=model_config.resolved_d_mlp,
-        n_ctx=task.n_positions,
+        n_ctx=n_ctx(task, model_config),
         d_vocab=task.d_vocab,
         d_vocab_out=task.d_vocab_out,
         act_fn=model_config.act_fn,
@@ -50,12 +62,15 @@ def build_network(task, model_config: ModelConfig, seed: int = 0) -> NativeModel
     A task with ``readout_bias`` (LRMC) gets a linear read-out with bias; the ``real`` LRMC
     encoding gets a :class:`ValueEmbedding`; attention is :class:`PlateauAttention` of
     ``model_config.attention`` kind, every layer sharing one :class:`AttentionBias`.
+    ``architecture = "bert"`` builds a :class:`~plateau_lens.models.bert.PostNormModel` with
+    BERT's init instead of TransformerLens' pre-LN ``NativeModel`` with GPT-2's.
     """
     cfg = bridge_config(task, model_config, seed)
+    bert = model_config.architecture == "bert"
     attention_bias = AttentionBias()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        network = NativeModel(cfg)
+        network = PostNormModel(cfg) if bert else NativeModel(cfg)
         for block in network.layers:
             block.attn = PlateauAttention(cfg, kind=model_config.attention,
                                           attention_bias=attention_bias)
@@ -70,7 +85,11 @@ def build_network(task, model_config: ModelConfig, seed: int = 0) -> NativeModel
             if not hasattr(task, "m"):
                 raise ValueError(f"model.pos_embedding='row_column' needs a matrix task (lrmc), "
                                  f"got task {task.name!r}")
-            network.pos = RowColumnEmbedding(task.m, task.n, cfg.d_model)
+            network.pos = RowColumnEmbedding(math.ceil(cfg.n_ctx / task.n), task.n, cfg.d_model)
+        if bert:
+            generator = torch.Generator().manual_seed(seed)
+            init_bert(network, model_config.init_std, generator)
+            return network
         initialize_native_model(network, cfg, seed=seed)
         if isinstance(network.pos, RowColumnEmbedding):
             # each factor N(0, σ²/2): the summed table has the usual N(0, σ²) entries
@@ -87,14 +106,17 @@ def build_network(task, model_config: ModelConfig, seed: int = 0) -> NativeModel
 
 def wrap_in_bridge(network: NativeModel):
     """A ``TransformerBridge`` over a structural copy of ``network`` that shares its
-    parameters and its attention bias (the same objects, not copies)."""
+    parameters and its attention bias (the same objects, not copies). A post-LN network
+    (``architecture = "bert"``) gets BERT's hook layout (``models.bert.post_norm_components``)."""
     shared = {id(parameter): parameter for parameter in network.parameters()}
     bias = attention_bias_of(network)
     if bias is not None:
         shared[id(bias)] = bias
     analysis_copy = copy.deepcopy(network, memo=shared)
+    post_norm = isinstance(network, PostNormModel)
     bridge = build_bridge_from_module(analysis_copy, architecture=NATIVE_ARCHITECTURE,
-                                      tl_config=copy.deepcopy(network.cfg), model_name="plateau-lens")
+                                      tl_config=copy.deepcopy(network.cfg), model_name="plateau-lens",
+                                      post_adapter_hook=post_norm_components if post_norm else None)
     bridge.eval()
     return bridge
 
@@ -104,3 +126,34 @@ def build_model(task, model_config: ModelConfig, seed: int = 0) -> PlateauModel:
     network = build_network(task, model_config, seed)
     return PlateauModel(bridge=wrap_in_bridge(network), task=task, network=network,
                         config=model_config)
+
+
+def with_max_positions(model: PlateauModel, max_positions: int, seed: int = 0) -> PlateauModel:
+    """A copy of a plateau-lens model whose position table has ``max_positions`` rows, so it
+    can be fed longer inputs than it was built for (LRMC: a 7×7 model asked about 7×9 or
+    9×9 matrices). Every parameter, and the first rows of the position table, are the
+    model's (copies); the new rows are a fresh init (N(0, init_std), drawn for ``seed``):
+    what a row never reached in training holds, since it gets zero gradient and Adam never
+    moves it (the study's BERT has 512 rows and trains 49). The attention bias is carried
+    over."""
+    if model.network is None or model.config is None:
+        raise ValueError("with_max_positions needs a plateau-lens model (network and config)")
+    current = model.network.cfg.n_ctx
+    if max_positions < current:
+        raise ValueError(f"max_positions must be >= the model's {current} positions, "
+                         f"got {max_positions}")
+    config = ModelConfig.from_dict({**model.config.to_dict(), "max_positions": max_positions})
+    reference = next(model.network.parameters())
+    network = build_network(model.task, config, seed).to(reference.device, reference.dtype)
+    state = network.state_dict()
+    with torch.no_grad():
+        for name, value in model.network.state_dict().items():
+            if state[name].shape == value.shape:
+                state[name].copy_(value)
+            else:  # the position table (or a row/column table's rows): grows along dim 0
+                state[name][: value.shape[0]].copy_(value)
+    bias = model.attention_bias
+    if bias is not None and bias.multiplier is not None:
+        attention_bias_of(network).multiplier = bias.multiplier.clone()
+    return PlateauModel(bridge=wrap_in_bridge(network), task=model.task, network=network,
+                        config=config)

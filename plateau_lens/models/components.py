@@ -5,6 +5,7 @@ names without importing the model code (``interventions`` uses the same table)."
 COMPONENTS: dict[str, tuple[str, ...]] = {
     "embed": ("tok_embed.",),
     "pos_embed": ("pos.",),
+    "embed_ln": ("ln_embed.",),  # the embedding LayerNorm of post-LN (architecture = "bert") models
     "attn": (".attn.",),
     "attn.q": (".attn.q.",),
     "attn.k": (".attn.k.",),

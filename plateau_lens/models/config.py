@@ -10,6 +10,7 @@ from ..schema import ConfigError, Float, Int, StrictModel
 
 ACT_FNS = ("gelu", "gelu_new", "relu")
 POS_EMBEDDINGS = ("learned", "row_column")
+ARCHITECTURES = ("gpt2", "bert")
 
 
 class ModelConfig(StrictModel):
@@ -17,6 +18,15 @@ class ModelConfig(StrictModel):
 
     Defaults are the loss-plateau study's minGPT: 1 layer, 1 head, d_model 256, MLP 4·d,
     tanh-GELU, linear attention, init N(0, 0.02) with residual outputs scaled by 1/√(2L).
+
+    ``architecture`` picks the block layout, norms and init as one named choice:
+
+    * ``"gpt2"`` (default): pre-LN blocks (TransformerLens' ``NativeBlock``), a final
+      LayerNorm before the read-out, GPT-2 init (N(0, init_std), output projections
+      N(0, init_std/√(2·n_layers))). The loss-plateau study's minGPT.
+    * ``"bert"``: the matrix-completion study's BERT (``plateau_lens.models.bert``): post-LN
+      blocks, a LayerNorm on the embeddings, no final LayerNorm, BERT init (N(0, init_std)
+      everywhere, the read-out with PyTorch's default nn.Linear init as in the authors' code).
     """
 
     section: ClassVar[str] = "model"
@@ -34,6 +44,13 @@ class ModelConfig(StrictModel):
     pos_embedding: Literal["learned", "row_column"] = "learned"
     """"learned": one free vector per position (the studies'); "row_column" (matrix tasks):
     a learned row vector plus a learned column vector, see ``RowColumnEmbedding``."""
+    architecture: Literal["gpt2", "bert"] = "gpt2"
+    """"gpt2" (pre-LN) or "bert" (post-LN + embedding LayerNorm + BERT init), see above."""
+    max_positions: Optional[Int(ge=1)] = None
+    """Rows of the position table (the model's n_ctx); default: the task's positions. Larger
+    lets a model be fed longer inputs than it is trained on (LRMC: other matrix sizes); rows
+    never reached in training keep their init (zero gradient: Adam never moves them), as the
+    rows 49…511 of the study's 512-row BERT table do."""
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> "ModelConfig":

@@ -30,7 +30,7 @@ from ..analysis import (ablate_heads, ablation_sweep, analysis_batch, analyze_ru
                         positional_embedding_norms, positional_embedding_tsne, probe_batches,
                         study_row_mask, swap_attention, token_embedding_norms,
                         token_embedding_pca, token_progress)
-from ..interventions import COMPONENTS
+from ..interventions import COMPONENTS, components_of
 from ..io import write_table
 from ..plots import (attention_grid, condition_bars, lambda_sweep_figure, mc_training_curves,
                      nuclear_norm_figure, ood_figure, patching_heatmaps, permuted_positions_figure,
@@ -80,8 +80,11 @@ STUDY_SETUP = Setup(
     suffix="", config="lrmc.toml", run_name="lrmc", device="gpu",
     study_steps={"early": 1000, "plateau": 4000, "mid_plateau": 10000, "pre_drop": 14000,
                  "post_drop": 16000, "late": 20000},
-    width_configs=("lrmc_width_64.toml", "lrmc_width_128.toml", "lrmc_width_256.toml", "lrmc.toml"),
-    depth_configs=("lrmc.toml", "lrmc_depth_6.toml", "lrmc_depth_8.toml", "lrmc_depth_12.toml"),
+    # tasks/lrmc_sweeps/width_768.toml and depth_4.toml are tasks/lrmc.toml: its run is reused
+    width_configs=("lrmc_sweeps/width_64.toml", "lrmc_sweeps/width_128.toml",
+                   "lrmc_sweeps/width_256.toml", "lrmc.toml"),
+    depth_configs=("lrmc_sweeps/depth_2.toml", "lrmc.toml", "lrmc_sweeps/depth_6.toml",
+                   "lrmc_sweeps/depth_8.toml", "lrmc_sweeps/depth_12.toml"),
 )
 CPU_SETUP = Setup(
     suffix="-cpu", config="lrmc_cpu.toml", run_name="lrmc_cpu", device="cpu",
@@ -401,18 +404,22 @@ def ood(setup: Setup, entry_id: str, context: Context):
     return _save(context, entry_id, {"ood": figure}, {"ood": table})
 
 
-COMPONENT_GROUPS = {"token embeddings": ("embed",), "positional embeddings": ("pos_embed",),
+COMPONENT_GROUPS = {"token embeddings": ("embed", "embed_ln"),
+                    "positional embeddings": ("pos_embed", "embed_ln"),
                     "attention": ("attn", "ln1"), "MLP": ("mlp", "ln2")}
-"""What the component-wise runs train from scratch (each attention / MLP with its norm)."""
+"""What the component-wise runs train from scratch (each attention / MLP with its norm; each
+embedding with the embedding LayerNorm of a post-LN model, which the study's train_embed.py
+trains with the embeddings: only attention, intermediate, output and read-out are frozen)."""
 
 
 def component_wise(setup: Setup, entry_id: str, context: Context):
     full = setup.run(context)
     reference = str(full.checkpoints[full.steps[-1]].resolve())
-    top_level = [name for name in COMPONENTS if "." not in name]
+    present = components_of(full.model(full.steps[-1]).network,
+                            [name for name in COMPONENTS if "." not in name])
     curves = [full.metrics.assign(trained="all (full training)")]
     for label, trained in COMPONENT_GROUPS.items():
-        copied = [name for name in top_level if name not in trained]
+        copied = [name for name in present if name not in trained]
         run = setup.run(context, name=f"{setup.run_name}_only_{trained[0]}",
                         init={"checkpoint": reference, "components": copied, "freeze": True})
         curves.append(run.metrics.assign(trained=label))
@@ -436,7 +443,8 @@ def sweep(setup: Setup, entry_id: str, context: Context, kind: str):
     curves = []
     if configs:
         for config in configs:
-            run = setup.run(context, name=Path(config).stem, config=config)
+            name = setup.run_name if config == setup.config else f"lrmc_{Path(config).stem}"
+            run = setup.run(context, name=name, config=config)
             value = run.config.model.d_model if kind == "width" else run.config.model.n_layers
             curves.append(run.metrics.assign(**{kind: value}))
     for model in overrides:
@@ -504,7 +512,7 @@ ANALYSES = (
              "checkpoint and frozen", component_wise),
     Analysis("width", "width sweep", "masked MSE over training for d_model 64 … 768",
              lambda setup, entry_id, context: sweep(setup, entry_id, context, "width")),
-    Analysis("depth", "depth sweep", "masked MSE over training for 4 … 12 layers",
+    Analysis("depth", "depth sweep", "masked MSE over training for 2 … 12 layers",
              lambda setup, entry_id, context: sweep(setup, entry_id, context, "depth")),
 )
 

@@ -17,10 +17,13 @@ from .algorithmic import (
     SequenceTask,
 )
 from .base import Batch, MatrixBatch, SequenceBatch, step_generator
-from .lrmc import LowRankMatrixCompletion
+from .lrmc import LowRankMatrixCompletion, MixedSizeMatrixCompletion
+from .lrmc_gpt import MatrixCompletionSequence
 
 TASKS: dict[str, type] = {
     "lrmc": LowRankMatrixCompletion,
+    "lrmc_mixed": MixedSizeMatrixCompletion,
+    "lrmc_gpt": MatrixCompletionSequence,
     "mws": MovingWindowSum,
     "concat_mws": ConcatMovingWindowSum,
     "prefix_sum": PrefixSum,
@@ -47,6 +50,7 @@ def make_task(name: str, **params: Any):
 
 __all__ = [
     "TASKS", "make_task", "Batch", "MatrixBatch", "SequenceBatch", "SequenceTask",
-    "step_generator", "LowRankMatrixCompletion", "MovingWindowSum", "ConcatMovingWindowSum",
+    "step_generator", "LowRankMatrixCompletion", "MixedSizeMatrixCompletion",
+    "MatrixCompletionSequence", "MovingWindowSum", "ConcatMovingWindowSum",
     "PrefixSum", "RepeatK", "MultiDigitAddition", "Permutation", "Histogram", "Copy", "Reverse",
 ]

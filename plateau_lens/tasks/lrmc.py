@@ -8,8 +8,11 @@ predicts every entry (MSE over all positions).
 Two input encodings:
 
 * ``"tokens"`` (the study's): x rounded to 2 decimals, clipped to [-10, 10],
-  token = 1 + round(100·x) + 1000, MASK = 0: a vocabulary of 2002. (The study's code
-  truncates instead of rounding; we round, so the token round-trip is exact.)
+  token = 1 + round(100·x) + 1000, MASK = 0: a vocabulary of 2002. The regression target
+  is then the rounded matrix (``target``), as in the study's ``data.py`` (its ``X_rounded``).
+  (The study's code truncates 100·x_rounded + 1001 to int, which for some values lands one
+  token low, e.g. 0.29 → 1029 instead of 1030; we round, so every token stands for exactly
+  its target value. The paper describes the tokens as the rounded values: we follow it.)
 * ``"real"`` (ours): each position carries its real value; the model's embedding is
   x·w + b for an observed entry and a learned mask vector for a masked one. The value
   travels to the model as a fixed-point integer id (x·2²⁰, MASK = int64 min) so the
@@ -27,8 +30,8 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from ..codec import (FIXED_POINT_MASK, TOKEN_MASK, TOKEN_VOCAB_SIZE, values_to_fixed_point,
-                     values_to_tokens)
+from ..codec import (FIXED_POINT_MASK, TOKEN_MASK, TOKEN_VOCAB_SIZE, round_to_tokens,
+                     values_to_fixed_point, values_to_tokens)
 from .base import MatrixBatch, ProbeTarget, check_batch_type, check_choice, check_int
 
 FACTOR_DISTRIBUTIONS = ("uniform", "gaussian", "laplace")
@@ -48,7 +51,14 @@ class LowRankMatrixCompletion:
             (N(0, factor_scale²)) or ``"laplace"`` (Laplace(0, factor_scale)): the OOD options.
         factor_scale: scale of the Gaussian / Laplace factors (study: 0.5 and 0.25).
 
-    Scored positions: all m·n entries (loss); metrics split masked / observed.
+    Scored positions: all m·n entries (loss); metrics split masked / observed. The target
+    is X, rounded to 2 decimals with the token encoding (:meth:`target`).
+
+    Other sizes (out-of-distribution): a model whose position table has at least m'·n' rows
+    (``[model] max_positions``, or ``plateau_lens.models.with_max_positions`` on a trained
+    model) is asked about an m'×n' matrix through ``make_task("lrmc", m=m', n=n', ...)``:
+    the same row-major flattening, positions 0…m'n'−1 (so with n' ≠ n a position index
+    means another (row, column) than in training, as for the study's BERT).
     """
 
     m: int = 7
@@ -137,15 +147,27 @@ class LowRankMatrixCompletion:
     def predictions(self, output: Float[Tensor, "batch pos 1"]) -> Float[Tensor, "batch m n"]:
         return einops.rearrange(output[..., 0], "b (m n) -> b m n", m=self.m, n=self.n)
 
+    def target(self, batch: MatrixBatch) -> Float[Tensor, "batch m n"]:
+        """What the model is trained to output: X, rounded to the value its token stands for
+        with the token encoding (the study's ``X_rounded``), X itself with the real one."""
+        return round_to_tokens(batch.matrix) if self.encoding == "tokens" else batch.matrix
+
+    def _squared_error(self, output: Tensor, batch: MatrixBatch) -> tuple[Tensor, Tensor]:
+        prediction = einops.rearrange(output[..., 0], "b (m n) -> b m n",
+                                      n=batch.matrix.shape[-1]).float()
+        return prediction, (prediction - self.target(batch)) ** 2
+
     def loss(self, output: Float[Tensor, "batch pos 1"], batch: MatrixBatch) -> Tensor:
-        """MSE over all m·n entries, observed and masked (the study's loss)."""
-        return torch.mean((self.predictions(output).float() - batch.matrix) ** 2)
+        """MSE over all m·n entries, observed and masked, against :meth:`target` (the study's
+        loss: ``MSELoss`` on the whole read-out, ``train.py``)."""
+        return self._squared_error(output, batch)[1].mean()
 
     @torch.no_grad()
     def metrics(self, output: Float[Tensor, "batch pos 1"], batch: MatrixBatch) -> dict[str, Tensor]:
-        """loss, masked_mse, observed_mse and mean |prediction| on masked entries (tensors)."""
-        prediction = self.predictions(output).float()
-        squared_error = (prediction - batch.matrix) ** 2
+        """loss, masked_mse, observed_mse and mean |prediction| on masked entries (tensors),
+        against :meth:`target`: what the study's ``train.py`` logs ("mask loss", "obs loss",
+        "mask value")."""
+        prediction, squared_error = self._squared_error(output, batch)
         masked = ~batch.observed
         n_masked = masked.sum().clamp(min=1)
         n_observed = batch.observed.sum().clamp(min=1)
@@ -183,9 +205,12 @@ class LowRankMatrixCompletion:
         return einops.rearrange(~batch.observed, "b m n -> b (m n)")
 
 
-def _row_and_column(task: LowRankMatrixCompletion) -> tuple[Tensor, Tensor]:
-    rows = torch.arange(task.m).repeat_interleave(task.n)
-    cols = torch.arange(task.n).repeat(task.m)
+def _row_and_column(batch: MatrixBatch) -> tuple[Tensor, Tensor]:
+    """Row and column of each flattened position (from the batch's own m×n: the probe
+    targets serve every size a task yields)."""
+    m, n = batch.matrix.shape[-2:]
+    rows = torch.arange(m).repeat_interleave(n)
+    cols = torch.arange(n).repeat(m)
     return rows, cols
 
 
@@ -196,7 +221,7 @@ def _entry(task, batch: MatrixBatch) -> Tensor:
 def _observed_row(task, batch: MatrixBatch) -> Tensor:
     """For each position, the entries of its row that are observed (0 where masked)."""
     visible = batch.matrix * batch.observed
-    return einops.repeat(visible, "b m n -> b (m k) n", k=task.n)
+    return einops.repeat(visible, "b m n -> b (m k) n", k=batch.matrix.shape[-1])
 
 
 def _top_singular_vector(task, batch: MatrixBatch) -> Tensor:
@@ -204,15 +229,15 @@ def _top_singular_vector(task, batch: MatrixBatch) -> Tensor:
     u, _, _ = torch.linalg.svd(batch.matrix.double())
     top = u[..., 0]
     top = top * torch.where(top.sum(-1, keepdim=True) >= 0, 1.0, -1.0)
-    return einops.repeat(top.float(), "b m -> b p m", p=task.m * task.n)
+    return einops.repeat(top.float(), "b m -> b p m", p=batch.matrix[0].numel())
 
 
 def _row_index(task, batch: MatrixBatch) -> Tensor:
-    return einops.repeat(_row_and_column(task)[0], "p -> b p", b=len(batch))
+    return einops.repeat(_row_and_column(batch)[0], "p -> b p", b=len(batch))
 
 
 def _column_index(task, batch: MatrixBatch) -> Tensor:
-    return einops.repeat(_row_and_column(task)[1], "p -> b p", b=len(batch))
+    return einops.repeat(_row_and_column(batch)[1], "p -> b p", b=len(batch))
 
 
 def _is_masked(task, batch: MatrixBatch) -> Tensor:
@@ -227,3 +252,134 @@ LRMC_PROBE_TARGETS = {
     "column_index": ProbeTarget("classification", _column_index),
     "is_masked": ProbeTarget("classification", _is_masked),
 }
+
+
+def _normalise_sizes(sizes) -> tuple[tuple[int, int], ...]:
+    """``[5, 7, 9]`` (square) or ``[[5, 5], [7, 9]]`` (m×n pairs) as ((m, n), ...)."""
+    if isinstance(sizes, (int, str)) or not hasattr(sizes, "__iter__"):
+        raise ValueError(f"sizes must be a list of sizes (5 or [m, n]), got {sizes!r}")
+    pairs = []
+    for size in sizes:
+        pair = (size, size) if not hasattr(size, "__iter__") else tuple(size)
+        if len(pair) != 2:
+            raise ValueError(f"sizes entries must be an integer or an [m, n] pair, got {size!r}")
+        pairs.append((check_int("sizes[m]", pair[0], 1), check_int("sizes[n]", pair[1], 1)))
+    if not pairs:
+        raise ValueError("sizes is empty: give at least one matrix size")
+    if len(set(pairs)) != len(pairs):
+        raise ValueError(f"sizes must be distinct, got {list(sizes)!r}")
+    return tuple(pairs)
+
+
+@dataclass(frozen=True)
+class MixedSizeMatrixCompletion:
+    """LRMC on several matrix sizes in one run (the study's mixed-size experiment: 5×5, 7×7
+    and 9×9 rank-1 matrices, "learned in an order").
+
+    Design (how a mixed-size batch is encoded): each training batch holds matrices of ONE
+    size, drawn uniformly from ``sizes`` by the batch's own generator (so batch t is still a
+    pure function of (seed, t)), flattened row-major into m·n positions exactly as for
+    :class:`LowRankMatrixCompletion` — no padding, no attention mask, positions 0…m·n−1 of a
+    position table with max m·n rows. A 5×5 matrix is therefore the 25-token input a model
+    trained on 7×7 would be asked out of distribution, and every analyzer runs on a batch of
+    one size through :meth:`at_size` (a plain ``lrmc`` task). With absolute positions a
+    position index means a different (row, column) at each width: the model has to tell the
+    sizes apart from the sequence length (it sees it: attention is over all m·n positions).
+    (The paper does not say how its batches were built; a padded batch would need an
+    attention mask our models do not take.)
+
+    Metrics: those of the batch's size, plus the same keys suffixed by the size
+    (``masked_mse_5x5``: present in rows of steps that drew that size, so each size's curve
+    is the non-empty rows of its column). ``collapse_positions``: the positions every size
+    has (0…min m·n−1).
+    """
+
+    sizes: tuple = (5, 7, 9)
+    rank: int = 1
+    p_mask: float = 0.3
+    encoding: str = "real"
+    factor_distribution: str = "uniform"
+    factor_scale: float = 0.5
+
+    name = "lrmc_mixed"
+    readout_bias = True
+    attention_dir = "bidirectional"
+    d_vocab_out = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sizes", _normalise_sizes(self.sizes))
+        smallest = min(min(m, n) for m, n in self.sizes)
+        check_int("rank", self.rank, 1, smallest)
+        for m, n in self.sizes:  # validates p_mask, encoding, factors once per size
+            self.at_size(m, n)
+
+    def at_size(self, m: int, n: int) -> LowRankMatrixCompletion:
+        """The single-size task of one of ``sizes`` (what analyzers take for its batches)."""
+        return LowRankMatrixCompletion(m=m, n=n, rank=self.rank, p_mask=self.p_mask,
+                                       encoding=self.encoding,
+                                       factor_distribution=self.factor_distribution,
+                                       factor_scale=self.factor_scale)
+
+    @property
+    def n_positions(self) -> int:
+        """The largest size's m·n (the position table the model needs)."""
+        return max(m * n for m, n in self.sizes)
+
+    @property
+    def d_vocab(self) -> int:
+        return self.at_size(*self.sizes[0]).d_vocab
+
+    @property
+    def token_vocabulary(self) -> int | None:
+        return self.at_size(*self.sizes[0]).token_vocabulary
+
+    def task_of(self, batch: MatrixBatch) -> LowRankMatrixCompletion:
+        """The single-size task a batch belongs to."""
+        size = tuple(batch.matrix.shape[1:])
+        if size not in self.sizes:
+            raise ValueError(f"batch holds {size} matrices but task {self.name!r} has sizes "
+                             f"{[list(s) for s in self.sizes]}")
+        return self.at_size(*size)
+
+    def sample(self, batch_size: int, generator: torch.Generator,
+               device: torch.device | str = "cpu") -> MatrixBatch:
+        check_int("batch_size", batch_size, 1)
+        index = int(torch.randint(len(self.sizes), (1,), generator=generator,
+                                  device=generator.device).item())
+        return self.at_size(*self.sizes[index]).sample(batch_size, generator, device)
+
+    def target(self, batch: MatrixBatch) -> Tensor:
+        return self.task_of(batch).target(batch)
+
+    def with_inputs(self, batch: MatrixBatch, matrix: Tensor | None = None,
+                    observed: Tensor | None = None) -> MatrixBatch:
+        return self.task_of(batch).with_inputs(batch, matrix, observed)
+
+    def loss(self, output: Tensor, batch: MatrixBatch) -> Tensor:
+        return self.task_of(batch).loss(output, batch)
+
+    @torch.no_grad()
+    def metrics(self, output: Tensor, batch: MatrixBatch) -> dict[str, Tensor]:
+        m, n = batch.matrix.shape[1:]
+        values = self.task_of(batch).metrics(output, batch)
+        return values | {f"{name}_{m}x{n}": value for name, value in values.items()}
+
+    def check_batch(self, batch) -> None:
+        if not isinstance(batch, MatrixBatch):
+            check_batch_type(self, batch, MatrixBatch)  # raises the shared message
+        self.task_of(batch).check_batch(batch)
+
+    def default_corruption(self, batch: MatrixBatch) -> MatrixBatch:
+        return self.task_of(batch).default_corruption(batch)
+
+    def collapse_positions(self) -> list[int]:
+        return list(range(min(m * n for m, n in self.sizes)))
+
+    def optimal_attention(self) -> None:
+        return None
+
+    def probe_targets(self) -> dict[str, ProbeTarget]:
+        return LRMC_PROBE_TARGETS
+
+    def split_by_mask(self, batch: MatrixBatch) -> Bool[Tensor, "batch pos"]:
+        return self.task_of(batch).split_by_mask(batch)

@@ -82,8 +82,8 @@ GLOBAL_NAMES: dict[str, str] = {
     "W_pos": "pos.weight",  # pos="learned": [n_ctx d]
     "W_row": "pos.row",  # pos="row_column": [m d]
     "W_col": "pos.column",  # pos="row_column": [n d]
-    "embed_ln.w": "embed_ln.weight",  # norm="post" only
-    "embed_ln.b": "embed_ln.bias",
+    "embed_ln.w": "ln_embed.weight",  # norm="post" only (module ln_embed, hooks embed_ln.*)
+    "embed_ln.b": "ln_embed.bias",
     "ln_final.w": "ln_out.weight",  # norm="pre" only
     "ln_final.b": "ln_out.bias",
     "W_U": "head.weight",  # [vocab_out d]

@@ -114,7 +114,7 @@ def bert_to_project(sd: dict[str, torch.Tensor], head: torch.nn.Linear) -> dict[
     e = "embeddings."
     out = {"tok_embed.weight": sd[e + "word_embeddings.weight"],
            "pos.weight": sd[e + "position_embeddings.weight"] + sd[e + "token_type_embeddings.weight"][0],
-           "embed_ln.weight": sd[e + "LayerNorm.weight"], "embed_ln.bias": sd[e + "LayerNorm.bias"],
+           "ln_embed.weight": sd[e + "LayerNorm.weight"], "ln_embed.bias": sd[e + "LayerNorm.bias"],
            "head.weight": head.weight.detach(), "head.bias": head.bias.detach()}
     for l in range(L):
         b, p = f"encoder.layer.{l}.", f"layers.{l}."
@@ -189,7 +189,7 @@ def random_state_dict(cfg: RefConfig, d_vocab: int, d_out: int, n_ctx: int, seed
         sd["pos.weight"] = r(n_ctx, d)
     else:
         sd["pos.row"], sd["pos.column"] = r(cfg.m, d), r(cfg.n, d)
-    norms = ["ln_out"] if cfg.norm == "pre" else ["embed_ln"]
+    norms = ["ln_out"] if cfg.norm == "pre" else ["ln_embed"]
     for l in range(cfg.n_layers):
         p = f"layers.{l}."
         norms += [p + "ln1", p + "ln2"]
