@@ -9,6 +9,7 @@ import torch
 
 from ..metrics import generation_metrics, mean_pairwise_cosine, readout_input_hook
 from .hooks import check_hook_names, prepare
+from .partial_forward import analysis_workers, hook_activations, parallel_map
 from .schema import metric_records, record, tidy
 
 BLOCK_SITES = {
@@ -57,7 +58,9 @@ def representation_collapse(model, batch, sites: Sequence[str] | None = None,
     with its affine (``ln_final.hook_out``), the study's headline site; the others are read
     at every block in ``layers`` (default all). ``positions``: default
     ``task.collapse_positions()`` (MWS: rows 17–31, 105 pairs per sample). Rows (see
-    :mod:`.schema`): labelled ``site``, metric ``cosine_similarity``."""
+    :mod:`.schema`): labelled ``site``, metric ``cosine_similarity``. On plateau-lens' own
+    models with no hook attached, the activations are those of the clean pass shared with the
+    checkpoint's other analyzers (:func:`~.partial_forward.hook_activations`)."""
     model = prepare(model, batch, task)
     positions = model.task.collapse_positions() if positions is None else list(positions)
     width = batch.inputs.shape[1]
@@ -67,11 +70,11 @@ def representation_collapse(model, batch, sites: Sequence[str] | None = None,
     layers = range(model.cfg.n_layers) if layers is None else list(layers)
     names = collapse_hooks(model.bridge, SITES if sites is None else list(sites), layers)
     check_hook_names(model.bridge, names.values())
-    wanted = set(names.values())
-    _, cache = model.bridge.run_with_cache(batch.inputs, names_filter=lambda n: n in wanted)
-    return tidy([record("cosine_similarity", mean_pairwise_cosine(cache[name][:, positions]),
-                        hook=name, site=site)
-                 for (site, _), name in names.items()], ["site"])
+    cache = hook_activations(model, batch.inputs, list(dict.fromkeys(names.values())))
+    cosines = parallel_map(lambda name: mean_pairwise_cosine(cache[name][:, positions]),
+                           list(names.values()), analysis_workers(batch.inputs.device))
+    return tidy([record("cosine_similarity", cosine, hook=name, site=site)
+                 for ((site, _), name), cosine in zip(names.items(), cosines)], ["site"])
 
 
 @torch.no_grad()
