@@ -61,7 +61,7 @@ from plateau_lens.analysis import analysis_batch, analyze_run  # noqa: E402
 from plateau_lens.analysis.ablation import sweep_targets  # noqa: E402
 from plateau_lens.analysis.collapse import representation_collapse  # noqa: E402
 from plateau_lens.analysis.partial_forward import run_parallel  # noqa: E402
-from plateau_lens.analysis.probes import default_hooks, probe_flops, probe_plan  # noqa: E402
+from plateau_lens.analysis.probes import available_targets, default_hooks, probe_flops, probe_plan  # noqa: E402
 from plateau_lens.training import Trainer  # noqa: E402
 from plateau_lens.training.checkpoint import list_checkpoints  # noqa: E402
 
@@ -276,7 +276,7 @@ def main() -> None:
     probe_model = run.model(steps[0])
     cfg, seq = probe_model.cfg, batch.inputs.shape[1]
     shapes = Shapes(cfg, probe_model.network.head.out_features, seq)
-    plan = probe_plan(probe_model.task, train_batch, batch, list(probe_model.task.probe_targets()),
+    plan = probe_plan(probe_model.task, train_batch, batch, list(available_targets(probe_model.task)),
                       "least_squares")
     hooks = default_hooks(probe_model)
     n_train, n_test = len(train_batch) * seq, len(batch) * seq

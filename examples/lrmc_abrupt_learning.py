@@ -32,9 +32,8 @@ from plateau_lens import (
 from plateau_lens.analysis import analysis_batch, analyze_run, mean_attention_patterns
 from plateau_lens.analysis.attention_structure import uniform_baseline
 from plateau_lens.plots import ablation_vs_step, attention_grid, loss_curve, probe_vs_step, save
-from plateau_lens.training import Trainer
+from plateau_lens.training import train_or_resume
 from plateau_lens.io import write_table
-from plateau_lens.training.checkpoint import list_checkpoints
 
 
 def summarize(model, batch, train_batch) -> dict[str, float]:
@@ -77,10 +76,7 @@ def main() -> None:
                         help="the two checkpoints to compare (default: from the detected transition)")
     args = parser.parse_args()
     out = Path(args.out)
-    if list_checkpoints(out):
-        Trainer.resume(out).run()
-    else:
-        Trainer.start(load_config(args.config), out).run()
+    train_or_resume(load_config(args.config), out)  # resumes a run already in --out
     run = load_run(out)
     figures = out / "example"
     transition = run.transition("masked_mse")

@@ -21,23 +21,22 @@ import pandas as pd
 
 from plateau_lens import load_config, load_run
 from plateau_lens.plots import loss_curve, save
-from plateau_lens.training import Trainer
+from plateau_lens.training import Trainer, train_or_resume
 from plateau_lens.io import write_table
-from plateau_lens.training.checkpoint import list_checkpoints
 
 BIAS_VALUES = (0.2, 0.5, 1.0, 2.5, 10.0)
 
 
 def train_until_solved(config, out: Path, chunk: int = 10, solved_for: int = 30) -> pd.DataFrame:
     """Train in chunks; stop once accuracy ≥ 0.95 for ``solved_for`` steps (or at the budget)."""
-    trainer = Trainer.resume(out) if list_checkpoints(out) else Trainer.start(config, out)
-    while trainer.step < config.train.steps:
-        trainer.run(stop_at=trainer.step + chunk, progress=False)
-        metrics = pd.DataFrame(trainer.rows)
-        recent = metrics[metrics["step"] > trainer.step - solved_for]
-        if len(recent) and (recent["accuracy"] >= 0.95).all() and trainer.step >= solved_for:
-            break
-    trainer.save()
+    with Trainer.open(config, out) as trainer:
+        while trainer.step < config.train.steps:
+            trainer.run(stop_at=trainer.step + chunk, progress=False)
+            metrics = pd.DataFrame(trainer.rows)
+            recent = metrics[metrics["step"] > trainer.step - solved_for]
+            if len(recent) and (recent["accuracy"] >= 0.95).all() and trainer.step >= solved_for:
+                break
+        trainer.save()
     return pd.DataFrame(trainer.rows)
 
 
@@ -66,8 +65,7 @@ def main() -> None:
     # 1. the study's run, with everything it tracks
     main_run = out / "mws_seed0"
     main_config = base.replace(train={"steps": 400, "checkpoint_every": 20})
-    trainer = Trainer.resume(main_run) if list_checkpoints(main_run) else Trainer.start(main_config, main_run)
-    trainer.run()
+    train_or_resume(main_config, main_run)
     run = load_run(main_run)
     transition = run.transition()
     metrics = run.metrics.copy()

@@ -2,12 +2,18 @@
 as in the loss-plateau study (arXiv 2506.13688, Fig. on LLMs), plus the toy-model analyzers
 run unchanged on a real checkpoint.
 
-Needs the Hugging Face hub, or local copies laid out as DIR/step{N}/ (save_pretrained):
+Repetition and cosine are computed as the study does (generation_metrics: the checkpoint's
+own AutoTokenizer without a BOS, exactly 8 greedy tokens, last-layer hidden states). Needs the
+Hugging Face hub (and the ARC-Easy dataset), or local copies laid out as DIR/step{N}/
+(save_pretrained) and a prompt file:
 
     python examples/pythia_early_checkpoints.py --models pythia-14m,pythia-160m
-    python examples/pythia_early_checkpoints.py --local-dir ckpts/pythia-14m --models pythia-14m
+    python examples/pythia_early_checkpoints.py --local-dir ckpts/pythia-14m --models pythia-14m \
+        --prompts my_prompts.txt
 
-Writes results/<model>.csv, a figure per model and results/pythia_early.png.
+Writes, per model, results/<model>.csv (means per step) and results/<model>_generations.csv
+(each prompt's generations per step), and one figure with every model, results/pythia_early.png.
+For a series without the hub, examples/pretraining_series.py pretrains one locally.
 """
 
 from __future__ import annotations
@@ -19,10 +25,8 @@ import pandas as pd
 
 from plateau_lens import ablate_heads, linear_probes, load_checkpoint_model, patch_between_models
 from plateau_lens.llm import analyze_series, load_prompts, plot_series, prompt_batch
-from plateau_lens.llm.cli import parse_steps
+from plateau_lens.llm.cli import STUDY_STEPS, parse_steps, resolve_steps
 from plateau_lens.plots import save
-
-STUDY_STEPS = "0,1,2,4,...,512,1000,2000,4000,8000,10000"
 
 
 def toy_analyzers_on(model, prompts: list[str]):
@@ -44,9 +48,9 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     prompts = load_prompts(args.prompts)
-    steps = parse_steps(args.steps)
     frames = []
     for name in args.models.split(","):
+        steps = resolve_steps(parse_steps(args.steps), name, args.local_dir)
         frames.append(analyze_series(name, steps, prompts, out, local_dir=args.local_dir))
         print(frames[-1][["step", "repetition_frequency", "cosine_similarity"]].to_string(index=False))
     results = pd.concat(frames, ignore_index=True)

@@ -1,42 +1,63 @@
-"""``plateau-lens`` command line: train, resume, demo."""
+"""``plateau-lens`` command line: train, resume, demo, convert.
+
+Exit status: 0 done; 2 refused before any work (a bad config or flag, a run another trainer
+holds, a resume whose config disagrees with the run's checkpoints, an unreadable run, an
+``--out`` holding files that are not a plateau-lens run); 3 training diverged (a non-finite
+loss or weights; the last good checkpoint stays the resume point).
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
-from .config import load_config
+from .config import apply_overrides, load_config
+
+log = logging.getLogger("plateau_lens")
+
+EXIT_REFUSED = 2
+EXIT_DIVERGED = 3
+PICKLE_HELP = ("also read legacy pickle checkpoints (step_N.pt): unpickling runs any code in the "
+               "file, so only for runs you wrote yourself (better: `plateau-lens convert RUN`)")
 
 
-def _overrides(args) -> dict:
-    train = {}
-    for key in ("steps", "seed", "device", "precision"):
+def _overrides(args) -> list[str]:
+    """``--set`` overrides, with the shorthand flags first (``--set`` wins on a clash)."""
+    sets = []
+    for key in ("steps", "seed"):
         value = getattr(args, key, None)
         if value is not None:
-            train[key] = value
+            sets.append(f"train.{key}={value}")
+    for key in ("device", "precision"):
+        value = getattr(args, key, None)
+        if value is not None:
+            sets.append(f'train.{key}="{value}"')
     if getattr(args, "compile", False):
-        train["compile"] = True
-    return train
+        sets.append("train.compile=true")
+    return sets + list(getattr(args, "set", None) or [])
 
 
 def cmd_train(args) -> int:
     from .training import train
 
-    config = load_config(args.config)
-    overrides = _overrides(args)
-    if overrides:
-        config = config.replace(train=overrides)
+    config = apply_overrides(load_config(args.config), _overrides(args))
     out = train(config, args.out, progress=not args.quiet)
-    print(f"run written to {out}")
+    log.info("run written to %s", out)
     return 0
 
 
 def cmd_resume(args) -> int:
     from .training import resume
+    from .training.trainer import CONFIG_FILE
 
-    out = resume(args.run, progress=not args.quiet)
-    print(f"run {out} finished")
+    config = None
+    if args.set:
+        config = apply_overrides(load_config(Path(args.run) / CONFIG_FILE), args.set)
+    out = resume(args.run, progress=not args.quiet, config=config,
+                 allow_pickle=args.allow_legacy_pickle)
+    log.info("run %s finished", out)
     return 0
 
 
@@ -47,23 +68,41 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="plateau-lens", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def cmd_convert(args) -> int:
+    from .training.convert import convert_run
 
-    p = sub.add_parser("train", help="train a config into a run directory")
+    written = convert_run(args.run)
+    log.info("converted %d checkpoint(s) in %s", len(written), args.run)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="plateau-lens", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    set_help = ("override any config field, e.g. --set train.lr=3e-4 --set model.d_model=128 "
+                "(the value is read as TOML: numbers, true/false, \"strings\", [lists]; repeatable)")
+
+    p = sub.add_parser("train", help="train a config into a new run directory")
     p.add_argument("config", help="TOML config, e.g. tasks/mws.toml")
-    p.add_argument("--out", required=True, help="run directory to create, e.g. runs/mws")
-    p.add_argument("--steps", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device")
-    p.add_argument("--precision", choices=["fp32", "bf16"])
-    p.add_argument("--compile", action="store_true")
+    p.add_argument("--out", required=True,
+                   help="run directory to create (absent, or a directory without config.json, "
+                        "metrics.csv or checkpoints/), e.g. runs/mws")
+    p.add_argument("--set", action="append", metavar="TABLE.FIELD=VALUE", help=set_help)
+    p.add_argument("--steps", type=int, help="shorthand for --set train.steps=N")
+    p.add_argument("--seed", type=int, help="shorthand for --set train.seed=N")
+    p.add_argument("--device", help="shorthand for --set train.device=...")
+    p.add_argument("--precision", choices=["fp32", "bf16"], help="shorthand for --set train.precision=...")
+    p.add_argument("--compile", action="store_true", help="shorthand for --set train.compile=true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("resume", help="continue a run from its newest checkpoint")
+    p = sub.add_parser("resume", help="continue a run from its newest checkpoint that verifies")
     p.add_argument("run")
+    p.add_argument("--set", action="append", metavar="TABLE.FIELD=VALUE",
+                   help="change train.steps, train.device or train.compile (e.g. train longer: "
+                        "--set train.steps=20000); other fields are fixed for a run")
+    p.add_argument("--allow-legacy-pickle", action="store_true", help=PICKLE_HELP)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_resume)
 
@@ -74,20 +113,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
 
+    p = sub.add_parser("convert", help="rewrite a legacy run's step_N.pt checkpoints as safetensors "
+                                       "(unpickles them: only for runs you wrote yourself)")
+    p.add_argument("run")
+    p.set_defaults(func=cmd_convert)
+
     from .llm.cli import add_llm_parser
+    from .reproduce.cli import add_reproduce_parser
+    from .sweep.cli import add_sweep_parser
 
     add_llm_parser(sub)
+    add_reproduce_parser(sub)
+    add_sweep_parser(sub)
     return parser
 
 
+def setup_logging() -> None:
+    """plateau-lens messages (warnings, progress notes) to stderr, once."""
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("plateau-lens: %(levelname)s: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from .training import TrainingDiverged
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    setup_logging()
     try:
-        return args.func(args)
+        with logging_redirect_tqdm(loggers=[log]):
+            return args.func(args)
+    except TrainingDiverged as error:
+        print(f"plateau-lens: error: {error}", file=sys.stderr)
+        return EXIT_DIVERGED
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
         print(f"plateau-lens: error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_REFUSED
 
 
 if __name__ == "__main__":

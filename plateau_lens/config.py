@@ -1,68 +1,89 @@
-"""Run configuration: ``[task]``, ``[model]`` and ``[train]`` tables of a TOML file."""
+"""Run configuration: ``[task]``, ``[model]``, ``[train]`` and ``[init]`` tables of a TOML file.
+
+Every table is a strict pydantic model (``plateau_lens.schema``): exact types (a float field
+takes an int, nothing else converts: ``lr = "1e-3"``, ``compile = "no"`` and
+``components = "attn"`` are refused), unknown fields refused, every number finite and in
+range. A bad value raises ``ConfigError`` naming ``<table>.<field>``, what it allows and what
+it got, before any work starts.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import sys
-from dataclasses import asdict, dataclass, field
+import typing
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 
+from pydantic import Field, field_validator, model_validator
+
+from .models.components import COMPONENTS
 from .models.config import ModelConfig
-from .tasks import make_task
-from .tasks.base import check_choice, check_int
+from .schema import Allowed, ConfigError, Float, Int, Label, StrictModel, type_name
+from .tasks import TASKS, make_task
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
+SECTIONS = ("task", "model", "train", "init")
+RESUME_MUTABLE = frozenset({"train.steps", "train.device", "train.compile"})
+"""Fields a resumed run may change (how long and where it runs); any other difference between
+a run's config and its checkpoints is refused."""
 
-@dataclass(frozen=True)
-class TrainConfig:
+SEED_MAX = 2**63 - 1
+
+
+def _check_device(value: str) -> str:
+    if value in ("cpu", "cuda", "auto"):
+        return value
+    if value.startswith("cuda:") and value[5:].isdigit():
+        return value
+    raise ValueError(f"train.device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {value!r}")
+
+
+class TrainConfig(StrictModel):
     """Online training: a fresh batch every step, Adam by default (the studies' setup)."""
 
-    steps: int = 400
-    batch_size: int = 256
-    lr: float = 1e-4
-    optimizer: str = "adam"
-    schedule: str = "constant"
-    warmup_steps: int = 0
-    grad_clip: float = 0.0
-    seed: int = 0
-    log_every: int = 10
-    eval_batch_size: int = 64
-    checkpoint_every: int = 50
+    section: ClassVar[str] = "train"
+
+    steps: Int(ge=1) = 400
+    batch_size: Int(ge=1) = 256
+    lr: Float(gt=0) = 1e-4
+    optimizer: Literal["adam", "adamw", "sgd", "muon"] = "adam"
+    schedule: Literal["constant", "cosine"] = "constant"
+    warmup_steps: Int(ge=0) = 0
+    grad_clip: Annotated[Float(ge=0), Allowed(">= 0 (a finite number; 0 = off)")] = 0.0
+    seed: Int(ge=0, le=SEED_MAX) = 0
+    log_every: Int(ge=1) = 10
+    eval_batch_size: Int(ge=1) = 64
+    checkpoint_every: Int(ge=1) = 50
     checkpoint_log_spaced: bool = True
     """Also checkpoint at steps 0, 1, 2, 4, 8, … below ``checkpoint_every``."""
-    device: str = "cpu"
-    precision: str = "fp32"
+    device: Annotated[str, Allowed("'cpu', 'cuda', 'cuda:N' or 'auto'")] = "cpu"
+    precision: Literal["fp32", "bf16"] = "fp32"
     compile: bool = False
-    attention_bias: float = 1.0
+    attention_bias: Annotated[Float(gt=0), Label("attention_bias (c)")] = 1.0
     """Attention biasing c: optimal attention entries × c (loss-plateau study); 1 = off."""
-    attention_bias_start: int = 0
+    attention_bias_start: Int(ge=0) = 0
     """First step at which the attention bias is applied."""
+    weight_decay: Float(ge=0) = 0.0
+    """Decoupled weight decay of ``adamw`` (linear-layer weights only) and of ``muon``'s
+    AdamW part (see ``plateau_lens.training.optimizers``)."""
+    muon_lr: Float(gt=0) = 0.02
+    """``muon``: learning rate of the block matrices (``lr`` is the AdamW part's)."""
+    muon_weight_decay: Float(ge=0) = 0.0
+    eval_batch: Literal["fresh", "fixed"] = "fresh"
+    """"fresh" (the study's): a new test batch at every evaluation, a pure function of
+    (seed, step); "fixed": the same test batch all run long."""
 
-    def __post_init__(self) -> None:
-        check_int("steps", self.steps, 1)
-        check_int("batch_size", self.batch_size, 1)
-        check_int("eval_batch_size", self.eval_batch_size, 1)
-        check_int("log_every", self.log_every, 1)
-        check_int("checkpoint_every", self.checkpoint_every, 1)
-        check_int("warmup_steps", self.warmup_steps, 0)
-        check_int("seed", self.seed, 0)
-        check_int("attention_bias_start", self.attention_bias_start, 0)
-        if not self.attention_bias > 0:
-            raise ValueError(f"attention_bias (c) must be > 0, got {self.attention_bias!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr!r}")
-        if self.grad_clip < 0:
-            raise ValueError(f"grad_clip must be >= 0 (0 = off), got {self.grad_clip!r}")
-        check_choice("optimizer", self.optimizer, ("adam", "sgd"))
-        check_choice("schedule", self.schedule, ("constant", "cosine"))
-        check_choice("precision", self.precision, ("fp32", "bf16"))
-        if not (self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:")):
-            raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {self.device!r}")
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        return _check_device(value)
 
     def checkpoint_steps(self) -> list[int]:
         """Steps (number of completed updates) at which a checkpoint is written."""
@@ -75,79 +96,150 @@ class TrainConfig:
         return sorted(steps)
 
 
-@dataclass(frozen=True)
-class InitConfig:
+ComponentList = Annotated[tuple[str, ...], Field(strict=False),
+                          Allowed(f"a list of component names from {sorted(COMPONENTS)}")]
+
+
+class InitConfig(StrictModel):
     """Component-wise / optimal-init training: copy ``components`` from a reference
     ``checkpoint`` (frozen if ``freeze``) and freeze ``freeze_at_init`` at their random init."""
 
+    section: ClassVar[str] = "init"
+
     checkpoint: str = ""
-    components: tuple[str, ...] = ()
+    components: ComponentList = ()
     freeze: bool = True
-    freeze_at_init: tuple[str, ...] = ()
+    freeze_at_init: ComponentList = ()
 
-    def __post_init__(self) -> None:
-        from .interventions import COMPONENTS
+    @field_validator("components", "freeze_at_init")
+    @classmethod
+    def _known_components(cls, value: tuple[str, ...], info) -> tuple[str, ...]:
+        unknown = [c for c in value if c not in COMPONENTS]
+        if unknown:
+            raise ValueError(f"init.{info.field_name}: unknown component(s) {unknown}; "
+                             f"allowed: {sorted(COMPONENTS)}")
+        return value
 
-        object.__setattr__(self, "components", tuple(self.components))
-        object.__setattr__(self, "freeze_at_init", tuple(self.freeze_at_init))
-        for field_name in ("components", "freeze_at_init"):
-            unknown = [c for c in getattr(self, field_name) if c not in COMPONENTS]
-            if unknown:
-                raise ValueError(
-                    f"init.{field_name}: unknown component(s) {unknown}; allowed: {sorted(COMPONENTS)}")
+    @model_validator(mode="after")
+    def _components_need_a_checkpoint(self) -> "InitConfig":
         if self.components and not self.checkpoint:
             raise ValueError("init.components needs init.checkpoint (a reference checkpoint path)")
+        return self
 
     @property
     def active(self) -> bool:
         return bool(self.components or self.freeze_at_init)
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    task: dict[str, Any]
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    init: InitConfig = field(default_factory=InitConfig)
+# ------------------------------------------------------------------------------ [task]
+def _task_field_type(annotation: Any) -> Any:
+    """Config-level type of a task dataclass field: ints are counts, sizes or token ids
+    (>= 0), floats are finite; each task's own ``__post_init__`` checks its exact ranges."""
+    if annotation is bool:
+        return bool
+    if annotation is int:
+        return Int(ge=0)
+    if annotation is float:
+        return Float()
+    if annotation is str:
+        return str
+    return Annotated[Any, Field(strict=False)]
 
-    def __post_init__(self) -> None:
-        if "name" not in self.task:
-            raise ValueError("[task] needs a 'name' field")
-        self.make_task()  # validates the task parameters
+
+@functools.lru_cache(maxsize=None)
+def task_schema(name: str) -> type[StrictModel]:
+    """A strict model with the fields (types, defaults) of task ``name``'s dataclass."""
+    from pydantic import create_model
+
+    cls = TASKS[name]
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: (_task_field_type(hints.get(f.name, Any)),
+                       f.default if f.default is not dataclasses.MISSING else ...)
+              for f in dataclasses.fields(cls)}
+    schema = create_model(f"{cls.__name__}Params", __base__=StrictModel, **fields)
+    schema.section = "task"
+    return schema
+
+
+def validate_task(task: Any) -> dict[str, Any]:
+    """The ``[task]`` table, type-checked field by field, then built once (the task class
+    checks its ranges); returns the table as given (values normalised, no defaults added)."""
+    if not isinstance(task, dict):
+        raise ConfigError(f"task must be a table with a 'name' field (e.g. [task] name = \"mws\"), "
+                          f"got {task!r} ({type_name(task)})")
+    if "name" not in task:
+        raise ConfigError(f"[task] needs a 'name' field, one of {sorted(TASKS)}")
+    name = task["name"]
+    if not isinstance(name, str) or name not in TASKS:
+        raise ConfigError(f"task.name must be one of {sorted(TASKS)}, got {name!r}")
+    params = {k: v for k, v in task.items() if k != "name"}
+    schema = task_schema(name)
+    unknown = sorted(set(params) - set(schema.model_fields))
+    if unknown:
+        raise ConfigError(f"unknown [task] field(s) {unknown} for task {name!r}; "
+                          f"allowed: {sorted(schema.model_fields)}")
+    checked = schema(**params).model_dump(include=set(params))
+    try:
+        make_task(name, **checked)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"task.{error}") from None
+    return {"name": name, **{k: checked[k] for k in params}}
+
+
+# ------------------------------------------------------------------------------ run
+class RunConfig(StrictModel):
+    """A run: ``task`` (a table with ``name``), ``model``, ``train`` and ``init``."""
+
+    task: Annotated[dict[str, Any], Field(strict=False)]
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    init: InitConfig = InitConfig()
+
+    @field_validator("task", mode="before")
+    @classmethod
+    def _valid_task(cls, task: Any) -> dict[str, Any]:
+        return validate_task(task)
 
     def make_task(self):
         params = dict(self.task)
         return make_task(params.pop("name"), **params)
 
     def to_dict(self) -> dict[str, Any]:
-        values = {"task": dict(self.task), "model": self.model.to_dict(), "train": asdict(self.train)}
+        values = {"task": dict(self.task), "model": self.model.to_dict(),
+                  "train": self.train.model_dump()}
         if self.init.active:
             values["init"] = {k: list(v) if isinstance(v, tuple) else v
-                              for k, v in asdict(self.init).items()}
+                              for k, v in self.init.model_dump().items()}
         return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "RunConfig":
-        unknown = sorted(set(values) - {"task", "model", "train", "init"})
+        """Validate every table; all problems are reported together in one ``ConfigError``."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"a config is a table of [task], [model], [train], [init], got {values!r}")
+        unknown = sorted(set(values) - set(SECTIONS))
         if unknown:
-            raise ValueError(f"unknown config table(s) {unknown}; allowed: task, model, train, init")
-        init = dict(values.get("init", {}))
-        bad_init = sorted(set(init) - set(InitConfig.__dataclass_fields__))
-        if bad_init:
-            raise ValueError(
-                f"unknown [init] field(s) {bad_init}; allowed: {sorted(InitConfig.__dataclass_fields__)}")
-        train = dict(values.get("train", {}))
-        bad = sorted(set(train) - set(TrainConfig.__dataclass_fields__))
-        if bad:
-            raise ValueError(
-                f"unknown [train] field(s) {bad}; allowed: {sorted(TrainConfig.__dataclass_fields__)}"
-            )
-        return cls(
-            task=dict(values.get("task", {})),
-            model=ModelConfig.from_dict(dict(values.get("model", {}))),
-            train=TrainConfig(**train),
-            init=InitConfig(**init),
-        )
+            raise ConfigError(f"unknown config table(s) {unknown}; allowed: task, model, train, init")
+        if "task" not in values:
+            raise ConfigError(f"the config needs a [task] table with a 'name' field, one of {sorted(TASKS)}")
+        sections: dict[str, Any] = {}
+        problems = []
+        builders = {"task": validate_task, "model": lambda v: ModelConfig(**v),
+                    "train": lambda v: TrainConfig(**v), "init": lambda v: InitConfig(**v)}
+        for name in SECTIONS:
+            if name not in values:
+                continue
+            table = values[name]
+            if name != "task" and not isinstance(table, dict):
+                problems.append(f"[{name}] must be a table of fields, got {table!r} ({type_name(table)})")
+                continue
+            try:
+                sections[name] = builders[name](table)
+            except ConfigError as error:
+                problems += error.problems
+        if problems:
+            raise ConfigError(problems)
+        return cls(**sections)
 
     def replace(self, **sections: dict[str, Any]) -> "RunConfig":
         """A copy with some fields overridden, e.g. ``replace(train={"steps": 10})``."""
@@ -161,7 +253,7 @@ class RunConfig:
 
 
 def load_config(source: str | Path | dict[str, Any] | RunConfig) -> RunConfig:
-    """A ``RunConfig`` from a TOML path, a dict or a ``RunConfig``."""
+    """A ``RunConfig`` from a TOML or JSON path, a dict or a ``RunConfig``."""
     if isinstance(source, RunConfig):
         return source
     if isinstance(source, dict):
@@ -170,10 +262,90 @@ def load_config(source: str | Path | dict[str, Any] | RunConfig) -> RunConfig:
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
     if path.suffix == ".json":
-        return RunConfig.from_dict(json.loads(path.read_text()))
-    with path.open("rb") as handle:
         try:
-            values = tomllib.load(handle)
-        except tomllib.TOMLDecodeError as error:
-            raise ValueError(f"config file {path} is not valid TOML: {error}") from error
-    return RunConfig.from_dict(values)
+            values = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError) as error:
+            raise ConfigError(f"config file {path} is not valid JSON: {error}") from None
+    else:
+        with path.open("rb") as handle:
+            try:
+                values = tomllib.load(handle)
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+                raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+    try:
+        return RunConfig.from_dict(values)
+    except ConfigError as error:
+        raise ConfigError([f"{path}: {line}" for line in error.problems]) from None
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """``"train.lr=3e-4"`` -> ``("train", "lr", 0.0003)``. The value is read as a TOML value
+    (numbers, true/false, "strings", [lists]); anything that is not TOML is a bare string."""
+    key, sep, raw = text.partition("=")
+    section, dot, name = key.strip().partition(".")
+    if not sep or not dot or section not in SECTIONS or not name:
+        raise ConfigError(f"--set expects <table>.<field>=<value> with table one of {list(SECTIONS)}, "
+                          f"got {text!r}")
+    try:
+        value = tomllib.loads(f"value = {raw.strip()}")["value"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return section, name, value
+
+
+def apply_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
+    """``config`` with ``--set`` overrides applied (validated like the file itself)."""
+    sections: dict[str, dict[str, Any]] = {}
+    for text in overrides:
+        section, name, value = parse_override(text)
+        sections.setdefault(section, {})[name] = value
+    if "name" in sections.get("task", {}):  # another task: its table starts afresh
+        values = config.to_dict()
+        values["task"] = sections.pop("task")
+        config = RunConfig.from_dict(values)
+    return config.replace(**sections) if sections else config
+
+
+# ------------------------------------------------------------------- comparing configs
+def with_defaults(config: dict) -> dict:
+    """Every table with its defaults filled in, so that a config written before a field
+    existed compares equal to one that states the field's default. A table that no longer
+    validates is compared as written."""
+    filled: dict[str, dict] = {}
+    builders = {"model": ModelConfig, "train": TrainConfig, "init": InitConfig}
+    if "task" in config:
+        try:
+            params = dict(config["task"])
+            task = make_task(params.pop("name"), **params)
+            filled["task"] = {"name": task.name, **dataclasses.asdict(task)}
+        except (KeyError, TypeError, ValueError):
+            filled["task"] = dict(config["task"])
+    for section, model in builders.items():
+        table = config.get(section, {})
+        try:
+            values = model(**table).model_dump()
+            filled[section] = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+        except (TypeError, ValueError):
+            filled[section] = dict(table)
+    return filled
+
+
+def config_mismatch(found: dict, expected: dict, sections: tuple[str, ...] = ("task", "model"),
+                    ignore: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """The fields of ``sections`` that differ between two configs, as
+    ``'table.field: found != expected'`` (defaults filled in on both sides; ``ignore``:
+    ``table.field`` names to leave out)."""
+    found, expected = with_defaults(found), with_defaults(expected)
+    names = found.get("task", {}).get("name"), expected.get("task", {}).get("name")
+    if "task" in sections and names[0] != names[1]:  # another task: its fields would only add noise
+        return [f"task.name: {names[0]!r} != {names[1]!r}"]
+    problems = []
+    for section in sections:
+        a_table, b_table = found.get(section, {}), expected.get(section, {})
+        for key in sorted(set(a_table) | set(b_table)):
+            if f"{section}.{key}" in ignore:
+                continue
+            a, b = a_table.get(key), b_table.get(key)
+            if a != b:
+                problems.append(f"{section}.{key}: {a!r} != {b!r}")
+    return problems

@@ -8,9 +8,8 @@ from . import plots
 from .analysis import analyze_run, attention_progress
 from .config import load_config
 from .run import load_run
-from .training import Trainer
 from .io import write_table
-from .training.checkpoint import list_checkpoints
+from .training import train_or_resume
 
 
 def run_demo(config_path: str | Path, out: Path, steps: int | None = None,
@@ -18,11 +17,7 @@ def run_demo(config_path: str | Path, out: Path, steps: int | None = None,
     config = load_config(config_path)
     if steps is not None:
         config = config.replace(train={"steps": steps})
-    if list_checkpoints(out):
-        print(f"resuming the existing demo run in {out}")
-        Trainer.resume(out).run(progress=progress)
-    else:
-        Trainer.start(config, out).run(progress=progress)
+    train_or_resume(config, out, progress=progress)  # re-running the demo resumes it
     run = load_run(out)
     transition = run.transition()
     figure = plots.loss_curve(run.metrics, ["loss", "accuracy"], transition,

@@ -9,22 +9,23 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from .models.components import COMPONENTS
 from .models.handle import plateau_attentions, set_attention_bias  # noqa: F401  (re-exported)
 
-COMPONENTS = {
-    "embed": ("tok_embed.",),
-    "pos_embed": ("pos.",),
-    "attn": (".attn.",),
-    "attn.q": (".attn.q.",),
-    "attn.k": (".attn.k.",),
-    "attn.v": (".attn.v.",),
-    "attn.o": (".attn.o.",),
-    "mlp": (".mlp.",),
-    "ln1": (".ln1.",),
-    "ln2": (".ln2.",),
-    "ln_final": ("ln_out.",),
-    "unembed": ("head.",),
+
+OPTIMAL_INIT = {
+    "mlp_ln2_unembed_lnf": ("mlp", "ln2", "unembed", "ln_final"),
+    "attn_qk_embed_ln1": ("attn.q", "attn.k", "embed", "pos_embed", "ln1"),
+    "attn_embed_ln1": ("attn", "embed", "pos_embed", "ln1"),
+    "embed_unembed_lnf": ("embed", "pos_embed", "unembed", "ln_final"),
 }
+"""Optimal-init variants of the study's ``src/train_mws_optimal_init.py`` (Fig. 5): the
+components copied from a trained model and frozen. The script's active line copies and
+freezes MLP, ln_2, lm_head and ln_f (``mlp_ln2_unembed_lnf``, everything but the attention
+and embeddings); its commented-out alternatives are attention Q/K + embeddings + ln_1
+(``attn_qk_embed_ln1``), the whole attention + embeddings + ln_1 (``attn_embed_ln1``) and
+embeddings + lm_head + ln_f (``embed_unembed_lnf``). "embeddings" is the study's wte and wpe:
+our ``embed`` and ``pos_embed``. Use as ``[init] components``."""
 
 
 def attention_bias_multiplier(task, c: float) -> Float[Tensor, "query key"]:

@@ -38,12 +38,36 @@ def mean_pairwise_cosine(hidden: Float[Tensor, "batch pos d"]) -> float:
     return similarity[:, upper].mean().item()
 
 
+def mean_cosine_over_pairs(hidden: Float[Tensor, "batch pos d"],
+                           pairs: list[tuple[int, int]]) -> float:
+    """The mean over samples and the given position pairs (i, j) of cos(h_i, h_j): the
+    loss-plateau study's collapse measure where it reads a stated set of pairs (e.g. within
+    the blocks of repeat-k). Every pair counts once."""
+    if not pairs:
+        raise ValueError("need at least one position pair for the cosine similarity")
+    first, second = (torch.tensor(p, device=hidden.device) for p in zip(*pairs))
+    unit = torch.nn.functional.normalize(hidden.double(), dim=-1, eps=1e-12)
+    similarity = unit @ unit.transpose(-1, -2)  # [batch, pos, pos]: small beside [batch, pairs, d]
+    return similarity[:, first, second].mean().item()
+
+
+def output_entropy(outputs: Int[Tensor, "batch n"]) -> float:
+    """Entropy (nats) of each sequence's empirical distribution of output tokens, averaged
+    over the batch: the loss-plateau study's ``compute_entropy`` (prefix sum, addition;
+    low when the outputs repeat a few tokens). The study adds 1e-6 inside its logarithm;
+    this is the exact value (0·log 0 = 0), at most ~1e-5 nats away."""
+    counts = torch.nn.functional.one_hot(outputs.long()).sum(dim=1).double()
+    probs = counts / counts.sum(-1, keepdim=True)
+    terms = torch.where(probs > 0, -probs * probs.clamp(min=1e-300).log(), torch.zeros_like(probs))
+    return terms.sum(-1).mean().item()
+
+
 def repetition_frequency(outputs: Int[Tensor, "batch n"]) -> float:
     """Mean of [o_t == o_{t+1}] over adjacent output pairs and the batch (the study's
     repetition frequency)."""
     if outputs.shape[-1] < 2:
         raise ValueError(f"repetition frequency needs >= 2 outputs, got {outputs.shape[-1]}")
-    return (outputs[:, 1:] == outputs[:, :-1]).float().mean().item()
+    return (outputs[:, 1:] == outputs[:, :-1]).double().mean().item()
 
 
 @torch.no_grad()
@@ -72,16 +96,32 @@ def generation_metrics(task, forward: ForwardFn, batch) -> dict[str, float]:
     if task.answer_length > 1:
         row["repetition_frequency"] = repetition_frequency(predicted)
         row["repetition_frequency_data"] = repetition_frequency(batch.answers)
+    if getattr(task, "log_entropy", False):
+        row["entropy"] = output_entropy(predicted)
+        row["entropy_data"] = output_entropy(batch.answers)
     return row
+
+
+def attention_masks(task, batch, n_layers: int) -> dict[int, Tensor]:
+    """layer → the attention-progress mask the task defines for that layer's pattern
+    (``task.attention_progress_masks``; empty where the study defines none)."""
+    if hasattr(task, "attention_progress_masks"):
+        return task.attention_progress_masks(batch, n_layers)
+    optimal = task.optimal_attention()
+    return {} if optimal is None else {n_layers - 1: optimal}
 
 
 def attention_progress_score(pattern: Float[Tensor, "batch head query key"],
                              optimal: Float[Tensor, "query key"],
                              rows: range | None = None) -> Float[Tensor, "head"]:
     """The loss-plateau study's attention progress, Σ|A|·M / Σ|A| over the given query
-    rows, per sample, then batch-averaged (one value per head)."""
+    rows, per sample, then batch-averaged (one value per head). ``optimal``: [query, key],
+    or [batch, query, key] where the optimal keys depend on the sample (permutation)."""
+    if optimal.ndim == 3:
+        optimal = optimal[:, None]  # [batch, 1, query, key] against [batch, head, query, key]
     if rows is not None:
-        pattern, optimal = pattern[:, :, rows.start : rows.stop], optimal[rows.start : rows.stop]
+        pattern = pattern[..., rows.start : rows.stop, :]
+        optimal = optimal[..., rows.start : rows.stop, :]
     magnitude = pattern.abs().double()
     on_optimal = (magnitude * optimal.to(magnitude.device, magnitude.dtype)).sum(dim=(-2, -1))
     total = magnitude.sum(dim=(-2, -1)).clamp(min=1e-300)

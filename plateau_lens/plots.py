@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from .io import atomic_write
 from .transition import Transition
 
 
@@ -31,14 +34,12 @@ def loss_curve(metrics: pd.DataFrame, columns: list[str] | None = None,
     return figure
 
 
-def save(figure, path) -> str:
-    from pathlib import Path
-
+def save(figure, path) -> Path:
+    """Write ``figure`` as a PNG atomically (ordinary permissions) and close it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=120))
     plt.close(figure)
-    return str(path)
+    return path
 
 
 def attention_grid(patterns_by_step: dict[int, "object"], title: str = "batch-mean attention"):
@@ -99,3 +100,339 @@ def ablation_vs_step(ablations: pd.DataFrame, metric: str = "masked_mse",
     axis.legend(fontsize=6, ncol=2)
     figure.tight_layout()
     return figure
+
+
+# --------------------------------------------------------------- loss-plateau study figures
+def _accuracy_groups(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add the accuracy series the study plots: the first output (the early partial solution
+    of MWS) beside the mean of the others."""
+    columns = sorted((c for c in frame if c.startswith("accuracy_pos_")),
+                     key=lambda c: int(c.rsplit("_", 1)[1]))
+    frame = frame.copy()
+    if columns:
+        frame["first output"] = frame[columns[0]]
+        frame["later outputs"] = frame[columns[1:]].mean(axis=1) if len(columns) > 1 else float("nan")
+    return frame
+
+
+PLATEAU_PANELS = (
+    ("loss", ("loss",)),
+    ("accuracy", ("first output", "later outputs", "accuracy")),
+    ("repetition frequency", ("repetition_frequency", "repetition_frequency_data")),
+    ("cosine similarity", ("cosine_similarity",)),
+    ("attention progress", ("attention_progress",)),
+)
+
+
+def plateau_dynamics(runs: dict[str, pd.DataFrame], panels=PLATEAU_PANELS, title: str = "",
+                     transitions: dict[str, Transition | None] | None = None, log_loss: bool = True):
+    """The loss-plateau study's panels over training, one panel per measure (loss; accuracy
+    of the first output beside the later ones; repetition frequency of the model beside the
+    data's; cosine similarity of ``pre_lm_h``; attention progress; whatever ``panels`` adds).
+
+    ``runs``: label → training metrics. One run: the series of a panel share it (hue =
+    series); several runs: hue = run, and a panel's first series is drawn solid, the others
+    dashed. ``transitions``: label → detected transition, shaded (one run) or marked."""
+    sns.set_theme(style="whitegrid")
+    frames = {label: _accuracy_groups(metrics) for label, metrics in runs.items()}
+    panels = [(name, [c for c in columns if any(c in f for f in frames.values())])
+              for name, columns in panels]
+    panels = [(name, columns) for name, columns in panels if columns]
+    figure, axes = plt.subplots(1, len(panels), figsize=(3.5 * len(panels), 3.3), squeeze=False)
+    single = len(frames) == 1
+    for axis, (name, columns) in zip(axes[0], panels):
+        tidy = pd.concat([f.melt(id_vars="step", value_vars=[c for c in columns if c in f],
+                                 var_name="series", value_name="value").assign(run=label)
+                          for label, f in frames.items()], ignore_index=True)
+        if single:
+            sns.lineplot(data=tidy, x="step", y="value", hue="series", ax=axis,
+                         legend=len(columns) > 1)
+        else:
+            sns.lineplot(data=tidy, x="step", y="value", hue="run", style="series", ax=axis,
+                         legend=axis is axes[0][0] or len(columns) > 1)
+        axis.set_ylabel(name)
+        if name == "loss" and log_loss and (tidy["value"] > 0).all():
+            from matplotlib.ticker import FormatStrFormatter
+
+            axis.set_yscale("log")
+            axis.yaxis.set_major_formatter(FormatStrFormatter("%.2g"))
+            axis.yaxis.set_minor_formatter(FormatStrFormatter("%.2g"))
+        for label, transition in (transitions or {}).items():
+            if transition is None:
+                continue
+            if single:
+                axis.axvspan(transition.plateau_start, transition.plateau_end, color="tab:orange",
+                             alpha=0.12)
+            axis.axvline(transition.drop_step, color="tab:red" if single else "0.6", ls="--", lw=1)
+        if axis.get_legend() is not None:
+            axis.legend(fontsize=6)
+        axis.set_title(name)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+# ------------------------------------------------------------ matrix-completion study figures
+def _finish(figure, title: str = ""):
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def collapse_by_site(table: pd.DataFrame, transition: Transition | None = None, title: str = ""):
+    """Cosine similarity at each of the study's sites (``pre_att_h`` … ``pre_lm_h``) vs step,
+    from ``analyze_run(run, representation_collapse)`` (Figs. 41–42)."""
+    sns.set_theme(style="whitegrid")
+    data = table[table["metric"] == "cosine_similarity"].copy()
+    data["site"] = [f"{s} (L{int(l)})" if pd.notna(l) else s for s, l in zip(data["site"], data["layer"])]
+    figure, axis = plt.subplots(figsize=(6.5, 4))
+    sns.lineplot(data=data, x="step", y="value", hue="site", ax=axis, marker="o", markersize=3)
+    axis.set_ylabel("mean pairwise cosine similarity")
+    if transition is not None:
+        axis.axvline(transition.drop_step, color="tab:red", ls="--", lw=1)
+    axis.legend(fontsize=7)
+    axis.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def probe_accuracy_vs_step(probes: pd.DataFrame, metrics: pd.DataFrame,
+                           transition: Transition | None = None, title: str = ""):
+    """The attention-output probe's held-out accuracy (and the majority baseline) vs step,
+    beside the training loss (Fig. 20)."""
+    sns.set_theme(style="whitegrid")
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    sns.lineplot(data=metrics, x="step", y="loss", ax=left)
+    left.set_yscale("log")
+    sns.lineplot(data=probes, x="step", y="value", hue="metric", ax=right, marker="o", markersize=3)
+    right.set_ylabel("next-token probe accuracy")
+    for axis in (left, right):
+        if transition is not None:
+            axis.axvline(transition.drop_step, color="tab:red", ls="--", lw=1)
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def llm_series_panels(results: pd.DataFrame, title: str = ""):
+    """As the study's ``plot_llm.py``: one panel per model, cosine similarity (left axis,
+    solid) and repetition frequency (right axis, red dashed) vs pretraining step on a log
+    axis (symlog, so that step 0 is shown)."""
+    sns.set_theme(style="whitegrid")
+    models = list(dict.fromkeys(results["model"]))
+    figure, axes = plt.subplots(1, len(models), figsize=(4.5 * len(models), 3.8), squeeze=False)
+    for axis, model in zip(axes[0], models):
+        data = results[results["model"] == model].sort_values("step")
+        axis.plot(data["step"], data["cosine_similarity"], "o-", color="#440154", label="cosine sim.")
+        axis.set_xscale("symlog", linthresh=1)
+        axis.set_xlabel("pretraining step")
+        axis.set_title(model)
+        if "repetition_frequency" in data and data["repetition_frequency"].notna().any():
+            twin = axis.twinx()
+            twin.plot(data["step"], data["repetition_frequency"], "^--", color="red",
+                      label="repetition freq.")
+            twin.set_ylabel("repetition frequency")
+            twin.grid(False)
+        axis.set_ylabel("cosine similarity")
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def _mark_transition(axis, transition: Transition | None) -> None:
+    if transition is not None:
+        axis.axvspan(transition.plateau_start, transition.plateau_end, color="tab:orange", alpha=0.12)
+        axis.axvline(transition.drop_step, color="tab:red", ls="--", lw=1)
+
+
+def mc_training_curves(metrics: pd.DataFrame, transition: Transition | None = None, title: str = ""):
+    """The matrix-completion study's Fig. 1: masked and observed MSE (log scale) and the mean
+    |prediction| on masked entries over training (columns of a run's metrics.csv)."""
+    sns.set_theme(style="whitegrid")
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    errors = [c for c in ("loss", "masked_mse", "observed_mse") if c in metrics]
+    tidy = metrics.melt(id_vars="step", value_vars=errors, var_name="metric", value_name="MSE")
+    sns.lineplot(data=tidy, x="step", y="MSE", hue="metric", ax=axes[0])
+    if (tidy["MSE"] > 0).all():
+        axes[0].set_yscale("log")
+    if "masked_abs_pred" in metrics:
+        sns.lineplot(data=metrics, x="step", y="masked_abs_pred", ax=axes[1], color="tab:purple")
+    axes[1].set_ylabel("mean |prediction| on masked entries")
+    for axis in axes:
+        _mark_transition(axis, transition)
+    return _finish(figure, title)
+
+
+def token_embedding_figure(norms: pd.DataFrame, pca: pd.DataFrame, title: str = ""):
+    """Token embeddings: ℓ2 norm over the value (``token_embedding_norms``) and the top-2
+    principal components coloured by value range (``token_embedding_pca``)."""
+    sns.set_theme(style="whitegrid")
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    sns.lineplot(data=norms, x="entry_value", y="value", ax=axes[0])
+    axes[0].set(xlabel="value", ylabel="ℓ2 norm of the token embedding")
+    points = _pc_table(pca)
+    sns.scatterplot(data=points, x="pc1", y="pc2", hue="value_range", palette="viridis", ax=axes[1], s=14)
+    axes[1].legend(fontsize=7, title="value")
+    return _finish(figure, title)
+
+
+def _pc_table(frame: pd.DataFrame) -> pd.DataFrame:
+    keys = [c for c in ("step", "entry_value", "value_range") if c in frame]
+    data = frame[frame["metric"].isin(["pc1", "pc2"])]
+    return data.pivot_table(index=keys, columns="metric", values="value").reset_index()
+
+
+def positional_embedding_figure(norms: pd.DataFrame, tsne: pd.DataFrame, title: str = ""):
+    """Positional embeddings: ℓ2 norm per position, and the t-SNE layout coloured by column
+    and by row (``positional_embedding_norms`` / ``positional_embedding_tsne``)."""
+    sns.set_theme(style="whitegrid")
+    figure, axes = plt.subplots(1, 3, figsize=(14, 4))
+    sns.lineplot(data=norms, x="position", y="value", ax=axes[0], marker="o")
+    n_columns = int(norms["column"].max()) + 1
+    for start in range(0, len(norms), n_columns):
+        axes[0].axvline(start - 0.5, color="grey", lw=0.5)
+    axes[0].set(ylabel="ℓ2 norm", xlabel="position (row-major)")
+    points = tsne.pivot_table(index=["position", "row", "column"], columns="metric",
+                              values="value").reset_index()
+    for axis, key in zip(axes[1:], ("column", "row")):
+        sns.scatterplot(data=points, x="tsne_1", y="tsne_2", hue=key, palette="tab10", ax=axis, s=60)
+        axis.set_title(f"t-SNE, coloured by {key}")
+        axis.legend(fontsize=7, title=key, ncol=2)
+    return _finish(figure, title)
+
+
+def token_progress_figure(progress: pd.DataFrame, title: str = ""):
+    """Earlier checkpoints' token embeddings on the final checkpoint's top-2 PCs, one panel
+    per step (``token_progress``)."""
+    sns.set_theme(style="whitegrid")
+    points = _pc_table(progress)
+    steps = sorted(points["step"].unique())
+    figure, axes = plt.subplots(1, len(steps), figsize=(3.4 * len(steps), 3.4), squeeze=False)
+    for axis, step in zip(axes[0], steps):
+        sns.scatterplot(data=points[points["step"] == step], x="pc1", y="pc2", hue="value_range",
+                        palette="viridis", ax=axis, s=10, legend=step == steps[-1])
+        axis.set_title(f"step {step}")
+    if len(steps):
+        axes[0, -1].legend(fontsize=6, title="value")
+    return _finish(figure, title)
+
+
+def permuted_positions_figure(frame: pd.DataFrame, metric: str = "masked_mse", title: str = ""):
+    """Task metric with shuffled positional embeddings (``permuted_positions``), per
+    permutation scope, beside the unshuffled model; vs step when ``frame`` has one."""
+    sns.set_theme(style="whitegrid")
+    data = frame[frame["metric"] == metric].copy()
+    data["scope"] = data["scope"].fillna("none (clean)")
+    figure, axis = plt.subplots(figsize=(7, 4))
+    if "step" in data and data["step"].nunique() > 1:
+        sns.lineplot(data=data, x="step", y="value", hue="scope", marker="o", ax=axis)
+    else:
+        sns.barplot(data=data, x="scope", y="value", ax=axis, errorbar="sd")
+    axis.set_ylabel(metric)
+    axis.set_yscale("log")
+    return _finish(figure, title)
+
+
+def ood_figure(table: pd.DataFrame, metrics: tuple[str, ...] = ("loss", "observed_mse", "masked_mse"),
+               title: str = ""):
+    """Total / observed / masked MSE per test distribution (``ood_evaluation``); conditions
+    the model cannot take (NaN) are marked n/a."""
+    sns.set_theme(style="whitegrid")
+    data = table[table["metric"].isin(metrics)].copy()
+    order = list(dict.fromkeys(data["condition"]))
+    figure, axis = plt.subplots(figsize=(max(7, 0.55 * len(order) + 2), 4.2))
+    sns.barplot(data=data, x="condition", y="value", hue="metric", order=order, ax=axis)
+    axis.set_yscale("log")
+    axis.set_ylabel("MSE")
+    missing = data.groupby("condition", sort=False)["value"].apply(lambda v: v.isna().all())
+    bottom = axis.get_ylim()[0]
+    for index, name in enumerate(order):
+        if missing.get(name, False):
+            axis.text(index, bottom, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
+    axis.tick_params(axis="x", rotation=60, labelsize=8)
+    return _finish(figure, title)
+
+
+def nuclear_norm_figure(table: pd.DataFrame, title: str = ""):
+    """The study's Fig. 3: MSE (all entries and masked) and the nuclear norm of the
+    completed matrices vs p, model vs nuclear-norm minimisation (``compare_to_nuclear_norm``)."""
+    sns.set_theme(style="whitegrid")
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    errors = table[table["metric"].isin(["mse", "masked_mse"])]
+    sns.lineplot(data=errors, x="p_mask", y="value", hue="condition", style="metric", marker="o",
+                 ax=axes[0])
+    axes[0].set(yscale="log", ylabel="MSE", title="MSE")
+    norms = table[table["metric"] == "nuclear_norm"]
+    sns.lineplot(data=norms, x="p_mask", y="value", hue="condition", marker="o", ax=axes[1])
+    axes[1].set(ylabel="mean nuclear norm", title="nuclear norm")
+    return _finish(figure, title)
+
+
+def lambda_sweep_figure(table: pd.DataFrame, title: str = ""):
+    """Regularised nuclear-norm minimisation over λ (``nuclear_norm_lambda_sweep``): observed,
+    masked and all-entry MSE, with the exact form as horizontal lines."""
+    sns.set_theme(style="whitegrid")
+    metrics = ["observed_mse", "masked_mse", "mse"]
+    data = table[table["metric"].isin(metrics)]
+    figure, axis = plt.subplots(figsize=(7, 4))
+    regularised = data[data["condition"] == "regularised"]
+    sns.lineplot(data=regularised, x="lam", y="value", hue="metric", marker="o", ax=axis,
+                 hue_order=metrics)
+    palette = dict(zip(metrics, sns.color_palette(n_colors=3)))
+    for _, row in data[data["condition"] == "exact"].iterrows():
+        axis.axhline(row["value"], ls=":", color=palette[row["metric"]], lw=1)
+    axis.set(xscale="log", yscale="log", xlabel="λ", ylabel="MSE")
+    return _finish(figure, title)
+
+
+def probes_by_layer(probes: pd.DataFrame, targets: list[str], title: str = ""):
+    """The study's probe figure: test MSE and mean |cosine| (vector targets) per layer, one
+    column per target, one line per step (``linear_probes``, optionally with ``step``)."""
+    sns.set_theme(style="whitegrid")
+    data = probes[probes["target"].isin(targets)].copy()
+    data["layer"] = data["layer"].astype(float).fillna(-1) + 1  # embeddings 0, block l → l + 1
+    hue = "step" if "step" in data else None
+    figure, axes = plt.subplots(2, len(targets), figsize=(3.6 * len(targets), 6), squeeze=False)
+    for column, target in enumerate(targets):
+        for row, metric in enumerate(("mse", "abs_cosine")):
+            axis = axes[row, column]
+            subset = data[(data["target"] == target) & (data["metric"] == metric)]
+            if subset.empty:
+                axis.set_visible(False)
+                continue
+            sns.lineplot(data=subset, x="layer", y="value", hue=hue, marker="o", ax=axis,
+                         palette="viridis" if hue else None, legend=column == 0 and row == 0)
+            axis.set(title=f"{target}: {metric}", xlabel="layer (0 = embeddings)", ylabel=metric)
+    return _finish(figure, title)
+
+
+def condition_bars(table: pd.DataFrame, metrics: list[str], x: str = "condition",
+                   hue: str | None = None, log_y: bool = True, title: str = ""):
+    """One panel per metric, bars per ``x`` (e.g. model variants of ``swap_attention``,
+    copying-test inputs, ablation steps)."""
+    sns.set_theme(style="whitegrid")
+    figure, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 4), squeeze=False)
+    for axis, metric in zip(axes[0], metrics):
+        subset = table[table["metric"] == metric]
+        sns.barplot(data=subset, x=x, y="value", hue=hue, ax=axis)
+        if log_y and (subset["value"] > 0).all():
+            axis.set_yscale("log")
+        axis.set(title=metric, ylabel=metric, xlabel="")
+        axis.tick_params(axis="x", rotation=45, labelsize=8)
+    return _finish(figure, title)
+
+
+def patching_heatmaps(frame: pd.DataFrame, metrics: list[str], title: str = ""):
+    """Per-head activation patching (``patch_activations`` at ``attn.hook_z``): one layer ×
+    head heatmap per metric of the patched runs."""
+    sns.set_theme(style="white")
+    patched = frame[frame["condition"] == "patched"]
+    figure, axes = plt.subplots(1, len(metrics), figsize=(4.4 * len(metrics), 3.4), squeeze=False)
+    for axis, metric in zip(axes[0], metrics):
+        grid = patched[patched["metric"] == metric].pivot_table(index="layer", columns="head",
+                                                                values="value")
+        sns.heatmap(grid, ax=axis, annot=grid.size <= 64, fmt=".2g", cmap="viridis", cbar=True,
+                    annot_kws={"fontsize": 6})
+        axis.set_title(metric, fontsize=9)
+    return _finish(figure, title)

@@ -26,6 +26,9 @@ class Run:
     config: RunConfig
     checkpoints: dict[int, Path]
     _metrics: pd.DataFrame | None = field(default=None, repr=False)
+    allow_pickle: bool = field(default=False, repr=False)
+    """Also load legacy pickle checkpoints (``step_N.pt``): runs any code in them, so only
+    for runs you wrote; ``plateau-lens convert`` rewrites such a run without pickle."""
 
     @property
     def task(self):
@@ -64,7 +67,8 @@ class Run:
         if step not in self.checkpoints:
             raise CheckpointError(
                 f"run {self.path} has no checkpoint at step {step}; available: {self.steps}")
-        return load_checkpoint(self.checkpoints[step], self.config.to_dict(), device, mmap=True)
+        return load_checkpoint(self.checkpoints[step], self.config.to_dict(), device,
+                               training_state=False, allow_pickle=self.allow_pickle)
 
     def _install(self, network, payload: dict, step: int) -> None:
         network.load_state_dict(payload["model"])
@@ -97,9 +101,10 @@ class Run:
         return detect_transition(self.metrics, loss)
 
 
-def load_run(path: str | Path) -> Run:
-    """Open a run directory written by ``plateau-lens train``."""
+def load_run(path: str | Path, allow_pickle: bool = False) -> Run:
+    """Open a run directory written by ``plateau-lens train`` (``allow_pickle``: see ``Run``)."""
     path = Path(path)
     if not (path / CONFIG_FILE).is_file():
         raise FileNotFoundError(f"{path} is not a plateau-lens run (no {CONFIG_FILE})")
-    return Run(path=path, config=load_config(path / CONFIG_FILE), checkpoints=list_checkpoints(path))
+    return Run(path=path, config=load_config(path / CONFIG_FILE), checkpoints=list_checkpoints(path),
+               allow_pickle=allow_pickle)

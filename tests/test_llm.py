@@ -1,10 +1,7 @@
 """Offline tests of the pretrained-checkpoint path on tiny random GPT-NeoX / OLMo / OLMo-2
-models written with save_pretrained (no network)."""
+models written with save_pretrained (no network). Every number is compared with the study's
+recipe computed with plain ``transformers`` (fixtures_llm.study_recipe)."""
 
-import subprocess
-import sys
-
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -14,39 +11,21 @@ from plateau_lens.llm import (
     CheckpointLoadError, PYTHIA_STEPS, generation_metrics, iter_checkpoints,
     load_checkpoint_model, load_prompts, pythia_revision,
 )
-from plateau_lens.llm.cli import parse_steps
 from plateau_lens.llm.series import analyze_series
+
+from fixtures_llm import offline, PROMPTS, greedy_without_eos_mask, save_model, study_recipe
 
 transformers = pytest.importorskip("transformers")
 
-WORDS = ("the a of to and is what which why how when cell plant energy water sun earth moon "
-         "light heat animal food grow").split()
-PROMPTS = ["what is the sun", "why do plant cells need water", "how does the earth grow heat"]
 
-
-def tokenizer():
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
-    vocab = {"<unk>": 0, "<eos>": 1, **{w: i + 2 for i, w in enumerate(WORDS)}}
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    return transformers.PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>",
-                                                eos_token="<eos>", bos_token="<eos>")
-
-
-def save_model(directory, kind="neox", seed=0):
-    torch.manual_seed(seed)
-    common = dict(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                  intermediate_size=64, max_position_embeddings=64)
-    if kind == "neox":
-        model = transformers.GPTNeoXForCausalLM(transformers.GPTNeoXConfig(**common))
-    elif kind == "olmo":
-        model = transformers.OlmoForCausalLM(transformers.OlmoConfig(**common, pad_token_id=0))
-    else:
-        model = transformers.Olmo2ForCausalLM(transformers.Olmo2Config(**common, pad_token_id=0))
-    model.save_pretrained(directory)
-    tokenizer().save_pretrained(directory)
-    return model
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run many small ops: one thread is much faster than two on a busy 2-core
+    machine (for this module's tests and fixtures; restored afterwards)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -62,36 +41,41 @@ def test_pythia_steps_and_revisions():
     assert pythia_revision(512) == "step512"
     with pytest.raises(ValueError, match="no checkpoint at step 3"):
         pythia_revision(3)
-    assert parse_steps("0,1,2,4,...,512,1000") == [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000]
 
 
 @pytest.mark.parametrize("kind", ["neox", "olmo", "olmo2"])
 def test_local_models_load_and_match_transformers(tmp_path, kind):
     hf = save_model(tmp_path / kind, kind)
-    bridge = load_checkpoint_model(local_dir=tmp_path / kind)
-    ids = bridge.tokenizer(PROMPTS[1], return_tensors="pt").input_ids
-    assert torch.allclose(bridge(ids), hf(ids).logits, atol=1e-4)
+    model = load_checkpoint_model(local_dir=tmp_path / kind)
+    ids = model.tokenizer(PROMPTS[1], return_tensors="pt").input_ids
+    assert torch.allclose(model.bridge(ids), hf(ids).logits, atol=1e-4)
+    assert not any(name.startswith("study") for name in vars(model.bridge))  # nothing attached
 
 
-def test_cosine_similarity_matches_transformers_hidden_states(neox_series):
-    root, models = neox_series
-    bridge = load_checkpoint_model(local_dir=root, step=2)
-    result = generation_metrics(bridge, PROMPTS, n_new=8)
-    hf = models[2]
-    for row, prompt in zip(result.itertuples(), PROMPTS):
-        ids = bridge.tokenizer(prompt, return_tensors="pt").input_ids
-        generated = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=8,
-                                do_sample=False, pad_token_id=0)
-        assert generated[0, ids.shape[1]:].tolist() == row.generated
-        hidden = hf(generated, output_hidden_states=True).hidden_states[-1][0]
-        states = hidden[ids.shape[1] - 1 : ids.shape[1] + 7]
-        unit = torch.nn.functional.normalize(states, dim=-1)
-        sims = [(unit[i] @ unit[j]).item() for i in range(8) for j in range(i + 1, 8)]
-        assert len(sims) == 28
-        assert row.cosine_similarity == pytest.approx(np.mean(sims), abs=1e-5)
-        tokens = row.generated
-        assert row.repetition_frequency == pytest.approx(
-            np.mean([a == b for a, b in zip(tokens, tokens[1:])]))
+@pytest.mark.parametrize("kind", ["neox", "olmo", "olmo2"])
+def test_generation_metrics_equal_the_study_recipe(tmp_path, kind):
+    directory = tmp_path / kind
+    save_model(directory, kind, eos_from=PROMPTS)
+    reference = study_recipe(directory, PROMPTS)
+    # the reference masks an EOS that plain greedy decoding would have produced
+    assert [r["generated"] for r in reference] != greedy_without_eos_mask(directory, PROMPTS)
+    result = generation_metrics(load_checkpoint_model(local_dir=directory), PROMPTS, n_new=8)
+    assert len(result) == len(PROMPTS)
+    for row, expected in zip(result.itertuples(), reference):
+        assert row.prompt_ids == expected["prompt_ids"]  # AutoTokenizer's ids: no BOS
+        assert row.generated == expected["generated"]
+        assert row.repetition_frequency == expected["repetition"]
+        assert row.cosine_similarity == pytest.approx(expected["cosine"], abs=1e-6)
+
+
+def test_prepend_bos_is_an_option(tmp_path):
+    directory = tmp_path / "neox"
+    save_model(directory, "neox")
+    model = load_checkpoint_model(local_dir=directory)
+    plain = generation_metrics(model, PROMPTS[:1])
+    with_bos = generation_metrics(model, PROMPTS[:1], prepend_bos=True)
+    bos = transformers.AutoTokenizer.from_pretrained(str(directory)).bos_token_id
+    assert with_bos.loc[0, "prompt_ids"] == [bos] + plain.loc[0, "prompt_ids"]
 
 
 def test_series_is_resumable_and_keeps_finished_steps(neox_series, tmp_path):
@@ -106,8 +90,7 @@ def test_series_is_resumable_and_keeps_finished_steps(neox_series, tmp_path):
         first.loc[0, "cosine_similarity"])
 
 
-def test_corrupt_and_foreign_checkpoints_are_refused(neox_series, tmp_path):
-    root, _ = neox_series
+def test_corrupt_and_foreign_checkpoints_are_refused(tmp_path):
     series = tmp_path / "series"
     for step in (0, 1):
         save_model(series / f"step{step}", "neox", seed=step)
@@ -128,12 +111,12 @@ def test_corrupt_and_foreign_checkpoints_are_refused(neox_series, tmp_path):
 def test_iter_checkpoints_yields_one_at_a_time(neox_series):
     root, _ = neox_series
     seen = [(step, type(model).__name__) for step, model in iter_checkpoints(None, [0, 4], local_dir=root)]
-    assert seen == [(0, "TransformerBridge"), (4, "TransformerBridge")]
+    assert seen == [(0, "PretrainedModel"), (4, "PretrainedModel")]
 
 
 def test_hub_without_network_explains_how_to_go_offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(CheckpointLoadError, match="local_dir"):
+    offline(monkeypatch)
+    with pytest.raises(CheckpointLoadError, match="local_dir="):
         load_checkpoint_model("pythia-14m", step=0)
 
 
@@ -178,16 +161,18 @@ def test_prompts_from_file_and_list(tmp_path):
     assert load_prompts(["a", "b"], n=1) == ["a"]
     with pytest.raises(FileNotFoundError, match="arc-easy"):
         load_prompts(tmp_path / "missing.txt")
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match=">= 1"):
+            load_prompts(["a", "b"], n=bad)
 
 
-def test_llm_command_end_to_end(neox_series, tmp_path):
-    root, _ = neox_series
-    prompts = tmp_path / "p.txt"
-    prompts.write_text("\n".join(PROMPTS))
-    command = [sys.executable, "-m", "plateau_lens.cli", "llm", "pythia-tiny", "--steps", "0,1,2",
-               "--prompts", str(prompts), "--local-dir", str(root), "--out", str(tmp_path / "res"),
-               "--quiet"]
-    result = subprocess.run(command, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert (tmp_path / "res" / "pythia-tiny.csv").is_file()
-    assert (tmp_path / "res" / "pythia-tiny.png").is_file()
+def test_arc_easy_is_a_seeded_shuffle_or_the_first_n(monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    questions = [f"question {i}" for i in range(50)]
+    split = datasets.Dataset.from_dict({"question": questions})
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: split)
+    shuffled = load_prompts("arc-easy", n=10, seed=3)
+    assert shuffled == split.shuffle(seed=3)["question"][:10] != questions[:10]
+    assert "seed 3" in shuffled.source
+    first = load_prompts("arc-easy", n=10, seed=None)
+    assert first == questions[:10] and "split order" in first.source

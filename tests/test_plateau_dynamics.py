@@ -12,7 +12,7 @@ from plateau_lens.metrics import attention_progress_score, mean_pairwise_cosine
 from plateau_lens.models import set_attention_bias
 from plateau_lens.run import load_run
 from plateau_lens.tasks import step_generator
-from plateau_lens.training.checkpoint import load_checkpoint
+from plateau_lens.training.checkpoint import checkpoint_path, load_checkpoint
 from plateau_lens.metrics import repetition_frequency as repetition_frequency_of
 
 MWS = make_task("mws")
@@ -106,8 +106,8 @@ def test_attention_bias_of_one_changes_nothing_bit_for_bit(tmp_path, small_mws_c
     multiplier = attention_bias_multiplier(trainer.task, 1.0)
     set_attention_bias(trainer.network, multiplier)
     trainer.run(progress=False)
-    a = load_checkpoint(plain / "checkpoints" / "step_00000012.pt")["model"]
-    b = load_checkpoint(tmp_path / "biased" / "checkpoints" / "step_00000012.pt")["model"]
+    a = load_checkpoint(checkpoint_path(plain, 12))["model"]
+    b = load_checkpoint(checkpoint_path(tmp_path / "biased", 12))["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -124,7 +124,7 @@ def test_attention_bias_changes_training_and_bad_c_is_refused(tmp_path, small_mw
 
 def test_frozen_components_stay_bit_identical(tmp_path, small_mws_config):
     reference = train(small_mws_config, tmp_path / "ref", progress=False)
-    ref_ckpt = reference / "checkpoints" / "step_00000012.pt"
+    ref_ckpt = checkpoint_path(reference, 12)
     config = small_mws_config.replace(
         init={"checkpoint": str(ref_ckpt), "components": ["mlp", "unembed"], "freeze": True,
               "freeze_at_init": ["ln1"]},
@@ -156,7 +156,8 @@ def test_repetition_and_probe_analyzers_run_on_a_model():
     assert 0 <= result["repetition_frequency"] <= 1
     assert result["repetition_frequency_data"] == pytest.approx(
         repetition_frequency_of(batch.answers))
-    probe = next_token_probe(model, MWS.sample(64, step_generator(1, 0)), batch, hidden_units=8)
+    probe = next_token_probe(model, MWS.sample(64, step_generator(1, 0)), batch, hidden_units=8,
+                             max_iter=200)
     assert 0 <= probe.set_index("metric").loc["accuracy", "value"] <= 1
 
 
@@ -166,13 +167,18 @@ def test_training_logs_collapse_and_progress(tmp_path, small_mws_config):
     assert metrics["attention_progress"].between(0, 1).all()
 
 
-def test_sgd_and_cosine_schedule(tmp_path, small_mws_config):
+def test_sgd_and_cosine_schedule_warm_up_is_s_over_w(tmp_path, small_mws_config):
+    """The study's warm-up (train_mws_lr_schedule.py, transformers' schedules): factor s / W
+    at update s, so the first update has learning rate 0; the logged lr is the one the
+    step's update used."""
     config = small_mws_config.replace(train={"optimizer": "sgd", "schedule": "cosine",
-                                             "warmup_steps": 4})
+                                             "warmup_steps": 4, "log_every": 1})
     metrics = load_run(train(config, tmp_path / "run", progress=False)).metrics
     lrs = metrics.set_index("step")["lr"]
-    assert lrs[0] == pytest.approx(1e-3 / 4) and lrs[4] == pytest.approx(1e-3)
-    assert lrs[10] < lrs[4]
+    assert [lrs[s] for s in range(5)] == pytest.approx([0, 1e-3 / 4, 2e-3 / 4, 3e-3 / 4, 1e-3])
+    # then half a cosine over the remaining 8 updates: step 8 is half-way
+    assert lrs[8] == pytest.approx(1e-3 * 0.5 * (1 + np.cos(np.pi * 4 / 8)))
+    assert lrs[11] < lrs[8]
 
 
 def test_missing_init_checkpoint_is_refused_before_anything_is_written(tmp_path, small_mws_config):
@@ -199,3 +205,135 @@ def test_reused_bridge_matches_a_fresh_bridge_at_every_step_with_attention_bias(
     reused = dict(unbiased.models())[12]  # the same object for every step: last weights loaded
     assert torch.equal(reused(batch.inputs), unbiased.model(12)(batch.inputs))
     assert not torch.equal(outputs[12], unbiased.model(12)(batch.inputs))
+
+
+def test_logged_cosine_is_representation_collapse_at_pre_lm_h(tmp_path, small_mws_config):
+    """The training log's cosine_similarity at step s (logged after update s, so with the
+    weights of checkpoint s + 1, on step s's fresh test batch) is the analyzer's pre_lm_h."""
+    from plateau_lens.training.trainer import EVAL_SEED_OFFSET
+
+    config = small_mws_config.replace(train={"log_every": 1})
+    run = load_run(train(config, tmp_path / "run", progress=False))
+    logged = run.metrics.set_index("step")["cosine_similarity"]
+    for step in (3, 7):
+        test_batch = run.task.sample(config.train.eval_batch_size,
+                                     step_generator(config.train.seed + EVAL_SEED_OFFSET, step))
+        collapse = representation_collapse(run.model(step + 1), test_batch, sites=["pre_lm_h"])
+        assert collapse["value"].item() == pytest.approx(logged[step], abs=1e-6)
+
+
+# ------------------------------------------------------------ the study's per-step log
+def test_log_is_taken_after_the_update_on_the_steps_batch_and_a_fresh_test_batch(
+        tmp_path, small_mws_config):
+    """Row s (train_mws.py: after optim.step(), eval mode): ``loss`` is the cross-entropy of
+    training batch s under the updated weights (checkpoint s + 1), computed here directly;
+    accuracy and repetition are greedy generation on a test batch drawn fresh for step s (a
+    pure function of seed and step), generated here by a plain argmax loop."""
+    from plateau_lens.training.trainer import EVAL_SEED_OFFSET
+
+    config = small_mws_config.replace(train={"log_every": 1, "steps": 4})
+    run = load_run(train(config, tmp_path / "run", progress=False))
+    rows = run.metrics.set_index("step")
+    for step in (0, 1, 3):  # checkpoints 1, 2, 4 hold the weights after updates 0, 1, 3
+        network = run.network(step + 1).eval()
+        batch = run.task.sample(8, step_generator(0, step))
+        logits = network(batch.inputs).double()
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch.tokens[:, 1:].flatten())
+        assert rows.loc[step, "loss"] == pytest.approx(loss.item(), abs=1e-5)
+        test = run.task.sample(4, step_generator(EVAL_SEED_OFFSET, step))
+        tokens = test.tokens[:, :run.task.prompt_length]
+        with torch.no_grad():
+            for _ in range(run.task.answer_length):
+                tokens = torch.cat([tokens, network(tokens)[:, -1:].argmax(-1)], dim=1)
+        outputs = tokens[:, run.task.prompt_length:]
+        assert rows.loc[step, "accuracy"] == pytest.approx((outputs == test.answers).float().mean().item())
+        pairs = [(a == b) for row in outputs.tolist() for a, b in zip(row, row[1:])]
+        assert rows.loc[step, "repetition_frequency"] == pytest.approx(sum(pairs) / len(pairs))
+        data = [(a == b) for row in test.answers.tolist() for a, b in zip(row, row[1:])]
+        assert rows.loc[step, "repetition_frequency_data"] == pytest.approx(sum(data) / len(data))
+
+
+def test_fixed_evaluation_batch_option(tmp_path, small_mws_config):
+    from plateau_lens.training.trainer import EVAL_SEED_OFFSET
+
+    config = small_mws_config.replace(train={"eval_batch": "fixed", "steps": 6, "log_every": 1,
+                                             "eval_batch_size": 16})
+    metrics = load_run(train(config, tmp_path / "run", progress=False)).metrics
+    step0 = MWS.__class__(n_inputs=6).sample(16, step_generator(EVAL_SEED_OFFSET, 0))
+    assert (metrics["repetition_frequency_data"] == repetition_frequency_of(step0.answers)).all()
+    with pytest.raises(ValueError, match="eval_batch must be one of"):
+        small_mws_config.replace(train={"eval_batch": "held_out"})
+
+
+def test_repeat_k_cosine_is_the_mean_over_within_block_pairs():
+    """Direct: F.cosine_similarity of ln_f's output (with its affine) for each of the 42
+    within-block pairs of repeat-2 (rows 17-23, 25-31), averaged over samples then pairs
+    (train_repeat.py's sum / 42) against the training log's and the analyzer's number."""
+    from plateau_lens.training.evaluation import evaluation_metrics
+
+    task = make_task("repeat", k=2)
+    model = build_model((task, ModelConfig(d_model=32)))
+    with torch.no_grad():
+        model.network.ln_out.bias.normal_(0.0, 0.5)
+    batch = task.sample(16, step_generator(0, 0))
+    _, cache = model.bridge.run_with_cache(batch.inputs)
+    h = cache["ln_final.hook_out"].double()
+    blocks = [range(17, 24), range(25, 32)]
+    pairs = [(i, j) for rows in blocks for i in rows for j in rows if i < j]
+    expected = np.mean([torch.nn.functional.cosine_similarity(h[:, i], h[:, j], dim=-1).mean().item()
+                        for i, j in pairs])
+    assert len(pairs) == 42
+    assert evaluation_metrics(model, batch)["cosine_similarity"] == pytest.approx(expected, abs=1e-9)
+    analyzer = representation_collapse(model, batch, sites=["pre_lm_h"])
+    assert analyzer["value"].item() == pytest.approx(expected, abs=1e-9)
+    everything = mean_pairwise_cosine(h[:, [r for rows in blocks for r in rows]])
+    assert abs(everything - expected) > 1e-6  # across-block pairs would change the number
+
+
+def test_output_entropy_on_hand_built_outputs_and_where_it_is_logged():
+    from plateau_lens.metrics import output_entropy
+
+    # [1 1 2 2]: two tokens at 1/2 → ln 2; [3 3 3 3]: 0; [1 2 3 4]: ln 4
+    outputs = torch.tensor([[1, 1, 2, 2], [3, 3, 3, 3], [1, 2, 3, 4]])
+    assert output_entropy(outputs) == pytest.approx((np.log(2) + 0 + np.log(4)) / 3)
+    logged = {name for name in ("prefix_sum", "addition", "mws", "copy")
+              if make_task(name).log_entropy}
+    assert logged == {"prefix_sum", "addition"}
+
+
+def test_attention_progress_of_permutation_layers_against_a_direct_sum():
+    """Layer 1's mask depends on the sample: Σ|A|·M / Σ|A| over rows 33-48, per sample, is
+    computed here from the batch's permutation tokens directly."""
+    task = make_task("permutation")
+    model = build_model((task, ModelConfig(n_layers=2, d_model=32)))
+    batch = task.sample(6, step_generator(0, 0))
+    result = attention_progress(model, batch)
+    _, cache = model.bridge.run_with_cache(batch.inputs)
+    for layer in (0, 1):
+        pattern = cache[f"blocks.{layer}.attn.hook_pattern"][:, 0].abs().double()
+        scores = []
+        for b in range(6):
+            pi = [t - 1 for t in batch.tokens[b, 17:33].tolist()]
+            keys = [17 + i for i in range(16)] if layer == 0 else pi
+            on = sum(pattern[b, 33 + i, keys[i]].item() for i in range(16))
+            scores.append(on / pattern[b, 33:49].sum().item())
+        value = result[result["hook"] == f"blocks.{layer}.attn.hook_pattern"]["value"].item()
+        assert value == pytest.approx(np.mean(scores), rel=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_token_probe_uses_the_studys_mlp_settings(monkeypatch):
+    """train_mws_probe.py: MLPClassifier(hidden_layer_sizes=(256,), max_iter=2000)."""
+    import sklearn.neural_network
+
+    seen = {}
+
+    class Recording(sklearn.neural_network.MLPClassifier):
+        def __init__(self, hidden_layer_sizes, max_iter, random_state):
+            seen.update(hidden=hidden_layer_sizes, max_iter=max_iter)
+            super().__init__(hidden_layer_sizes=(4,), max_iter=5, random_state=random_state)
+
+    monkeypatch.setattr(sklearn.neural_network, "MLPClassifier", Recording)
+    model = build_model((MWS, ModelConfig(d_model=16)))
+    next_token_probe(model, MWS.sample(16, step_generator(1, 0)), MWS.sample(8, step_generator(2, 0)))
+    assert seen == {"hidden": (256,), "max_iter": 2000}

@@ -171,3 +171,113 @@ def test_unknown_task_and_parameter():
         make_task("lrmc", size=3)
     with pytest.raises(ValueError, match="batch_size"):
         make_task("lrmc").sample(0, gen())
+
+
+# ------------------------------------------------ the loss-plateau study's masks and rows
+# Each expected value below is written out by hand from the study's definition (the authors'
+# src/train_*.py), as (query row, key) pairs of the model input, not computed by our code.
+
+def mask_pairs(mask):
+    return sorted(map(tuple, mask.nonzero().tolist()))
+
+
+def test_prefix_sum_mask_is_x_i_and_y_i_minus_1_written_out():
+    # 4 inputs: x1..x4 at 0..3, SEP at 4, y1..y4 at 5..8 (the model sees 0..7). The row
+    # predicting y1 (row 4) attends to x1; the row predicting y_i (row 3+i) to x_i and y_{i-1}.
+    task = make_task("prefix_sum", n_inputs=4, high=4)
+    assert mask_pairs(task.optimal_attention()) == [(4, 0), (5, 1), (5, 5), (6, 2), (6, 6),
+                                                    (7, 3), (7, 7)]
+    # the study's size (train_prefix.py: att_mask[0, 0] and att_mask[i, i], att_mask[i, i + 16])
+    full = make_task("prefix_sum").optimal_attention()
+    # y_i sits at position 16 + i: the input token of the row that predicts y_{i+1}
+    assert mask_pairs(full) == sorted([(16, 0)] + [(16 + i, i) for i in range(1, 16)]
+                                      + [(16 + i, 16 + i) for i in range(1, 16)])
+
+
+def test_addition_mask_has_the_carry_keys_and_the_final_carry_row_written_out():
+    # "abcd+efgh=": a digits at 0..3, '+' 4, b digits 5..8, '=' 9; rows 9..13 predict the sum
+    # digits least significant first (train_add.py's att_mask).
+    expected = [(9, 3), (9, 8),
+                (10, 2), (10, 3), (10, 7), (10, 8),
+                (11, 1), (11, 2), (11, 6), (11, 7),
+                (12, 0), (12, 1), (12, 5), (12, 6),
+                (13, 0), (13, 5)]
+    assert mask_pairs(make_task("addition").optimal_attention()) == expected
+    # 2 digits: "ab+cd=": a 0..1, b 3..4; rows 5, 6, 7
+    assert mask_pairs(make_task("addition", digits=2).optimal_attention()) == [
+        (5, 1), (5, 4), (6, 0), (6, 1), (6, 3), (6, 4), (7, 0), (7, 3)]
+
+
+def test_mws_window_3_copies_attend_to_their_own_input_only():
+    # 5 inputs, k = 3: y1 = x1, y2 = x2 (copies), y3 = x1+x2+x3, y4 = x2+x3+x4, y5 = x3+x4+x5;
+    # x at 0..4, SEP at 5, rows 5..9 predict y1..y5
+    task = make_task("mws", n_inputs=5, window=3)
+    assert mask_pairs(task.optimal_attention()) == [(5, 0), (6, 1), (7, 0), (7, 1), (7, 2),
+                                                    (8, 1), (8, 2), (8, 3), (9, 2), (9, 3), (9, 4)]
+
+
+def test_permutation_masks_per_layer_written_out():
+    # 3 inputs from {4..6}: x at 0..2, 0 at 3, pi+1 at 4..6, SEP 0 at 7, y at 8..10 (model sees
+    # 0..9). pi = (2, 0, 1): y = (x3, x1, x2). Layer 0 (train_permute.py att_mask1): the row
+    # predicting y_i (7+i) attends to the pi token at 4+i; layer 1 (att_mask2): to x_pi(i).
+    from plateau_lens.tasks import SequenceBatch
+
+    task = make_task("permutation", n_inputs=3, low=4, high=6)
+    tokens = torch.tensor([[5, 4, 6, 0, 3, 1, 2, 0, 6, 5, 4]])
+    masks = task.attention_progress_masks(SequenceBatch(tokens, task.prompt_length, "permutation"), 2)
+    assert mask_pairs(masks[0]) == [(7, 4), (8, 5), (9, 6)]
+    assert mask_pairs(masks[1][0]) == [(7, 2), (8, 0), (9, 1)]
+    assert masks[1].shape == (1, 10, 10)
+    assert task.optimal_attention() is None  # no fixed mask: no biasing
+
+
+def test_histogram_mask_is_layer_0_only_written_out():
+    # 3 inputs at 0..2, 0 at 3, counts at 4..6: rows 3, 4, 5 attend to x1, x2, x3 (train_hist.py)
+    task = make_task("histogram", n_inputs=3)
+    masks = task.attention_progress_masks(task.sample(2, gen()), 2)
+    assert list(masks) == [0] and mask_pairs(masks[0]) == [(3, 0), (4, 1), (5, 2)]
+
+
+@pytest.mark.parametrize("name,params,rows", [
+    ("mws", {}, list(range(17, 32))),                 # train_mws.py: logit_cs[:, 1:]
+    ("prefix_sum", {}, list(range(17, 32))),          # train_prefix.py: the same
+    ("repeat", {"k": 1}, list(range(17, 32))),        # train_repeat.py, k = 1
+    ("addition", {}, [9, 10, 11, 12]),                # train_add.py: logit_cs[:-1, :] of rows 9..13
+    ("copy", {}, list(range(16, 32))),                # train_copy_reverse.py: all of rows 16..31
+    ("reverse", {}, list(range(16, 32))),
+    ("histogram", {}, list(range(16, 32))),           # train_hist.py: sum(pre_lm_cs) of rows 16..31
+    ("permutation", {}, list(range(33, 49))),         # train_permute.py: rows 33..48
+])
+def test_collapse_rows_written_out(name, params, rows):
+    task = make_task(name, **params)
+    assert task.collapse_positions() == rows
+    pairs = task.collapse_pairs()["cosine_similarity"]
+    assert sorted(pairs) == [(i, j) for i in rows for j in rows if i < j]
+
+
+def test_repeat_collapse_pairs_stay_within_blocks():
+    """train_repeat.py reads its lower-triangular matrix logit_cs[a, b] (a > b, local index of
+    row 16 + a) at logit_cs[2:8, 1:7] and logit_cs[10:16, 9:15] (k = 2) and at twelve
+    listed entries (k = 4); the pairs below are those entries, shifted by 16."""
+    k2 = {(16 + b, 16 + a) for a in range(2, 8) for b in range(1, 7) if b < a} | {
+        (16 + b, 16 + a) for a in range(10, 16) for b in range(9, 15) if b < a}
+    assert len(k2) == 42
+    assert set(make_task("repeat", k=2).collapse_pairs()["cosine_similarity"]) == k2
+    listed = [(2, 1), (3, 1), (3, 2), (6, 5), (7, 5), (7, 6), (10, 9), (11, 9), (11, 10),
+              (14, 13), (15, 13), (15, 14)]
+    k4 = {(16 + b, 16 + a) for a, b in listed}
+    pairs = make_task("repeat", k=4).collapse_pairs()["cosine_similarity"]
+    assert len(pairs) == 12 and set(pairs) == k4
+
+
+def test_concat_mws_collapse_segments():
+    """train_mws_concat.py: logit_cs (rows 16..28, a > b) summed over columns b = 0..3 / 42,
+    4..8 / 30, 9..12 / 6: the earlier row of each pair decides its segment."""
+    measures = make_task("concat_mws").collapse_pairs()
+    by_column = {name: {(16 + b, 16 + a) for a in range(13) for b in columns if b < a}
+                 for name, columns in [("copies", range(0, 4)), ("window2", range(4, 9)),
+                                       ("window3", range(9, 13))]}
+    for name, expected in by_column.items():
+        assert set(measures[f"cosine_similarity_{name}"]) == expected
+    assert [len(by_column[n]) for n in ("copies", "window2", "window3")] == [42, 30, 6]
+    assert len(measures["cosine_similarity"]) == 78

@@ -13,11 +13,30 @@ import torch
 
 from plateau_lens import CheckpointError, load_config, resume, train
 from plateau_lens.run import load_run
-from plateau_lens.training.checkpoint import list_checkpoints, load_checkpoint
+from plateau_lens.training.checkpoint import checkpoint_path, list_checkpoints, load_checkpoint
 
 
 def weights(run_dir, step):
-    return load_checkpoint(Path(run_dir) / "checkpoints" / f"step_{step:08d}.pt")["model"]
+    return load_checkpoint(checkpoint_path(run_dir, step))["model"]
+
+
+def rewrite_stored_config(path, edit):
+    """Re-save a checkpoint's weights with ``edit(config)`` as its stored config (checksum
+    of the config text updated, as a writer of that config would have written it)."""
+    import hashlib
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), "pt") as handle:
+        metadata = handle.metadata()
+        tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+    config = json.loads(metadata["config"])
+    edit(config)
+    metadata["config"] = json.dumps(config, sort_keys=True)
+    metadata["config_sha256"] = hashlib.sha256(metadata["config"].encode()).hexdigest()
+    save_file(tensors, str(path), metadata=metadata)
 
 
 def test_checkpoint_schedule_is_log_spaced_then_regular(small_lrmc_config):
@@ -35,7 +54,8 @@ def test_train_writes_metrics_and_checkpoints_that_round_trip(tmp_path, small_lr
     # checkpoint round trip: the loaded model computes what the training network did
     payload = load_checkpoint(run.checkpoints[12])
     assert payload["step"] == 12 and payload["config"] == small_lrmc_config.to_dict()
-    assert {"optimizer", "rng", "scheduler"} <= set(payload)
+    assert {"optimizer", "rng", "scheduler", "metrics"} <= set(payload)
+    assert payload["metrics"] == run.metrics.to_dict("records")  # every row so far travels along
     network = run.network(12)
     for name, tensor in network.state_dict().items():
         assert torch.equal(tensor, payload["model"][name]), name
@@ -108,10 +128,12 @@ def test_checkpoint_written_before_a_field_existed_still_loads(tmp_path, small_l
     """A stored config that omits a field means its default (older checkpoints)."""
     run_dir = train(small_lrmc_config, tmp_path / "run", progress=False)
     path = list_checkpoints(run_dir)[4]
-    payload = torch.load(path, weights_only=False)
-    del payload["config"]["model"]["pos_embedding"]
-    del payload["config"]["task"]["p_mask"]
-    torch.save(payload, path)
+
+    def drop_fields(config):
+        del config["model"]["pos_embedding"]
+        del config["task"]["p_mask"]
+
+    rewrite_stored_config(path, drop_fields)
     assert load_checkpoint(path, small_lrmc_config.to_dict())["step"] == 4
     changed = small_lrmc_config.replace(model={"pos_embedding": "row_column"})
     with pytest.raises(CheckpointError, match="model.pos_embedding: 'learned' != 'row_column'"):
@@ -131,7 +153,7 @@ def test_bad_train_config_fields():
         load_config({"task": {"name": "mws"}, "train": {"epochs": 3}})
     with pytest.raises(ValueError, match="rank must be in"):
         load_config({"task": {"name": "lrmc", "rank": 9}})
-    with pytest.raises(ValueError, match="task name"):
+    with pytest.raises(ValueError, match="task.name must be one of"):
         load_config({"task": {"name": "lmrc"}})
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from ..metrics import attention_progress_score
+from ..metrics import attention_masks, attention_progress_score
 from .hooks import prepare
 from .schema import record, tidy
 
@@ -14,18 +14,20 @@ from .schema import record, tidy
 def attention_progress(model, batch, task=None) -> pd.DataFrame:
     """Attention progress Σ|A|·M / Σ|A| of every head, over the task's answer rows, per
     sample then batch-averaged (the study's ``att_prog_measure``; A = ``hook_pattern``, the
-    pattern after masking and any attention bias; M = ``task.optimal_attention()``).
-    Rows (see :mod:`.schema`): one per layer × head, metric ``attention_progress``."""
+    pattern after masking and any attention bias; M = the task's mask for that layer,
+    ``task.attention_progress_masks`` — the last layer's ``optimal_attention()`` by default,
+    one per layer and sample for permutation). Rows (see :mod:`.schema`): one per head of
+    each layer with a mask, metric ``attention_progress``."""
     model = prepare(model, batch, task)
-    optimal = model.task.optimal_attention()
-    if optimal is None:
+    masks = attention_masks(model.task, batch, model.cfg.n_layers)
+    if not masks:
         raise ValueError(f"attention_progress needs an optimal attention mask, and task "
                          f"{model.task.name!r} defines none")
-    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
-    _, cache = model.bridge.run_with_cache(batch.inputs, names_filter=lambda n: n in names)
+    names = {layer: f"blocks.{layer}.attn.hook_pattern" for layer in masks}
+    _, cache = model.bridge.run_with_cache(batch.inputs, names_filter=lambda n: n in names.values())
     records = []
-    for name in names:
-        scores = attention_progress_score(cache[name], optimal, model.task.answer_rows())
+    for layer, name in names.items():
+        scores = attention_progress_score(cache[name], masks[layer], model.task.answer_rows())
         records += [record("attention_progress", value, hook=name, head=head)
                     for head, value in enumerate(scores.tolist())]
     return tidy(records)

@@ -11,7 +11,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from ..tasks.base import MatrixBatch
+from ..tasks.base import MatrixBatch, check_choice
 from .hooks import prepare, require
 from .schema import record, tidy
 
@@ -20,14 +20,45 @@ def _pattern_names(model) -> list[str]:
     return [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.cfg.n_layers)]
 
 
-def mask_rows(task, batch: MatrixBatch, rows: Sequence[int]) -> MatrixBatch:
-    """The batch with whole rows of X masked (the study's row-masking option)."""
+ROW_MASK_REST = ("observed", "batch")
+
+
+def mask_rows(task, batch: MatrixBatch, rows: Sequence[int], keep: Sequence[int] | None,
+              rest: str = "observed") -> MatrixBatch:
+    """The batch with every entry of the chosen ``rows`` masked except one per row, in
+    column ``keep[i]`` for row ``rows[i]`` (the study's row-masking option in ``att_maps.py``;
+    its configuration masks rows 3 and 6 of a 7×7 matrix except columns 1 and 5, 0-indexed:
+    :func:`study_row_mask`). ``keep=None`` masks the rows entirely. ``rest``: ``"observed"``
+    (the study's: every entry outside the chosen rows is shown) or ``"batch"`` (outside the
+    chosen rows the batch's own observation mask is kept)."""
+    check_choice("rest", rest, ROW_MASK_REST)
+    rows = [int(r) for r in rows]
     bad = [r for r in rows if not 0 <= r < task.m]
-    if bad:
-        raise ValueError(f"rows must be in [0, {task.m - 1}], got {bad}")
-    observed = batch.observed.clone()
-    observed[:, list(rows)] = False
+    if bad or not rows:
+        raise ValueError(f"rows must be a non-empty list of row indices in [0, {task.m - 1}], got {rows}")
+    if len(set(rows)) != len(rows):
+        raise ValueError(f"rows must not repeat, got {rows}")
+    if keep is not None:
+        keep = [int(c) for c in keep]
+        if len(keep) != len(rows):
+            raise ValueError(f"keep must give one column per row ({len(rows)}), got {keep}")
+        bad = [c for c in keep if not 0 <= c < task.n]
+        if bad:
+            raise ValueError(f"keep columns must be in [0, {task.n - 1}], got {bad}")
+    observed = (torch.ones_like(batch.observed) if rest == "observed" else batch.observed.clone())
+    observed[:, rows] = False
+    if keep is not None:
+        observed[:, rows, keep] = True
     return task.with_inputs(batch, observed=observed)
+
+
+def study_row_mask(task) -> tuple[list[int], list[int]]:
+    """``(rows, keep)`` of the study's row-masking figure: rows 3 and 6 of 7, observed only
+    in columns 1 and 5 (0-indexed). Other sizes: the middle and the last row, observed in
+    column 1 and the second-to-last column (the same rule; needs m ≥ 2 and n ≥ 3)."""
+    if task.m < 2 or task.n < 3:
+        raise ValueError(f"the study's row mask needs m >= 2 and n >= 3, got {task.m}×{task.n}")
+    return [task.m // 2, task.m - 1], [1, task.n - 2]
 
 
 @torch.no_grad()

@@ -7,7 +7,8 @@ from typing import Sequence
 import pandas as pd
 import torch
 
-from ..metrics import generation_metrics, mean_pairwise_cosine, readout_input_hook
+from ..metrics import (generation_metrics, mean_cosine_over_pairs, mean_pairwise_cosine,
+                       readout_input_hook)
 from .hooks import check_hook_names, prepare
 from .partial_forward import analysis_workers, hook_activations, parallel_map
 from .schema import metric_records, record, tidy
@@ -57,11 +58,18 @@ def representation_collapse(model, batch, sites: Sequence[str] | None = None,
     ``sites``: the study's names (:data:`SITES`, default all): ``pre_lm_h`` is ln_f's output
     with its affine (``ln_final.hook_out``), the study's headline site; the others are read
     at every block in ``layers`` (default all). ``positions``: default
-    ``task.collapse_positions()`` (MWS: rows 17–31, 105 pairs per sample). Rows (see
-    :mod:`.schema`): labelled ``site``, metric ``cosine_similarity``. On plateau-lens' own
-    models with no hook attached, the activations are those of the clean pass shared with the
-    checkpoint's other analyzers (:func:`~.partial_forward.hook_activations`)."""
+    the task's headline pairs (``task.collapse_pairs()["cosine_similarity"]`` where the task
+    states pairs, e.g. within blocks for repeat-k; else every pair of
+    ``task.collapse_positions()``; MWS: rows 17–31, 105 pairs per sample), the same number
+    the training log's ``cosine_similarity`` reports. Rows (see :mod:`.schema`): labelled
+    ``site``, metric ``cosine_similarity``. On plateau-lens' own models with no hook attached,
+    the activations are those of the clean pass shared with the checkpoint's other analyzers
+    (:func:`~.partial_forward.hook_activations`)."""
     model = prepare(model, batch, task)
+    pairs = None
+    if positions is None and hasattr(model.task, "collapse_pairs"):
+        pairs = model.task.collapse_pairs()["cosine_similarity"]
+        positions = sorted({p for pair in pairs for p in pair})
     positions = model.task.collapse_positions() if positions is None else list(positions)
     width = batch.inputs.shape[1]
     bad = [p for p in positions if not 0 <= p < width]
@@ -71,10 +79,15 @@ def representation_collapse(model, batch, sites: Sequence[str] | None = None,
     names = collapse_hooks(model.bridge, SITES if sites is None else list(sites), layers)
     check_hook_names(model.bridge, names.values())
     cache = hook_activations(model, batch.inputs, list(dict.fromkeys(names.values())))
-    cosines = parallel_map(lambda name: mean_pairwise_cosine(cache[name][:, positions]),
-                           list(names.values()), analysis_workers(batch.inputs.device))
-    return tidy([record("cosine_similarity", cosine, hook=name, site=site)
-                 for ((site, _), name), cosine in zip(names.items(), cosines)], ["site"])
+
+    def cosine(name: str) -> float:
+        if pairs is not None:
+            return mean_cosine_over_pairs(cache[name], pairs)
+        return mean_pairwise_cosine(cache[name][:, positions])
+
+    cosines = parallel_map(cosine, list(names.values()), analysis_workers(batch.inputs.device))
+    return tidy([record("cosine_similarity", value, hook=name, site=site)
+                 for ((site, _), name), value in zip(names.items(), cosines)], ["site"])
 
 
 @torch.no_grad()

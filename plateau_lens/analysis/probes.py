@@ -1,5 +1,6 @@
 """Linear probes on hidden states (least squares without bias, as in the study; logistic
-regression for class targets), trained on one batch and scored on a held-out one."""
+regression for class targets), trained on one batch and scored on a held-out one (the
+study's ``probe.py``: 2 048 training and 256 test matrices, :func:`probe_batches`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from ..tasks.base import check_choice
+from ..tasks.base import ProbeTarget, check_choice, check_int, step_generator
 from .hooks import check_hook_names, prepare
 from .partial_forward import (ROWS_PER_CHUNK, analysis_workers, hook_activations, native_sites,
                               parallel_map, shared_clean_pass, tensor_key)
@@ -56,12 +57,58 @@ def least_squares_from_moments(gram: Float[Tensor, "d d"], moment: Float[Tensor,
 
 
 def regression_scores(prediction: Tensor, targets: Tensor) -> dict[str, float]:
-    """Test MSE and mean cosine similarity (per sample; vectors of length ≥ 2 only)."""
+    """Test MSE, and for vectors of length ≥ 2 the mean cosine similarity per sample
+    (``cosine``) and the mean of its absolute value (``abs_cosine``: what the study reports,
+    "Avg. Absolute Cos-Sim", blind to the sign of the prediction)."""
     scores = {"mse": torch.mean((prediction - targets) ** 2).item()}
     if targets.shape[-1] > 1:
         cos = torch.nn.functional.cosine_similarity(prediction, targets, dim=-1, eps=1e-8)
         scores["cosine"] = cos.mean().item()
+        scores["abs_cosine"] = cos.abs().mean().item()
     return scores
+
+
+STUDY_PROBE_SIZES = (2048, 256)
+"""The study's probe training and test sizes (matrices)."""
+
+
+def probe_batches(task, n_train: int = STUDY_PROBE_SIZES[0], n_test: int = STUDY_PROBE_SIZES[1],
+                  seed: int = 0):
+    """``(train_batch, test_batch)``: independent held-out batches of the study's sizes
+    (``task``: a task, or a run whose task and seed are used, away from its training
+    batches)."""
+    from .over_training import analysis_batch
+
+    check_int("n_train", n_train, 1)
+    check_int("n_test", n_test, 1)
+    if hasattr(task, "config") and hasattr(task, "checkpoints"):  # a Run
+        return (analysis_batch(task, n_train, seed=task.config.train.seed + 1 + seed),
+                analysis_batch(task, n_test, seed=task.config.train.seed + seed))
+    return (task.sample(n_train, step_generator(seed, 1)), task.sample(n_test, step_generator(seed, 2)))
+
+
+def _top_singular_projector(task, batch) -> Tensor:
+    """vec(u₁u₁ᵀ) of X (m² values, the same at every position): the top left singular
+    vector without its arbitrary sign (u₁ and −u₁ give the same target)."""
+    u, _, _ = torch.linalg.svd(batch.matrix.double())
+    top = u[..., 0]
+    projector = einops.rearrange(top[:, :, None] * top[:, None, :], "b i j -> b (i j)")
+    return einops.repeat(projector.float(), "b k -> b p k", p=task.m * task.n)
+
+
+MATRIX_PROBE_TARGETS = {
+    "top_singular_projector": ProbeTarget("regression", _top_singular_projector),
+}
+"""Targets defined here for matrix tasks, beside the task's own (``task.probe_targets()``;
+LRMC's ``top_singular_vector`` is u₁ with its sign fixed so that its entries sum to ≥ 0)."""
+
+
+def available_targets(task) -> dict[str, ProbeTarget]:
+    """The task's probe targets, plus :data:`MATRIX_PROBE_TARGETS` for matrix tasks."""
+    targets = dict(task.probe_targets())
+    if hasattr(task, "m") and hasattr(task, "n"):
+        targets.update({k: v for k, v in MATRIX_PROBE_TARGETS.items() if k not in targets})
+    return targets
 
 
 def fit_logistic(features: np.ndarray, labels: np.ndarray, seed: int = 0):
@@ -151,7 +198,7 @@ def probe_plan(task, train_batch, test_batch, targets: Sequence[str], classifier
         for entry in _plan_cache:
             if entry.key == key:
                 return entry.plan
-    available = task.probe_targets()
+    available = available_targets(task)
     regression_targets = [t for t in targets if available[t].kind == "regression"]
     class_targets = [t for t in targets if available[t].kind == "classification"]
     y_train = {t: available[t].values(task, train_batch) for t in targets}
@@ -204,7 +251,10 @@ def linear_probes(model, train_batch, test_batch, targets: Sequence[str] | None 
     Reads the [batch, pos, d_model] activation at each hook (default: the residual stream,
     ``blocks.0.hook_resid_pre`` and every ``blocks.{l}.hook_resid_post``: the study's
     per-layer hidden states). Regression targets: least squares without bias (as in the
-    study), metrics ``mse`` (+ ``mse_masked``, ``mse_observed``, ``cosine``); class targets:
+    study), metrics ``mse`` (+ ``mse_masked``, ``mse_observed``; for vector targets
+    ``cosine`` and the study's mean absolute cosine ``abs_cosine``); targets are the task's
+    and, for matrix tasks, the sign-free ``top_singular_projector`` (:func:`available_targets`);
+    class targets:
     ``accuracy`` of a closed-form least-squares classifier (``classifier="least_squares"``,
     fast enough for every checkpoint of a run) or scikit-learn's logistic regression
     (``"logistic"``, on at most 20 000 training samples). Rows (see :mod:`.schema`): labelled
@@ -219,7 +269,7 @@ def linear_probes(model, train_batch, test_batch, targets: Sequence[str] | None 
     model = prepare(model, train_batch, task)
     task = model.task
     task.check_batch(test_batch)
-    available = task.probe_targets()
+    available = available_targets(task)
     targets = list(available) if targets is None else list(targets)
     unknown = [t for t in targets if t not in available]
     if unknown or not targets:

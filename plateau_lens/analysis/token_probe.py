@@ -1,5 +1,7 @@
-"""Probe of the next token from a hidden state with a small MLP classifier (the study's
-probe reads the attention output)."""
+"""Probe of the next token from a hidden state with an MLP classifier: the loss-plateau
+study's attention-output probe (Fig. 20, ``src/train_mws_probe.py``: scikit-learn
+``MLPClassifier(hidden_layer_sizes=(256,), max_iter=2000)`` on the attention output at rows
+16–31 of MWS, targets the next tokens)."""
 
 from __future__ import annotations
 
@@ -13,10 +15,15 @@ from .schema import metric_records, tidy
 
 @torch.no_grad()
 def next_token_probe(model, train_batch, test_batch, hook: str | None = None,
-                     hidden_units: int = 64, task=None, seed: int = 0) -> pd.DataFrame:
-    """Train ``MLPClassifier(hidden_units)`` on ``hook`` activations (default: the last
-    block's attention output, ``blocks.{L-1}.hook_attn_out``) at the answer rows to predict
-    the next token; report held-out ``accuracy`` and the ``majority_baseline``."""
+                     hidden_units: int = 256, task=None, seed: int = 0,
+                     max_iter: int = 2000) -> pd.DataFrame:
+    """Train ``MLPClassifier((hidden_units,), max_iter=max_iter)`` (the study's 256 and
+    2 000) on ``hook`` activations (default: the last block's attention output after its
+    output projection, ``blocks.{L-1}.hook_attn_out``: the study's ``post_att_pre_res_h``) at
+    the answer rows to predict the next token; report held-out ``accuracy`` and the
+    ``majority_baseline``. The study's script flattens (sample, row) before splitting its
+    2048 test sequences, so it trains on the first 1024 rows (64 sequences) and tests on the
+    rest; ``plateau-lens reproduce lp-fig20-probe`` passes that split (64 / 1984 sequences)."""
     from sklearn.neural_network import MLPClassifier
 
     model = prepare(model, train_batch, task)
@@ -38,7 +45,7 @@ def next_token_probe(model, train_batch, test_batch, hook: str | None = None,
 
     x_train, y_train = features(train_batch)
     x_test, y_test = features(test_batch)
-    classifier = MLPClassifier((hidden_units,), max_iter=300, random_state=seed)
+    classifier = MLPClassifier((hidden_units,), max_iter=max_iter, random_state=seed)
     classifier.fit(x_train, y_train)
     values, counts = torch.unique(torch.from_numpy(y_train), return_counts=True)
     majority = values[counts.argmax()].item()

@@ -3,10 +3,13 @@ TransformerBridges via ``TransformerBridge.boot_transformers``."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import gc
 import json
+import re
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import torch
 
@@ -39,10 +42,41 @@ def pythia_revision(step: int) -> str:
     return f"step{step}"
 
 
+STEP_DIR = re.compile(r"^step(\d+)$")
+
+
+def step_of(directory: str | Path) -> int | None:
+    """``…/step3500`` → 3500; ``None`` for a folder not named ``step{N}``."""
+    match = STEP_DIR.match(Path(directory).name)
+    return int(match.group(1)) if match else None
+
+
+def local_steps(local_dir: str | Path) -> dict[int, Path]:
+    """The ``step{N}`` sub-directories of a series, by step (empty when there are none)."""
+    root = Path(local_dir)
+    if not root.is_dir():
+        return {}
+    found = {}
+    for child in root.iterdir():
+        step = step_of(child)
+        if step is not None and child.is_dir():
+            found[step] = child
+    return dict(sorted(found.items()))
+
+
+def is_single_checkpoint(local_dir: str | Path) -> bool:
+    """A ``save_pretrained`` folder itself (a ``config.json``, no ``step{N}`` sub-directories)."""
+    root = Path(local_dir)
+    return (root / "config.json").is_file() and not local_steps(root)
+
+
 def local_checkpoint_dir(local_dir: str | Path, step: int | None = None,
                          revision: str | None = None) -> Path:
-    """A series laid out as ``local_dir/step{N}`` (or ``local_dir/{revision}``), or one model."""
+    """A series laid out as ``local_dir/step{N}`` (or ``local_dir/{revision}``), or one
+    ``save_pretrained`` folder (``local_dir`` itself, whatever ``step`` labels it)."""
     root = Path(local_dir)
+    if is_single_checkpoint(root) and revision is None:
+        return root
     candidates = []
     if revision is not None:
         candidates.append(root / revision)
@@ -54,7 +88,19 @@ def local_checkpoint_dir(local_dir: str | Path, step: int | None = None,
     if (root / "config.json").is_file() and not candidates:
         return root
     wanted = ", ".join(str(c) for c in candidates) or str(root)
-    raise CheckpointLoadError(f"no checkpoint at {wanted} (expected a config.json from save_pretrained)")
+    present = sorted(local_steps(root))
+    have = f"; {root} has step{{N}} folders for steps {present}" if present else ""
+    raise CheckpointLoadError(
+        f"no checkpoint at {wanted} (expected a config.json from save_pretrained){have}")
+
+
+def checkpoint_fingerprint(directory: str | Path) -> str:
+    """Name, size and modification time of every file of a local checkpoint: changes when
+    the checkpoint is rewritten (e.g. pretrained again into the same folder)."""
+    root = Path(directory).resolve()
+    entries = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
+                     for p in root.iterdir() if p.is_file())
+    return json.dumps([str(root), entries])
 
 
 def architecture_of(directory: Path) -> str:
@@ -65,12 +111,40 @@ def architecture_of(directory: Path) -> str:
     return (config.get("architectures") or [config.get("model_type", "unknown")])[0]
 
 
+def study_tokenizer(source: str | Path, revision: str | None = None):
+    """The checkpoint's own tokenizer as the study loads it:
+    ``AutoTokenizer.from_pretrained(source, revision=revision)``, unchanged (TransformerLens's
+    ``boot_transformers`` would reload it with ``add_bos_token=True``)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(source), revision=revision)
+
+
+@dataclass(eq=False)
+class PretrainedModel:
+    """One pretrained checkpoint as an explicit handle: ``bridge`` (the ``TransformerBridge``
+    every analyzer hooks) and ``tokenizer``, the checkpoint's own ``AutoTokenizer`` unchanged,
+    as the study tokenises (for Pythia and OLMo it adds no BOS; ``bridge.tokenizer`` is
+    TransformerLens's copy, which always adds one). Calling it runs the bridge."""
+
+    bridge: Any
+    tokenizer: Any
+    source: str = ""
+
+    @property
+    def cfg(self):
+        return self.bridge.cfg
+
+    def __call__(self, tokens):
+        return self.bridge(tokens)
+
+
 def load_checkpoint_model(name: str | None = None, step: int | None = None,
                           revision: str | None = None, local_dir: str | Path | None = None,
                           dtype: torch.dtype | None = None, device: str | None = None,
                           expected_architecture: str | None = None, hf_model=None,
-                          tokenizer=None):
-    """A ``TransformerBridge`` for one checkpoint.
+                          tokenizer=None, local_dir_hint: str = "local_dir="):
+    """A :class:`PretrainedModel` (bridge + the study's tokenizer) for one checkpoint.
 
     * Pythia by hub name and training step: ``load_checkpoint_model("pythia-160m", step=512)``
       (revision ``step512``);
@@ -79,15 +153,20 @@ def load_checkpoint_model(name: str | None = None, step: int | None = None,
       with one ``step{N}``/``{revision}`` sub-directory per checkpoint);
     * an already-loaded ``hf_model`` (with its ``tokenizer``).
 
+    Its ``tokenizer`` is the one the study uses (``tokenizer`` if given, else the checkpoint's
+    own ``AutoTokenizer``, unchanged); nothing is attached to the bridge.
+
     ``expected_architecture`` (e.g. ``"GPTNeoXForCausalLM"``) refuses a checkpoint of another
-    model before loading its weights.
+    model before loading its weights. ``local_dir_hint`` is how the offline advice names the
+    local-directory option (the CLI passes ``"--local-dir "``).
     """
     from transformer_lens.model_bridge import TransformerBridge
 
     if hf_model is not None:
-        return TransformerBridge.boot_transformers(
+        bridge = TransformerBridge.boot_transformers(
             name or hf_model.config.name_or_path, hf_model=hf_model, tokenizer=tokenizer,
             dtype=dtype, device=device)
+        return PretrainedModel(bridge, tokenizer, name or hf_model.config.name_or_path)
     if local_dir is not None:
         directory = local_checkpoint_dir(local_dir, step, revision)
         architecture = architecture_of(directory)
@@ -95,11 +174,19 @@ def load_checkpoint_model(name: str | None = None, step: int | None = None,
             raise CheckpointLoadError(
                 f"{directory} holds a {architecture}, not a {expected_architecture} like the rest "
                 f"of the series")
+        if tokenizer is None:
+            try:
+                tokenizer = study_tokenizer(directory)
+            except Exception as error:
+                raise CheckpointLoadError(
+                    f"no usable tokenizer in {directory} ({type(error).__name__}: {error}); save "
+                    f"one beside the model (tokenizer.save_pretrained) or pass tokenizer=") from error
         try:
-            return TransformerBridge.boot_transformers(str(directory), dtype=dtype, device=device,
-                                                       tokenizer=tokenizer)
+            bridge = TransformerBridge.boot_transformers(str(directory), dtype=dtype,
+                                                         device=device, tokenizer=tokenizer)
         except Exception as error:
             raise CheckpointLoadError(f"could not load {directory}: {error}") from error
+        return PretrainedModel(bridge, tokenizer, str(directory))
     if name is None:
         raise ValueError("give a hub name, a local_dir or an hf_model")
     repo = hub_name(name)
@@ -108,19 +195,22 @@ def load_checkpoint_model(name: str | None = None, step: int | None = None,
             raise ValueError(f"step= maps to a revision for Pythia only; give revision= for {repo}")
         revision = pythia_revision(step)
     try:
-        return TransformerBridge.boot_transformers(repo, revision=revision, dtype=dtype,
-                                                   device=device, tokenizer=tokenizer)
+        if tokenizer is None:
+            tokenizer = study_tokenizer(repo, revision)
+        bridge = TransformerBridge.boot_transformers(repo, revision=revision, dtype=dtype,
+                                                     device=device, tokenizer=tokenizer)
     except Exception as error:
         raise CheckpointLoadError(
             f"could not load {repo} at revision {revision!r} from the hub ({type(error).__name__}: "
-            f"{error}). Without network, point at a local copy: local_dir=<directory written by "
-            f"save_pretrained, or one with step{{N}} sub-directories>, or fill the Hugging Face "
-            f"cache on a connected machine and set HF_HUB_OFFLINE=1."
+            f"{error}). Without network, point at a local copy: {local_dir_hint}<directory "
+            f"written by save_pretrained, or one with step{{N}} sub-directories>, or fill the "
+            f"Hugging Face cache on a connected machine and set HF_HUB_OFFLINE=1."
         ) from error
+    return PretrainedModel(bridge, tokenizer, f"{repo}@{revision}")
 
 
 def iter_checkpoints(name: str | None, steps: Iterable[int], **kwargs) -> Iterator[tuple[int, object]]:
-    """Yield ``(step, bridge)`` one checkpoint at a time, freeing each before the next, so a
+    """Yield ``(step, PretrainedModel)`` one checkpoint at a time, freeing each before the next, so a
     series of a large model never holds two copies in memory."""
     for step in steps:
         model = load_checkpoint_model(name, step=step, **kwargs)

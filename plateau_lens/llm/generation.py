@@ -1,44 +1,156 @@
-"""Repetition and representation collapse of a pretrained checkpoint's greedy generations."""
+"""Repetition and representation collapse of a pretrained checkpoint's greedy generations,
+computed the way the loss-plateau study does it for Pythia and OLMo (arXiv 2506.13688,
+``src/pythia.py``, ``src/olmo.py``)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Sequence
 
 import pandas as pd
 import torch
 
-from ..metrics import greedy_generate, mean_pairwise_cosine, repetition_frequency
+from ..metrics import repetition_frequency
+
+log = logging.getLogger("plateau_lens")
 
 LAST_HIDDEN_HOOK = "ln_final.hook_out"
-"""The last-layer hidden state (after the final norm), as in ``output_hidden_states[-1]``."""
+"""The last-layer hidden state after the final norm: ``transformers``' ``hidden_states[-1]``."""
+
+_GREEDY_CHANGING_FIELDS = ("repetition_penalty", "no_repeat_ngram_size", "bad_words_ids",
+                           "suppress_tokens", "begin_suppress_tokens", "forced_bos_token_id",
+                           "forced_eos_token_id", "sequence_bias", "encoder_repetition_penalty")
+_DEFAULTS = {"repetition_penalty": 1.0, "encoder_repetition_penalty": 1.0,
+             "no_repeat_ngram_size": 0}
 
 
-def tokenize(model, prompt: str) -> torch.Tensor:
-    tokenizer = model.tokenizer
+def prompt_ids(tokenizer, prompt: str, prepend_bos: bool = False) -> list[int]:
+    """``tokenizer(prompt)``'s ids, as the study tokenises (``return_token_type_ids=False``);
+    with ``prepend_bos`` the tokenizer's BOS goes in front unless it is there already."""
     if tokenizer is None:
-        raise ValueError("this model has no tokenizer; pass tokenizer= when loading it")
-    ids = tokenizer(prompt, return_tensors="pt").input_ids
-    if ids.shape[-1] == 0:
+        raise ValueError("this model has no tokenizer; pass tokenizer= (the checkpoint's "
+                         "AutoTokenizer)")
+    ids = list(tokenizer(prompt, return_token_type_ids=False)["input_ids"])
+    if prepend_bos:
+        bos = tokenizer.bos_token_id
+        if bos is None:
+            raise ValueError("prepend_bos=True, but the tokenizer has no BOS token")
+        if not ids or ids[0] != bos:
+            ids = [bos] + ids
+    if not ids:
         raise ValueError(f"prompt {prompt!r} tokenizes to nothing")
-    return ids.to(model.cfg.device)
+    return ids
+
+
+def suppressed_token_ids(model, tokenizer=None) -> list[int]:
+    """The end-of-sequence ids that ``min_new_tokens`` masks in ``transformers``: those of the
+    checkpoint's ``generation_config`` (falling back to the tokenizer's EOS when the model has
+    none)."""
+    config = getattr(getattr(model, "original_model", None), "generation_config", None)
+    eos = getattr(config, "eos_token_id", None) if config is not None else None
+    if eos is None and tokenizer is not None:
+        eos = tokenizer.eos_token_id
+    if eos is None:
+        return []
+    return sorted({int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos])})
+
+
+def _warn_about_generation_config(model) -> None:
+    config = getattr(getattr(model, "original_model", None), "generation_config", None)
+    if config is None:
+        return
+    active = [name for name in _GREEDY_CHANGING_FIELDS
+              if getattr(config, name, None) not in (None, _DEFAULTS.get(name), [], ())]
+    if active:
+        log.warning("the checkpoint's generation_config sets %s, which transformers' generate "
+                    "would apply; generation_metrics does not (plain greedy with the EOS masked)",
+                    ", ".join(active))
+
+
+def resolve_tokenizer(model, tokenizer=None):
+    """``tokenizer`` if given, else the checkpoint's own ``AutoTokenizer`` that a
+    :class:`~plateau_lens.llm.checkpoints.PretrainedModel` carries, else the bridge's."""
+    if tokenizer is not None:
+        return tokenizer
+    return getattr(model, "tokenizer", None)
+
+
+def bridge_of(model):
+    """The ``TransformerBridge`` of a PretrainedModel / PlateauModel, or the bridge itself."""
+    return getattr(model, "bridge", model)
 
 
 @torch.no_grad()
-def generation_metrics(model, prompts: Sequence[str], n_new: int = 8) -> pd.DataFrame:
-    """Per prompt: greedy-generate ``n_new`` tokens; repetition frequency over their
-    ``n_new − 1`` adjacent pairs; mean pairwise cosine similarity of last-layer hidden states
-    at the last prompt position and the first ``n_new − 1`` generated positions."""
+def generation_metrics(model, prompts: Sequence[str], n_new: int = 8, *, tokenizer=None,
+                       prepend_bos: bool = False) -> pd.DataFrame:
+    """Per prompt, the study's greedy generation and its two numbers.
+
+    * Tokenisation: ``tokenizer(prompt)``, exactly as the study's
+      ``AutoTokenizer.from_pretrained(model, revision)(question)``. ``tokenizer`` defaults to
+      the checkpoint's own ``AutoTokenizer`` that ``load_checkpoint_model``'s
+      :class:`PretrainedModel` carries (for Pythia and OLMo it adds no BOS), not to the
+      bridge's: TransformerLens reloads tokenizers with ``add_bos_token=True``.
+      For a bridge booted without ``load_checkpoint_model`` pass
+      ``tokenizer=AutoTokenizer.from_pretrained(...)``. ``prepend_bos=True`` puts the BOS in
+      front (not the study's recipe; off by default).
+    * Generation: exactly ``n_new`` greedy tokens, each from a full forward pass over the
+      sequence so far (``use_cache=False``), with the end-of-sequence ids of the checkpoint's
+      ``generation_config`` masked at every step, as ``min_new_tokens = max_new_tokens = n_new``
+      does in ``transformers``' ``generate``: an EOS never ends or fills the generation.
+      Prompts of the same token length are generated together as one batch (no padding).
+    * ``repetition_frequency``: mean of ``[t_i == t_{i+1}]`` over the ``n_new − 1`` adjacent
+      pairs of generated tokens.
+    * ``cosine_similarity``: mean over the ``n_new·(n_new−1)/2`` pairs of the cosine between
+      the hidden states of the ``n_new`` generation steps, each the last layer after the final
+      norm (``ln_final.hook_out``) at the last position of the sequence fed at that step, i.e.
+      ``hidden_states[i][-1][:, -1]`` of ``generate(..., output_hidden_states=True)``: the last
+      prompt position and the first ``n_new − 1`` generated positions.
+
+    Returns one row per prompt (in order): prompt text and ids, generated ids and text, both
+    metrics. The study reports both averaged over prompts."""
     if n_new < 2:
         raise ValueError(f"n_new must be >= 2, got {n_new}")
+    tokenizer = resolve_tokenizer(model, tokenizer)
+    model = bridge_of(model)
+    suppressed = suppressed_token_ids(model, tokenizer)
+    _warn_about_generation_config(model)
+    ids = [prompt_ids(tokenizer, prompt, prepend_bos) for prompt in prompts]
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if not prepend_bos and bos is not None and any(i[0] == bos for i in ids):
+        log.warning("the tokenizer puts the BOS (id %d) in front of the prompts; the study's "
+                    "AutoTokenizer for Pythia/OLMo adds none. If this is TransformerLens's "
+                    "tokenizer (add_bos_token=True), load the checkpoint with "
+                    "load_checkpoint_model or pass tokenizer=AutoTokenizer.from_pretrained(...)",
+                    bos)
+    by_length: dict[int, list[int]] = {}
+    for index, prompt in enumerate(ids):
+        by_length.setdefault(len(prompt), []).append(index)
+    generated: dict[int, list[int]] = {}
+    cosine: dict[int, float] = {}
+    pairs = torch.triu_indices(n_new, n_new, offset=1)
+    for length, members in by_length.items():
+        tokens = torch.tensor([ids[i] for i in members], dtype=torch.long, device=model.cfg.device)
+        hidden = []
+        for _ in range(n_new):
+            logits, cache = model.run_with_cache(tokens, names_filter=lambda n: n == LAST_HIDDEN_HOOK)
+            hidden.append(cache[LAST_HIDDEN_HOOK][:, -1].float())
+            scores = logits[:, -1].float()
+            masked = [t for t in suppressed if t < scores.shape[-1]]
+            if masked:
+                scores[:, masked] = float("-inf")
+            tokens = torch.cat([tokens, scores.argmax(dim=-1, keepdim=True)], dim=-1)
+        unit = torch.nn.functional.normalize(torch.stack(hidden, dim=1).double().cpu(), dim=-1,
+                                             eps=1e-12)
+        similarity = (unit[:, pairs[0]] * unit[:, pairs[1]]).sum(-1).mean(-1)
+        for row, index in enumerate(members):
+            generated[index] = tokens[row, length:].tolist()
+            cosine[index] = similarity[row].item()
     rows = []
     for index, prompt in enumerate(prompts):
-        ids = tokenize(model, prompt)
-        length = ids.shape[-1]
-        tokens = greedy_generate(model, ids, n_new)
-        _, cache = model.run_with_cache(tokens, names_filter=lambda n: n == LAST_HIDDEN_HOOK)
-        hidden = cache[LAST_HIDDEN_HOOK][:, length - 1 : length - 1 + n_new]
-        rows.append({"prompt": index, "n_prompt_tokens": length,
-                     "repetition_frequency": repetition_frequency(tokens[:, length:]),
-                     "cosine_similarity": mean_pairwise_cosine(hidden),
-                     "generated": tokens[0, length:].tolist()})
+        new = generated[index]
+        rows.append({"prompt": index, "prompt_text": prompt, "n_prompt_tokens": len(ids[index]),
+                     "prompt_ids": ids[index], "generated": new,
+                     "generated_text": tokenizer.decode(new),
+                     "repetition_frequency": repetition_frequency(torch.tensor([new])),
+                     "cosine_similarity": cosine[index]})
     return pd.DataFrame(rows)

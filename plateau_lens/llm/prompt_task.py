@@ -35,8 +35,9 @@ class PromptTask(SequenceTask):
 
 def prompt_batch(model, prompts: Sequence[str], length: int = 12,
                  max_prompts: int = 64) -> tuple[SequenceBatch, PromptTask]:
-    """Tokenize, keep the prompts with at least ``length`` tokens, cut them to ``length``."""
-    ids = [model.tokenizer(p, return_tensors="pt").input_ids[0] for p in prompts]
+    """Tokenize (with the checkpoint's own tokenizer, as the study does: no BOS added for
+    Pythia/OLMo), keep the prompts with at least ``length`` tokens, cut them to ``length``."""
+    ids = [torch.tensor(model.tokenizer(p)["input_ids"]) for p in prompts]
     kept = [i[:length] for i in ids if len(i) >= length][:max_prompts]
     if not kept:
         raise ValueError(f"no prompt has {length} tokens; use a smaller length")

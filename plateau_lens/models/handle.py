@@ -79,11 +79,13 @@ class PlateauModel:
     @classmethod
     def resolve(cls, model: "PlateauModel | Any", task: Any = None) -> "PlateauModel":
         """``model`` as a handle: a ``PlateauModel`` as it is (``task`` overrides its task),
-        a bare bridge (Pythia, OLMo) with the ``task`` its batches come from."""
+        a bare bridge or a pretrained checkpoint's handle (anything with a ``bridge``: Pythia,
+        OLMo) with the ``task`` its batches come from."""
         if isinstance(model, PlateauModel):
             if task is None or task is model.task:
                 return model
             return cls(bridge=model.bridge, task=task, network=model.network, config=model.config)
+        model = getattr(model, "bridge", model)
         if not hasattr(model, "hook_dict"):
             raise ValueError(f"model must be a PlateauModel or a TransformerBridge, got "
                              f"{type(model).__name__}")

@@ -6,10 +6,16 @@ study's loss). Accuracy is scored by greedy generation from the prompt, on the a
 positions only. ``optimal_attention`` gives, for tasks where it is defined, the 0/1 mask
 M over (query row, key) of the model input that a perfect solution attends to: the query
 row that predicts answer token j attends to the inputs answer j is computed from.
+
+Every definition below that the study's metrics read (optimal masks, collapse rows and
+pairs, entropy) follows the authors' ``src/train_*.py`` (github pulkitgopalani/tf-loss-plateau)
+and names the script; where that code and the paper's definition disagree, the paper's is
+used and the docstring says so.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -102,8 +108,27 @@ class SequenceTask:
 
     def collapse_positions(self) -> list[int]:
         """The study's collapse rows: the answer-predicting rows after the separator's
-        (17–31 in MWS: 15 rows, 105 pairs)."""
+        (17–31 in MWS: 15 rows, 105 pairs; ``mean_cosine_sim`` of ``src/train_mws.py``).
+        Tasks whose study script reads other rows override this."""
         return list(self.answer_rows())[1:]
+
+    def collapse_pairs(self) -> dict[str, list[tuple[int, int]]]:
+        """The study's representation-collapse measures: logged metric name → the (row, row)
+        pairs (i < j) whose cosine similarities are averaged (over samples and pairs, each
+        pair once). ``cosine_similarity`` is the headline measure; by default every pair of
+        ``collapse_positions()``."""
+        return {"cosine_similarity": list(itertools.combinations(self.collapse_positions(), 2))}
+
+    log_entropy = False
+    """Whether the study logs the entropy of the generated outputs for this task."""
+
+    def attention_progress_masks(self, batch: SequenceBatch, n_layers: int) -> dict[int, Tensor]:
+        """layer → the 0/1 mask of the study's attention progress for that layer's pattern:
+        [query, key], or [batch, query, key] where the optimal keys depend on the sample.
+        Default: ``optimal_attention()`` on the last layer (the study's ``GPTLinear`` returns
+        the last block's attention map); empty where the study defines no mask."""
+        optimal = self.optimal_attention()
+        return {} if optimal is None else {n_layers - 1: optimal}
 
     def probe_targets(self) -> dict[str, ProbeTarget]:
         return SEQUENCE_PROBE_TARGETS
@@ -131,7 +156,11 @@ class MovingWindowSum(SequenceTask):
 
     Defaults (the study's): T = 16, {1..16}, k = 2, modulus 17, SEP = 17, vocabulary 18,
     33 tokens (the model sees 32). Scored: the 16 outputs. Optimal attention: the row
-    predicting yᵢ attends to x_{i−k+1}…xᵢ (row 16 → key 0, row 17+i → keys i, i+1 for k = 2).
+    predicting yᵢ attends to x_{i−k+1}…xᵢ for i ≥ k, and to xᵢ alone for the plain copies
+    i < k (k = 2: row 16 → key 0, row 17+i → keys i, i+1, as in ``src/train_mws.py``).
+    For k = 3 the authors' ``src/train_mws_random_init.py`` marks keys i, i+1 of output
+    i+2's row (``i : i + 2``), one key short of the window; we mark the whole window, the
+    paper's definition of the sum.
     """
 
     n_inputs: int = 16
@@ -166,7 +195,8 @@ class MovingWindowSum(SequenceTask):
         return self._batch(torch.cat([x, sep, self.outputs(x)], dim=-1))
 
     def optimal_attention(self) -> Float[Tensor, "query key"]:
-        windows = [(max(0, i - self.window + 1), i) for i in range(self.n_inputs)]
+        k = self.window
+        windows = [(i, i) if i < k - 1 else (i - k + 1, i) for i in range(self.n_inputs)]
         return _windowed_sum_mask(self.prompt_length, self.answer_length, windows)
 
 
@@ -175,7 +205,13 @@ class ConcatMovingWindowSum(SequenceTask):
     """The study's concatenated MWS (mix "123_disjoint_454"): 16 inputs from {1..16}, SEP 17,
     then 13 outputs mod 17: y₀…y₃ = x₀…x₃ (copies), y₄…y₈ = x_i + x_{i+1} (5 window-2 sums),
     y₉…y₁₂ = x_{i+1} + x_{i+2} + x_{i+3} (4 window-3 sums; 0-indexed as in the authors' code).
-    Vocabulary 18; scored: the 13 outputs."""
+    Vocabulary 18; scored: the 13 outputs.
+
+    Collapse (``src/train_mws_concat.py``): pairs among rows 16–28 (the separator's row
+    included), split by the earlier row's segment: ``cosine_similarity_copies`` (earlier
+    row 16–19, 42 pairs: ``cosine_sim_1``), ``_window2`` (20–24, 30 pairs) and ``_window3``
+    (25–28, 6 pairs); ``cosine_similarity`` is all 78. The study logs no attention progress
+    for this task; ``optimal_attention`` (each output's window) is ours."""
 
     n_inputs: int = 16
     low: int = 1
@@ -210,12 +246,29 @@ class ConcatMovingWindowSum(SequenceTask):
     def optimal_attention(self) -> Float[Tensor, "query key"]:
         return _windowed_sum_mask(self.prompt_length, self.answer_length, self.windows())
 
+    def collapse_positions(self) -> list[int]:
+        return list(self.answer_rows())
+
+    def collapse_pairs(self) -> dict[str, list[tuple[int, int]]]:
+        rows = self.collapse_positions()
+        pairs = list(itertools.combinations(rows, 2))
+        first = rows[0]
+        segments = {"copies": range(first, first + 4), "window2": range(first + 4, first + 9),
+                    "window3": range(first + 9, first + 13)}
+        measures = {"cosine_similarity": pairs}
+        for name, segment in segments.items():
+            measures[f"cosine_similarity_{name}"] = [(i, j) for i, j in pairs if i in segment]
+        return measures
+
 
 @dataclass(frozen=True)
 class PrefixSum(SequenceTask):
     """Prefix sum: x₁…x₁₆ from {1..16} (or, with ``no_repeat``, a random permutation of
     1..16), SEP = 17, then yᵢ = (x₁ + … + xᵢ) mod 17. Vocabulary 18; scored: the 16 outputs.
-    Optimal attention: the row predicting yᵢ attends to x₁…xᵢ."""
+    Optimal attention (``src/train_prefix.py``): yᵢ = y_{i−1} + xᵢ, so the row predicting yᵢ
+    attends to xᵢ and to y_{i−1} (its own input token: row 16+i → keys i and 16+i for
+    i ≥ 1; row 16 → key 0). Collapse: rows 17–31 as MWS. The study logs the entropy of the
+    outputs (``log_entropy``)."""
 
     n_inputs: int = 16
     low: int = 1
@@ -246,16 +299,29 @@ class PrefixSum(SequenceTask):
         sep = torch.full((batch_size, 1), self.modulus, device=x.device)
         return self._batch(torch.cat([x, sep, torch.remainder(x.cumsum(-1), self.modulus)], -1))
 
+    log_entropy = True
+
     def optimal_attention(self) -> Float[Tensor, "query key"]:
-        windows = [(0, i) for i in range(self.n_inputs)]
-        return _windowed_sum_mask(self.prompt_length, self.answer_length, windows)
+        size = self.sequence_length - 1
+        first = self.prompt_length - 1
+        mask = torch.zeros(size, size)
+        mask[first, 0] = 1
+        for i in range(1, self.n_inputs):
+            mask[first + i, i] = 1  # x_{i+1}
+            mask[first + i, first + i] = 1  # y_i, the row's own input token
+        return mask
 
 
 @dataclass(frozen=True)
 class RepeatK(SequenceTask):
     """Repeat-k: x₁…x₁₆ from {1..16}, SEP = 17, then 16 outputs in k equal blocks; block j
-    (0-indexed) repeats (x₁ + j) mod 17. k ∈ {1, 2, 4}; vocabulary 18. Optimal attention:
-    every output row attends to x₁ (key 0)."""
+    (0-indexed) repeats (x₁ + j) mod 17. k ∈ {1, 2, 4}; vocabulary 18.
+
+    Collapse (``src/train_repeat.py``): k = 1 over rows 17–31 as MWS; k = 2 and 4 only
+    within blocks, leaving out the row that predicts each block's first output (k = 2:
+    pairs among rows 17–23 and among 25–31, 42 pairs; k = 4: among 17–19, 21–23, 25–27,
+    29–31, 12 pairs). The study logs no attention progress for repeat-k; the mask here
+    (every output row attends to x₁, key 0) is ours."""
 
     k: int = 1
     n_inputs: int = 16
@@ -284,13 +350,36 @@ class RepeatK(SequenceTask):
     def optimal_attention(self) -> Float[Tensor, "query key"]:
         return _windowed_sum_mask(self.prompt_length, self.answer_length, [(0, 0)] * self.n_inputs)
 
+    def collapse_blocks(self) -> list[list[int]]:
+        """Rows whose hidden states are compared with each other, one list per block."""
+        if self.k == 1:
+            return [self.collapse_positions()]
+        size = self.n_inputs // self.k
+        first = self.prompt_length - 1
+        return [list(range(first + b * size + 1, first + (b + 1) * size)) for b in range(self.k)]
+
+    def collapse_positions(self) -> list[int]:
+        if self.k == 1:
+            return super().collapse_positions()
+        return [row for block in self.collapse_blocks() for row in block]
+
+    def collapse_pairs(self) -> dict[str, list[tuple[int, int]]]:
+        return {"cosine_similarity": [pair for block in self.collapse_blocks()
+                                      for pair in itertools.combinations(block, 2)]}
+
 
 @dataclass(frozen=True)
 class MultiDigitAddition(SequenceTask):
     """Addition: "aaaa+bbbb=" then the (digits+1)-digit sum reversed; a, b uniform in
     [1, 10^digits − 1], zero-padded; '+' = 10, '=' = 11, vocabulary 12. Default 4 digits:
-    15 tokens, scored: the 5 sum digits. Optimal attention: sum digit i (least significant
-    first) attends to digit i of a and of b (carries are not in the mask)."""
+    15 tokens, scored: the 5 sum digits.
+
+    Optimal attention (``src/train_add.py``): sum digit 0 (least significant, row 9)
+    attends to digit 0 of a and of b (keys 3, 8); sum digit i = 1…3 (rows 10–12) to digit i
+    of a and b and to digit i−1 of each, where its carry comes from (keys 3−i, 4−i, 8−i,
+    9−i); the final carry (row 13) to the most significant digits (keys 0 and 5).
+    Collapse: rows 9–12 (the digit rows without the final carry's; 6 pairs). The study
+    logs the entropy of the outputs (``log_entropy``)."""
 
     digits: int = 4
     name = "addition"
@@ -325,22 +414,33 @@ class MultiDigitAddition(SequenceTask):
         tokens = [self._digits(a, self.digits), plus, self._digits(b, self.digits), equal, total]
         return self._batch(torch.cat(tokens, dim=-1))
 
+    log_entropy = True
+
     def optimal_attention(self) -> Float[Tensor, "query key"]:
+        n = self.digits
         size = self.sequence_length - 1
+        first = self.prompt_length - 1
         mask = torch.zeros(size, size)
-        for i in range(self.digits):
-            row = self.prompt_length - 1 + i
-            mask[row, self.digits - 1 - i] = 1
-            mask[row, 2 * self.digits - i] = 1
+        mask[first, [n - 1, 2 * n]] = 1
+        for i in range(1, n):  # digit i of a and b, and digit i−1 of each (the carry)
+            mask[first + i, [n - 1 - i, n - i, 2 * n - i, 2 * n - i + 1]] = 1
+        mask[first + n, [0, n + 1]] = 1  # the final carry: the most significant digits
         return mask
+
+    def collapse_positions(self) -> list[int]:
+        return list(self.answer_rows())[:-1]
 
 
 @dataclass(frozen=True)
 class Permutation(SequenceTask):
     """Permutation: x₁…x₁₆ from {17..32}, 0, then π(1)+1…π(16)+1 (a uniform permutation),
     SEP = 0, then yᵢ = x_{π(i)}. Vocabulary 33, 50 tokens; the study uses 2 layers.
-    Scored: the 16 outputs. Optimal attention: the row predicting yᵢ attends to x_{π(i)},
-    which depends on the sample, so no fixed mask is defined."""
+    Scored: the 16 outputs.
+
+    Attention progress (``src/train_permute.py``): layer 0's row predicting yᵢ (row 33+i)
+    attends to the token π(i)+1 (key 17+i); layer 1's to x_{π(i)} (key π(i): a mask per
+    sample, read from the batch). Collapse: rows 33–48 (the separator's row included,
+    120 pairs). No fixed mask (``optimal_attention`` is None: no biasing)."""
 
     n_inputs: int = 16
     low: int = 17
@@ -372,12 +472,33 @@ class Permutation(SequenceTask):
         zero = torch.zeros((batch_size, 1), dtype=torch.long, device=x.device)
         return self._batch(torch.cat([x, zero, pi + 1, zero, x.gather(1, pi)], dim=-1))
 
+    def collapse_positions(self) -> list[int]:
+        return list(self.answer_rows())
+
+    def attention_progress_masks(self, batch: SequenceBatch, n_layers: int) -> dict[int, Tensor]:
+        n, size = self.n_inputs, self.n_positions
+        first = self.prompt_length - 1
+        rows = torch.arange(first, first + n)
+        layer0 = torch.zeros(size, size)
+        layer0[rows, torch.arange(n + 1, 2 * n + 1)] = 1
+        masks = {0: layer0}
+        if n_layers > 1:
+            pi = batch.tokens[:, n + 1 : 2 * n + 1].cpu() - 1
+            layer1 = torch.zeros(len(batch), size, size)
+            layer1[torch.arange(len(batch))[:, None], rows[None, :], pi] = 1
+            masks[1] = layer1
+        return masks
+
 
 @dataclass(frozen=True)
 class Histogram(SequenceTask):
     """Histogram: x₁…x₁₆ from {1..12}, 0, then yᵢ = #{j : x_j = xᵢ}. Vocabulary 17; the study
-    uses 2 layers and gradient clipping 1.0. Scored: the 16 counts. Optimal attention: the
-    row predicting yᵢ attends to the inputs equal to xᵢ (sample-dependent: no fixed mask)."""
+    uses 2 layers and gradient clipping 1.0. Scored: the 16 counts.
+
+    Attention progress (``src/train_hist.py``): layer 0 only, the row predicting yᵢ
+    (row 16+i) attends to xᵢ itself (key i); the study defines no mask for layer 1.
+    Collapse: rows 16–31 (the separator's row included, 120 pairs). No fixed
+    ``optimal_attention`` (no biasing)."""
 
     n_inputs: int = 16
     alphabet_size: int = 12
@@ -398,11 +519,21 @@ class Histogram(SequenceTask):
         zero = torch.zeros((batch_size, 1), dtype=torch.long, device=x.device)
         return self._batch(torch.cat([x, zero, counts], dim=-1))
 
+    def collapse_positions(self) -> list[int]:
+        return list(self.answer_rows())
+
+    def attention_progress_masks(self, batch: SequenceBatch, n_layers: int) -> dict[int, Tensor]:
+        size, first = self.n_positions, self.prompt_length - 1
+        mask = torch.zeros(size, size)
+        mask[torch.arange(first, first + self.n_inputs), torch.arange(self.n_inputs)] = 1
+        return {0: mask}
+
 
 @dataclass(frozen=True)
 class Copy(SequenceTask):
     """Copy: x₁…x₁₆ from {1..16}, 0, then x₁…x₁₆. Vocabulary 17; scored: the 16 outputs.
-    Optimal attention: the row predicting yᵢ attends to xᵢ."""
+    Optimal attention: the row predicting yᵢ attends to xᵢ. Collapse
+    (``src/train_copy_reverse.py``): rows 16–31, the separator's row included (120 pairs)."""
 
     n_inputs: int = 16
     low: int = 1
@@ -423,6 +554,9 @@ class Copy(SequenceTask):
         zero = torch.zeros((batch_size, 1), dtype=torch.long, device=x.device)
         outputs = x.flip(-1) if self.reverse else x
         return self._batch(torch.cat([x, zero, outputs], dim=-1))
+
+    def collapse_positions(self) -> list[int]:
+        return list(self.answer_rows())
 
     def optimal_attention(self) -> Float[Tensor, "query key"]:
         last = self.n_inputs - 1

@@ -2,36 +2,55 @@
 
 Batch ``t`` is a pure function of (seed, t) (see ``step_generator``), the model init is a
 function of the seed, and every checkpoint holds weights, optimizer, scheduler and RNG
-states, so a resumed run reproduces an uninterrupted one (bit for bit on CPU).
+states and the metrics rows so far, so a resumed run reproduces an uninterrupted one (bit
+for bit on CPU).
+
+A run directory is locked (``RunLock``) while a trainer works in it; resuming refuses a
+run whose config and checkpoints disagree and changes nothing on disk when it refuses; a
+non-finite loss or weight stops training with ``TrainingDiverged`` before anything of
+that step is written.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ..config import RunConfig, load_config
+from ..config import RESUME_MUTABLE, SECTIONS, RunConfig, config_mismatch, load_config
 from ..interventions import (
     configured_attention_bias, copy_components, freeze_components, set_attention_bias,
 )
+from ..io import RunLock, read_table, remove_stale_temp_files, write_table, write_text
 from ..models.build import build_network, wrap_in_bridge
 from ..models.handle import PlateauModel
 from ..tasks.base import step_generator
-from ..io import write_table, write_text
 from .checkpoint import (
-    CHECKPOINT_DIR, CheckpointError, checkpoint_name, config_mismatch, list_checkpoints,
-    load_checkpoint, restore_rng_states, save_checkpoint,
+    CHECKPOINT_DIR, STATE_SUFFIX, WEIGHTS_SUFFIX, CheckpointError, CheckpointMismatch,
+    LegacyCheckpointError, checkpoint_name, list_checkpoints, load_checkpoint, read_metadata,
+    restore_rng_states, save_checkpoint,
 )
-from .evaluation import evaluation_metrics
+from .evaluation import training_log_row
+from .optimizers import build_optimizer, build_schedule
+
+log = logging.getLogger("plateau_lens")
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
 EVAL_SEED_OFFSET = 10_000_019
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, CHECKPOINT_DIR)
+"""What ``train`` writes into ``--out``: a directory holding any of them that is not a
+plateau-lens run is refused rather than overwritten."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the weights became non-finite; nothing of that step was written."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -43,62 +62,200 @@ def resolve_device(name: str) -> torch.device:
 
 
 def make_optimizer(network: torch.nn.Module, config: RunConfig, device: torch.device):
-    params = [p for p in network.parameters() if p.requires_grad]
-    train = config.train
-    if train.optimizer == "sgd":
-        optimizer = torch.optim.SGD(params, lr=train.lr)
-    else:
-        fused = device.type == "cuda"
-        optimizer = torch.optim.Adam(params, lr=train.lr, fused=fused)
-    if train.schedule == "cosine":
-        def factor(step: int) -> float:
-            if step < train.warmup_steps:
-                return (step + 1) / train.warmup_steps
-            progress = (step - train.warmup_steps) / max(1, train.steps - train.warmup_steps)
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-    else:
-        def factor(step: int) -> float:
-            return min(1.0, (step + 1) / train.warmup_steps) if train.warmup_steps else 1.0
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    """Optimizer and schedule (``plateau_lens.training.optimizers``)."""
+    optimizer = build_optimizer(network, config.train, device)
+    return optimizer, build_schedule(optimizer, config.train)
+
+
+def is_run(run_dir: str | Path) -> bool:
+    """A plateau-lens run: a ``config.json`` beside a run lock file or checkpoints."""
+    run_dir = Path(run_dir)
+    return (run_dir / CONFIG_FILE).is_file() and (
+        (run_dir / RunLock.FILE).is_file() or bool(list_checkpoints(run_dir)))
+
+
+def check_new_run_dir(run_dir: Path, probe_lock: bool = True) -> None:
+    """``train`` may write into ``run_dir``: it is absent, or holds none of our files
+    (``probe_lock``: name the PID of a trainer at work there; not while holding the lock)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise FileExistsError(f"--out {run_dir} is a file, not a directory")
+    if is_run(run_dir):
+        if probe_lock and (run_dir / RunLock.FILE).is_file():  # a trainer at work there: say which
+            RunLock(run_dir).acquire().release()
+        raise FileExistsError(f"{run_dir} already holds a plateau-lens run; use "
+                              f"`plateau-lens resume {run_dir}` to continue it, or another --out")
+    clashes = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if clashes:
+        raise FileExistsError(f"{run_dir} holds {', '.join(clashes)} but is not a plateau-lens run; "
+                              f"refusing to overwrite them: choose another --out")
+
+
+def tidy_run_dir(run_dir: Path) -> None:
+    """Delete what killed writes left: temp files, and training-state sidecars whose weights
+    file was never written. Only under the run lock (a live writer's temp files look the same)."""
+    removed = remove_stale_temp_files(run_dir) + remove_stale_temp_files(run_dir / CHECKPOINT_DIR)
+    directory = run_dir / CHECKPOINT_DIR
+    if directory.is_dir():
+        for sidecar in sorted(directory.glob(f"step_*{STATE_SUFFIX}")):
+            if not sidecar.with_suffix(WEIGHTS_SUFFIX).exists():
+                sidecar.unlink()
+                removed.append(sidecar)
+    if removed:
+        log.info("removed %d leftover file(s) of interrupted writes: %s", len(removed),
+                 ", ".join(p.name for p in removed))
+
+
+def _metrics_text(rows: list[dict]) -> str:
+    return pd.DataFrame(rows).to_csv(index=False)
+
+
+@dataclass
+class ResumePlan:
+    """What resuming a run will do, worked out without writing anything."""
+
+    config: RunConfig
+    payload: dict | None
+    rows: list[dict]
+    config_changes: list[str]
+    rebuild_metrics: str | None
+
+
+def plan_resume(run_dir: Path, requested=None, allow_pickle: bool = False) -> ResumePlan:
+    """Read and check everything resuming needs; raise (having written nothing) on a config
+    that disagrees with the run, a run with no readable checkpoint, or metrics that cannot be
+    rebuilt."""
+    on_disk = load_config(run_dir / CONFIG_FILE)
+    config = on_disk
+    if requested is not None:
+        requested = load_config(requested)
+        differ = config_mismatch(on_disk.to_dict(), requested.to_dict(), SECTIONS, RESUME_MUTABLE)
+        if differ:
+            raise CheckpointMismatch(
+                f"the config given for {run_dir} differs from the run's {CONFIG_FILE} (run != given): "
+                f"{'; '.join(differ)}. Only {', '.join(sorted(RESUME_MUTABLE))} may change on resume; "
+                f"nothing was changed")
+        config = requested
+    expected = config.to_dict()
+    checkpoints = list_checkpoints(run_dir)
+
+    foreign = {}
+    for step, path in checkpoints.items():
+        if path.suffix != WEIGHTS_SUFFIX:
+            continue
+        try:
+            stored = read_metadata(path)["config"]
+        except (CheckpointError, OSError):
+            continue  # unreadable: only matters if it is the newest (below)
+        differ = config_mismatch(stored, expected, SECTIONS, RESUME_MUTABLE)
+        if differ:
+            foreign[step] = differ
+    if foreign:
+        first = min(foreign)
+        raise CheckpointMismatch(
+            f"{run_dir}: checkpoint(s) at step(s) {sorted(foreign)} are of another config than "
+            f"{CONFIG_FILE} (checkpoint != {CONFIG_FILE}): {'; '.join(foreign[first])}. "
+            f"Restore the {CONFIG_FILE} these checkpoints were trained with, or train into another "
+            f"--out; nothing was changed")
+
+    device = resolve_device(config.train.device)
+    payload, skipped = None, []
+    for step in sorted(checkpoints, reverse=True):
+        try:
+            candidate = load_checkpoint(checkpoints[step], map_location=device, allow_pickle=allow_pickle)
+        except LegacyCheckpointError:
+            raise
+        except CheckpointError as error:
+            skipped.append(step)
+            log.warning("skipping unreadable checkpoint (falling back to an earlier one): %s", error)
+            continue
+        differ = config_mismatch(candidate["config"], expected, SECTIONS, RESUME_MUTABLE)
+        if differ:  # a legacy checkpoint (its header was not read above)
+            raise CheckpointMismatch(
+                f"{run_dir}: checkpoint {checkpoints[step].name} is of another config than "
+                f"{CONFIG_FILE} (checkpoint != {CONFIG_FILE}): {'; '.join(differ)}; nothing was changed")
+        payload = candidate
+        break
+    if checkpoints and payload is None:
+        raise CheckpointError(
+            f"none of the {len(checkpoints)} checkpoints in {run_dir / CHECKPOINT_DIR} is readable "
+            f"(see the warnings above); move them away to start again from step 0; nothing was changed")
+
+    step = payload["step"] if payload else 0
+    rows = payload.get("metrics") if payload else []
+    metrics_path = run_dir / METRICS_FILE
+    rebuild = None
+    if rows is None:  # a legacy checkpoint: its rows are only in metrics.csv
+        rows = [] if step == 0 else _legacy_rows(metrics_path, step)
+    elif rows:
+        try:
+            text = metrics_path.read_text()
+        except (OSError, UnicodeDecodeError) as error:
+            text, rebuild = "", f"unreadable ({type(error).__name__})"
+        if not text.startswith(_metrics_text(rows)):
+            rebuild = rebuild or "truncated or damaged"
+    changes = config_mismatch(on_disk.to_dict(), expected, SECTIONS)
+    return ResumePlan(config, payload, rows, changes, rebuild)
+
+
+def _legacy_rows(path: Path, step: int) -> list[dict]:
+    try:
+        frame = read_table(path)
+        rows = frame[frame["step"] < step].to_dict("records")
+    except Exception as error:
+        raise CheckpointError(
+            f"{path} is unreadable ({type(error).__name__}: {error}) and this run's legacy checkpoints "
+            f"carry no metrics to rebuild it from; nothing was changed") from None
+    if [int(r["step"]) for r in rows] != sorted({int(r["step"]) for r in rows}) or not rows:
+        raise CheckpointError(f"{path} lacks the rows before step {step} and this run's legacy "
+                              f"checkpoints carry no metrics to rebuild it from; nothing was changed")
+    return rows
 
 
 class Trainer:
-    """Train ``config`` into ``run_dir``; ``Trainer.resume(run_dir)`` continues a run."""
+    """Train ``config`` into ``run_dir``; ``Trainer.resume(run_dir)`` continues a run.
 
-    def __init__(self, config: RunConfig, run_dir: str | Path, network: torch.nn.Module | None = None):
+    ``start``/``resume`` take the run directory's lock; the trainer holds it until ``close()``
+    (or the end of a ``with`` block, or garbage collection)."""
+
+    def __init__(self, config: RunConfig, run_dir: str | Path, network: torch.nn.Module | None = None,
+                 *, init_weights: bool = True):
         self.config = config
         self.run_dir = Path(run_dir)
+        self.lock: RunLock | None = None
         self.task = config.make_task()
         self.device = resolve_device(config.train.device)
         self.network = network if network is not None else build_network(
             self.task, config.model, config.train.seed)
-        self.apply_init()
+        self.apply_init(copy_weights=init_weights)
         self.network.to(self.device)
         self.optimizer, self.scheduler = make_optimizer(self.network, config, self.device)
         self.bias_applied = False
         self.step = 0
         self.rows: list[dict] = []
+        self.unchecked_finite: torch.Tensor | None = None
+        self.check_every_step = self.device.type == "cpu"
+        """Check the loss for nan/inf at every step (free on the CPU); else only at logged
+        steps and before each checkpoint, sparing the GPU a sync per step."""
         self.checkpoint_steps = set(config.train.checkpoint_steps())
         self.forward = torch.compile(self.network) if config.train.compile else self.network
         self.model = PlateauModel(bridge=wrap_in_bridge(self.network), task=self.task,
                                   network=self.network, config=config.model)
-        self.eval_batch = self.task.sample(
-            config.train.eval_batch_size,
-            step_generator(config.train.seed + EVAL_SEED_OFFSET, 0, self.device), self.device)
+        self.eval_batch = self.test_batch(0)
 
-    def apply_init(self) -> None:
-        """Component-wise / optimal init: copy reference components, freeze what is asked."""
+    def apply_init(self, copy_weights: bool = True) -> None:
+        """Component-wise / optimal init: copy reference components (``copy_weights``: not
+        when resuming, where the checkpoint has the weights), freeze what is asked."""
         init = self.config.init
-        if init.components:
-            reference = load_checkpoint(Path(init.checkpoint))
+        if init.components and copy_weights:
+            reference = load_checkpoint(Path(init.checkpoint), training_state=False)
             mismatched = config_mismatch({"model": reference["config"]["model"]},
-                                         {"model": self.config.model.to_dict()})
+                                         {"model": self.config.model.to_dict()}, ("model",))
             if mismatched:
-                raise CheckpointError(
+                raise CheckpointMismatch(
                     f"init.checkpoint {init.checkpoint} is of another model: {', '.join(mismatched)}")
             copy_components(self.network, reference["model"], init.components)
-            if init.freeze:
-                freeze_components(self.network, init.components)
+        if init.components and init.freeze:
+            freeze_components(self.network, init.components)
         if init.freeze_at_init:
             freeze_components(self.network, init.freeze_at_init)
 
@@ -111,40 +268,98 @@ class Trainer:
         set_attention_bias(self.network, multiplier)  # shared with the bridge
         self.bias_applied = True
 
+    # ----------------------------------------------------------------- lock
+    def hold_lock(self) -> None:
+        """Take the run directory's lock unless this trainer holds it already."""
+        if self.lock is None or not self.lock.held:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.lock = RunLock(self.run_dir).acquire()
+            self.lock.record_owner()
+
+    def close(self) -> None:
+        """Release the run directory's lock (training again takes it again)."""
+        if self.lock is not None:
+            self.lock.release()
+
+    def __enter__(self) -> "Trainer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
     # ----------------------------------------------------------------- set-up / resume
     @classmethod
+    def open(cls, config, run_dir: str | Path, *, allow_pickle: bool = False) -> "Trainer":
+        """Resume the run in ``run_dir`` if there is one (its config must match ``config`` up
+        to ``RESUME_MUTABLE`` fields such as ``train.steps``, which are adopted), else start
+        it: the one place that decides between the two."""
+        config = load_config(config)
+        if is_run(run_dir):
+            log.info("resuming the existing run in %s", run_dir)
+            return cls.resume(run_dir, config, allow_pickle=allow_pickle)
+        return cls.start(config, run_dir)
+
+    @classmethod
     def start(cls, config, run_dir: str | Path, network=None) -> "Trainer":
+        """A new run in ``run_dir`` (absent, or a directory without a run's files)."""
         config = load_config(config)
         run_dir = Path(run_dir)
-        if list_checkpoints(run_dir):
-            raise FileExistsError(
-                f"{run_dir} already holds a run; use `plateau-lens resume {run_dir}` or another --out")
+        check_new_run_dir(run_dir)
         trainer = cls(config, run_dir, network)  # loads any init checkpoint before touching disk
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_text(run_dir / CONFIG_FILE, config.to_json())
+        lock = RunLock(run_dir).acquire()
+        try:
+            check_new_run_dir(run_dir, probe_lock=False)  # again, now that no other trainer can start here
+            lock.record_owner()
+            write_text(run_dir / CONFIG_FILE, config.to_json())
+        except BaseException:
+            lock.release()
+            raise
+        trainer.lock = lock
         return trainer
 
     @classmethod
-    def resume(cls, run_dir: str | Path) -> "Trainer":
+    def resume(cls, run_dir: str | Path, config=None, *, allow_pickle: bool = False) -> "Trainer":
+        """Continue a run from its newest checkpoint that verifies.
+
+        ``config`` (optional): the config the caller means; it may differ from the run's only
+        in ``RESUME_MUTABLE`` fields (e.g. more ``train.steps``), which are then adopted.
+        Refused, with nothing on disk changed: a run whose checkpoints are of another config
+        than its ``config.json``, a run with checkpoints none of which is readable, legacy
+        pickle checkpoints without ``allow_pickle``, a run another trainer holds."""
         run_dir = Path(run_dir)
-        config_path = run_dir / CONFIG_FILE
-        if not config_path.is_file():
+        if not (run_dir / CONFIG_FILE).is_file():
             raise FileNotFoundError(f"{run_dir} is not a plateau-lens run (no {CONFIG_FILE})")
-        config = load_config(config_path)
-        trainer = cls(config, run_dir)
-        checkpoints = list_checkpoints(run_dir)
-        for step in sorted(checkpoints, reverse=True):  # newest readable checkpoint wins
-            try:
-                payload = load_checkpoint(checkpoints[step], config.to_dict(), trainer.device)
-            except CheckpointError as error:
-                tqdm.write(f"skipping unreadable checkpoint: {error}")
-                continue
-            trainer.load_state(payload)
-            break
-        metrics_path = run_dir / METRICS_FILE
-        if trainer.step and metrics_path.is_file():  # at step 0 the table is still empty
-            frame = pd.read_csv(metrics_path)
-            trainer.rows = frame[frame["step"] < trainer.step].to_dict("records")
+        if not is_run(run_dir):
+            raise FileNotFoundError(f"{run_dir} is not a plateau-lens run (a {CONFIG_FILE} but no "
+                                    f"checkpoints and no {RunLock.FILE})")
+        lock = RunLock(run_dir).acquire()
+        try:
+            plan = plan_resume(run_dir, config, allow_pickle)
+            trainer = cls(plan.config, run_dir, init_weights=plan.payload is None)
+            # everything checked: from here on the run directory changes
+            lock.record_owner()
+            tidy_run_dir(run_dir)
+            if plan.config_changes:
+                log.warning("%s: resuming with changed %s", run_dir, "; ".join(plan.config_changes))
+                write_text(run_dir / CONFIG_FILE, plan.config.to_json())
+            if plan.payload is not None:
+                trainer.load_state(plan.payload)
+            trainer.rows = plan.rows
+            if plan.rebuild_metrics:
+                log.warning("%s was %s: rebuilt from checkpoint step %d (%d rows)",
+                            run_dir / METRICS_FILE, plan.rebuild_metrics, trainer.step, len(plan.rows))
+                write_table(pd.DataFrame(plan.rows), run_dir / METRICS_FILE)
+        except BaseException:
+            lock.release()
+            raise
+        trainer.lock = lock
         return trainer
 
     def load_state(self, payload: dict) -> None:
@@ -162,26 +377,77 @@ class Trainer:
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return nullcontext()
 
+    def last_checkpoint(self) -> str:
+        steps = list_checkpoints(self.run_dir)
+        return f"step {max(steps)} ({steps[max(steps)]})" if steps else "none"
+
+    def diverged(self, what: str) -> TrainingDiverged:
+        return TrainingDiverged(
+            f"training diverged: {what} (lr {self.scheduler.get_last_lr()[0]:.6g}); stopped without "
+            f"writing anything for this step; the last checkpoint is {self.last_checkpoint()}. "
+            f"Lower train.lr or set train.grad_clip")
+
+    def check_loss(self, loss: torch.Tensor) -> None:
+        """Stop on a non-finite loss. On the CPU every step; elsewhere, to keep the GPU free
+        of a sync per step, at logged steps and before each checkpoint (a flag kept on the
+        device meanwhile)."""
+        finite = torch.isfinite(loss.detach())
+        if self.check_every_step or self.step % self.config.train.log_every == 0:
+            if not bool(finite):
+                raise self.diverged(f"the loss is {loss.item()} at step {self.step}")
+        else:
+            self.unchecked_finite = finite if self.unchecked_finite is None else self.unchecked_finite & finite
+
+    def check_finite_state(self) -> None:
+        """Before a checkpoint: every loss since the last check, and every weight, finite."""
+        if self.unchecked_finite is not None:
+            finite, self.unchecked_finite = bool(self.unchecked_finite), None
+            if not finite:
+                raise self.diverged(f"the loss became non-finite before step {self.step}")
+        tensors = [t for t in self.network.state_dict().values() if t.is_floating_point()]
+        if tensors and not bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all()):
+            bad = [name for name, t in self.network.state_dict().items()
+                   if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+            raise self.diverged(f"weights {bad[:3]} are not finite after step {self.step}")
+
     def save(self) -> None:
-        """Metrics first, then the checkpoint: a checkpoint on disk implies its metrics are too
-        (a kill between the two writes leaves the previous checkpoint as the resume point)."""
+        """Metrics first, then the checkpoint (training state, then weights): a checkpoint on
+        disk implies its metrics are there too, and it carries them itself (to rebuild a lost
+        metrics.csv). Refuses to write non-finite weights."""
+        self.hold_lock()
+        self.check_finite_state()
         write_table(pd.DataFrame(self.rows), self.run_dir / METRICS_FILE)
         save_checkpoint(
             self.run_dir / CHECKPOINT_DIR / checkpoint_name(self.step), step=self.step,
             config=self.config.to_dict(), model=self.network.state_dict(),
-            optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict())
+            optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
+            metrics=self.rows)
 
-    def log_row(self, output: torch.Tensor, batch, loss: torch.Tensor) -> dict:
-        row = {"step": self.step, "lr": self.scheduler.get_last_lr()[0]}
-        row.update({k: v.item() for k, v in self.task.metrics(output.detach(), batch).items()})
+    def test_batch(self, step: int):
+        """The test batch evaluated at ``step``: fresh (a pure function of seed and step, like
+        the training batches) or, with ``eval_batch = "fixed"``, step 0's for every step."""
+        train = self.config.train
+        step = step if train.eval_batch == "fresh" else 0
+        return self.task.sample(train.eval_batch_size,
+                                step_generator(train.seed + EVAL_SEED_OFFSET, step, self.device),
+                                self.device)
+
+    def log_after_update(self, batch, lr: float) -> dict:
+        """The row of step ``self.step``, measured as the study logs it: after this step's
+        update, in eval mode, on this step's training batch and a test batch
+        (``training_log_row``); ``lr`` is the learning rate the update used."""
+        row = {"step": self.step, "lr": lr}
         self.network.eval()
         with self.autocast():
-            row.update(evaluation_metrics(self.model, self.eval_batch, self.forward))
+            row.update(training_log_row(self.model, batch, self.test_batch(self.step), self.forward))
         self.network.train()
         return row
 
     def run(self, stop_at: int | None = None, progress: bool = True) -> Path:
-        """Train until ``config.train.steps`` (or ``stop_at``); returns the run directory."""
+        """Train until ``config.train.steps`` (or ``stop_at``); returns the run directory.
+        Raises ``TrainingDiverged`` on a non-finite loss or weights (nothing of that step is
+        written; the last checkpoint stays the resume point)."""
+        self.hold_lock()
         train = self.config.train
         end = train.steps if stop_at is None else min(stop_at, train.steps)
         if self.step == 0 and 0 in self.checkpoint_steps and not list_checkpoints(self.run_dir):
@@ -189,35 +455,51 @@ class Trainer:
         self.network.train()
         bar = tqdm(total=end, initial=self.step, disable=not progress, desc=self.task.name,
                    dynamic_ncols=True)
-        while self.step < end:
-            self.update_attention_bias()
-            batch = self.task.sample(train.batch_size, step_generator(train.seed, self.step, self.device),
-                                     self.device)
-            with self.autocast():
-                output = self.forward(batch.inputs)
-                loss = self.task.loss(output, batch)
-            if self.step % train.log_every == 0:
-                self.rows.append(self.log_row(output, batch, loss))
-                bar.set_postfix(loss=f"{self.rows[-1]['loss']:.4g}")
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if train.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.network.parameters(), train.grad_clip)
-            self.optimizer.step()
-            self.scheduler.step()
-            self.step += 1
-            bar.update(1)
-            if self.step in self.checkpoint_steps:
-                self.save()
-        bar.close()
+        try:
+            while self.step < end:
+                self.update_attention_bias()
+                batch = self.task.sample(train.batch_size,
+                                         step_generator(train.seed, self.step, self.device), self.device)
+                with self.autocast():
+                    output = self.forward(batch.inputs)
+                    loss = self.task.loss(output, batch)
+                self.check_loss(loss)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if train.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(self.network.parameters(), train.grad_clip)
+                lr = self.scheduler.get_last_lr()[0]
+                self.optimizer.step()
+                self.scheduler.step()
+                if self.step % train.log_every == 0:
+                    self.rows.append(self.log_after_update(batch, lr))
+                    bar.set_postfix(loss=f"{self.rows[-1]['loss']:.4g}")
+                self.step += 1
+                bar.update(1)
+                if self.step in self.checkpoint_steps:
+                    self.save()
+        finally:
+            bar.close()
         return self.run_dir
 
 
 def train(config, out: str | Path, progress: bool = True, stop_at: int | None = None) -> Path:
-    """Train a run from a config (TOML path, dict or ``RunConfig``) into ``out``."""
-    return Trainer.start(config, out).run(stop_at=stop_at, progress=progress)
+    """Train a run from a config (TOML path, dict or ``RunConfig``) into ``out`` (absent, or
+    a directory without a run's files)."""
+    with Trainer.start(config, out) as trainer:
+        return trainer.run(stop_at=stop_at, progress=progress)
 
 
-def resume(run_dir: str | Path, progress: bool = True, stop_at: int | None = None) -> Path:
-    """Continue a run from its newest readable checkpoint."""
-    return Trainer.resume(run_dir).run(stop_at=stop_at, progress=progress)
+def resume(run_dir: str | Path, progress: bool = True, stop_at: int | None = None, *,
+           config=None, allow_pickle: bool = False) -> Path:
+    """Continue a run from its newest checkpoint that verifies (see ``Trainer.resume``)."""
+    with Trainer.resume(run_dir, config, allow_pickle=allow_pickle) as trainer:
+        return trainer.run(stop_at=stop_at, progress=progress)
+
+
+def train_or_resume(config, out: str | Path, progress: bool = True, stop_at: int | None = None, *,
+                    allow_pickle: bool = False) -> Path:
+    """Resume the run in ``out`` if there is one, else start it (``Trainer.open``), and train
+    it to the end (or ``stop_at``)."""
+    with Trainer.open(config, out, allow_pickle=allow_pickle) as trainer:
+        return trainer.run(stop_at=stop_at, progress=progress)

@@ -1,0 +1,20 @@
+"""Names of the network components that ``[init]`` copies or freezes, and the parameter-name
+patterns each covers. A plain table with no imports, so that configs can validate component
+names without importing the model code (``interventions`` uses the same table)."""
+
+COMPONENTS: dict[str, tuple[str, ...]] = {
+    "embed": ("tok_embed.",),
+    "pos_embed": ("pos.",),
+    "attn": (".attn.",),
+    "attn.q": (".attn.q.",),
+    "attn.k": (".attn.k.",),
+    "attn.v": (".attn.v.",),
+    "attn.o": (".attn.o.",),
+    "mlp": (".mlp.",),
+    "ln1": (".ln1.",),
+    "ln2": (".ln2.",),
+    "ln_final": ("ln_out.",),
+    "unembed": ("head.",),
+}
+"""Component name -> patterns: a pattern starting with "." matches inside a parameter name
+(any layer), otherwise the name's prefix."""

@@ -1,0 +1,53 @@
+"""Analyzers a sweep can run over every run's checkpoints, and the sweep-wide tidy table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import pandas as pd
+
+from .rundir import read_point
+
+ANALYSIS_DIR = "analysis"
+ANALYSIS_FILE = "analysis.csv"
+# analyzers of the package that take (model, batch) and return a tidy DataFrame
+ANALYZERS = ("attention_progress", "attention_structure", "ablation_sweep", "copying_test",
+             "repetition", "representation_collapse")
+
+
+def parse_analyzers(text: str | None) -> list[str]:
+    """``"attention_progress,repetition"`` → names, each checked against :data:`ANALYZERS`."""
+    if not text:
+        return []
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in ANALYZERS]
+    if unknown or not names:
+        raise ValueError(f"--analyze: unknown analyzer(s) {unknown or [text]}; allowed: "
+                         f"{', '.join(ANALYZERS)}")
+    return names
+
+
+def analyzer_function(name: str) -> Callable:
+    from .. import analysis
+
+    return getattr(analysis, name)
+
+
+def analysis_table(out: Path, analyzers: Sequence[str], fields: Sequence[str]) -> pd.DataFrame:
+    """One table for the whole sweep: run, its swept values, analyzer, step, then the
+    analyzer's own columns, from each run's ``analysis/<name>.csv``."""
+    frames = []
+    for run_dir in sorted(Path(out, "runs").iterdir()):
+        params = read_point(run_dir).get("params", {})
+        for name in analyzers:
+            path = run_dir / ANALYSIS_DIR / f"{name}.csv"
+            if not path.is_file():
+                continue
+            frame = pd.read_csv(path)
+            front = {"run": run_dir.name, **{f: params.get(f) for f in fields}, "analyzer": name}
+            for position, (column, value) in enumerate(front.items()):  # lists stay one value
+                frame.insert(position, column, pd.Series([value] * len(frame), index=frame.index,
+                                                         dtype=object))
+            frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
