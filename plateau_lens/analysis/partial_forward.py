@@ -127,9 +127,18 @@ def native_clean_pass(network, inputs: Int[Tensor, "batch pos"], keep_patterns: 
     return sites["output"], residuals, patterns
 
 
+def _unchanged(pattern: Tensor) -> Tensor:
+    """A pattern edit that changes nothing (it makes the attention compute A explicitly)."""
+    return pattern
+
+
 def _clean_sites(network, inputs: Int[Tensor, "batch pos"], keep_patterns: bool) -> dict[str, Tensor]:
-    """One clean pass of the native modules: every site of :data:`CLEAN_SITES` by hook name
-    (and ``blocks.{l}.attn.hook_pattern`` with ``keep_patterns``), plus ``output``."""
+    """One clean pass of the native modules: every site of :data:`CLEAN_SITE` by hook name
+    (and ``blocks.{l}.attn.hook_pattern`` with ``keep_patterns``), plus ``output``.
+
+    The attention pattern is always materialised and multiplied with V, as the bridge does
+    when its ``hook_pattern`` exists (never the fused kernel): the sites are then the
+    bridge's ``run_with_cache`` values, not ones a rounding away."""
     hidden = native_embed(network, inputs)
     sites: dict[str, Tensor] = {}
     for layer, block in enumerate(network.layers):
@@ -140,7 +149,7 @@ def _clean_sites(network, inputs: Int[Tensor, "batch pos"], keep_patterns: bool)
             block_sites["attn.hook_pattern"] = pattern
             return pattern
 
-        hidden = native_block(block, hidden, keep if keep_patterns else None, block_sites)
+        hidden = native_block(block, hidden, keep if keep_patterns else _unchanged, block_sites)
         sites.update({f"blocks.{layer}.{name}": value for name, value in block_sites.items()})
         sites[f"blocks.{layer}.hook_resid_post"] = hidden
     sites["ln_final.hook_out"] = network.ln_out(hidden)
