@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Iterable, Sequence, Union
+from typing import Callable, Iterable, Sequence, Union
 
 import einops
 import numpy as np
@@ -17,9 +17,10 @@ from ..metrics import scalar_metrics
 from ..models.handle import PlateauModel
 from ..tasks.base import check_choice
 from .hooks import prepare
-from .partial_forward import (CleanPass, analysis_workers, forward_from_layer, native_block,
-                              native_readout, parallel_map, run_parallel, runs_native_modules, sample_chunks,
-                              shared_clean_pass)
+from .clean_pass import CleanPass, shared_clean_pass
+from .parallel import analysis_workers, parallel_map, run_parallel, sample_chunks
+from .partial_forward import (forward_from_layer, materialised, native_block, native_readout,
+                              runs_native_modules)
 from .schema import metric_records, tidy
 
 HeadSpec = Union[str, int, Sequence[tuple[int, int]]]
@@ -182,40 +183,46 @@ def native_sweep_outputs(model: PlateauModel, clean: CleanPass, heads_by_layer: 
     plateau-lens' native modules: copy c of layer l ablates ``heads_by_layer[l][c]``.
 
     Each ablation resumes at its layer from the clean pass's ``blocks.{l}.hook_resid_pre``.
-    The batch is cut into chunks of samples (:func:`~.partial_forward.sample_chunks`, counting
-    the copies' rows); in a chunk, block l computes Q, K, V and A once, the edited patterns of
-    all the layer's copies share them (z_c = A_c·V), and the copies run stacked from there on.
-    The chunks of every layer run on :func:`~.partial_forward.run_parallel`'s threads."""
-    network = model.network
-    causal = model.cfg.attention_dir == "causal"
-    output = clean.output
+    The batch is cut into chunks of samples (:func:`~.parallel.sample_chunks`, counting the
+    copies' rows); in a chunk, block l computes Q, K, V and A once, the edited patterns of all
+    the layer's copies share them (z_c = A_c·V), and the copies run stacked from there on.
+    The chunks of every layer run on :func:`~.parallel.run_parallel`'s threads."""
     outputs: dict[int, Tensor] = {}
     tasks = []
     for layer, heads_per_copy in heads_by_layer.items():  # earliest layer (most work) first
         residual = clean.residuals[layer]
-        n_copies, (n_samples, seq) = len(heads_per_copy), residual.shape[:2]
-        ablated = head_masks(model.cfg.n_heads, heads_per_copy).to(residual.device)
-        outputs[layer] = output.new_empty((n_copies,) + tuple(output.shape))
-
-        def edit(pattern: Float[Tensor, "batch head query key"], layer=layer, ablated=ablated) -> Tensor:
-            replacement = replacement_patterns(pattern, layer, mode, causal, mean_patterns)
-            return torch.where(ablated, replacement, pattern)  # [copies batch head query key]
-
-        for chunk in sample_chunks(n_samples, n_copies * seq):
-            tasks.append(partial(_ablated_chunk, network, layer, residual[chunk], edit,
+        outputs[layer] = clean.output.new_empty((len(heads_per_copy),) + tuple(clean.output.shape))
+        edit = ablation_edit(model, layer, heads_per_copy, mode, mean_patterns)
+        for chunk in sample_chunks(len(residual), len(heads_per_copy) * residual.shape[1]):
+            tasks.append(partial(_ablated_chunk, model.network, layer, residual[chunk], edit,
                                  outputs[layer][:, chunk]))
     with tqdm(total=len(tasks), desc="ablation chunks", disable=not progress, leave=False) as bar:
-        run_parallel(tasks, analysis_workers(output.device), done=bar.update)
+        run_parallel(tasks, analysis_workers(clean.output.device), done=bar.update)
     return outputs
 
 
+def ablation_edit(model: PlateauModel, layer: int, heads_per_copy: list[list[int]], mode: str,
+                  mean_patterns) -> Callable[[Tensor], Tensor]:
+    """The pattern edit of ``layer`` that makes one copy per ablation: [batch head query key]
+    → [copies batch head query key], copy c with the heads ``heads_per_copy[c]`` replaced."""
+    ablated = head_masks(model.cfg.n_heads, heads_per_copy)
+    causal = model.cfg.attention_dir == "causal"
+
+    def edit(pattern: Float[Tensor, "batch head query key"]) -> Float[Tensor, "copies batch head query key"]:
+        replacement = replacement_patterns(pattern, layer, mode, causal, mean_patterns)
+        return torch.where(ablated.to(pattern.device), replacement, pattern)
+
+    return edit
+
+
 def _ablated_chunk(network, layer: int, residual: Float[Tensor, "batch pos d_model"],
-                   edit, out: Float[Tensor, "copies batch pos out"]) -> None:
-    """One chunk of :func:`native_sweep_outputs`: every copy of ``layer``, written into ``out``."""
+                   edit: Callable[[Tensor], Tensor], out: Float[Tensor, "copies batch pos out"]) -> None:
+    """One chunk of :func:`native_sweep_outputs`: every copy of ``layer``, written into
+    ``out``. The blocks after ``layer`` materialise their patterns (:func:`materialised`)."""
     hidden = native_block(network.layers[layer], residual, edit)
     hidden = einops.rearrange(hidden, "c b p d -> (c b) p d")
     for block in network.layers[layer + 1:]:
-        hidden = native_block(block, hidden)
+        hidden = native_block(block, hidden, materialised)
     out.copy_(einops.rearrange(native_readout(network, hidden), "(c b) p o -> c b p o", c=len(out)))
 
 
@@ -240,34 +247,17 @@ def ablation_sweep(model, batch, mode: str = "uniform", task=None, layers: bool 
     One cached clean pass; each ablation then recomputes only the layers from the ablated one
     on (for 4 layers: 2.5 instead of 4 layers per ablation on average). On plateau-lens' own
     models with no hook attached, the sweep runs the native modules: the clean pass is the
-    one shared with the checkpoint's other analyzers (:func:`~.partial_forward.shared_clean_pass`),
+    one shared with the checkpoint's other analyzers (:func:`~.clean_pass.shared_clean_pass`),
     and the ablations of one layer share its Q, K, V and patterns and run as stacked copies
     of the batch, in chunks on every core (:func:`native_sweep_outputs`); other models, or
     hooks of the user's, take one hooked forward per ablation."""
     check_choice("mode", mode, ABLATION_MODES)
     model = prepare(model, batch, task)
     targets = sweep_targets(model, layers)
-    records = []
     if runs_native_modules(model):
-        shared = shared_clean_pass(model, batch.inputs, patterns=mode == "mean")
-        means = (None if mode != "mean" else
-                 {layer: pattern.mean(0, keepdim=True) for layer, pattern in enumerate(shared.patterns)})
-        by_layer: dict[int, list] = {}
-        for target in targets:
-            by_layer.setdefault(target[1], []).append((target, resolve_heads(model, target[3])))
-        outputs = native_sweep_outputs(
-            model, shared, {layer: [[h for _, h in heads] for _, heads in items]
-                            for layer, items in by_layer.items()}, mode, means, progress)
-        # the metrics of every copy (and the clean pass) on every core: ~10 small operations each
-        clean, *metrics = parallel_map(lambda output: scalar_metrics(model.task, output, batch),
-                                       [shared.output] + [output for layer in by_layer
-                                                          for output in outputs[layer]],
-                                       analysis_workers(shared.output.device))
-        ablated = iter(metrics)
-        for layer, items in by_layer.items():
-            for (scope, _, head, _), resolved in items:
-                records += ablation_records(resolved, mode, clean, next(ablated), scope, head)
+        records = native_sweep_records(model, batch, targets, mode, progress)
     else:
+        records = []
         clean, means, residuals = clean_pass(model, batch, mode)
         for scope, layer, head, spec in tqdm(targets, desc="ablations", disable=not progress,
                                              leave=False):
@@ -275,6 +265,30 @@ def ablation_sweep(model, batch, mode: str = "uniform", task=None, layers: bool 
             ablated = hooked_ablation_metrics(model, batch, resolved, mode, means, residuals)
             records += ablation_records(resolved, mode, clean, ablated, scope, head)
     return tidy(records, ABLATION_LABELS)
+
+
+def native_sweep_records(model: PlateauModel, batch, targets, mode: str, progress: bool) -> list[dict]:
+    """The records of :func:`ablation_sweep` on the native modules: the shared clean pass,
+    every ablation's output (:func:`native_sweep_outputs`), then the metrics of the clean
+    output and of every copy, computed on every core (~10 small operations each)."""
+    shared = shared_clean_pass(model, batch.inputs, patterns=mode == "mean")
+    means = (None if mode != "mean" else
+             {layer: pattern.mean(0, keepdim=True) for layer, pattern in enumerate(shared.patterns)})
+    by_layer: dict[int, list[tuple[tuple, list[tuple[int, int]]]]] = {}
+    for target in targets:
+        by_layer.setdefault(target[1], []).append((target, resolve_heads(model, target[3])))
+    heads_by_layer = {layer: [[head for _, head in resolved] for _, resolved in items]
+                      for layer, items in by_layer.items()}
+    outputs = native_sweep_outputs(model, shared, heads_by_layer, mode, means, progress)
+    every_output = [shared.output] + [copy for layer in by_layer for copy in outputs[layer]]
+    clean, *ablated = parallel_map(lambda output: scalar_metrics(model.task, output, batch),
+                                   every_output, analysis_workers(shared.output.device))
+    records = []
+    ablated_metrics = iter(ablated)
+    for items in by_layer.values():
+        for (scope, _, head, _), resolved in items:
+            records += ablation_records(resolved, mode, clean, next(ablated_metrics), scope, head)
+    return records
 
 
 __all__: Iterable[str] = ["ablate_heads", "ablation_sweep", "resolve_heads", "uniform_pattern"]

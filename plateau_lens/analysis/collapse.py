@@ -10,7 +10,7 @@ import torch
 from ..metrics import (generation_metrics, mean_cosine_over_pairs, mean_pairwise_cosine,
                        readout_input_hook)
 from .hooks import check_hook_names, prepare
-from .partial_forward import analysis_workers, hook_activations, parallel_map
+from .parallel import one_intra_op_thread
 from .schema import metric_records, record, tidy
 
 BLOCK_SITES = {
@@ -62,9 +62,8 @@ def representation_collapse(model, batch, sites: Sequence[str] | None = None,
     states pairs, e.g. within blocks for repeat-k; else every pair of
     ``task.collapse_positions()``; MWS: rows 17–31, 105 pairs per sample), the same number
     the training log's ``cosine_similarity`` reports. Rows (see :mod:`.schema`): labelled
-    ``site``, metric ``cosine_similarity``. On plateau-lens' own models with no hook attached,
-    the activations are those of the clean pass shared with the checkpoint's other analyzers
-    (:func:`~.partial_forward.hook_activations`)."""
+    ``site``, metric ``cosine_similarity``. The hooked pass runs on one intra-op thread on
+    the CPU (:func:`~.parallel.one_intra_op_thread`: faster at our sizes, the same values)."""
     model = prepare(model, batch, task)
     pairs = None
     if positions is None and hasattr(model.task, "collapse_pairs"):
@@ -78,16 +77,17 @@ def representation_collapse(model, batch, sites: Sequence[str] | None = None,
     layers = range(model.cfg.n_layers) if layers is None else list(layers)
     names = collapse_hooks(model.bridge, SITES if sites is None else list(sites), layers)
     check_hook_names(model.bridge, names.values())
-    cache = hook_activations(model, batch.inputs, list(dict.fromkeys(names.values())))
+    wanted = set(names.values())
+    with one_intra_op_thread(batch.inputs.device):
+        _, cache = model.bridge.run_with_cache(batch.inputs, names_filter=lambda n: n in wanted)
 
-    def cosine(name: str) -> float:
+    def cosine(hidden):
         if pairs is not None:
-            return mean_cosine_over_pairs(cache[name], pairs)
-        return mean_pairwise_cosine(cache[name][:, positions])
+            return mean_cosine_over_pairs(hidden, pairs)
+        return mean_pairwise_cosine(hidden[:, positions])
 
-    cosines = parallel_map(cosine, list(names.values()), analysis_workers(batch.inputs.device))
-    return tidy([record("cosine_similarity", value, hook=name, site=site)
-                 for ((site, _), name), value in zip(names.items(), cosines)], ["site"])
+    return tidy([record("cosine_similarity", cosine(cache[name]), hook=name, site=site)
+                 for (site, _), name in names.items()], ["site"])
 
 
 @torch.no_grad()

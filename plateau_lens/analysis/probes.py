@@ -17,8 +17,9 @@ from torch import Tensor
 
 from ..tasks.base import ProbeTarget, check_choice, check_int, step_generator
 from .hooks import check_hook_names, prepare
-from .partial_forward import (ROWS_PER_CHUNK, analysis_workers, hook_activations, native_sites,
-                              parallel_map, shared_clean_pass, tensor_key)
+from .clean_pass import tensor_key
+from .parallel import ROWS_PER_CHUNK, analysis_workers, parallel_map
+from .partial_forward import hook_activations
 from .schema import record, tidy
 
 MAX_CLASSIFIER_SAMPLES = 20_000
@@ -275,22 +276,16 @@ def linear_probes(model, train_batch, test_batch, targets: Sequence[str] | None 
     if unknown or not targets:
         raise ValueError(f"targets must be a non-empty list of {sorted(available)}, got {targets!r}")
     hooks = check_hook_names(model.bridge, default_hooks(model) if hooks is None else hooks)
-    if native_sites(model, hooks):  # the shared clean pass, chunk by chunk (no joining needed)
-        train_pass = shared_clean_pass(model, train_batch.inputs)
-        train_chunks = {name: train_pass.chunks(name) for name in hooks}
-    else:
-        train_cache = hook_activations(model, train_batch.inputs, hooks)
-        train_chunks = {name: [train_cache[name]] for name in hooks}
-    not_3d = {name: tuple(train_chunks[name][0].shape) for name in hooks
-              if train_chunks[name][0].ndim != 3}
+    train_cache = hook_activations(model, train_batch.inputs, hooks)
+    not_3d = {name: tuple(train_cache[name].shape) for name in hooks if train_cache[name].ndim != 3}
     if not_3d:
         raise ValueError(f"probes read [batch, pos, d] activations; hooks {not_3d} are not "
                          f"(per-head or pattern hooks: probe blocks.{{l}}.hook_attn_out or the "
                          f"residual stream instead)")
     test_cache = hook_activations(model, test_batch.inputs, hooks)
     plan = probe_plan(task, train_batch, test_batch, targets, classifier)
-    n_train = sum(len(chunk) * chunk.shape[1] for chunk in train_chunks[hooks[0]])
-    moments = (_gram_and_moments(hooks, train_chunks, plan.right_hand_sides)
+    n_train = train_cache[hooks[0]].shape[0] * train_cache[hooks[0]].shape[1]
+    moments = (_gram_and_moments(hooks, train_cache, plan.right_hand_sides)
                if plan.right_hand_sides is not None else {})
 
     def fit(name: str, part: str) -> dict[str, dict[str, float]]:
@@ -299,8 +294,7 @@ def linear_probes(model, train_batch, test_batch, targets: Sequence[str] | None 
             return _regression_scores(x_test, plan, moments[name])
         if plan.class_sets:
             return _classifier_scores(x_test, plan, moments[name], n_train)
-        x_train = torch.cat([einops.rearrange(chunk.float(), "b p d -> (b p) d")
-                             for chunk in train_chunks[name]])
+        x_train = einops.rearrange(train_cache[name].float(), "b p d -> (b p) d")
         return {t: {"accuracy": logistic_accuracy(x_train, plan.y_train[t], x_test, plan.y_test[t], seed)}
                 for t in plan.class_targets}
 
@@ -319,34 +313,32 @@ def linear_probes(model, train_batch, test_batch, targets: Sequence[str] | None 
     return tidy(records, ["target"])
 
 
-def _gram_and_moments(hooks: Sequence[str], train_chunks: dict[str, list[Tensor]],
+def _gram_and_moments(hooks: Sequence[str], train_cache: dict[str, Tensor],
                       right_hand_sides: Float[Tensor, "n k"]) -> dict[str, Tensor]:
     """[F 1]ᵀ[F 1 Y] in float64 for each hook: [d+1, d+1+k], whose first d+1 columns are the
     Gram matrix of [F 1] and the rest its moments with the right-hand sides Y. Summed over
     pieces of at most ``ROWS_PER_CHUNK`` rows, which run on
-    :func:`~.partial_forward.run_parallel`'s threads."""
-    pieces = []  # (hook, features of some rows, their first row)
+    :func:`~.parallel.run_parallel`'s threads."""
+    pieces = []  # (hook, rows of the features)
     for name in hooks:
-        first = 0
-        for chunk in train_chunks[name]:
-            rows = einops.rearrange(chunk, "b p d -> (b p) d")
-            for start in range(0, len(rows), ROWS_PER_CHUNK):
-                pieces.append((name, rows[start : start + ROWS_PER_CHUNK], first + start))
-            first += len(rows)
+        features = einops.rearrange(train_cache[name], "b p d -> (b p) d")
+        pieces += [(name, slice(start, min(start + ROWS_PER_CHUNK, len(features))))
+                   for start in range(0, len(features), ROWS_PER_CHUNK)]
 
-    def product(piece) -> Tensor:
-        _, features, first = piece
+    def product(piece: tuple[str, slice]) -> Float[Tensor, "d+1 d+1+k"]:
+        name, rows = piece
+        features = einops.rearrange(train_cache[name], "b p d -> (b p) d")[rows]
         width = features.shape[1]
         extended = features.new_empty((len(features), width + 1 + right_hand_sides.shape[1]),
                                       dtype=torch.double)
         extended[:, :width] = features
         extended[:, width] = 1.0
-        extended[:, width + 1:] = right_hand_sides[first : first + len(features)]
+        extended[:, width + 1:] = right_hand_sides[rows]
         return extended[:, : width + 1].T @ extended
 
     products = parallel_map(product, pieces, analysis_workers(right_hand_sides.device))
     totals: dict[str, Tensor] = {}
-    for (name, _, _), value in zip(pieces, products):
+    for (name, _), value in zip(pieces, products):
         totals[name] = value if name not in totals else totals[name] + value
     return totals
 
