@@ -3,7 +3,7 @@ representation collapse over 100 checkpoints of a CPU LRMC run, and each analyze
 FLOP rate beside the machine's matmul rate, measured in the same process.
 
     python benchmarks/analysis_throughput.py [--run runs/bench_analysis] [--checkpoints 100]
-        [--compare-with a27b548 --compare-checkpoints 5] [--compare-hooked 2]
+        [--compare-with main --compare-checkpoints 5] [--compare-hooked 2]
 
 Without --run (or if it has fewer checkpoints), a run of tasks/lrmc_cpu.toml with one
 checkpoint per step is trained first into runs/bench_analysis (not timed).
@@ -27,7 +27,8 @@ Rates (GFLOP/s) are matmul FLOPs of the work each analyzer does, divided by its 
   (``plateau_lens.analysis.probes.probe_flops``); its test activations are the shared pass's.
   Its matmul reference is also given for its own mix: float32 block products and the
   float64 Gram products, each at its measured rate.
-* ``representation_collapse``: the pairwise cosines, 2·b·P²·d per site in float64.
+* ``representation_collapse``: its hooked forward (L blocks + read-out, the bridge's: not
+  the shared pass) and the pairwise cosines, 2·b·P²·d per site in float64.
 
 --compare-with COMMIT runs the three analyzers of that commit (``git archive``, in a
 subprocess) and of this tree on the last --compare-checkpoints checkpoints and prints the
@@ -113,7 +114,7 @@ class Shapes:
         return (self.h + 1) * sum(self.L - layer for layer in range(self.L)) * self.block(b)
 
     def collapse(self, b, positions: int, sites: int):
-        return sites * 2 * b * positions ** 2 * self.d
+        return self.forward(b) + sites * 2 * b * positions ** 2 * self.d
 
 
 # --------------------------------------------------------------------------- matmul rate
@@ -222,7 +223,10 @@ def compare_with_commit(commit: str, run_path: Path, steps, threads: int, batch:
         archive = subprocess.run(["git", "-C", str(REPO), "archive", commit, "plateau_lens"],
                                  capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
-        print(f"\nsame values as {commit}? its analyzers vs this tree's on steps {list(steps)}:")
+        resolved = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", commit],
+                                  capture_output=True, text=True, check=True).stdout.strip()
+        print(f"\nsame values as {commit} ({resolved})? its analyzers vs this tree's on steps "
+              f"{list(steps)}:")
         old = dump_tables(tree, run_path, steps, Path(tmp) / "old.pkl", threads, batch, train)
         new = dump_tables(REPO, run_path, steps, Path(tmp) / "new.pkl", threads, batch, train)
     for name in ("ablation_sweep", "linear_probes", "collapse"):
@@ -261,7 +265,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--probe-train-size", type=int, default=512)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--compare-with", default="a27b548",
+    parser.add_argument("--compare-with", default="main",
                         help="commit whose analyzers must give the same values ('' to skip)")
     parser.add_argument("--compare-checkpoints", type=int, default=5)
     parser.add_argument("--compare-hooked", type=int, default=0,

@@ -90,12 +90,12 @@ with and without the attention patterns)."""
 @dataclass(eq=False)
 class _CacheEntry:
     network: weakref.ref
-    inputs: Tensor  # held, so that its id is not reused while the entry lives
+    inputs: Tensor  # held, so that its storage is not reused while the entry lives
     state: tuple
     result: CleanPass
 
 
-_cache: "OrderedDict[tuple[int, int, bool], _CacheEntry]" = OrderedDict()
+_cache: "OrderedDict[tuple[int, tuple, bool], _CacheEntry]" = OrderedDict()
 _cache_lock = threading.Lock()
 
 
@@ -121,17 +121,18 @@ def shared_clean_pass(model: PlateauModel, inputs: Int[Tensor, "batch pos"],
                       patterns: bool = False) -> CleanPass:
     """The clean pass of ``model.network`` on ``inputs`` (with ``patterns``, the attention
     patterns too), computed once and shared: kept for the network's current weights, attention
-    bias and mode and the very ``inputs`` tensor (same object, unmodified), as long as no
+    bias and mode and the same ``inputs`` values (a view of the same storage, unmodified:
+    :func:`tensor_identity`, and the storage's version counter), as long as no
     tensor of the pass has been modified. A pass with patterns is a different computation
     (softmax attention is then materialised instead of fused) and is kept separately. Only
     for models where :func:`~.partial_forward.runs_native_modules` holds."""
     network = model.network
-    key = (id(network), id(inputs), patterns)
+    key = (id(network), tensor_identity(inputs), patterns)
     state = _network_state(network, inputs)
     with _cache_lock:
         entry = _cache.get(key)
-        if (entry is not None and entry.network() is network and entry.inputs is inputs
-                and entry.state == state and entry.result.unchanged()):
+        if (entry is not None and entry.network() is network and entry.state == state
+                and entry.result.unchanged()):
             _cache.move_to_end(key)
             return entry.result
     result = chunked_clean_pass(network, inputs, patterns)
@@ -141,6 +142,15 @@ def shared_clean_pass(model: PlateauModel, inputs: Int[Tensor, "batch pos"],
         while len(_cache) > CACHED_CLEAN_PASSES:
             _cache.popitem(last=False)
     return result
+
+
+def tensor_identity(tensor: Tensor) -> tuple:
+    """Which values a tensor views: its storage's address, offset, shape and strides. Two
+    views of the same storage share it (``batch.inputs`` of a sequence batch is a new slice
+    of its tokens at every access); the cache holds the tensor, so the storage is not freed
+    and its address not reused while the entry lives."""
+    return (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape),
+            tensor.stride(), tensor.dtype, tensor.device)
 
 
 def tensor_key(value) -> tuple:
