@@ -30,9 +30,9 @@ VARIANTS = {  # (task, config, attention bias c or None)
 
 @pytest.fixture
 def many_chunks(monkeypatch):
-    """Chunks of ~40 rows (one or two samples each) on two threads."""
-    monkeypatch.setattr(parallel, "ROWS_PER_CHUNK", 40)
-    monkeypatch.setattr(probes_module, "ROWS_PER_CHUNK", 40)
+    """Chunks of ~100 rows (2-3 samples of stacked copies, 8 of a clean pass) on two threads."""
+    monkeypatch.setattr(parallel, "ROWS_PER_CHUNK", 100)
+    monkeypatch.setattr(probes_module, "ROWS_PER_CHUNK", 100)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     yield
