@@ -177,29 +177,42 @@ class MatmulRate:
 
 # ------------------------------------------------------------------- old-commit comparison
 DUMP_SCRIPT = r"""
-import pickle, sys, torch
+import pickle, sys, time, torch
 sys.path.insert(0, sys.argv[1])
 torch.set_num_threads(int(sys.argv[5]))
 import plateau_lens
 assert plateau_lens.__file__.startswith(sys.argv[1]), plateau_lens.__file__
 from plateau_lens import ablation_sweep, linear_probes, load_run
-from plateau_lens.analysis import analysis_batch
+from plateau_lens.analysis import analysis_batch, analyze_run
 from plateau_lens.analysis.collapse import representation_collapse
 run = load_run(sys.argv[2])
 batch = analysis_batch(run, int(sys.argv[6]))
 train = analysis_batch(run, int(sys.argv[7]), seed=run.config.train.seed + 1)
-tables = {}
-for step in [int(s) for s in sys.argv[3].split(",")]:
-    model = run.model(step)
-    tables[step] = {"ablation_sweep": ablation_sweep(model, batch, progress=False),
-                    "linear_probes": linear_probes(model, train, batch),
-                    "collapse": representation_collapse(model, batch)}
+tables, seconds = {}, {}
+
+def timed(name, analyzer):
+    def wrapped(model, data):
+        start = time.perf_counter()
+        frame = analyzer(model, data)
+        seconds.setdefault(name, []).append(time.perf_counter() - start)
+        tables.setdefault(name, []).append(frame)
+        return frame
+    return wrapped
+
+steps = [int(s) for s in sys.argv[3].split(",")]
+analyze_run(run, {"ablation_sweep": timed("ablation_sweep", lambda m, b: ablation_sweep(m, b, progress=False)),
+                  "linear_probes": timed("linear_probes", lambda m, b: linear_probes(m, train, b)),
+                  "collapse": timed("collapse", representation_collapse)},
+            steps=steps, batch=batch, progress=False)
 with open(sys.argv[4], "wb") as f:
-    pickle.dump(tables, f)
+    pickle.dump({"tables": {step: {name: frames[i] for name, frames in tables.items()}
+                            for i, step in enumerate(steps)}, "seconds": seconds}, f)
 """
 
 
 def dump_tables(tree: Path, run: Path, steps, out: Path, threads: int, batch: int, train: int) -> dict:
+    """The three analyzers' tables of the plateau_lens in ``tree`` on ``steps`` (through its
+    own ``analyze_run``, in a subprocess) and their seconds per checkpoint."""
     subprocess.run([sys.executable, "-c", DUMP_SCRIPT, str(tree), str(run),
                     ",".join(map(str, steps)), str(out), str(threads), str(batch), str(train)],
                    check=True, cwd=REPO)
@@ -230,9 +243,12 @@ def compare_with_commit(commit: str, run_path: Path, steps, threads: int, batch:
         old = dump_tables(tree, run_path, steps, Path(tmp) / "old.pkl", threads, batch, train)
         new = dump_tables(REPO, run_path, steps, Path(tmp) / "new.pkl", threads, batch, train)
     for name in ("ablation_sweep", "linear_probes", "collapse"):
-        worst = max(largest_relative_difference(old[s][name], new[s][name]) for s in steps)
-        rows = sum(len(new[s][name]) for s in steps)
-        print(f"  {name:>16}: {rows} values, largest relative difference {worst:.1e}")
+        worst = max(largest_relative_difference(old["tables"][s][name], new["tables"][s][name])
+                    for s in steps)
+        rows = sum(len(new["tables"][s][name]) for s in steps)
+        before, after = (statistics.median(d["seconds"][name]) * 1000 for d in (old, new))
+        print(f"  {name:>16}: {rows} values, largest relative difference {worst:.1e}; "
+              f"{before:.0f} -> {after:.0f} ms/checkpoint (medians, one after the other)")
 
 
 def compare_hooked(run, steps, batch) -> None:
