@@ -302,20 +302,34 @@ def positional_embedding_figure(norms: pd.DataFrame, tsne: pd.DataFrame, title: 
     return _finish(figure, title)
 
 
-def token_progress_figure(progress: pd.DataFrame, title: str = ""):
-    """Earlier checkpoints' token embeddings on the final checkpoint's top-2 PCs, one panel
-    per step (``token_progress``)."""
+def _scatter_by_step(points: pd.DataFrame, x: str, y: str, hue: str, palette: str, size: int,
+                     title: str = ""):
+    """One scatter panel per ``step`` of ``points`` (columns step, x, y, hue); the legend on
+    the last panel."""
     sns.set_theme(style="whitegrid")
-    points = _pc_table(progress)
     steps = sorted(points["step"].unique())
     figure, axes = plt.subplots(1, len(steps), figsize=(3.4 * len(steps), 3.4), squeeze=False)
     for axis, step in zip(axes[0], steps):
-        sns.scatterplot(data=points[points["step"] == step], x="pc1", y="pc2", hue="value_range",
-                        palette="viridis", ax=axis, s=10, legend=step == steps[-1])
+        sns.scatterplot(data=points[points["step"] == step], x=x, y=y, hue=hue, palette=palette,
+                        ax=axis, s=size, legend=step == steps[-1])
         axis.set_title(f"step {step}")
     if len(steps):
-        axes[0, -1].legend(fontsize=6, title="value")
+        axes[0, -1].legend(fontsize=6, title=hue)
     return _finish(figure, title)
+
+
+def token_progress_figure(progress: pd.DataFrame, title: str = ""):
+    """Earlier checkpoints' token embeddings on the final checkpoint's top-2 PCs, one panel
+    per step (``token_progress``)."""
+    return _scatter_by_step(_pc_table(progress), "pc1", "pc2", "value_range", "viridis", 10, title)
+
+
+def positional_tsne_progress_figure(tsne: pd.DataFrame, title: str = ""):
+    """t-SNE of the positional embeddings of several checkpoints, coloured by column, one
+    panel per step (``positional_embedding_tsne`` with a ``step`` column)."""
+    points = tsne.pivot_table(index=["step", "position", "row", "column"], columns="metric",
+                              values="value").reset_index()
+    return _scatter_by_step(points, "tsne_1", "tsne_2", "column", "tab10", 40, title)
 
 
 def permuted_positions_figure(frame: pd.DataFrame, metric: str = "masked_mse", title: str = ""):

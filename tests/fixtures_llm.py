@@ -7,14 +7,26 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
+import pytest
 import torch
 
-transformers = __import__("pytest").importorskip("transformers")
+transformers = pytest.importorskip("transformers")
 
 WORDS = ("the a of to and is what which why how when cell plant energy water sun earth moon "
          "light heat animal food grow").split()
 PROMPTS = ["what is the sun", "why do plant cells need water", "how does the earth grow heat",
            "which animal is the food"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run many small ops: one thread is much faster than two on a busy 2-core
+    machine. Autouse in every test module that imports it (its tests and module fixtures;
+    restored afterwards)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def offline(monkeypatch):

@@ -13,19 +13,9 @@ from plateau_lens.llm import (
 )
 from plateau_lens.llm.series import analyze_series
 
-from fixtures_llm import offline, PROMPTS, greedy_without_eos_mask, save_model, study_recipe
+from fixtures_llm import offline, one_thread, PROMPTS, greedy_without_eos_mask, save_model, study_recipe
 
 transformers = pytest.importorskip("transformers")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run many small ops: one thread is much faster than two on a busy 2-core
-    machine (for this module's tests and fixtures; restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from plateau_lens.llm import series as series_module
 from plateau_lens.llm.cli import parse_steps, resolve_steps
 from plateau_lens.llm.series import plot_series
 
-from fixtures_llm import offline, greedy_without_eos_mask, pretrain_tiny_series, save_model, study_recipe
+from fixtures_llm import offline, one_thread, greedy_without_eos_mask, pretrain_tiny_series, save_model, study_recipe
 
 transformers = pytest.importorskip("transformers")
 
@@ -24,16 +24,6 @@ QUESTIONS = ["What does the with statement do?", "How is an exception handled by
              "Which objects can be compared?", "Where are names of a module looked up?"]
 OTHER_QUESTIONS = ["What is a generator?", "Why does a class have a method resolution order?"]
 STEPS = [0, 1, 2, 4, 8, 16, 32, 64]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run many small ops: one thread is much faster than two on a busy 2-core
-    machine (for this module's tests and fixtures; restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -158,6 +158,14 @@ def test_mws_optimal_attention_mask():
     ("lrmc", {"factor_distribution": "cauchy"}, "factor_distribution"),
     ("mws", {"window": 17}, "window"), ("mws", {"n_inputs": 0}, "n_inputs"),
     ("repeat", {"k": 3}, "k"), ("addition", {"digits": 0}, "digits"),
+    ("lrmc", {"p_mask": True}, "p_mask"), ("lrmc", {"factor_scale": float("inf")}, "factor_scale"),
+    ("lrmc", {"factor_scale": True}, "factor_scale"),
+    # the separator must not be a value the inputs (1..16) or outputs (0..16) can take
+    ("mws", {"separator": 3}, "separator.*inputs 1..16 and outputs 0..16"),
+    ("mws", {"separator": 0}, "separator.*outputs 0..16"), ("mws", {"modulus": 20}, "separator"),
+    ("concat_mws", {"separator": 16}, "separator"), ("concat_mws", {"modulus": 0}, "modulus"),
+    ("concat_mws", {"low": 5, "high": 2}, "high"),
+    ("prefix_sum", {"modulus": 0}, "modulus"), ("prefix_sum", {"modulus": 5}, "modulus.*separator"),
 ])
 def test_bad_parameters_name_field_and_range(name, params, field):
     with pytest.raises(ValueError, match=field):

@@ -52,6 +52,15 @@ def generations_file(out_dir: Path, name: str) -> Path:
     return Path(out_dir) / f"{_safe(name)}_generations.csv"
 
 
+def _installed_version(distribution: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown"
+
+
 def series_settings(prompts: Sequence[str], n_new: int = 8, prepend_bos: bool = False,
                     dtype=None, device: str | None = None) -> dict:
     """Everything besides the checkpoint that changes ``analyze_series``' numbers, and its key."""
@@ -59,14 +68,14 @@ def series_settings(prompts: Sequence[str], n_new: int = 8, prepend_bos: bool = 
     import transformer_lens
     import transformers
 
-    from .. import __version__
-
+    __version__ = _installed_version("plateau-lens")
     digest = hashlib.sha256(json.dumps(list(map(str, prompts))).encode()).hexdigest()
     settings = {"prompts_sha256": digest, "n_prompts": len(prompts), "n_new": int(n_new),
                 "prepend_bos": bool(prepend_bos), "dtype": str(dtype), "device": str(device),
                 "method": METHOD_VERSION, "plateau_lens": __version__,
                 "transformers": transformers.__version__,
-                "transformer_lens": getattr(transformer_lens, "__version__", "unknown"),
+                "transformer_lens": getattr(transformer_lens, "__version__", None)
+                or _installed_version("transformer-lens"),
                 "torch": torch.__version__}
     settings["settings_key"] = hashlib.sha256(
         json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]

@@ -11,6 +11,8 @@ def add_reproduce_parser(sub) -> None:
                                    "write the figure and its CSV. --list shows every entry.")
     p.add_argument("id", nargs="?", help="entry id (see --list)")
     p.add_argument("--list", action="store_true", help="print one row per entry and exit")
+    p.add_argument("--markdown", action="store_true",
+                   help="with --list: the README's tables (one per study) in Markdown")
     p.add_argument("--out", help="directory for runs, figure and CSV")
     p.add_argument("--steps", type=int, help="train this many steps instead of the entry's default")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
@@ -26,7 +28,11 @@ def run_reproduce(args) -> int:
     import pandas as pd
 
     from . import Context, get, table
+    from .registry import STUDIES, markdown_table
 
+    if args.list and args.markdown:
+        print("\n\n".join(f"{study}\n\n{markdown_table(study)}" for study in STUDIES))
+        return 0
     if args.list:
         with pd.option_context("display.max_colwidth", 60, "display.width", 200):
             print(table().to_string(index=False))

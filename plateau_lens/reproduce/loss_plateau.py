@@ -108,14 +108,14 @@ def save_dynamics(context: Context, entry_id: str, runs: dict, title: str,
 
 
 def dynamics_entry(entry_id: str, figure: str, shows: str, specs: list[RunSpec], title: str,
-                   panels=PLATEAU_PANELS, cost: str = "see README", status: str = "see README"):
+                   panels=PLATEAU_PANELS):
     """Register an entry that trains ``specs`` and plots the study's panels."""
     def run(context: Context) -> dict[str, Path]:
         return save_dynamics(context, entry_id, train_runs(context, specs), title, panels)
 
     configs = ", ".join(dict.fromkeys(f"tasks/{s.config}" for s in specs))
     return register(Reproduction(id=entry_id, study=STUDY, figure=figure, shows=shows,
-                                 config=configs, device="cpu", cost=cost, status=status, run=run))
+                                 config=configs, device="cpu", run=run))
 
 
 ENTROPY_PANEL = ("entropy", ("entropy", "entropy_data"))
@@ -173,8 +173,7 @@ register(Reproduction(
     id="lp-fig5-optimal-init", study=STUDY, figure="Fig. 5",
     shows="MWS from an optimal init: MLP, ln_2, lm_head, ln_f (or attention Q/K, embeddings, "
           "ln_1) copied from Fig. 2's trained model and frozen, the rest trained from a new seed",
-    config="tasks/mws.toml, tasks/mws_optimal_init.toml", device="cpu", cost="see README",
-    status="see README", run=optimal_init))
+    config="tasks/mws.toml, tasks/mws_optimal_init.toml", device="cpu", run=optimal_init))
 
 # ------------------------------------------------------------------- the other tasks
 dynamics_entry(
@@ -256,7 +255,7 @@ register(Reproduction(
     id="lp-fig20-probe", study=STUDY, figure="Fig. 20",
     shows="MLP probe (256 hidden, max_iter 2000) of the next token from the attention output "
           "at every checkpoint of Fig. 2's run (every 20 steps; the study probes every 10)",
-    config="tasks/mws.toml", device="cpu", cost="see README", status="see README",
+    config="tasks/mws.toml", device="cpu",
     run=probe_entry))
 
 # ------------------------------------------------------- varied configurations (Figs. 26-29)
@@ -324,7 +323,7 @@ register(Reproduction(
     id="lp-fig41-42-collapse-sites", study=STUDY, figure="Figs. 41, 42",
     shows="representation collapse at the study's five sites (pre_att_h, post_att_h, "
           "post_att_res_h, post_mlp_h, pre_lm_h) over Fig. 2's checkpoints",
-    config="tasks/mws.toml", device="cpu", cost="see README", status="see README",
+    config="tasks/mws.toml", device="cpu",
     run=collapse_sites))
 
 # ------------------------------------------------------------------ LLMs (Figs. 8, 23-25)
@@ -402,11 +401,11 @@ register(Reproduction(
     shows="Pythia 14m/1b/1.4b/2.8b at steps 0-10000: repetition frequency and cosine "
           "similarity of 8 greedy tokens on 100 ARC-Easy questions. Hub, or --local-dir LOCAL "
           "with LOCAL/<model>/step{N}/ (and optional LOCAL/prompts.txt)",
-    config="(pretrained checkpoints)", device="gpu", cost="see README", status="see README",
+    config="(pretrained checkpoints)", device="gpu",
     run=pythia_entry))
 register(Reproduction(
     id="lp-fig25-olmo", study=STUDY, figure="Figs. 8, 23-25 (OLMo)",
     shows="OLMo-2-1124-7B at stage1-step150-tokens1B and stage1-step600-tokens3B: cosine "
           "similarity. --local-dir LOCAL with LOCAL/OLMo-2-1124-7B/step150|step600/",
-    config="(pretrained checkpoints)", device="gpu", cost="see README", status="see README",
+    config="(pretrained checkpoints)", device="gpu",
     run=olmo_entry))

@@ -34,7 +34,8 @@ from ..interventions import COMPONENTS
 from ..io import write_table
 from ..plots import (attention_grid, condition_bars, lambda_sweep_figure, mc_training_curves,
                      nuclear_norm_figure, ood_figure, patching_heatmaps, permuted_positions_figure,
-                     positional_embedding_figure, probes_by_layer, save, token_embedding_figure,
+                     positional_embedding_figure, positional_tsne_progress_figure, probes_by_layer,
+                     save, token_embedding_figure,
                      token_progress_figure)
 from ..run import Run
 from .common import trained_run
@@ -361,7 +362,8 @@ def embedding_progress(setup: Setup, entry_id: str, context: Context):
     tsne = _label_steps(_by_step(run, positional_embedding_tsne, steps, None, context.progress), points)
     neighbours = _by_step(run, positional_embedding_neighbours, _spread(run, setup.structure_points),
                           None, context.progress)
-    tsne_figure = _tsne_over_steps(tsne)
+    tsne_figure = positional_tsne_progress_figure(
+        tsne, "t-SNE of the positional embeddings, coloured by column")
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -374,23 +376,6 @@ def embedding_progress(setup: Setup, entry_id: str, context: Context):
         progress, "token embeddings on the final checkpoint's top-2 PCs (uncentred, as the study)"),
         "positions": tsne_figure, "neighbours": curve},
         {"token_progress": progress, "position_tsne": tsne, "position_neighbours": neighbours}, how)
-
-
-def _tsne_over_steps(tsne: pd.DataFrame):
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    points = tsne.pivot_table(index=["step", "position", "row", "column"], columns="metric",
-                              values="value").reset_index()
-    steps = sorted(points["step"].unique())
-    figure, axes = plt.subplots(1, len(steps), figsize=(3.4 * len(steps), 3.4), squeeze=False)
-    for axis, step in zip(axes[0], steps):
-        sns.scatterplot(data=points[points["step"] == step], x="tsne_1", y="tsne_2", hue="column",
-                        palette="tab10", ax=axis, s=40, legend=step == steps[-1])
-        axis.set_title(f"step {step}")
-    figure.suptitle("t-SNE of the positional embeddings, coloured by column")
-    figure.tight_layout()
-    return figure
 
 
 def permuted(setup: Setup, entry_id: str, context: Context):
@@ -545,8 +530,7 @@ def _register_all() -> None:
 
             register(Reproduction(
                 id=entry_id, study=STUDY, figure=analysis.figure, shows=analysis.shows,
-                config=_config_label(analysis, setup), device=setup.device,
-                cost="see README", status="see README", run=run))
+                config=_config_label(analysis, setup), device=setup.device, run=run))
 
 
 _register_all()

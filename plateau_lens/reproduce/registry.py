@@ -9,6 +9,8 @@ from typing import Callable
 
 import pandas as pd
 
+from .measured import MEASURED, NOT_RUN, Measured
+
 STUDIES = {
     "matrix-completion": "Gopalani, Lubana & Hu, Abrupt Learning in Transformers: A Case Study "
                          "on Matrix Completion (NeurIPS 2024, arXiv 2410.22244)",
@@ -54,11 +56,12 @@ class Reproduction:
     device: str
     """"cpu": runs here at the stated size; "gpu": the study's size needs a GPU (a reduced
     CPU version may exist as its own entry)."""
-    cost: str
-    """Time it takes, as measured (e.g. "3 min on 2 CPU cores")."""
-    status: str
-    """What our run showed, e.g. "reproduced", "partly", "not reproduced", "not run"."""
     run: Runner = field(repr=False, compare=False)
+
+    @property
+    def measured(self) -> "Measured":
+        """What running it here took and showed (``measured.MEASURED``), or "not run"."""
+        return MEASURED.get(self.id, NOT_RUN)
 
     def __post_init__(self) -> None:
         if self.study not in STUDIES:
@@ -78,10 +81,24 @@ def register(entry: Reproduction) -> Reproduction:
 
 
 def table() -> pd.DataFrame:
-    """One row per entry: id, study, figure, shows, config, device, cost, status."""
+    """One row per entry: id, study, figure, shows, config, device, and as measured here:
+    command, cost, status."""
     return pd.DataFrame([{"id": e.id, "study": e.study, "figure": e.figure, "shows": e.shows,
-                          "config": e.config, "device": e.device, "cost": e.cost,
-                          "status": e.status} for e in REGISTRY.values()])
+                          "config": e.config, "device": e.device,
+                          "command": e.measured.command, "cost": e.measured.cost,
+                          "status": e.measured.status} for e in REGISTRY.values()])
+
+
+def markdown_table(study: str) -> str:
+    """The README's table of one study's entries (``plateau-lens reproduce --list --markdown``)."""
+    rows = ["| id | figure | shows | device | measured here |", "|---|---|---|---|---|"]
+    for e in REGISTRY.values():
+        if e.study == study:
+            m = e.measured
+            done = m.status if m is NOT_RUN else f"{m.status} (`{m.command}`, {m.cost})"
+            cells = [f"`{e.id}`", e.figure, e.shows, e.device, done]
+            rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(rows)
 
 
 def get(entry_id: str) -> Reproduction:

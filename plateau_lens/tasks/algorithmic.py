@@ -56,6 +56,19 @@ class SequenceTask:
             check_int("low", self.low, 0)
             check_int("high", self.high, self.low)
 
+    def _check_separator(self, separator: int) -> None:
+        """The separator token must be an integer ≥ 0 that no input (low..high) and no
+        output (0..modulus − 1) can be, or the model could not tell it from the data."""
+        check_int("separator", separator, 0)
+        clashes = []
+        if self.low <= separator <= self.high:
+            clashes.append(f"inputs {self.low}..{self.high}")
+        if separator < self.modulus:
+            clashes.append(f"outputs 0..{self.modulus - 1}")
+        if clashes:
+            raise ValueError(f"separator must be an integer >= 0 outside the {' and '.join(clashes)} "
+                             f"(e.g. {max(self.high, self.modulus - 1) + 1}), got {separator}")
+
     @property
     def n_positions(self) -> int:
         """Positions the model sees: the sequence without its last token."""
@@ -175,6 +188,7 @@ class MovingWindowSum(SequenceTask):
         self._check_inputs()
         check_int("window", self.window, 1, self.n_inputs)
         check_int("modulus", self.modulus, 2)
+        self._check_separator(self.separator)
 
     @property
     def d_vocab(self) -> int:
@@ -225,6 +239,9 @@ class ConcatMovingWindowSum(SequenceTask):
 
     def __post_init__(self) -> None:
         check_int("n_inputs", self.n_inputs, 16, 16)
+        self._check_inputs()
+        check_int("modulus", self.modulus, 2)
+        self._check_separator(self.separator)
 
     @property
     def d_vocab(self) -> int:
@@ -279,6 +296,10 @@ class PrefixSum(SequenceTask):
 
     def __post_init__(self) -> None:
         self._check_inputs()
+        check_int("modulus", self.modulus, 2)
+        if self.low <= self.modulus <= self.high:
+            raise ValueError(f"modulus is also the separator token, so it must lie outside the "
+                             f"inputs {self.low}..{self.high} (e.g. {self.high + 1}), got {self.modulus}")
         if self.no_repeat and self.high - self.low + 1 != self.n_inputs:
             raise ValueError(
                 f"no_repeat needs n_inputs == high - low + 1 = {self.high - self.low + 1}, "

@@ -18,6 +18,8 @@ Two input encodings:
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import einops
@@ -66,12 +68,13 @@ class LowRankMatrixCompletion:
         check_int("m", self.m, 1)
         check_int("n", self.n, 1)
         check_int("rank", self.rank, 1, min(self.m, self.n))
-        if not isinstance(self.p_mask, (int, float)) or not 0 <= self.p_mask < 1:
+        if isinstance(self.p_mask, bool) or not isinstance(self.p_mask, (int, float)) or not 0 <= self.p_mask < 1:
             raise ValueError(f"p_mask must be in [0, 1), got {self.p_mask!r}")
         check_choice("encoding", self.encoding, ENCODINGS)
         check_choice("factor_distribution", self.factor_distribution, FACTOR_DISTRIBUTIONS)
-        if not self.factor_scale > 0:
-            raise ValueError(f"factor_scale must be > 0, got {self.factor_scale!r}")
+        if (isinstance(self.factor_scale, bool) or not isinstance(self.factor_scale, (int, float))
+                or not 0 < self.factor_scale < math.inf):
+            raise ValueError(f"factor_scale must be a finite number > 0, got {self.factor_scale!r}")
 
     @property
     def n_positions(self) -> int:
