@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence, Union
+from functools import partial
+from typing import Callable, Iterable, Sequence, Union
 
 import einops
 import numpy as np
@@ -16,7 +17,9 @@ from ..metrics import scalar_metrics
 from ..models.handle import PlateauModel
 from ..tasks.base import check_choice
 from .hooks import prepare
-from .partial_forward import (forward_from_layer, native_block, native_clean_pass, native_readout,
+from .clean_pass import CleanPass, shared_clean_pass
+from .parallel import analysis_workers, parallel_map, run_parallel, sample_chunks
+from .partial_forward import (forward_from_layer, materialised, native_block, native_readout,
                               runs_native_modules)
 from .schema import metric_records, tidy
 
@@ -173,57 +176,54 @@ def ablation_records(heads: list[tuple[int, int]], mode: str, clean: dict[str, f
             + metric_records(ablated, condition="ablated", **fields))
 
 
-# Floats in the widest activation of one stacked forward (16 MiB in float32). By default
-# glibc serves larger buffers with a fresh mmap on every allocation, and their page faults
-# cost more than wider stacking saves: measured on 2 cores, a batch-256 sweep took 2.2 s with
-# 9 copies per forward and 1.4 s with 2 (batch 64: 0.55 s with 9, 0.44 s with 5). With the
-# heap kept (plateau_lens.allocator.reuse_freed_memory, as analyze_run does) the faults are
-# gone but a 16x larger budget was no faster (1 thread: 4.35 vs 4.52 s at batch 256, 1.32 vs
-# 1.20 s at batch 64).
-STACKED_ACTIVATION_BUDGET = 2 ** 22
-
-
-def copies_per_forward(model, residual: Float[Tensor, "batch pos d_model"], n_copies: int) -> int:
-    """How many stacked copies of the batch one forward takes: the widest activation
-    (MLP hidden, residual or attention pattern) stays within ``STACKED_ACTIVATION_BUDGET``
-    floats, at least one copy, and the copies are spread evenly over the forwards."""
-    batch, seq = residual.shape[:2]
-    cfg = model.cfg
-    widest = seq * max(cfg.d_model, cfg.d_mlp or 0, cfg.n_heads * seq)
-    fitting = max(1, STACKED_ACTIVATION_BUDGET // (batch * widest))
-    forwards = -(-n_copies // fitting)
-    return -(-n_copies // forwards)
-
-
 @torch.no_grad()
-def native_layer_ablations(model: PlateauModel, batch, layer: int, heads_per_copy: list[list[int]],
-                           mode: str, mean_patterns, residual: Float[Tensor, "batch pos d_model"]
-                           ) -> list[dict[str, float]]:
-    """Metrics of several ablations at one layer on plateau-lens' native modules.
+def native_sweep_outputs(model: PlateauModel, clean: CleanPass, heads_by_layer: dict[int, list[list[int]]],
+                         mode: str, mean_patterns, progress: bool = False) -> dict[int, Tensor]:
+    """The model's outputs [copies batch pos out] for several ablations per layer, on
+    plateau-lens' native modules: copy c of layer l ablates ``heads_by_layer[l][c]``.
 
-    Block ``layer`` computes Q, K, V and A once for the batch; the edited patterns of all
-    copies in a group (:func:`copies_per_forward`) share them (z_c = A_c·V), and the copies
-    run stacked along the batch axis from there on."""
-    network = model.network
+    Each ablation resumes at its layer from the clean pass's ``blocks.{l}.hook_resid_pre``.
+    The batch is cut into chunks of samples (:func:`~.parallel.sample_chunks`, counting the
+    copies' rows); in a chunk, block l computes Q, K, V and A once, the edited patterns of all
+    the layer's copies share them (z_c = A_c·V), and the copies run stacked from there on.
+    The chunks of every layer run on :func:`~.parallel.run_parallel`'s threads."""
+    outputs: dict[int, Tensor] = {}
+    tasks = []
+    for layer, heads_per_copy in heads_by_layer.items():  # earliest layer (most work) first
+        residual = clean.residuals[layer]
+        outputs[layer] = clean.output.new_empty((len(heads_per_copy),) + tuple(clean.output.shape))
+        edit = ablation_edit(model, layer, heads_per_copy, mode, mean_patterns)
+        for chunk in sample_chunks(len(residual), len(heads_per_copy) * residual.shape[1]):
+            tasks.append(partial(_ablated_chunk, model.network, layer, residual[chunk], edit,
+                                 outputs[layer][:, chunk]))
+    with tqdm(total=len(tasks), desc="ablation chunks", disable=not progress, leave=False) as bar:
+        run_parallel(tasks, analysis_workers(clean.output.device), done=bar.update)
+    return outputs
+
+
+def ablation_edit(model: PlateauModel, layer: int, heads_per_copy: list[list[int]], mode: str,
+                  mean_patterns) -> Callable[[Tensor], Tensor]:
+    """The pattern edit of ``layer`` that makes one copy per ablation: [batch head query key]
+    → [copies batch head query key], copy c with the heads ``heads_per_copy[c]`` replaced."""
+    ablated = head_masks(model.cfg.n_heads, heads_per_copy)
     causal = model.cfg.attention_dir == "causal"
-    per_forward = copies_per_forward(model, residual, len(heads_per_copy))
-    metrics = []
-    for first in range(0, len(heads_per_copy), per_forward):
-        group = heads_per_copy[first : first + per_forward]
-        ablated = head_masks(model.cfg.n_heads, group).to(residual.device)
 
-        def edit(pattern: Float[Tensor, "batch head query key"]) -> Tensor:
-            replacement = replacement_patterns(pattern, layer, mode, causal, mean_patterns)
-            return torch.where(ablated, replacement, pattern)  # [copies batch head query key]
+    def edit(pattern: Float[Tensor, "batch head query key"]) -> Float[Tensor, "copies batch head query key"]:
+        replacement = replacement_patterns(pattern, layer, mode, causal, mean_patterns)
+        return torch.where(ablated.to(pattern.device), replacement, pattern)
 
-        hidden = native_block(network.layers[layer], residual, edit)
-        hidden = einops.rearrange(hidden, "c b p d -> (c b) p d")
-        for block in network.layers[layer + 1:]:
-            hidden = native_block(block, hidden)
-        output = native_readout(network, hidden)
-        for copy in einops.rearrange(output, "(c b) p o -> c b p o", c=len(group)):
-            metrics.append(scalar_metrics(model.task, copy, batch))
-    return metrics
+    return edit
+
+
+def _ablated_chunk(network, layer: int, residual: Float[Tensor, "batch pos d_model"],
+                   edit: Callable[[Tensor], Tensor], out: Float[Tensor, "copies batch pos out"]) -> None:
+    """One chunk of :func:`native_sweep_outputs`: every copy of ``layer``, written into
+    ``out``. The blocks after ``layer`` materialise their patterns (:func:`materialised`)."""
+    hidden = native_block(network.layers[layer], residual, edit)
+    hidden = einops.rearrange(hidden, "c b p d -> (c b) p d")
+    for block in network.layers[layer + 1:]:
+        hidden = native_block(block, hidden, materialised)
+    out.copy_(einops.rearrange(native_readout(network, hidden), "(c b) p o -> c b p o", c=len(out)))
 
 
 def sweep_targets(model, layers: bool = True) -> list[tuple[str, int, int | None, HeadSpec]]:
@@ -246,31 +246,18 @@ def ablation_sweep(model, batch, mode: str = "uniform", task=None, layers: bool 
 
     One cached clean pass; each ablation then recomputes only the layers from the ablated one
     on (for 4 layers: 2.5 instead of 4 layers per ablation on average). On plateau-lens' own
-    models with no hook attached, the sweep runs the native modules: the ablations of one
-    layer share its Q, K, V and patterns and run as stacked copies of the batch
-    (:func:`native_layer_ablations`); other models, or hooks of the user's, take one hooked
-    forward per ablation."""
+    models with no hook attached, the sweep runs the native modules: the clean pass is the
+    one shared with the checkpoint's other analyzers (:func:`~.clean_pass.shared_clean_pass`),
+    and the ablations of one layer share its Q, K, V and patterns and run as stacked copies
+    of the batch, in chunks on every core (:func:`native_sweep_outputs`); other models, or
+    hooks of the user's, take one hooked forward per ablation."""
     check_choice("mode", mode, ABLATION_MODES)
     model = prepare(model, batch, task)
     targets = sweep_targets(model, layers)
-    records = []
     if runs_native_modules(model):
-        with torch.no_grad():
-            output, residuals, patterns = native_clean_pass(model.network, batch.inputs,
-                                                            keep_patterns=mode == "mean")
-        clean = scalar_metrics(model.task, output, batch)
-        means = (None if patterns is None else
-                 {layer: pattern.mean(0, keepdim=True) for layer, pattern in enumerate(patterns)})
-        for layer in tqdm(range(model.cfg.n_layers), desc="ablated layers", disable=not progress,
-                          leave=False):
-            layer_targets = [t for t in targets if t[1] == layer]
-            heads = [resolve_heads(model, spec) for _, _, _, spec in layer_targets]
-            metrics = native_layer_ablations(model, batch, layer,
-                                             [[h for _, h in hs] for hs in heads], mode, means,
-                                             residuals[layer])
-            for (scope, _, head, _), resolved, ablated in zip(layer_targets, heads, metrics):
-                records += ablation_records(resolved, mode, clean, ablated, scope, head)
+        records = native_sweep_records(model, batch, targets, mode, progress)
     else:
+        records = []
         clean, means, residuals = clean_pass(model, batch, mode)
         for scope, layer, head, spec in tqdm(targets, desc="ablations", disable=not progress,
                                              leave=False):
@@ -278,6 +265,30 @@ def ablation_sweep(model, batch, mode: str = "uniform", task=None, layers: bool 
             ablated = hooked_ablation_metrics(model, batch, resolved, mode, means, residuals)
             records += ablation_records(resolved, mode, clean, ablated, scope, head)
     return tidy(records, ABLATION_LABELS)
+
+
+def native_sweep_records(model: PlateauModel, batch, targets, mode: str, progress: bool) -> list[dict]:
+    """The records of :func:`ablation_sweep` on the native modules: the shared clean pass,
+    every ablation's output (:func:`native_sweep_outputs`), then the metrics of the clean
+    output and of every copy, computed on every core (~10 small operations each)."""
+    shared = shared_clean_pass(model, batch.inputs, patterns=mode == "mean")
+    means = (None if mode != "mean" else
+             {layer: pattern.mean(0, keepdim=True) for layer, pattern in enumerate(shared.patterns)})
+    by_layer: dict[int, list[tuple[tuple, list[tuple[int, int]]]]] = {}
+    for target in targets:
+        by_layer.setdefault(target[1], []).append((target, resolve_heads(model, target[3])))
+    heads_by_layer = {layer: [[head for _, head in resolved] for _, resolved in items]
+                      for layer, items in by_layer.items()}
+    outputs = native_sweep_outputs(model, shared, heads_by_layer, mode, means, progress)
+    every_output = [shared.output] + [copy for layer in by_layer for copy in outputs[layer]]
+    clean, *ablated = parallel_map(lambda output: scalar_metrics(model.task, output, batch),
+                                   every_output, analysis_workers(shared.output.device))
+    records = []
+    ablated_metrics = iter(ablated)
+    for items in by_layer.values():
+        for (scope, _, head, _), resolved in items:
+            records += ablation_records(resolved, mode, clean, next(ablated_metrics), scope, head)
+    return records
 
 
 __all__: Iterable[str] = ["ablate_heads", "ablation_sweep", "resolve_heads", "uniform_pattern"]

@@ -10,6 +10,7 @@ import torch
 from ..metrics import (generation_metrics, mean_cosine_over_pairs, mean_pairwise_cosine,
                        readout_input_hook)
 from .hooks import check_hook_names, prepare
+from .parallel import one_intra_op_thread
 from .schema import metric_records, record, tidy
 
 BLOCK_SITES = {
@@ -61,7 +62,8 @@ def representation_collapse(model, batch, sites: Sequence[str] | None = None,
     states pairs, e.g. within blocks for repeat-k; else every pair of
     ``task.collapse_positions()``; MWS: rows 17–31, 105 pairs per sample), the same number
     the training log's ``cosine_similarity`` reports. Rows (see :mod:`.schema`): labelled
-    ``site``, metric ``cosine_similarity``."""
+    ``site``, metric ``cosine_similarity``. The hooked pass runs on one intra-op thread on
+    the CPU (:func:`~.parallel.one_intra_op_thread`: faster at our sizes, the same values)."""
     model = prepare(model, batch, task)
     pairs = None
     if positions is None and hasattr(model.task, "collapse_pairs"):
@@ -76,7 +78,8 @@ def representation_collapse(model, batch, sites: Sequence[str] | None = None,
     names = collapse_hooks(model.bridge, SITES if sites is None else list(sites), layers)
     check_hook_names(model.bridge, names.values())
     wanted = set(names.values())
-    _, cache = model.bridge.run_with_cache(batch.inputs, names_filter=lambda n: n in wanted)
+    with one_intra_op_thread(batch.inputs.device):
+        _, cache = model.bridge.run_with_cache(batch.inputs, names_filter=lambda n: n in wanted)
 
     def cosine(hidden):
         if pairs is not None:

@@ -9,8 +9,9 @@ block l still fires and the earlier blocks cost nothing; other models (Pythia, O
 
 :func:`native_block` and :func:`native_clean_pass` run the plain native modules (no hook
 points at all) with an optional edit of the attention pattern that may add a leading copy
-axis, so several edits of one layer share its Q, K, V and pattern: the ablation sweep's fast
-path on plateau-lens models when no user hook is attached.
+axis, so several edits of one layer share its Q, K, V and pattern: the fast path of
+``ablation_sweep`` and ``linear_probes`` on plateau-lens models when no user hook is attached.
+Their clean pass is computed once per checkpoint and batch and shared (:mod:`.clean_pass`).
 """
 
 from __future__ import annotations
@@ -84,6 +85,13 @@ def native_block(block, hidden: Float[Tensor, "*copies batch pos d_model"],
     return hidden
 
 
+def materialised(pattern: Float[Tensor, "*copies batch head query key"]) -> Tensor:
+    """The pattern edit that changes nothing: passed to :func:`native_block`, it makes
+    softmax attention compute A = softmax(QKᵀ) and A·V explicitly, as the bridge does, instead
+    of the fused kernel (which at 16 positions is several times slower on the CPU)."""
+    return pattern
+
+
 def native_readout(network, hidden: Float[Tensor, "batch pos d_model"]) -> Tensor:
     """The final norm (an ``Identity`` on post-LN models), unembedding and logit soft-cap of
     ``NativeModel.forward``."""
@@ -119,22 +127,26 @@ def native_clean_pass(network, inputs: Int[Tensor, "batch pos"], keep_patterns: 
 RESIDUAL_HOOK = re.compile(r"blocks\.(\d+)\.hook_resid_(pre|post)")
 
 
+def residual_depth(name: str) -> int | None:
+    """The index into :func:`native_clean_pass`'s residuals of a residual-stream hook name
+    (``blocks.{l}.hook_resid_pre`` → l, ``blocks.{l}.hook_resid_post`` → l + 1), else None."""
+    match = RESIDUAL_HOOK.fullmatch(name)
+    return None if match is None else int(match.group(1)) + (match.group(2) == "post")
+
+
 def hook_activations(model: PlateauModel, inputs: Int[Tensor, "batch pos"],
                      names: list[str]) -> dict[str, Tensor]:
     """The activations at hook ``names`` for ``inputs``. When every name is a residual-stream
     hook (``blocks.{l}.hook_resid_pre`` / ``hook_resid_post``) of a plateau-lens model with no
-    hook attached, one pass of the native modules (:func:`native_clean_pass`) gives them;
+    hook attached, the native modules' clean pass gives them, shared with the checkpoint's
+    other analyzers (:func:`~.clean_pass.shared_clean_pass`: do not modify them in place);
     otherwise ``run_with_cache``."""
-    depths = {}
-    for name in names:
-        match = RESIDUAL_HOOK.fullmatch(name)
-        if match is None:
-            break
-        depths[name] = int(match.group(1)) + (match.group(2) == "post")
-    if len(depths) == len(names) and runs_native_modules(model):
-        with torch.no_grad():
-            _, residuals, _ = native_clean_pass(model.network, inputs)
-        return {name: residuals[depth] for name, depth in depths.items()}
+    from .clean_pass import shared_clean_pass  # it builds on this module
+
+    depths = [residual_depth(name) for name in names]
+    if None not in depths and runs_native_modules(model):
+        residuals = shared_clean_pass(model, inputs).residuals
+        return {name: residuals[depth] for name, depth in zip(names, depths)}
     wanted = set(names)
     _, cache = model.bridge.run_with_cache(inputs, names_filter=lambda name: name in wanted)
     return {name: cache[name] for name in names}

@@ -4,6 +4,8 @@ study's ``probe.py``: 2 048 training and 256 test matrices, :func:`probe_batches
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass
 from typing import Sequence
 
 import einops
@@ -15,6 +17,8 @@ from torch import Tensor
 
 from ..tasks.base import ProbeTarget, check_choice, check_int, step_generator
 from .hooks import check_hook_names, prepare
+from .clean_pass import tensor_key
+from .parallel import ROWS_PER_CHUNK, analysis_workers, parallel_map
 from .partial_forward import hook_activations
 from .schema import record, tidy
 
@@ -160,6 +164,88 @@ def default_hooks(model) -> list[str]:
 CLASSIFIERS = ("least_squares", "logistic")
 
 
+@dataclass(eq=False)
+class ProbePlan:
+    """What the probes of one (train, test) batch pair need besides the activations; the
+    same at every checkpoint, so :func:`probe_plan` computes it once."""
+
+    regression_targets: list[str]
+    class_targets: list[str]
+    widths: list[int]
+    y_train: dict[str, Tensor]
+    y_test: dict[str, Tensor]
+    right_hand_sides: Tensor | None  # [n_train, k] float64: regression targets, then one-hot labels
+    regression_test: tuple[Tensor, ...]
+    masked: Tensor | None
+    split_by_mask: set[str]  # regression targets also scored on masked / observed positions
+    class_sets: list[Tensor]
+    labels_test: list[Tensor]
+
+
+@dataclass(eq=False)
+class _PlanEntry:
+    key: tuple
+    held: tuple  # the task and batches, so that their ids are not reused while the entry lives
+    plan: ProbePlan
+
+
+_plan_cache: list[_PlanEntry] = []
+_plan_lock = threading.Lock()
+
+
+def probe_plan(task, train_batch, test_batch, targets: Sequence[str], classifier: str) -> ProbePlan:
+    """The targets of every probe (flattened over batch and position), the right-hand sides
+    of the least-squares solves side by side and the test labels: computed once per batch
+    pair and reused while the batches' tensors are unchanged."""
+    key = (id(task), tensor_key(train_batch), tensor_key(test_batch), tuple(targets), classifier)
+    with _plan_lock:
+        for entry in _plan_cache:
+            if entry.key == key:
+                return entry.plan
+    available = available_targets(task)
+    regression_targets = [t for t in targets if available[t].kind == "regression"]
+    class_targets = [t for t in targets if available[t].kind == "classification"]
+    y_train = {t: available[t].values(task, train_batch) for t in targets}
+    y_test = {t: available[t].values(task, test_batch) for t in targets}
+    widths = [y_train[t].shape[-1] for t in regression_targets]
+    # the right-hand sides of every solve, side by side: regression targets, then one-hot labels
+    train_columns = [torch.cat([einops.rearrange(y_train[t], "b p k -> (b p) k")
+                                for t in regression_targets], 1).double()] if regression_targets else []
+    class_sets: list[Tensor] = []
+    if class_targets and classifier == "least_squares":
+        one_hot, class_sets = one_hot_labels([y_train[t].flatten() for t in class_targets])
+        train_columns.append(one_hot)
+    regression_test: tuple[Tensor, ...] = ()
+    if regression_targets:
+        regression_test = torch.split(torch.cat(
+            [einops.rearrange(y_test[t], "b p k -> (b p) k") for t in regression_targets], 1), widths, 1)
+    masked = task.split_by_mask(test_batch).flatten() if any(
+        available[t].split_by_mask for t in regression_targets) else None
+    plan = ProbePlan(regression_targets, class_targets, widths, y_train, y_test,
+                     torch.cat(train_columns, 1) if train_columns else None, regression_test,
+                     masked, {t for t in regression_targets if available[t].split_by_mask},
+                     class_sets, [y_test[t].flatten() for t in class_targets])
+    with _plan_lock:
+        _plan_cache[:] = [_PlanEntry(key, (task, train_batch, test_batch), plan)]
+    return plan
+
+
+def probe_flops(n_train: int, n_test: int, width: int, plan: ProbePlan) -> int:
+    """Matmul FLOPs of one hook's least-squares probes beyond its activations (the definition
+    benchmarks/analysis_throughput.py reports rates with): the Gram and moment products
+    [F 1]ᵀ[F 1 Y], the eigendecomposition of FᵀF (counted as 9·d³), W = V·diag·VᵀFᵀy, the
+    ridge solve and the test predictions."""
+    d, k_reg, k_cls = width, sum(plan.widths), sum(len(c) for c in plan.class_sets)
+    flops = 0
+    if plan.right_hand_sides is not None:
+        flops += 2 * n_train * (d + 1) * (d + 1 + k_reg + k_cls)
+    if k_reg:
+        flops += 9 * d ** 3 + 2 * (2 * d * d * k_reg) + 2 * n_test * d * k_reg
+    if k_cls:
+        flops += (2 * (d + 1) ** 3) // 3 + 2 * (d + 1) ** 2 * k_cls + 2 * n_test * (d + 1) * k_cls
+    return flops
+
+
 @torch.no_grad()
 def linear_probes(model, train_batch, test_batch, targets: Sequence[str] | None = None,
                   hooks: Sequence[str] | None = None, task=None, seed: int = 0,
@@ -177,6 +263,11 @@ def linear_probes(model, train_batch, test_batch, targets: Sequence[str] | None 
     fast enough for every checkpoint of a run) or scikit-learn's logistic regression
     (``"logistic"``, on at most 20 000 training samples). Rows (see :mod:`.schema`): labelled
     ``target``.
+
+    On plateau-lens' own models with no hook attached, the activations come from the clean
+    pass shared with the checkpoint's other analyzers (:func:`~.partial_forward.hook_activations`),
+    the targets are computed once per batch pair (:func:`probe_plan`) and the hooks' probes
+    are fitted on every core.
     """
     check_choice("classifier", classifier, CLASSIFIERS)
     model = prepare(model, train_batch, task)
@@ -195,59 +286,90 @@ def linear_probes(model, train_batch, test_batch, targets: Sequence[str] | None 
                          f"(per-head or pattern hooks: probe blocks.{{l}}.hook_attn_out or the "
                          f"residual stream instead)")
     test_cache = hook_activations(model, test_batch.inputs, hooks)
-    # targets do not depend on the hook: compute them once, flattened over (batch, position)
-    regression_targets = [t for t in targets if available[t].kind == "regression"]
-    class_targets = [t for t in targets if available[t].kind == "classification"]
-    y_train = {t: available[t].values(task, train_batch) for t in targets}
-    y_test = {t: available[t].values(task, test_batch) for t in targets}
-    widths = [y_train[t].shape[-1] for t in regression_targets]
-    least_squares_classifier = bool(class_targets) and classifier == "least_squares"
-    # the right-hand sides of every solve, side by side: regression targets, then one-hot labels
-    train_columns = [torch.cat([einops.rearrange(y_train[t], "b p k -> (b p) k")
-                                for t in regression_targets], 1).double()] if regression_targets else []
-    if least_squares_classifier:
-        one_hot, class_sets = one_hot_labels([y_train[t].flatten() for t in class_targets])
-        train_columns.append(one_hot)
-    right_hand_sides = torch.cat(train_columns, 1) if train_columns else None
-    if regression_targets:
-        regression_test = torch.split(torch.cat(
-            [einops.rearrange(y_test[t], "b p k -> (b p) k") for t in regression_targets], 1), widths, 1)
-    masked = task.split_by_mask(test_batch).flatten() if any(
-        available[t].split_by_mask for t in regression_targets) else None
+    plan = probe_plan(task, train_batch, test_batch, targets, classifier)
+    n_train = train_cache[hooks[0]].shape[0] * train_cache[hooks[0]].shape[1]
+    moments = (_gram_and_moments(hooks, train_cache, plan.right_hand_sides)
+               if plan.right_hand_sides is not None else {})
+
+    def fit(name: str, part: str) -> dict[str, dict[str, float]]:
+        x_test = einops.rearrange(test_cache[name].float(), "b p d -> (b p) d")
+        if part == "regression":
+            return _regression_scores(x_test, plan, moments[name])
+        if plan.class_sets:
+            return _classifier_scores(x_test, plan, moments[name], n_train)
+        x_train = einops.rearrange(train_cache[name].float(), "b p d -> (b p) d")
+        return {t: {"accuracy": logistic_accuracy(x_train, plan.y_train[t], x_test, plan.y_test[t], seed)}
+                for t in plan.class_targets}
+
+    parts = ([("regression",)] if plan.regression_targets else []) + (
+        [("classes",)] if plan.class_targets else [])
+    fits = [(name, part) for name in hooks for (part,) in parts]
+    scores: dict[str, dict[str, dict[str, float]]] = {name: {} for name in hooks}
+    workers = analysis_workers(test_batch.inputs.device) if plan.class_sets or not plan.class_targets else 1
+    for (name, _), result in zip(fits, parallel_map(lambda item: fit(*item), fits, workers)):
+        scores[name].update(result)
     records = []
     for name in hooks:
-        x_train = einops.rearrange(train_cache[name].float(), "b p d -> (b p) d")
-        x_test = einops.rearrange(test_cache[name].float(), "b p d -> (b p) d")
-        scores_by_target: dict[str, dict[str, float]] = {}
-        if right_hand_sides is not None:
-            # [F 1] in float64: one Gram matrix and one product with all targets per hook;
-            # FᵀF and Fᵀy are their blocks without the bias row/column
-            train_with_bias = _with_bias(x_train)
-            gram = train_with_bias.T @ train_with_bias
-            moments = train_with_bias.T @ right_hand_sides
-        if regression_targets:
-            # one least-squares solve for all regression targets (lstsq is column-wise)
-            weights = least_squares_from_moments(gram[:-1, :-1], moments[:-1, : sum(widths)])
-            predictions = torch.split(x_test @ weights, widths, 1)
-            for target_name, prediction, truth in zip(regression_targets, predictions, regression_test):
-                scores = regression_scores(prediction, truth)
-                if available[target_name].split_by_mask:
-                    for label, select in (("masked", masked), ("observed", ~masked)):
-                        if select.any():
-                            scores[f"mse_{label}"] = torch.mean(
-                                (prediction[select] - truth[select]) ** 2).item()
-                scores_by_target[target_name] = scores
-        if least_squares_classifier:
-            accuracies = ridge_classifier_accuracies(
-                gram, moments[:, sum(widths):], len(x_train), _with_bias(x_test), class_sets,
-                [y_test[t].flatten() for t in class_targets])
-            scores_by_target.update({t: {"accuracy": a} for t, a in zip(class_targets, accuracies)})
-        elif class_targets:
-            for target_name in class_targets:
-                scores_by_target[target_name] = {"accuracy": logistic_accuracy(
-                    x_train, y_train[target_name], x_test, y_test[target_name], seed)}
         for target_name in targets:
-            for metric, value in scores_by_target[target_name].items():
+            for metric, value in scores[name][target_name].items():
                 records.append(record(metric, value, hook=name, target=target_name))
     return tidy(records, ["target"])
 
+
+def _gram_and_moments(hooks: Sequence[str], train_cache: dict[str, Tensor],
+                      right_hand_sides: Float[Tensor, "n k"]) -> dict[str, Tensor]:
+    """[F 1]ᵀ[F 1 Y] in float64 for each hook: [d+1, d+1+k], whose first d+1 columns are the
+    Gram matrix of [F 1] and the rest its moments with the right-hand sides Y. Summed over
+    pieces of at most ``ROWS_PER_CHUNK`` rows, which run on
+    :func:`~.parallel.run_parallel`'s threads."""
+    pieces = []  # (hook, rows of the features)
+    for name in hooks:
+        features = einops.rearrange(train_cache[name], "b p d -> (b p) d")
+        pieces += [(name, slice(start, min(start + ROWS_PER_CHUNK, len(features))))
+                   for start in range(0, len(features), ROWS_PER_CHUNK)]
+
+    def product(piece: tuple[str, slice]) -> Float[Tensor, "d+1 d+1+k"]:
+        name, rows = piece
+        features = einops.rearrange(train_cache[name], "b p d -> (b p) d")[rows]
+        width = features.shape[1]
+        extended = features.new_empty((len(features), width + 1 + right_hand_sides.shape[1]),
+                                      dtype=torch.double)
+        extended[:, :width] = features
+        extended[:, width] = 1.0
+        extended[:, width + 1:] = right_hand_sides[rows]
+        return extended[:, : width + 1].T @ extended
+
+    products = parallel_map(product, pieces, analysis_workers(right_hand_sides.device))
+    totals: dict[str, Tensor] = {}
+    for (name, _), value in zip(pieces, products):
+        totals[name] = value if name not in totals else totals[name] + value
+    return totals
+
+
+def _regression_scores(x_test: Float[Tensor, "n d"], plan: ProbePlan, moments: Tensor
+                       ) -> dict[str, dict[str, float]]:
+    """The least-squares probes of one hook: ``moments`` = [F 1]ᵀ[F 1 Y] (:func:`_gram_and_moments`)."""
+    width = x_test.shape[1]
+    # one least-squares solve for all regression targets (lstsq is column-wise)
+    weights = least_squares_from_moments(moments[:-1, :width],
+                                         moments[:-1, width + 1: width + 1 + sum(plan.widths)])
+    predictions = torch.split(x_test @ weights, plan.widths, 1)
+    scores_by_target = {}
+    for target_name, prediction, truth in zip(plan.regression_targets, predictions, plan.regression_test):
+        scores = regression_scores(prediction, truth)
+        if target_name in plan.split_by_mask:
+            for label, select in (("masked", plan.masked), ("observed", ~plan.masked)):
+                if select.any():
+                    scores[f"mse_{label}"] = torch.mean((prediction[select] - truth[select]) ** 2).item()
+        scores_by_target[target_name] = scores
+    return scores_by_target
+
+
+def _classifier_scores(x_test: Float[Tensor, "n d"], plan: ProbePlan, moments: Tensor, n_train: int
+                       ) -> dict[str, dict[str, float]]:
+    """The closed-form classifiers of one hook (ridge regression onto the one-hot labels)."""
+    width = x_test.shape[1]
+    accuracies = ridge_classifier_accuracies(
+        moments[:, : width + 1], moments[:, width + 1 + sum(plan.widths):], n_train,
+        _with_bias(x_test), plan.class_sets, plan.labels_test)
+    return {t: {"accuracy": a} for t, a in zip(plan.class_targets, accuracies)}
