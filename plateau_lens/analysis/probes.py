@@ -21,6 +21,7 @@ from .clean_pass import tensor_key
 from .parallel import ROWS_PER_CHUNK, analysis_workers, parallel_map
 from .partial_forward import hook_activations
 from .schema import record, tidy
+from ..tasks import SequenceTask
 
 MAX_CLASSIFIER_SAMPLES = 20_000
 
@@ -107,7 +108,6 @@ LRMC's ``top_singular_vector`` is u₁ with its sign fixed so that its entries s
 def available_targets(task) -> dict[str, ProbeTarget]:
     """The task's probe targets, plus :data:`MATRIX_PROBE_TARGETS` for matrix tasks (not for
     the GPT variant ``lrmc_gpt``: a sequence task with m and n, probed on its tokens)."""
-    from ..tasks import SequenceTask
 
     targets = dict(task.probe_targets())
     if hasattr(task, "m") and hasattr(task, "n") and not isinstance(task, SequenceTask):

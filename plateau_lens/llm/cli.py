@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from .checkpoints import PYTHIA_STEPS
+from ..plots import save
 
 log = logging.getLogger("plateau_lens")
 
@@ -245,7 +246,6 @@ def _console(quiet: bool):
 
 
 def run_llm(args) -> int:
-    from ..plots import save
     from .prompts import load_prompts
     from .series import (analyze_series, plot_series, read_results, series_file,
                          series_settings)

@@ -12,6 +12,7 @@ from ..io import write_table
 from ..run import Run, load_run
 from ..training import train_or_resume
 from .registry import Context
+from ..plots import save
 
 TASKS_DIR = Path(__file__).resolve().parents[2] / "tasks"
 
@@ -43,7 +44,6 @@ def trained_run(context: Context, config: str, name: str, **overrides: dict[str,
 
 def save_outputs(context: Context, entry_id: str, figure, table: pd.DataFrame) -> dict[str, Path]:
     """``OUT/ID.png`` and ``OUT/ID.csv``."""
-    from ..plots import save
 
     figure_path = Path(save(figure, context.out / f"{entry_id}.png"))
     table_path = context.out / f"{entry_id}.csv"

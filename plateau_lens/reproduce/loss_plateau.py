@@ -26,6 +26,10 @@ from ..plots import (PLATEAU_PANELS, collapse_by_site, llm_series_panels, platea
                      probe_accuracy_vs_step)
 from .common import save_outputs, trained_run
 from .registry import Context, Reproduction, register
+from ..analysis import analyze_run, next_token_probe, representation_collapse
+from ..interventions import OPTIMAL_INIT
+from ..llm import analyze_series, load_prompts
+from ..tasks.base import step_generator
 
 STUDY = "loss-plateau"
 
@@ -155,7 +159,6 @@ def optimal_init(context: Context) -> dict[str, Path]:
     """The reference is Fig. 2's trained MWS model (its final checkpoint); each variant
     copies and freezes the components of ``interventions.OPTIMAL_INIT`` from it and trains
     the rest from the seed-1 init."""
-    from ..interventions import OPTIMAL_INIT
 
     reference = trained_run(context, MWS, "mws")
     checkpoint = str(reference.checkpoints[max(reference.steps)])
@@ -232,9 +235,6 @@ PROBE_SEED_OFFSET = 30_000_001
 
 
 def probe_entry(context: Context) -> dict[str, Path]:
-    from ..analysis import analyze_run, next_token_probe
-    from ..tasks.base import step_generator
-
     run = trained_run(context, MWS, "mws")
     seed = run.config.train.seed + PROBE_SEED_OFFSET
     sequences = run.task.sample(PROBE_TRAIN + PROBE_TEST, step_generator(seed, 0))
@@ -310,8 +310,6 @@ dynamics_entry(
 
 # ------------------------------------------------------- collapse at several sites (41-42)
 def collapse_sites(context: Context) -> dict[str, Path]:
-    from ..analysis import analyze_run, representation_collapse
-
     run = trained_run(context, MWS, "mws")
     table = analyze_run(run, representation_collapse, batch_size=256, progress=context.progress)
     figure = collapse_by_site(table, transition_of(run),
@@ -336,7 +334,6 @@ OLMO_REVISIONS = {150: "stage1-step150-tokens1B", 600: "stage1-step600-tokens3B"
 def llm_prompts(context: Context) -> list[str]:
     """``LOCAL/prompts.txt`` (one prompt per line) if given, else the first 100 ARC-Easy test
     questions (``datasets``; the hub or a filled cache)."""
-    from ..llm import load_prompts
 
     local = context.local_dir / "prompts.txt" if context.local_dir else None
     return load_prompts(local if local is not None and local.is_file() else "arc-easy", 100)
@@ -350,7 +347,6 @@ def llm_series(context: Context, models: dict[str, str], steps, entry_id: str,
                title: str, cosine_only: bool = False) -> dict[str, Path]:
     """``analyze_series`` for each model (label → hub name): from ``LOCAL/<label>/step{N}``
     with ``--local-dir`` (the steps present there), else from the hub."""
-    from ..llm import analyze_series
 
     prompts = llm_prompts(context)
     frames, missing = [], []

@@ -40,6 +40,7 @@ from ..plots import (attention_grid, condition_bars, lambda_sweep_figure, mc_tra
 from ..run import Run
 from .common import trained_run
 from .registry import Context, Reproduction, register
+from ..config import load_config
 
 STUDY = "matrix-completion"
 
@@ -211,7 +212,6 @@ def nuclear_norm_comparison(setup: Setup, entry_id: str, context: Context):
 
 
 def lambda_sweep(setup: Setup, entry_id: str, context: Context):
-    from ..config import load_config
     from .common import config_path
 
     task = load_config(config_path(setup.config)).make_task()

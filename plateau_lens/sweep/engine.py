@@ -25,6 +25,7 @@ from .rundir import RunBusyError, RunLock, is_finished, log, read_status, write_
 from .spec import Point, Sweep, SweepError
 from .summary import SWEEP_FILE, summarize
 from .worker import analyze_point, describe, train_point
+from ..run import load_run
 
 INSTALL_HINT = ('plateau-lens sweep runs on Ray, which is not installed here: '
                 'pip install "plateau-lens[sweep]"   (or: pip install "ray[client]>=2.40")')
@@ -63,7 +64,6 @@ def flat_config(values: dict[str, Any]) -> dict[str, Any]:
 def check_existing(sweep: Sweep, out: Path) -> None:
     """Refuse (before anything is written) when the sweep would give an existing run
     directory another config."""
-    from ..run import load_run
 
     for point in sweep.points:
         run_dir = Path(out) / "runs" / point.name

@@ -12,6 +12,7 @@ matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from ..run import load_run
 
 FIGURE_DIR = "figures"
 # two-sided 95 % Student t quantiles by degrees of freedom (1.96 beyond 30)
@@ -89,7 +90,6 @@ def plateau_length_figure(frame: pd.DataFrame, field: str, others: list[str]):
 
 def loss_curves_figure(frame: pd.DataFrame, field: str):
     """Every run's loss curve, coloured by ``field`` (runs with the same value share a colour)."""
-    from ..run import load_run
     from .summary import read_metrics
 
     values = sorted(frame[field].dropna().unique(), key=lambda v: (isinstance(v, str), v))

@@ -20,6 +20,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from ..run import load_run
 
 POINT_FILE = "sweep_point.json"
 STATUS_FILE = "sweep_status.json"
@@ -75,7 +76,6 @@ def log(run_dir: Path, message: str) -> None:
 
 def newest_checkpoint(run_dir: Path) -> int | None:
     """The newest checkpoint step of a run directory (None: no config or no checkpoint yet)."""
-    from ..run import load_run
 
     try:
         steps = load_run(run_dir).steps

@@ -28,6 +28,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from ..config import load_config
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -155,7 +156,6 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 def load_sweep(path: str | Path) -> Sweep:
     """Parse and validate a sweep file; every point's config is built (and so checked)."""
-    from ..config import load_config
 
     path = Path(path)
     values = read_toml(path)

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from .rundir import read_point, read_status
+from ..run import load_run
 
 SUMMARY_FILE = "sweep.csv"
 SWEEP_FILE = "sweep.json"
@@ -45,8 +46,6 @@ def read_metrics(run) -> pd.DataFrame:
 
 
 def summarize_run(run_dir: Path) -> dict[str, Any]:
-    from ..run import load_run
-
     point, status = read_point(run_dir), read_status(run_dir)
     row: dict[str, Any] = {"run": run_dir.name, "params": point.get("params", {})}
     wall, rate = session_totals(status["sessions"])

@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .rundir import RunLock, log, newest_checkpoint, read_status, write_status, LOG_FILE
+from ..analysis import analyze_run
+from ..config import load_config
+from ..run import load_run
+from ..training import resume, train
 
 
 def set_threads(threads: int) -> None:
@@ -42,8 +46,6 @@ def train_point(run_dir: str, config: dict[str, Any], threads: int, attempt: int
     checkpoint, else ``resume`` from the newest one. Records the session (start and end
     step, seconds, pid) in ``sweep_status.json`` and ``sweep.log``; re-raises any error after
     logging its traceback there."""
-    from ..config import load_config
-    from ..training import resume, train
 
     set_threads(threads)
     run_dir = Path(run_dir)
@@ -106,7 +108,6 @@ def analyze_point(run_dir: str, analyzers: Sequence[str], threads: int,
     in ``run_dir/analysis/``, skipped when it already covers every checkpoint."""
     import pandas as pd
 
-    from ..run import load_run
     from .analyze import ANALYSIS_DIR, analyzer_function
 
     set_threads(threads)
@@ -119,7 +120,6 @@ def analyze_point(run_dir: str, analyzers: Sequence[str], threads: int,
             if path.is_file() and sorted(pd.read_csv(path)["step"].unique()) == run.steps:
                 written.append(str(path))
                 continue
-            from ..analysis import analyze_run
 
             began = time.perf_counter()
             frame = analyze_run(run, {name: analyzer_function(name)}, progress=False)
