@@ -575,6 +575,43 @@ def test_attention_structure_equals_shares_of_reference_patterns(kind):
             assert_metrics_equal(metrics_of(result, layer=layer, head=head), expected, rel=1e-5)
 
 
+def test_attention_structure_on_the_gpt_variant_equals_hand_written_shares():
+    """2×3 GPT variant: inputs are the prompt (entries 0-5 at positions 0-5), SEP at 6, the
+    answer's entries 0-4 at 7-11; the query at 6 + a predicts entry a (row a // 3, column
+    a % 3). Shares of the reference's patterns, key by key."""
+    model, batch = perturbed_model(GPT, GPT_CONFIG, seed=3), sample(GPT, 16)
+    _, cache = reference(model, batch.inputs)
+    result = attention_structure(model, batch)
+
+    def entry(key):
+        return key if key < 6 else (None if key == 6 else key - 7)
+
+    for layer in range(2):
+        pattern = cache[f"blocks.{layer}.attn.hook_pattern"].abs()
+        share = pattern / pattern.sum(-1, keepdim=True)
+        for head in range(2):
+            expected = dict.fromkeys(["same_row", "same_column", "self", "observed_keys",
+                                      "masked_keys", "separator", "answer_keys"], 0.0)
+            for a in range(6):
+                for key in range(12):
+                    weight = share[:, head, 6 + a, key]
+                    e = entry(key)
+                    if e == a:
+                        expected["self"] += weight.mean().item()
+                    elif e is not None and e // 3 == a // 3:
+                        expected["same_row"] += weight.mean().item()
+                    elif e is not None and e % 3 == a % 3:
+                        expected["same_column"] += weight.mean().item()
+                    if key < 6:
+                        shown = (batch.inputs[:, key] != 0).double()
+                        expected["observed_keys"] += (weight * shown).mean().item()
+                        expected["masked_keys"] += (weight * (1 - shown)).mean().item()
+                    else:
+                        expected["separator" if key == 6 else "answer_keys"] += weight.mean().item()
+            expected = {name: value / 6 for name, value in expected.items()}
+            assert_metrics_equal(metrics_of(result, layer=layer, head=head), expected, rel=1e-5)
+
+
 def test_decoder_analyzers_run_on_the_gpt_variant():
     """The GPT variant is a decoder like MWS: probes (next / current token at every block) and
     attention maps run on it (ablation, patching, collapse and generation are checked against

@@ -84,36 +84,74 @@ def attention_patterns(model, batch, task=None) -> pd.DataFrame:
 
 
 @torch.no_grad()
+def _matrix_key_groups(task, batch) -> tuple[range, dict[str, Tensor]]:
+    """Encoder (``lrmc``): every position is a query; its entry is the one it carries."""
+    rows = torch.arange(task.m).repeat_interleave(task.n)
+    cols = torch.arange(task.n).repeat(task.m)
+    self_mask = torch.eye(task.m * task.n, dtype=torch.bool)
+    key_observed = einops.rearrange(batch.observed, "b m n -> b 1 (m n)").double()
+    groups = {"same_row": (rows[:, None] == rows[None, :]) & ~self_mask,
+              "same_column": (cols[:, None] == cols[None, :]) & ~self_mask,
+              "self": self_mask, "observed_keys": key_observed, "masked_keys": 1 - key_observed}
+    return range(task.m * task.n), groups
+
+
+def _sequence_key_groups(task, batch) -> tuple[range, dict[str, Tensor]]:
+    """GPT variant (``lrmc_gpt``): the queries are the answer rows (the position before each
+    answer token: SEP predicts X₁₁, …); a query's entry is the one it predicts. Keys carry the
+    entry of :meth:`entry_of_position` (prompt copy, or the answer copy written so far)."""
+    from ..tasks.lrmc_gpt import GPT_MASK
+
+    key_rows, key_cols = task.entry_of_position()
+    queries = task.answer_rows()
+    query_rows = torch.arange(task.m).repeat_interleave(task.n)
+    query_cols = torch.arange(task.n).repeat(task.m)
+    is_entry = key_rows[None, :] >= 0
+    same_entry = (key_rows[None, :] == query_rows[:, None]) & (key_cols[None, :] == query_cols[:, None])
+    position = torch.arange(len(key_rows))
+    prompt = position < task.m * task.n
+    shown = (batch.inputs != GPT_MASK).cpu()
+    groups = {"same_row": (key_rows[None, :] == query_rows[:, None]) & ~same_entry & is_entry,
+              "same_column": (key_cols[None, :] == query_cols[:, None]) & ~same_entry & is_entry,
+              "self": same_entry,
+              "observed_keys": (prompt & shown)[:, None, :].double(),
+              "masked_keys": (prompt & ~shown)[:, None, :].double(),
+              "separator": (position == task.m * task.n)[None, :],
+              "answer_keys": (position > task.m * task.n)[None, :]}
+    return queries, groups
+
+
 def attention_structure(model, batch, task=None) -> pd.DataFrame:
     """Per head, the mean share of attention (|A| normalised per query, A = ``hook_pattern``)
     a query puts on keys in its own row, its own column (excluding itself), itself, observed
     keys and masked keys; under uniform attention these are (n−1)/(mn), (m−1)/(mn), 1/(mn)
     and the observed/masked fractions. Rows (see :mod:`.schema`): metrics ``same_row``,
-    ``same_column``, ``self``, ``observed_keys``, ``masked_keys``."""
+    ``same_column``, ``self``, ``observed_keys``, ``masked_keys``.
+
+    On the GPT variant (``lrmc_gpt``, causal) the queries are the answer rows and a query's
+    entry is the one it predicts: ``self`` is the share on that entry's prompt copy (observed
+    or MASK), ``same_row`` / ``same_column`` on other entries of its row / column (prompt
+    copies and the answer written so far), ``observed_keys`` / ``masked_keys`` on the prompt's
+    observed / MASK tokens, plus ``separator`` and ``answer_keys`` (the answer so far)."""
     model = prepare(model, batch, task)
     require(model, "m", "attention_structure")
     task = model.task
-    rows = torch.arange(task.m).repeat_interleave(task.n)
-    cols = torch.arange(task.n).repeat(task.m)
-    self_mask = torch.eye(task.m * task.n, dtype=torch.bool)
-    same_row = (rows[:, None] == rows[None, :]) & ~self_mask
-    same_col = (cols[:, None] == cols[None, :]) & ~self_mask
-    key_observed = einops.rearrange(batch.observed, "b m n -> b 1 1 (m n)").double()
+    sequence = hasattr(task, "entry_of_position")
+    queries, groups = (_sequence_key_groups if sequence else _matrix_key_groups)(task, batch)
     names = _pattern_names(model)
     _, cache = model.bridge.run_with_cache(batch.inputs, names_filter=lambda n: n in names)
     records = []
     for name in names:
-        magnitude = cache[name].double().abs()  # [b, h, q, k]
+        magnitude = cache[name].double().abs()[:, :, queries.start:queries.stop].cpu()  # [b h q k]
         total = magnitude.sum(-1).clamp(min=1e-300)
 
         def share(weights: Tensor) -> Tensor:
+            weights = weights.double()
+            if weights.ndim == 3:  # per sample: [b, q or 1, k]
+                weights = weights[:, None]
             return ((magnitude * weights).sum(-1) / total).mean(dim=(0, 2))
 
-        shares = {
-            "same_row": share(same_row.double()), "same_column": share(same_col.double()),
-            "self": share(self_mask.double()), "observed_keys": share(key_observed),
-            "masked_keys": share(1 - key_observed),
-        }
+        shares = {metric: share(weights) for metric, weights in groups.items()}
         for head in range(model.cfg.n_heads):
             records += [record(metric, values[head].item(), hook=name, head=head)
                         for metric, values in shares.items()]
