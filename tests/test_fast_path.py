@@ -1,7 +1,8 @@
 """The analyzers' native fast path (``ablation_sweep``'s stacked copies, the shared clean pass,
 chunks on several threads) against the plain hooked path, on every architecture variant of
-our native models, with every weight moved off its init (LayerNorm gains and biases too)
-and the work cut into many chunks on two threads."""
+our native models (pre-LN GPT-style blocks, and the post-LN BERT of ``architecture = "bert"``
+with its embedding LayerNorm), with every weight moved off its init (LayerNorm gains and
+biases too) and the work cut into many chunks on two threads."""
 
 import pytest
 import torch
@@ -18,6 +19,7 @@ from plateau_lens.interventions import attention_bias_multiplier
 LRMC = make_task("lrmc", m=3, n=4, rank=1)
 LRMC_REAL = make_task("lrmc", m=3, n=4, rank=1, encoding="real")
 MWS = make_task("mws", n_inputs=5)
+GPT = make_task("lrmc_gpt", m=2, n=3, rank=1)
 VARIANTS = {  # (task, config, attention bias c or None)
     "lrmc-softmax-gelu": (LRMC, ModelConfig(n_layers=3, n_heads=2, d_model=16,
                                             attention="softmax", act_fn="gelu"), None),
@@ -25,6 +27,9 @@ VARIANTS = {  # (task, config, attention bias c or None)
                                                      act_fn="relu", pos_embedding="row_column"), None),
     "mws-linear-bias": (MWS, ModelConfig(n_layers=3, n_heads=2, d_model=16, attention="linear"), 2.5),
     "mws-softmax-causal": (MWS, ModelConfig(n_layers=3, n_heads=2, d_model=16, attention="softmax"), None),
+    "bert-post-ln": (LRMC, ModelConfig(n_layers=3, n_heads=2, d_model=16, attention="softmax", act_fn="gelu",
+                                       architecture="bert", mask_embedding="zero"), None),
+    "lrmc-gpt-causal": (GPT, ModelConfig(n_layers=3, n_heads=2, d_model=16, attention="softmax"), None),
 }
 
 
@@ -62,7 +67,8 @@ def assert_close(ours: dict, expected: dict, rel=1e-5, abs=1e-6):
 @pytest.mark.parametrize("variant, mode", [
     ("lrmc-softmax-gelu", "uniform"), ("lrmc-softmax-gelu", "mean"),
     ("lrmc-real-rowcol-relu", "uniform"), ("mws-linear-bias", "mean"),
-    ("mws-softmax-causal", "uniform")])
+    ("mws-softmax-causal", "uniform"), ("bert-post-ln", "uniform"), ("bert-post-ln", "mean"),
+    ("lrmc-gpt-causal", "uniform")])
 def test_batched_sweep_equals_one_hooked_full_forward_per_ablation(variant, mode, many_chunks):
     """Every row of the batched sweep (stacked copies per layer, resumed at the layer, in
     chunks on two threads) equals ``ablate_heads``: one hooked forward of the whole bridge
@@ -84,7 +90,7 @@ def test_batched_sweep_equals_one_hooked_full_forward_per_ablation(variant, mode
         assert any(abs(rows(hooked, condition="ablated")[k] - clean[k]) > 1e-4 for k in clean)
 
 
-@pytest.mark.parametrize("variant", ["lrmc-softmax-gelu", "mws-linear-bias"])
+@pytest.mark.parametrize("variant", ["lrmc-softmax-gelu", "mws-linear-bias", "bert-post-ln"])
 def test_probes_on_the_shared_pass_equal_the_hooked_path(variant, many_chunks):
     model = model_of(variant, seed=1)
     train_batch, test_batch = sample(model.task, 48, seed=4), sample(model.task, 20, seed=5)
