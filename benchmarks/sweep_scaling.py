@@ -1,10 +1,11 @@
 """Wall time of the same 4-run sweep with 1 worker and with 2 workers, side by side.
 
-    python benchmarks/sweep_scaling.py [--steps 400] [--runs 4] [--config tasks/mws.toml --study-size]
+    python benchmarks/sweep_scaling.py [--steps 400] [--runs 4] [--size tiny|small|study] [--config tasks/mws.toml]
 
 Each sweep runs on its own fresh local Ray (started and stopped inside the timed call, as
 `plateau-lens sweep` does) into its own folder; the runs are tasks/mws.toml's task at a small
-size (that of tests/test_sweep.py; --study-size: the config's own) with `train.steps = --steps`
+size (--size small: that of tests/test_sweep.py; tiny: d_model 64, batch 32; study: the
+config's own) with `train.steps = --steps`
 and seeds 0..runs-1. With 1 worker the run gets every core's torch
 threads, with N workers each gets cores // N. Prints a table and exits 1 when N workers are
 less than --min-speedup times faster than 1 (the bar: 1.6x for 2 workers on 2 cores).
@@ -26,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 # the MWS model of tests/test_sweep.py: tasks/mws.toml at 8 inputs, d_model 128, batch 64
-# (~10 s per 200 steps on one free core); --study-size keeps tasks/mws.toml's own sizes
+# (~10 s per 200 steps on one free core); --size study keeps tasks/mws.toml's own sizes
 SMALL = {"task.n_inputs": 8, "model.d_model": 128, "model.d_mlp": 512, "train.batch_size": 64,
          "train.eval_batch_size": 32, "train.lr": 5e-4}
 # smaller still: a run that Python overhead dominates, so a second torch thread barely helps it
