@@ -16,8 +16,8 @@ from plateau_lens import (
 )
 from plateau_lens.analysis import remaining_hooks, wide
 from plateau_lens.analysis.attention_structure import mask_rows
-from plateau_lens.analysis.partial_forward import (forward_from_layer, hook_activations,
-                                                   runs_native_modules)
+from plateau_lens.analysis.clean_pass import hook_activations
+from plateau_lens.analysis.partial_forward import forward_from_layer, runs_native_modules
 from plateau_lens.analysis.probes import fit_least_squares, least_squares_from_moments
 from plateau_lens.interventions import attention_bias_multiplier
 from plateau_lens.run import load_run

@@ -13,7 +13,8 @@ from plateau_lens.analysis import parallel
 from plateau_lens.analysis import probes as probes_module
 from plateau_lens.analysis.ablation import clean_pass as hooked_clean_pass, sweep_targets
 from plateau_lens.analysis.clean_pass import shared_clean_pass
-from plateau_lens.analysis.partial_forward import hook_activations, runs_native_modules
+from plateau_lens.analysis.clean_pass import hook_activations
+from plateau_lens.analysis.partial_forward import runs_native_modules
 from plateau_lens.interventions import attention_bias_multiplier
 
 LRMC = make_task("lrmc", m=3, n=4, rank=1)

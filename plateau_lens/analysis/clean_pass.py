@@ -25,7 +25,7 @@ from torch import Tensor
 
 from ..models.handle import PlateauModel, attention_bias_of
 from .parallel import analysis_workers, parallel_map, run_parallel, sample_chunks
-from .partial_forward import native_clean_pass
+from .partial_forward import native_clean_pass, residual_depth, runs_native_modules
 
 
 @dataclass(eq=False)
@@ -160,3 +160,19 @@ def tensor_key(value) -> tuple:
         return (id(value), value._version)
     return tuple((f.name,) + tensor_key(getattr(value, f.name)) for f in fields(value)
                  if isinstance(getattr(value, f.name), Tensor))
+
+
+def hook_activations(model: PlateauModel, inputs: Int[Tensor, "batch pos"],
+                     names: list[str]) -> dict[str, Tensor]:
+    """The activations at hook ``names`` for ``inputs``. When every name is a residual-stream
+    hook (``blocks.{l}.hook_resid_pre`` / ``hook_resid_post``) of a plateau-lens model with no
+    hook attached, the native modules' clean pass gives them, shared with the checkpoint's
+    other analyzers (:func:`shared_clean_pass`: do not modify them in place);
+    otherwise ``run_with_cache``."""
+    depths = [residual_depth(name) for name in names]
+    if None not in depths and runs_native_modules(model):
+        residuals = shared_clean_pass(model, inputs).residuals
+        return {name: residuals[depth] for name, depth in zip(names, depths)}
+    wanted = set(names)
+    _, cache = model.bridge.run_with_cache(inputs, names_filter=lambda name: name in wanted)
+    return {name: cache[name] for name in names}

@@ -132,21 +132,3 @@ def residual_depth(name: str) -> int | None:
     (``blocks.{l}.hook_resid_pre`` → l, ``blocks.{l}.hook_resid_post`` → l + 1), else None."""
     match = RESIDUAL_HOOK.fullmatch(name)
     return None if match is None else int(match.group(1)) + (match.group(2) == "post")
-
-
-def hook_activations(model: PlateauModel, inputs: Int[Tensor, "batch pos"],
-                     names: list[str]) -> dict[str, Tensor]:
-    """The activations at hook ``names`` for ``inputs``. When every name is a residual-stream
-    hook (``blocks.{l}.hook_resid_pre`` / ``hook_resid_post``) of a plateau-lens model with no
-    hook attached, the native modules' clean pass gives them, shared with the checkpoint's
-    other analyzers (:func:`~.clean_pass.shared_clean_pass`: do not modify them in place);
-    otherwise ``run_with_cache``."""
-    from .clean_pass import shared_clean_pass  # it builds on this module
-
-    depths = [residual_depth(name) for name in names]
-    if None not in depths and runs_native_modules(model):
-        residuals = shared_clean_pass(model, inputs).residuals
-        return {name: residuals[depth] for name, depth in zip(names, depths)}
-    wanted = set(names)
-    _, cache = model.bridge.run_with_cache(inputs, names_filter=lambda name: name in wanted)
-    return {name: cache[name] for name in names}

@@ -19,7 +19,7 @@ from ..tasks.base import ProbeTarget, check_choice, check_int, step_generator
 from .hooks import check_hook_names, prepare
 from .clean_pass import tensor_key
 from .parallel import ROWS_PER_CHUNK, analysis_workers, parallel_map
-from .partial_forward import hook_activations
+from .clean_pass import hook_activations
 from .schema import record, tidy
 from ..tasks import SequenceTask
 
@@ -265,7 +265,7 @@ def linear_probes(model, train_batch, test_batch, targets: Sequence[str] | None 
     ``target``.
 
     On plateau-lens' own models with no hook attached, the activations come from the clean
-    pass shared with the checkpoint's other analyzers (:func:`~.partial_forward.hook_activations`),
+    pass shared with the checkpoint's other analyzers (:func:`~.clean_pass.hook_activations`),
     the targets are computed once per batch pair (:func:`probe_plan`) and the hooks' probes
     are fitted on every core.
     """
