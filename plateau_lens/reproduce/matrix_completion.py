@@ -6,8 +6,9 @@ Every analysis comes in two sizes that share one runner:
   steps) and the study's checkpoints (4 000 on the plateau; 14 000, 16 000, 20 000 around
   the drop; 50 000 final), its matrix counts (512 for Fig. 3, 1 024 for OOD, 2 048 / 256
   for probes);
-* ``mc-…-cpu`` (device "cpu"): ``tasks/lrmc_cpu.toml`` (4×4 rank 1, 7 000 steps, ~15 min on
-  2 free cores), with checkpoints picked from the detected transition (:func:`milestones`).
+* ``mc-…-cpu`` (device "cpu"): ``tasks/lrmc_cpu.toml`` (the study's BERT at d_model 64 on
+  4×4 rank 1, 10 000 steps, ~10 min on one free core), with checkpoints picked from the
+  detected transition (:func:`milestones`).
 
 All entries of one size train (or resume) one run, ``OUT/runs/lrmc`` or
 ``OUT/runs/lrmc_cpu`` (``…_N`` with ``--steps N``), so running several entries into the same
