@@ -12,7 +12,7 @@ init; Pythia's own schedule is the same with every 1000).
 Prompts: the first line of 100 held-out documents (not trained on), or ``--prompts FILE`` /
 ``--prompts arc-easy``.
 
-    python examples/pretraining_series.py                       # ~15 min on 2 CPU cores
+    python examples/pretraining_series.py                       # ~12 min on one CPU core
     python examples/pretraining_series.py --last 512            # to step 512 only
     python examples/pretraining_series.py --analyse-only        # re-run the analysis only
 
