@@ -258,7 +258,7 @@ def mc_training_curves(metrics: pd.DataFrame, transition: Transition | None = No
         axes[0].set_yscale("log")
     if "masked_abs_pred" in metrics:
         sns.lineplot(data=metrics, x="step", y="masked_abs_pred", ax=axes[1], color="tab:purple")
-    axes[1].set_ylabel("mean |prediction| on masked entries")
+    axes[1].set_ylabel("mean |prediction|, masked entries")
     for axis in axes:
         _mark_transition(axis, transition)
     return _finish(figure, title)
@@ -405,7 +405,9 @@ def probes_by_layer(probes: pd.DataFrame, targets: list[str], title: str = ""):
     column per target, one line per step (``linear_probes``, optionally with ``step``)."""
     sns.set_theme(style="whitegrid")
     data = probes[probes["target"].isin(targets)].copy()
-    data["layer"] = data["layer"].astype(float).fillna(-1) + 1  # embeddings 0, block l → l + 1
+    # the residual stream's depth: block l's resid_pre is l (0 = embeddings), its resid_post l + 1
+    after_block = ~data["hook"].astype(str).str.endswith("hook_resid_pre") if "hook" in data else True
+    data["layer"] = data["layer"].astype(float).fillna(-1) + after_block
     hue = "step" if "step" in data else None
     figure, axes = plt.subplots(2, len(targets), figsize=(3.6 * len(targets), 6), squeeze=False)
     for column, target in enumerate(targets):

@@ -197,7 +197,10 @@ def loss_curves(setup: Setup, entry_id: str, context: Context):
     figure = mc_training_curves(run.metrics, transition,
                                 f"LRMC {run.task.m}×{run.task.n} rank {run.task.rank}: masked / "
                                 f"observed MSE and mean |prediction| on masked entries")
-    note = f"transition: {transition}" if transition else "no plateau-and-drop detected"
+    note = (f"plateau {transition.plateau_start}-{transition.plateau_end} at "
+            f"{transition.plateau_loss:.3g}, drop at {transition.drop_step}, over by "
+            f"{transition.drop_end} at {transition.final_loss:.3g}" if transition
+            else "no plateau-and-drop detected")
     return _save(context, entry_id, {"loss": figure}, {"metrics": run.metrics}, note)
 
 
@@ -372,9 +375,14 @@ def embedding_progress(setup: Setup, entry_id: str, context: Context):
     import seaborn as sns
 
     curve, axis = plt.subplots(figsize=(7, 3.6))
-    sns.lineplot(data=neighbours, x="step", y="value", hue="metric", ax=axis, marker="o")
+    measured = neighbours[~neighbours["metric"].str.startswith("chance_")]
+    sns.lineplot(data=measured, x="step", y="value", hue="metric", ax=axis, marker="o")
+    for index, (metric, chance) in enumerate(
+            neighbours[neighbours["metric"].str.startswith("chance_")].groupby("metric")["value"]):
+        axis.axhline(chance.mean(), ls=":", lw=1.2, color=f"C{index + 2}", label=metric)
+    axis.legend(fontsize="small")
     axis.set_ylabel("fraction of positions")
-    axis.set_title("nearest position vector in the same column / row (chance: dotted metrics)")
+    axis.set_title("nearest position vector in the same column / row (chance: dotted)")
     curve.tight_layout()
     return _save(context, entry_id, {"tokens": token_progress_figure(
         progress, "token embeddings on the final checkpoint's top-2 PCs (uncentred, as the study)"),
