@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from plateau_lens import load_config
+from plateau_lens import load_config, load_run
 from plateau_lens.reproduce import Context, REGISTRY, get
 from plateau_lens.training.optimizers import (MuonWithAuxAdamW, build_optimizer, lr_factor,
                                               orthogonalize)
@@ -248,6 +248,11 @@ def test_dynamics_entry_writes_figure_table_and_summary(tmp_path, monkeypatch):
     summary = pd.read_csv(written["summary"]).set_index("run")
     assert list(summary.index) == ["repeat-1", "repeat-2", "repeat-4"]
     assert (summary["steps"] == 4).all()
+    # a reduced batch into the same --out trains its own runs beside the full-size ones
+    get("lp-fig7-repeat").run(Context(out=out, steps=4, batch_size=4, progress=False))
+    runs = sorted(path.name for path in (out / "runs").iterdir())
+    assert runs == ["repeat_1", "repeat_1_b4", "repeat_2", "repeat_2_b4", "repeat_4", "repeat_4_b4"]
+    assert load_run(out / "runs" / "repeat_2_b4").config.train.batch_size == 4
 
 
 # ------------------------------------------------------------------------ LLM entries

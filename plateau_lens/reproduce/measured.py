@@ -56,6 +56,12 @@ MEASURED: dict[str, Measured] = {
         "post_att_h 0.91 at step 60, 0.69 at 140) and carries through the residual, the MLP and "
         "ln_f (pre_lm_h 0.95 / 0.82); the block's input pre_att_h stays at 0.03-0.05; after the "
         "drop 0.09-0.13 at the attention output, 0.01 at pre_lm_h"),
+    "lp-fig31-sgd": Measured(
+        "plateau-lens reproduce lp-fig31-sgd --out runs/lp", f"828 s, {SHARED}",
+        "not reproduced as configured: plain SGD at the authors' configured lr 1e-4 "
+        "(src/configs/mws.yaml, 400 steps) does not leave the initial loss (2.90 at the end, "
+        "accuracy 0.06, no plateau-and-drop detected); the lr and length behind the paper's "
+        "Fig. 31 were not checked"),
     # ---- matrix-completion study, CPU size: one run of tasks/lrmc_cpu.toml (seed 0: masked MSE
     # plateau 0-4 450 at 0.106, drop at 5 200, over by 5 600 at 0.046), milestones picked from it
     "mc-fig1-loss-cpu": Measured(

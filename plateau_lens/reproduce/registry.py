@@ -35,6 +35,10 @@ class Context:
     """Local copies of pretrained checkpoints for the LLM entries (no hub needed)."""
 
     def run_dir(self, name: str) -> Path:
+        """``OUT/runs/name``; ``name_bN`` with ``--batch-size N``, so that a reduced run sits
+        beside the full-size one instead of being refused as a config change."""
+        if self.batch_size is not None:
+            name = f"{name}_b{self.batch_size}"
         return self.out / "runs" / name
 
 
