@@ -9,6 +9,7 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -526,3 +527,27 @@ def test_cpu_entries_run_end_to_end_on_one_shared_run(tmp_path, monkeypatch):
     points, how = milestones(run, CPU_SETUP)
     assert points["final"] == 16 and how.startswith("no transition") or how.startswith("detected")
     assert list(points.values()) == sorted(points.values())
+
+
+def test_gpt_and_mixed_size_entries_train_their_variant_at_the_cpu_size(tmp_path):
+    """mc-gpt-cpu and mc-mixed-sizes-cpu train tasks/lrmc_gpt.toml / lrmc_mixed.toml with
+    CPU_SETUP's overrides (--steps 4 here) and write the per-entry figures and the logged
+    metrics: the GPT's observed / masked accuracy, the mixed run's masked MSE per size."""
+    from plateau_lens.reproduce import Context, get
+
+    context = Context(out=tmp_path / "out", steps=4, progress=False)
+    written = get("mc-gpt-cpu").run(context)
+    gpt = load_run(tmp_path / "out" / "runs" / "lrmc_gpt_cpu_4")
+    assert (gpt.task.m, gpt.task.n, gpt.config.model.d_model, gpt.config.train.steps) == (4, 4, 128, 4)
+    table = pd.read_csv(written["table"])
+    assert {"observed_accuracy", "masked_accuracy", "observed_mse", "masked_mse"} <= set(table)
+    assert table["step"].tolist() == gpt.metrics["step"].tolist()
+    assert written["figure"].is_file() and written["figure-errors"].is_file()
+
+    written = get("mc-mixed-sizes-cpu").run(context)
+    mixed = load_run(tmp_path / "out" / "runs" / "lrmc_mixed_cpu_4")
+    assert list(mixed.config.task["sizes"]) == [3, 4, 5] and mixed.config.model.architecture == "bert"
+    table = pd.read_csv(written["table"])
+    assert {c for c in table if c.startswith("masked_mse_")} <= {"masked_mse_3x3", "masked_mse_4x4",
+                                                                 "masked_mse_5x5"}
+    assert any(c.startswith("masked_mse_") for c in table)

@@ -64,6 +64,9 @@ class Setup:
     probe_sizes: tuple[int, int] = (2048, 256)
     structure_points: int = 30
     """Checkpoints sampled for curves over the whole run (attention structure, positions)."""
+    variant_overrides: dict[str, dict[str, dict]] = field(default_factory=dict)
+    """Overrides of ``tasks/lrmc_gpt.toml`` / ``tasks/lrmc_mixed.toml`` for this size (key: the
+    config's file name), e.g. a smaller model and fewer steps for the CPU."""
     width_configs: tuple[str, ...] = ()
     depth_configs: tuple[str, ...] = ()
     width_overrides: tuple[dict, ...] = ()
@@ -94,6 +97,19 @@ CPU_SETUP = Setup(
     width_overrides=({"d_model": 64, "d_mlp": 256}, {"d_model": 128, "d_mlp": 512},
                      {"d_model": 256, "d_mlp": 1024}),
     depth_overrides=({"n_layers": 2}, {"n_layers": 4}, {"n_layers": 6}),
+    # the variants at the CPU size: the GPT on 4x4 rank 1 (33 tokens) at d_model 128; mixed
+    # sizes 3/4/5 on tasks/lrmc_cpu.toml's BERT (d_model 64, init 0.07, Adam 2e-3, batch 64)
+    variant_overrides={
+        "lrmc_gpt.toml": {
+            "task": {"m": 4, "n": 4, "rank": 1},
+            "model": {"d_model": 128, "d_mlp": 512, "max_positions": 33},
+            "train": {"steps": 3000, "batch_size": 64, "lr": 1e-3, "log_every": 50,
+                      "checkpoint_every": 250, "device": "cpu"}},
+        "lrmc_mixed.toml": {
+            "task": {"sizes": [3, 4, 5]},
+            "model": {"d_model": 64, "d_mlp": 256, "init_std": 0.07},
+            "train": {"steps": 10000, "batch_size": 64, "lr": 2e-3, "log_every": 50,
+                      "checkpoint_every": 250, "device": "cpu"}}},
 )
 SETUPS = (STUDY_SETUP, CPU_SETUP)
 
@@ -474,6 +490,53 @@ def sweep(setup: Setup, entry_id: str, context: Context, kind: str):
                  {"curves": table[[kind, "step", "loss", "masked_mse", "observed_mse"]]})
 
 
+def _variant_run(setup: Setup, context: Context, config: str) -> Run:
+    name = Path(config).stem + (setup.suffix.replace("-", "_") if setup.suffix else "")
+    return setup.run(context, name=name, config=config,
+                     **setup.variant_overrides.get(config, {}))
+
+
+def _metric_curves(metrics: pd.DataFrame, columns: list[str], ylabel: str, title: str,
+                   log_y: bool = False):
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid")
+    present = [c for c in columns if c in metrics]
+    tidy = metrics[["step", *present]].melt(id_vars="step", var_name="metric",
+                        value_name=ylabel).dropna()
+    figure, axis = plt.subplots(figsize=(8, 4))
+    sns.lineplot(data=tidy, x="step", y=ylabel, hue="metric", ax=axis)
+    axis.set(yscale="log" if log_y else "linear", title=title)
+    figure.tight_layout()
+    return figure
+
+
+def gpt_variant(setup: Setup, entry_id: str, context: Context):
+    """The study's autoregressive variant (``src/gpt/``): teacher-forced accuracy and value
+    MSE on observed vs masked entries of the full matrix after SEP (the study: it only learns
+    to copy the observed entries), and the attention structure of its heads."""
+    run = _variant_run(setup, context, "lrmc_gpt.toml")
+    accuracy = _metric_curves(run.metrics, ["observed_accuracy", "masked_accuracy",
+                                            "generation_accuracy"], "accuracy",
+                              "GPT variant: accuracy on observed / masked entries")
+    errors = _metric_curves(run.metrics, ["loss", "observed_mse", "masked_mse"], "value",
+                            "GPT variant: cross-entropy and value MSE", log_y=True)
+    return _save(context, entry_id, {"accuracy": accuracy, "errors": errors},
+                 {"metrics": run.metrics})
+
+
+def mixed_sizes(setup: Setup, entry_id: str, context: Context):
+    """Mixed matrix sizes in one run (the study: 5x5, 7x7, 9x9 rank 1 are learned in an order):
+    masked MSE per size over training (``masked_mse_MxM``, logged on the steps that drew it)."""
+    run = _variant_run(setup, context, "lrmc_mixed.toml")
+    columns = [c for c in run.metrics if c.startswith("masked_mse_")]
+    figure = _metric_curves(run.metrics, columns, "masked MSE",
+                            "mixed sizes: masked MSE per matrix size", log_y=True)
+    return _save(context, entry_id, {"sizes": figure},
+                 {"metrics": run.metrics[["step", *columns]]})
+
+
 # ------------------------------------------------------------------------------ registry
 @dataclass(frozen=True)
 class Analysis:
@@ -519,6 +582,12 @@ ANALYSES = (
     Analysis("component-wise", "component-wise training", "one component (token / position "
              "embeddings, attention, MLP) trained from scratch, the rest copied from the final "
              "checkpoint and frozen", component_wise),
+    Analysis("gpt", "GPT variant (src/gpt/)", "the masked matrix, SEP, the full matrix, next-token "
+             "cross-entropy on a 2-layer 2-head causal GPT: accuracy and value MSE on observed vs "
+             "masked entries (the study: it only learns to copy observed entries)", gpt_variant),
+    Analysis("mixed-sizes", "mixed sizes", "5x5 / 7x7 / 9x9 rank 1 in one run (CPU: 3x3 / 4x4 / "
+             "5x5): masked MSE per size over training (the study: learned in an order)",
+             mixed_sizes),
     Analysis("width", "width sweep", "masked MSE over training for d_model 64 … 768",
              lambda setup, entry_id, context: sweep(setup, entry_id, context, "width")),
     Analysis("depth", "depth sweep", "masked MSE over training for 2 … 12 layers",
@@ -533,6 +602,10 @@ def _config_label(analysis: Analysis, setup: Setup) -> str:
     if analysis.key == "depth":
         names = setup.depth_configs or (f"{setup.config} with 2/4/6 layers",)
         return ", ".join(f"tasks/{n}" for n in names)
+    if analysis.key in ("gpt", "mixed-sizes"):
+        name = "lrmc_gpt.toml" if analysis.key == "gpt" else "lrmc_mixed.toml"
+        return f"tasks/{name}" + (" (smaller: see CPU_SETUP)" if name in setup.variant_overrides
+                                  else "")
     return f"tasks/{setup.config}"
 
 
