@@ -94,6 +94,51 @@ MEASURED: dict[str, Measured] = {
         "final accuracy 1.0; collapse on the plateau (cosine 0.77, final 0.09) but no "
         "repetition (0.03 against the data's 0.06); the summary's attention progress stays "
         "at 0.01 before and after the drop (not looked into)"),
+    "lp-fig3-4-bias": Measured(
+        "plateau-lens reproduce lp-fig3-4-bias --out runs/lp", f"4 632 s, {SHARED}",
+        "reproduced: drop at 190 unbiased (plateau to 170); c = 2.5 and c = 10 shorten the "
+        "plateau (to 110 / 100, drop at 130 for both); c = 0.5 lengthens it (to 300, drop at "
+        "320); c = 0.2 has no drop in its 1 000 steps (final accuracy 0.35). Repetition and "
+        "collapse on the plateau weaken with c (repetition 0.60 / 0.44 / 0.33 / 0.21 and "
+        "cosine 0.87 / 0.79 / 0.65 / 0.42 for c = 0.5 / 1 / 2.5 / 10); every finished run "
+        "reaches accuracy 1.0"),
+    "lp-fig43-bias-start": Measured(
+        "plateau-lens reproduce lp-fig43-bias-start --out runs/lp --batch-size 64",
+        f"1 323 s, {SHARED}",
+        "reproduced (reduced: batch 64): unbiased plateau to 300, drop at 320; c = 10 from step "
+        "0 / 25 / 50 / 75 / 100: drop at 200 / 190 / 190 / 200 / 220, all earlier than "
+        "unbiased, later the later the switch from step 50 on; repetition on the plateau 0.24 "
+        "/ 0.28 / 0.30 / 0.34 / 0.39 against 0.44 unbiased"),
+    "lp-fig15-histogram": Measured(
+        "plateau-lens reproduce lp-fig15-histogram --out runs/lp --batch-size 64",
+        f"1 133 s, {SHARED}",
+        "reproduced (reduced: batch 64, 1 500 of 5 000 steps): plateau 100-800 (loss 1.76), "
+        "drop at 900, over by 1 150, final accuracy 0.96; repetition 0.95 on the plateau "
+        "(data 0.33), cosine 0.90 (final 0.29), layer-0 attention progress 0.02 -> 0.42"),
+    "lp-fig20-probe": Measured(
+        "plateau-lens reproduce lp-fig20-probe --out runs/lp", f"826 s after lp-fig2-mws, {SHARED}",
+        "ran: the MLP probe reads the next token from the attention output at 0.06 at init "
+        "(majority baseline 0.06), 0.12-0.15 on the plateau (steps 40-120), 0.49 at 160, 0.95 "
+        "at 180 and 1.0 from 200 (the loss drops at 190)"),
+    "lp-fig9-addition": Measured(
+        "plateau-lens reproduce lp-fig9-addition --out runs/lp --batch-size 64",
+        f"645 s, {SHARED}",
+        "reproduced (reduced: batch 64, 3 000 of 10 000 steps): plateau 50-1 750 (loss 1.81), "
+        "drop at 1 850, over by 2 300, final accuracy 0.99; repetition 0.51 on the plateau "
+        "(data 0.10), cosine over rows 9-12 0.98 (final -0.01), output entropy 0.77 vs the "
+        "data's 1.35 nats, attention progress (carry keys) 0.25 -> 0.76"),
+    "lp-fig36-40-adamw": Measured(
+        "plateau-lens reproduce lp-fig36-40-adamw --out runs/lp",
+        "stopped during its last run (AdamW wd 1.0) before writing the figure; read from the "
+        "run directories; " + SHARED,
+        "partly (2 of 3 AdamW runs): weight decay 0.01 and 0.1 give Fig. 2's dynamics to the "
+        "step (plateau to 170, drop at 190, accuracy 1.0); wd 1.0 not run"),
+    "lp-fig26-29-configs": Measured(
+        "plateau-lens reproduce lp-fig26-29-configs --out runs/lp --batch-size 64",
+        "stopped during its third run; read from the run directories; " + SHARED,
+        "partly (reduced: batch 64; 2 of the variations): the batch-64 baseline drops at 320 "
+        "(plateau to 300), 2 layers at 280 (plateau to 250), both to accuracy 1.0; window k = 3 "
+        "has no drop in 400 steps (accuracy 0.17); 2 heads and d_model 128 not run"),
     # ---- matrix-completion study, CPU size: one run of tasks/lrmc_cpu.toml (seed 0: masked MSE
     # plateau 0-4 450 at 0.106, drop at 5 200, over by 5 600 at 0.046), milestones picked from it
     "mc-fig1-loss-cpu": Measured(
@@ -171,4 +216,9 @@ MEASURED: dict[str, Measured] = {
         "ran: with rows 2-3 masked but for columns 1-2 the heads keep their roles at 10 000 "
         "(L0H7 same row 0.99, L0H3 same column 0.71, L1H3 observed keys 0.99); near chance "
         "at 2 250"),
+    "mc-gpt-cpu": Measured(
+        "plateau-lens reproduce mc-gpt-cpu --out runs/mc", f"1 040 s, {SHARED}",
+        "reproduced: the GPT copies observed entries (teacher-forced accuracy 1.0 from step "
+        "~250) and does not solve masked ones in 3 000 steps (accuracy 0.04 -> 0.16, value "
+        "MSE 0.13 -> ~0.20, no drop)"),
 }
