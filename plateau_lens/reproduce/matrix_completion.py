@@ -604,8 +604,11 @@ def _config_label(analysis: Analysis, setup: Setup) -> str:
         return ", ".join(f"tasks/{n}" for n in names)
     if analysis.key in ("gpt", "mixed-sizes"):
         name = "lrmc_gpt.toml" if analysis.key == "gpt" else "lrmc_mixed.toml"
-        return f"tasks/{name}" + (" (smaller: see CPU_SETUP)" if name in setup.variant_overrides
-                                  else "")
+        overrides = setup.variant_overrides.get(name, {})
+        changed = ", ".join(f"{key} {value}" for section in overrides.values()
+                            for key, value in section.items()
+                            if key not in ("log_every", "checkpoint_every", "device"))
+        return f"tasks/{name}" + (f" with {changed}" if changed else "")
     return f"tasks/{setup.config}"
 
 
