@@ -17,7 +17,9 @@ def loss_curve(metrics: pd.DataFrame, columns: list[str] | None = None,
     """Loss (and other metric) curves vs step, with the detected transition shaded."""
     if columns is None:
         columns = [c for c in ("loss", "masked_mse", "observed_mse", "accuracy") if c in metrics]
-    tidy = metrics.melt(id_vars="step", value_vars=columns, var_name="metric", value_name="value")
+    # rows a metric was not logged on (e.g. per-size metrics of mixed-size runs) are left out
+    tidy = metrics.melt(id_vars="step", value_vars=columns, var_name="metric",
+                        value_name="value").dropna(subset=["value"])
     sns.set_theme(style="whitegrid")
     figure, axis = plt.subplots(figsize=(9, 4))
     sns.lineplot(data=tidy, x="step", y="value", hue="metric", ax=axis)

@@ -545,6 +545,7 @@ def test_gpt_and_mixed_size_entries_train_their_variant_at_the_cpu_size(tmp_path
     assert written["figure"].is_file() and written["figure-errors"].is_file()
 
     written = get("mc-mixed-sizes-cpu").run(context)
+    assert written["figure"].is_file()
     mixed = load_run(tmp_path / "out" / "runs" / "lrmc_mixed_cpu_4")
     assert list(mixed.config.task["sizes"]) == [3, 4, 5] and mixed.config.model.architecture == "bert"
     table = pd.read_csv(written["table"])

@@ -17,9 +17,8 @@ from torch import Tensor
 
 from ..tasks.base import ProbeTarget, check_choice, check_int, step_generator
 from .hooks import check_hook_names, prepare
-from .clean_pass import tensor_key
+from .clean_pass import hook_activations, tensor_key
 from .parallel import ROWS_PER_CHUNK, analysis_workers, parallel_map
-from .clean_pass import hook_activations
 from .schema import record, tidy
 from ..tasks import SequenceTask
 

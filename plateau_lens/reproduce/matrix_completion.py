@@ -33,8 +33,9 @@ from ..analysis import (ablate_heads, ablation_sweep, analysis_batch, analyze_ru
                         token_embedding_pca, token_progress)
 from ..interventions import COMPONENTS, components_of
 from ..io import write_table
-from ..plots import (attention_grid, condition_bars, lambda_sweep_figure, mc_training_curves,
-                     nuclear_norm_figure, ood_figure, patching_heatmaps, permuted_positions_figure,
+from ..plots import (attention_grid, condition_bars, lambda_sweep_figure, loss_curve,
+                     mc_training_curves, nuclear_norm_figure, ood_figure, patching_heatmaps,
+                     permuted_positions_figure,
                      positional_embedding_figure, positional_tsne_progress_figure, probes_by_layer,
                      save, token_embedding_figure,
                      token_progress_figure)
@@ -491,38 +492,25 @@ def sweep(setup: Setup, entry_id: str, context: Context, kind: str):
 
 
 def _variant_run(setup: Setup, context: Context, config: str) -> Run:
-    name = Path(config).stem + (setup.suffix.replace("-", "_") if setup.suffix else "")
+    name = Path(config).stem + setup.suffix.replace("-", "_")
     return setup.run(context, name=name, config=config,
                      **setup.variant_overrides.get(config, {}))
-
-
-def _metric_curves(metrics: pd.DataFrame, columns: list[str], ylabel: str, title: str,
-                   log_y: bool = False):
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    sns.set_theme(style="whitegrid")
-    present = [c for c in columns if c in metrics]
-    tidy = metrics[["step", *present]].melt(id_vars="step", var_name="metric",
-                        value_name=ylabel).dropna()
-    figure, axis = plt.subplots(figsize=(8, 4))
-    sns.lineplot(data=tidy, x="step", y=ylabel, hue="metric", ax=axis)
-    axis.set(yscale="log" if log_y else "linear", title=title)
-    figure.tight_layout()
-    return figure
 
 
 def gpt_variant(setup: Setup, entry_id: str, context: Context):
     """The study's autoregressive variant (``src/gpt/``): teacher-forced accuracy and value
     MSE on observed vs masked entries of the full matrix after SEP (the study: it only learns
-    to copy the observed entries), and the attention structure of its heads."""
+    to copy the observed entries), from the run's logged metrics. The attention analyzers run
+    on its checkpoints as on any decoder; this entry does not call them."""
     run = _variant_run(setup, context, "lrmc_gpt.toml")
-    accuracy = _metric_curves(run.metrics, ["observed_accuracy", "masked_accuracy",
-                                            "generation_accuracy"], "accuracy",
-                              "GPT variant: accuracy on observed / masked entries")
-    errors = _metric_curves(run.metrics, ["loss", "observed_mse", "masked_mse"], "value",
-                            "GPT variant: cross-entropy and value MSE", log_y=True)
-    return _save(context, entry_id, {"accuracy": accuracy, "errors": errors},
+    accuracies = [c for c in ("observed_accuracy", "masked_accuracy", "generation_accuracy")
+                  if c in run.metrics]
+    errors = [c for c in ("loss", "observed_mse", "masked_mse") if c in run.metrics]
+    accuracy_figure = loss_curve(run.metrics, accuracies, log_y=False,
+                                 title="GPT variant: accuracy on observed / masked entries")
+    error_figure = loss_curve(run.metrics, errors,
+                              title="GPT variant: cross-entropy and value MSE")
+    return _save(context, entry_id, {"accuracy": accuracy_figure, "errors": error_figure},
                  {"metrics": run.metrics})
 
 
@@ -531,8 +519,7 @@ def mixed_sizes(setup: Setup, entry_id: str, context: Context):
     masked MSE per size over training (``masked_mse_MxM``, logged on the steps that drew it)."""
     run = _variant_run(setup, context, "lrmc_mixed.toml")
     columns = [c for c in run.metrics if c.startswith("masked_mse_")]
-    figure = _metric_curves(run.metrics, columns, "masked MSE",
-                            "mixed sizes: masked MSE per matrix size", log_y=True)
+    figure = loss_curve(run.metrics, columns, title="mixed sizes: masked MSE per matrix size")
     return _save(context, entry_id, {"sizes": figure},
                  {"metrics": run.metrics[["step", *columns]]})
 
