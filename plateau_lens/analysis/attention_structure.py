@@ -79,7 +79,7 @@ def attention_patterns(model, batch, task=None) -> pd.DataFrame:
     frame = pd.DataFrame({"key": key, "condition": None,
                           "hook": [f"blocks.{l}.attn.hook_pattern" for l in layer],
                           "layer": layer, "head": head, "position": query,
-                          "metric": "attention", "value": patterns.double().numpy().ravel()})
+                          "metric": "attention", "value": patterns.double().cpu().numpy().ravel()})
     return frame.astype({"key": "Int64", "layer": "Int64", "head": "Int64", "position": "Int64"})
 
 

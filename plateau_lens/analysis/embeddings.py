@@ -243,7 +243,7 @@ def positional_embedding_tsne(model, batch=None, perplexity: float | None = None
     ``column``, metrics ``tsne_1`` and ``tsne_2``. ``perplexity``: see
     :func:`default_perplexity`."""
     model = _matrix_model(model, task, "positional_embedding_tsne")
-    points = positional_embeddings(model).numpy()
+    points = positional_embeddings(model).cpu().numpy()
     perplexity = default_perplexity(len(points)) if perplexity is None else float(perplexity)
     if not 0 < perplexity < len(points):
         raise ValueError(f"perplexity must be in (0, {len(points)}) for {len(points)} positions, "
@@ -265,7 +265,7 @@ def positional_embedding_neighbours(model, batch=None, task=None) -> pd.DataFram
     points = positional_embeddings(model)
     distances = torch.cdist(points, points)
     distances.fill_diagonal_(float("inf"))
-    nearest = distances.argmin(1).numpy()
+    nearest = distances.argmin(1).cpu().numpy()
     rows, columns = _row_column(task)
     size = task.m * task.n
     metrics = {

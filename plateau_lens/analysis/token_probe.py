@@ -39,8 +39,8 @@ def next_token_probe(model, train_batch, test_batch, hook: str | None = None,
         if cache[hook].ndim != 3:
             raise ValueError(f"next_token_probe reads a [batch, pos, d] activation; {hook} is "
                              f"{tuple(cache[hook].shape)}")
-        x = einops.rearrange(cache[hook][:, rows].float(), "b p d -> (b p) d").numpy()
-        y = batch.targets[:, rows].flatten().numpy()
+        x = einops.rearrange(cache[hook][:, rows].float(), "b p d -> (b p) d").cpu().numpy()
+        y = batch.targets[:, rows].flatten().cpu().numpy()
         return x, y
 
     x_train, y_train = features(train_batch)

@@ -117,13 +117,13 @@ def restore_rng_states(states: dict[str, Any]) -> None:
     states = plain_rng_states(states)
     torch.set_rng_state(states["torch"].cpu())
     numpy_state = states["numpy"]
-    np.random.set_state((numpy_state["kind"], numpy_state["keys"].numpy().astype(np.uint32),
+    np.random.set_state((numpy_state["kind"], numpy_state["keys"].cpu().numpy().astype(np.uint32),
                          numpy_state["pos"], numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
     python_state = states["python"]
     random.setstate((python_state["version"], tuple(python_state["internal"]),
                      python_state["gauss_next"]))
     if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+        torch.cuda.set_rng_state_all([state.cpu() for state in states["cuda"]])
 
 
 # --------------------------------------------------------------------------- writing
