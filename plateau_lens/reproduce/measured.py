@@ -1,8 +1,12 @@
 """What each reproduction took and showed when we ran it (README's tables come from here).
 
-Only entries we ran are listed; every number is from the run named in ``command`` on the
-2-core CPU machine of the project's CI (other jobs beside it where ``cost`` says so). An entry
-not listed prints "not run here": its code is tested on shrunk configs, its result is unknown.
+Only entries we ran are listed; every number is from the run named in ``command``: on the
+2-core CPU machine of the project's CI (other jobs beside it where ``cost`` says so), or, where
+the command says ``--device cuda``, on a lent NVIDIA H200 (torch 2.11 + CUDA 13), at the
+study's full size; the CPU runs of those entries, reduced, are quoted beside. CPU and GPU runs
+of one config differ in the last bits of their floats, so their steps can differ by a logged
+point or two (Fig. 2: drop at 190 on the CPU, 200 on the H200). An entry not listed prints
+"not run here": its code is tested on shrunk configs, its result is unknown.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ class Measured:
 NOT_RUN = Measured(command="", cost="", status="not run here")
 
 SHARED = "1 torch thread on the 2-core CPU, 2-3 other jobs beside it"
+H200 = "one lent NVIDIA H200, 12 entries side by side"
 
 MEASURED: dict[str, Measured] = {
     "lp-fig2-mws": Measured(
@@ -31,7 +36,8 @@ MEASURED: dict[str, Measured] = {
         "reproduced: plateau 0-170 (loss 2.63), drop at 190, final accuracy 1.0 (400 steps); "
         "partial solution first: on the plateau y1 is learned (accuracy 1.0) while the later "
         "outputs sit at 0.09; repetition 0.44 on the plateau (data 0.06; 0.06 at the end), "
-        "cosine of pre_lm_h 0.79 (final 0.005), attention progress 0.17 (final 0.73)"),
+        "cosine of pre_lm_h 0.79 (final 0.005), attention progress 0.17 (final 0.73). On the "
+        "H200 (--device cuda, 38 s): plateau to 180, drop at 200, repetition 0.41, cosine 0.80"),
     "lp-fig17-reverse": Measured(
         "plateau-lens reproduce lp-fig17-reverse --out runs/lp", f"172 s, {SHARED}",
         "reproduced: plateau 0-18 (loss 2.69), drop at 28, final accuracy 1.0 (100 steps); "
@@ -64,81 +70,121 @@ MEASURED: dict[str, Measured] = {
         "Fig. 31 were not checked"),
     "lp-fig7-repeat": Measured(
         "plateau-lens reproduce lp-fig7-repeat --out runs/lp", f"1 368 s, {SHARED}",
-        "not reproduced: no plateau-and-drop detected for k = 1, 2, 4 in 200 steps (the loss "
-        "falls smoothly from 2.8 to ~1.4 by step 75); final accuracy 0.75 / 1.0 / 1.0; the "
-        "outputs repeat as the data do (final repetition 1.0 / 0.93 / 0.80 = the data's) and "
-        "the within-block cosine rises to 0.94-0.97 from step ~50 and stays there"),
+        "no plateau (whether the study claims one for repeat-k could not be checked here: "
+        "its text for Figs. 7, 21, 22 was not available): no plateau-and-drop detected for "
+        "k = 1, 2, 4 in the study's 200 steps (the loss falls smoothly from 2.8 to ~1.4 by "
+        "step 75); final accuracy 0.75 / 1.0 / 1.0; the outputs repeat as the data do (final "
+        "repetition 1.0 / 0.93 / 0.80 = the data's) and the within-block cosine rises to "
+        "0.94-0.97 from step ~50 and stays there. On the H200 for 1 000 steps (--device cuda "
+        "--steps 1000, 52 s): still none, accuracy 1.0 / 1.0 / 0.79"),
     "lp-fig30-softmax": Measured(
-        "plateau-lens reproduce lp-fig30-softmax --out runs/lp", f"1 973 s, {SHARED}",
-        "partly (reduced: 1 000 of the study's 2 000 steps): plateau 110-730 (loss 2.62), "
-        "the drop starts at 950 and the run ends inside it (final accuracy 0.41); on the "
-        "plateau y1 is learned (1.0) while later outputs sit at 0.10, repetition 0.34 (data "
-        "0.06), cosine 0.93; with softmax attention the plateau is ~4x longer than with "
-        "linear attention (Fig. 2: 170). Run --steps 2000 for the study's length"),
+        "plateau-lens reproduce lp-fig30-softmax --out runs/lp --device cuda --steps 2000",
+        f"77 s, {H200}",
+        "reproduced (the study's 2 000 steps on the H200): plateau 0-1 050 (loss 2.61), drop "
+        "at 1 100, over by 1 130, final accuracy 1.0; y1 learned first (1.0 vs 0.12), "
+        "repetition 0.35 (data 0.06) and cosine 0.89 on the plateau; with softmax attention "
+        "the plateau is ~6x longer than with linear attention (Fig. 2: 180). The CPU default "
+        "(1 000 steps, 1 973 s shared) ends inside the drop"),
     "lp-fig34-35-lr-schedule": Measured(
         "plateau-lens reproduce lp-fig34-35-lr-schedule --out runs/lp", f"996 s, {SHARED}",
         "reproduced: with 200 warm-up steps and a cosine decay the plateau runs 40-250 (loss "
         "2.64), drop at 270, final accuracy 1.0 (400 steps); y1 learned first (1.0 vs 0.08), "
         "repetition 0.35 (data 0.06) and cosine 0.72 on the plateau, 0.06 / 0.01 after"),
     "lp-fig32-33-muon": Measured(
-        "plateau-lens reproduce lp-fig32-33-muon --out runs/lp",
-        "stopped at step 97 of 1 000 after 694 s (6.5 s per step here against 1.2-1.9 s for "
-        "Adam beside it), " + SHARED,
-        "partly (97 steps): a short plateau (loss 2.63-2.62 at steps 20-40) with repetition "
-        "0.50-0.53 (data 0.06) and cosine 0.86-0.88, then the drop (accuracy 0.20 at 50, 0.78 "
-        "at 60); too few logged points for detect_transition"),
+        "plateau-lens reproduce lp-fig32-33-muon --out runs/lp --device cuda --steps 8000",
+        f"90 s, {H200}",
+        "reproduced, with a short plateau (8 000 of the study's 100 000 steps, on the H200): "
+        "loss 2.67-2.59 at steps 10-40 with y1 learned (1.0 from step 20) while the later "
+        "outputs sit at 0.03-0.13, repetition 0.33-0.47 (data 0.06) and cosine 0.63-0.86; "
+        "drop at 50-60 (accuracy 0.59 / 0.99), 1.0 from 70 to 8 000. detect_transition finds "
+        "none (the plateau spans 4 logged points). On the CPU Muon's Newton-Schulz steps cost "
+        "6.5 s per step (stopped at 97)"),
     "lp-fig13-permutation": Measured(
-        "plateau-lens reproduce lp-fig13-permutation --out runs/lp --batch-size 64",
-        f"1 538 s, {SHARED}",
-        "partly (reduced: batch 64, 1 000 steps): plateau 180-360 (loss 2.13), drop at 400, "
-        "final accuracy 1.0; collapse on the plateau (cosine 0.77, final 0.09) but no "
-        "repetition (0.03 against the data's 0.06); the summary's attention progress stays "
-        "at 0.01 before and after the drop (not looked into)"),
+        "plateau-lens reproduce lp-fig13-permutation --out runs/lp --device cuda --steps 2000",
+        f"101 s, {H200}",
+        "partly (the study's 2 000 steps on the H200): plateau 180-300 (loss 2.13), drop at "
+        "320, over by 380, final accuracy 1.0; collapse on the plateau (cosine 0.95 at step "
+        "100, 0.76 over the plateau, final 0.06); repetition only early (0.34 at step 100 "
+        "while the loss still falls), 0.02 over the detected plateau against the data's 0.06; "
+        "attention progress rises with the drop in both layers (L0 0.02 -> 0.13, L1 0.02 -> "
+        "0.24). On the CPU (batch 64, 1 000 steps, 1 538 s shared): plateau 180-360, drop at 400"),
     "lp-fig3-4-bias": Measured(
-        "plateau-lens reproduce lp-fig3-4-bias --out runs/lp", f"4 632 s, {SHARED}",
-        "reproduced: drop at 190 unbiased (plateau to 170); c = 2.5 and c = 10 shorten the "
-        "plateau (to 110 / 100, drop at 130 for both); c = 0.5 lengthens it (to 300, drop at "
-        "320); c = 0.2 has no drop in its 1 000 steps (final accuracy 0.35). Repetition and "
-        "collapse on the plateau weaken with c (repetition 0.60 / 0.44 / 0.33 / 0.21 and "
-        "cosine 0.87 / 0.79 / 0.65 / 0.42 for c = 0.5 / 1 / 2.5 / 10); every finished run "
-        "reaches accuracy 1.0"),
+        "plateau-lens reproduce lp-fig3-4-bias --out runs/lp --device cuda --steps 2000",
+        f"163 s, {H200}",
+        "reproduced for c = 0.5, 2.5, 10; c = 0.2 partly. On the H200, every run 2 000 steps: "
+        "unbiased plateau to 180, drop at 200; c = 2.5 and c = 10 shorten it (to 110, drop at "
+        "130 for both), c = 0.5 lengthens it (to 350, drop at 370); c = 0.2 leaves the first "
+        "plateau at ~700 but only to a second one (loss 2.63 -> 2.28, accuracy 0.35 from 1 000 "
+        "to 2 000), no full drop. Repetition and collapse on the plateau weaken with c "
+        "(repetition 0.57 / 0.41 / 0.33 / 0.22, cosine 0.90 / 0.80 / 0.68 / 0.44 for c = 0.5 "
+        "/ 1 / 2.5 / 10). On the CPU (4 632 s shared, c < 1 1 000 steps): drops at 190 / 130 "
+        "/ 130 / 320 for c = 1 / 2.5 / 10 / 0.5, c = 0.2 no drop"),
     "lp-fig43-bias-start": Measured(
-        "plateau-lens reproduce lp-fig43-bias-start --out runs/lp --batch-size 64",
-        f"1 323 s, {SHARED}",
-        "reproduced (reduced: batch 64): unbiased plateau to 300, drop at 320; c = 10 from step "
-        "0 / 25 / 50 / 75 / 100: drop at 200 / 190 / 190 / 200 / 220, all earlier than "
-        "unbiased, later the later the switch from step 50 on; repetition on the plateau 0.24 "
-        "/ 0.28 / 0.30 / 0.34 / 0.39 against 0.44 unbiased"),
+        "plateau-lens reproduce lp-fig43-bias-start --out runs/lp --device cuda",
+        f"115 s, {H200}",
+        "reproduced: unbiased plateau to 180, drop at 200; c = 10 switched on at step 0 / 25 / "
+        "50 / 75 / 100: drop at 130 / 130 / 140 / 160 / 170, every one earlier than unbiased "
+        "and later the later the switch; repetition on the plateau 0.22 / 0.24 / 0.30 / 0.37 / "
+        "0.38 against 0.41 unbiased. On the CPU at batch 64 (1 323 s shared): unbiased drop at "
+        "320, switched runs at 200 / 190 / 190 / 200 / 220"),
     "lp-fig15-histogram": Measured(
-        "plateau-lens reproduce lp-fig15-histogram --out runs/lp --batch-size 64",
-        f"1 133 s, {SHARED}",
-        "reproduced (reduced: batch 64, 1 500 of 5 000 steps): plateau 100-800 (loss 1.76), "
-        "drop at 900, over by 1 150, final accuracy 0.96; repetition 0.95 on the plateau "
-        "(data 0.33), cosine 0.90 (final 0.29), layer-0 attention progress 0.02 -> 0.42"),
+        "plateau-lens reproduce lp-fig15-histogram --out runs/lp --device cuda --steps 5000",
+        f"117 s, {H200}",
+        "reproduced but for attention progress (the study's 5 000 steps on the H200): plateau "
+        "0-300 (loss 1.79), drop at 450, over by 600, final accuracy 1.0; repetition 0.94 on "
+        "the plateau (1.0 at step 100; data 0.34), cosine 0.81 (final 0.23). Layer-0 attention "
+        "progress stays at 0.01-0.04 before and after the drop (the CPU run at batch 64, 1 500 "
+        "steps, 1 133 s shared: 0.02 -> 0.42 with its drop at 900); not looked into"),
     "lp-fig20-probe": Measured(
         "plateau-lens reproduce lp-fig20-probe --out runs/lp", f"826 s after lp-fig2-mws, {SHARED}",
         "ran: the MLP probe reads the next token from the attention output at 0.06 at init "
         "(majority baseline 0.06), 0.12-0.15 on the plateau (steps 40-120), 0.49 at 160, 0.95 "
         "at 180 and 1.0 from 200 (the loss drops at 190)"),
     "lp-fig9-addition": Measured(
-        "plateau-lens reproduce lp-fig9-addition --out runs/lp --batch-size 64",
-        f"645 s, {SHARED}",
-        "reproduced (reduced: batch 64, 3 000 of 10 000 steps): plateau 50-1 750 (loss 1.81), "
-        "drop at 1 850, over by 2 300, final accuracy 0.99; repetition 0.51 on the plateau "
-        "(data 0.10), cosine over rows 9-12 0.98 (final -0.01), output entropy 0.77 vs the "
-        "data's 1.35 nats, attention progress (carry keys) 0.25 -> 0.76"),
+        "plateau-lens reproduce lp-fig9-addition --out runs/lp --device cuda --steps 10000",
+        f"118 s, {H200}",
+        "reproduced (the study's 10 000 steps on the H200): a long plateau (loss 1.81 at 500 "
+        "to 1.62 at 2 000; detected 1 000-2 000 at 1.68), drop at 2 050, over by 2 400, final "
+        "accuracy 1.0; repetition 0.93 at step 500 and 0.35 over the detected plateau (data "
+        "0.10), cosine over rows 9-12 0.995 at 500 and 0.55 on the plateau (final -0.03), "
+        "output entropy 0.13 at 500 and 1.06 on the plateau against the data's 1.35 nats, "
+        "attention progress (carry keys) 0.26 -> 0.58. On the CPU (batch 64, 3 000 steps, "
+        "645 s shared): plateau 50-1 750, drop at 1 850, accuracy 0.99"),
     "lp-fig36-40-adamw": Measured(
-        "plateau-lens reproduce lp-fig36-40-adamw --out runs/lp",
-        "stopped during its last run (AdamW wd 1.0) before writing the figure; read from the "
-        "run directories; " + SHARED,
-        "partly (2 of 3 AdamW runs): weight decay 0.01 and 0.1 give Fig. 2's dynamics to the "
-        "step (plateau to 170, drop at 190, accuracy 1.0); wd 1.0 not run"),
+        "plateau-lens reproduce lp-fig36-40-adamw --out runs/lp --device cuda",
+        f"73 s, {H200}",
+        "reproduced: weight decay 0.01, 0.1 and 1.0 give Adam's dynamics (plateau to 180, drop "
+        "at 190 / 190 / 200 against 200; repetition 0.40-0.41, cosine 0.79-0.80 on the "
+        "plateau; accuracy 1.0). On the CPU (shared) wd 0.01 and 0.1 gave the same to the step "
+        "(plateau to 170, drop at 190)"),
     "lp-fig26-29-configs": Measured(
-        "plateau-lens reproduce lp-fig26-29-configs --out runs/lp --batch-size 64",
-        "stopped during its third run; read from the run directories; " + SHARED,
-        "partly (reduced: batch 64; 2 of the variations): the batch-64 baseline drops at 320 "
-        "(plateau to 300), 2 layers at 280 (plateau to 250), both to accuracy 1.0; window k = 3 "
-        "has no drop in 400 steps (accuracy 0.17); 2 heads and d_model 128 not run"),
+        "plateau-lens reproduce lp-fig26-29-configs --out runs/lp --device cuda",
+        f"90 s, {H200}",
+        "reproduced for 4 of 5 (on the H200, 400 steps each): the baseline plateau runs to "
+        "180 (drop 200), 2 layers to 160 (drop 180), 2 heads to 170 (drop 190), d_model 128 "
+        "to 300 (drop 330), all to accuracy 1.0, with repetition 0.41 / 0.39 / 0.30 / 0.23 and "
+        "cosine 0.80 / 0.85 / 0.80 / 0.77 on the plateau; window k = 3 is still on its "
+        "plateau at 400 (loss 2.54, accuracy 0.18, repetition 0.87, cosine 0.87)"),
+    "lp-fig5-optimal-init": Measured(
+        "plateau-lens reproduce lp-fig5-optimal-init --out runs/lp --device cuda",
+        f"55 s, {H200}",
+        "reproduced: with the attention side (Q/K, embeddings, ln_1) copied from Fig. 2's "
+        "trained model and frozen there is no plateau: the loss falls from step 0 (2.89, 2.48 "
+        "at 40, 1.47 at 80), accuracy 1.0 by 80, attention progress 0.69 from the start, "
+        "repetition <= 0.21 and cosine <= 0.27 throughout. With the MLP side (MLP, ln_2, "
+        "lm_head, ln_f) copied the plateau stays and is longer than from a random init "
+        "(plateau to 290, drop at 310 against 180 / 200), with repetition 0.33-0.60, cosine "
+        "0.97 and attention progress 0.08 until ~250: learning the attention map is the "
+        "bottleneck"),
+    "lp-fig19-concat": Measured(
+        "plateau-lens reproduce lp-fig19-concat --out runs/lp --device cuda --steps 5000",
+        f"102 s, {H200}",
+        "reproduced (the study's 5 000 steps on the H200): learned segment by segment: the "
+        "copies by step 50, the window-2 sums at 150-200 (their cosine 0.93-0.97 until 100, "
+        "0.11 at 200), the window-3 sums after a plateau of ~800 steps (loss 1.83 from 200 to "
+        "1 000, their accuracy 0.03-0.13, their cosine 0.98-0.99 from 50 to 700; accuracy 0.75 "
+        "at 1 500, 1.0 at 3 000); repetition 0.41 at step 50, 0.07 at the end. "
+        "detect_transition finds no single plateau (two drops): read the per-segment panels"),
     # ---- matrix-completion study, CPU size: one run of tasks/lrmc_cpu.toml (seed 0: masked MSE
     # plateau 0-4 450 at 0.106, drop at 5 200, over by 5 600 at 0.046), milestones picked from it
     "mc-fig1-loss-cpu": Measured(
