@@ -171,3 +171,34 @@ def test_sequence_metrics_logged(tmp_path, small_mws_config):
     row = run.metrics.iloc[-1]
     assert 0 <= row["accuracy"] <= 1 and "accuracy_pos_0" in run.metrics
     assert 0 <= row["repetition_frequency"] <= 1
+
+
+class _DeviceTensor:
+    """Stands in for a tensor that ``torch.load(map_location="cuda")`` left on a GPU: it has
+    ``.cpu()`` but, like a CUDA tensor, no ``.numpy()`` of its own."""
+
+    def __init__(self, tensor: torch.Tensor):
+        self.tensor = tensor
+
+    def cpu(self) -> torch.Tensor:
+        return self.tensor.cpu()
+
+    def numpy(self):
+        raise TypeError("can't convert cuda:0 device type tensor to numpy")
+
+
+def test_rng_states_loaded_onto_a_gpu_restore(tmp_path):
+    """Resuming with --device cuda loads the RNG states onto the GPU (found on an H200:
+    resume failed in np.random.set_state); restoring them must copy them to the CPU first and
+    give back numpy's exact stream."""
+    import numpy as np
+
+    from plateau_lens.training.checkpoint import restore_rng_states, rng_states
+
+    saved = rng_states()
+    expected = np.random.rand(3)
+    on_device = {**saved, "torch": _DeviceTensor(saved["torch"]),
+                 "numpy": {**saved["numpy"], "keys": _DeviceTensor(saved["numpy"]["keys"])}}
+    np.random.rand(5)
+    restore_rng_states(on_device)
+    assert np.array_equal(np.random.rand(3), expected)
