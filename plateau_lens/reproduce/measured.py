@@ -155,8 +155,8 @@ MEASURED: dict[str, Measured] = {
         f"73 s, {H200}",
         "reproduced: weight decay 0.01, 0.1 and 1.0 give Adam's dynamics (plateau to 180, drop "
         "at 190 / 190 / 200 against 200; repetition 0.40-0.41, cosine 0.79-0.80 on the "
-        "plateau; accuracy 1.0). On the CPU (shared) wd 0.01 and 0.1 gave the same to the step "
-        "(plateau to 170, drop at 190)"),
+        "plateau; accuracy 1.0). On the CPU (full size, `--out runs/lp` as is): all four "
+        "plateau to 170 and drop at 190 (wd 1.0: over by 220 instead of 210)"),
     "lp-fig26-29-configs": Measured(
         "plateau-lens reproduce lp-fig26-29-configs --out runs/lp --device cuda",
         f"90 s, {H200}",
@@ -175,7 +175,8 @@ MEASURED: dict[str, Measured] = {
         "lm_head, ln_f) copied the plateau stays and is longer than from a random init "
         "(plateau to 290, drop at 310 against 180 / 200), with repetition 0.33-0.60, cosine "
         "0.97 and attention progress 0.08 until ~250: learning the attention map is the "
-        "bottleneck"),
+        "bottleneck. On the CPU (full size, 728 s shared): drop at 60 (attention side), 270 "
+        "(MLP side), 190 (random init)"),
     "lp-fig19-concat": Measured(
         "plateau-lens reproduce lp-fig19-concat --out runs/lp --device cuda --steps 5000",
         f"102 s, {H200}",
@@ -184,7 +185,10 @@ MEASURED: dict[str, Measured] = {
         "0.11 at 200), the window-3 sums after a plateau of ~800 steps (loss 1.83 from 200 to "
         "1 000, their accuracy 0.03-0.13, their cosine 0.98-0.99 from 50 to 700; accuracy 0.75 "
         "at 1 500, 1.0 at 3 000); repetition 0.41 at step 50, 0.07 at the end. "
-        "detect_transition finds no single plateau (two drops): read the per-segment panels"),
+        "detect_transition finds no single plateau (two drops): read the per-segment panels. "
+        "On the CPU (the default 2 000 steps, 1 534 s, one other job beside it): the same "
+        "order, window-2 sums by 200, window-3 sums leave their plateau (loss 1.83-1.82 from "
+        "300 to 1 000) at ~1 100, accuracy 0.94 at 1 950"),
     # ---- matrix-completion study, CPU size: one run of tasks/lrmc_cpu.toml (seed 0: masked MSE
     # plateau 0-4 450 at 0.106, drop at 5 200, over by 5 600 at 0.046), milestones picked from it
     "mc-fig1-loss-cpu": Measured(
