@@ -328,3 +328,35 @@ def test_summary_of_a_run_that_has_only_its_step_0_checkpoint(tmp_path):
     row = summarize(tmp_path / "out").iloc[0]
     assert (row["run"], row["train.seed"], row["status"], row["step"]) == ("seed=0", 0, "pending", 0)
     assert pd.isna(row["plateau_length"]) and pd.isna(row["final_loss"])
+
+
+READY_SWEEPS = sorted((Path(__file__).resolve().parents[1] / "tasks" / "sweeps").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", READY_SWEEPS, ids=lambda path: path.stem)
+def test_ready_sweep_files_validate_and_name_distinct_runs(path):
+    """Each shipped sweep file passes the checks a `plateau-lens sweep` runs before any work
+    (fields, values, base config) and gives every point its own run directory."""
+    sweep = load_sweep(path)
+    names = [point.name for point in sweep.points]
+    assert len(names) >= 2 and len(set(names)) == len(names)
+
+
+def test_mws_configs_sweep_changes_one_thing_per_point():
+    """tasks/sweeps/mws_configs.toml: the base MWS and four one-change variants (window 3,
+    2 layers, 2 heads, d_model 128), each for both seeds."""
+    sweep = load_sweep(Path(__file__).resolve().parents[1] / "tasks" / "sweeps" / "mws_configs.toml")
+    base = load_config(Path(__file__).resolve().parents[1] / "tasks" / "mws.toml")
+    changes = set()
+    for point in sweep.points:
+        config = point.config
+        changed = tuple(sorted(
+            name for name, ours, theirs in (
+                ("window", config.task["window"], base.task["window"]),
+                ("n_layers", config.model.n_layers, base.model.n_layers),
+                ("n_heads", config.model.n_heads, base.model.n_heads),
+                ("d_model", config.model.d_model, base.model.d_model))
+            if ours != theirs))
+        changes.add(changed)
+    assert changes == {(), ("window",), ("n_layers",), ("n_heads",), ("d_model",)}
+    assert len(sweep.points) == 10
