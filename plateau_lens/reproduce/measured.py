@@ -66,8 +66,13 @@ MEASURED: dict[str, Measured] = {
         "plateau-lens reproduce lp-fig31-sgd --out runs/lp", f"828 s, {SHARED}",
         "not reproduced as configured: plain SGD at the authors' configured lr 1e-4 "
         "(src/configs/mws.yaml, 400 steps) does not leave the initial loss (2.90 at the end, "
-        "accuracy 0.06, no plateau-and-drop detected); the lr and length behind the paper's "
-        "Fig. 31 were not checked"),
+        "accuracy 0.06, no plateau-and-drop detected). At larger lr SGD shows the study's "
+        "plateau (on the H200, `plateau-lens train tasks/mws_sgd.toml --set train.lr=LR "
+        "--steps 2000 --device cuda`, ~60 s): lr 0.01 plateau 0-1 080 (loss 2.64), drop at "
+        "1 200, accuracy 1.0, with y1 learned first (1.0 from step 200), repetition 0.35-0.42 "
+        "and cosine 0.78-0.86 on the plateau; lr 0.1 plateau to 110, drop at 150; lr 1.0 "
+        "diverges (non-finite loss at step 20). The lr behind the paper's Fig. 31 is unknown "
+        "here"),
     "lp-fig7-repeat": Measured(
         "plateau-lens reproduce lp-fig7-repeat --out runs/lp", f"1 368 s, {SHARED}",
         "no plateau (whether the study claims one for repeat-k could not be checked here: "
@@ -76,7 +81,8 @@ MEASURED: dict[str, Measured] = {
         "step 75); final accuracy 0.75 / 1.0 / 1.0; the outputs repeat as the data do (final "
         "repetition 1.0 / 0.93 / 0.80 = the data's) and the within-block cosine rises to "
         "0.94-0.97 from step ~50 and stays there. On the H200 for 1 000 steps (--device cuda "
-        "--steps 1000, 52 s): still none, accuracy 1.0 / 1.0 / 0.79"),
+        "--steps 1000, 52 s): still none, accuracy 1.0 / 1.0 / 0.79; repeat-1 with seed 1: "
+        "none either"),
     "lp-fig30-softmax": Measured(
         "plateau-lens reproduce lp-fig30-softmax --out runs/lp --device cuda --steps 2000",
         f"77 s, {H200}",
@@ -111,11 +117,15 @@ MEASURED: dict[str, Measured] = {
     "lp-fig3-4-bias": Measured(
         "plateau-lens reproduce lp-fig3-4-bias --out runs/lp --device cuda --steps 2000",
         f"163 s, {H200}",
-        "reproduced for c = 0.5, 2.5, 10; c = 0.2 partly. On the H200, every run 2 000 steps: "
+        "reproduced for c = 0.5, 2.5, 10; c = 0.2 drops later than the study's 2 000 steps. On "
+        "the H200, every run 2 000 steps: "
         "unbiased plateau to 180, drop at 200; c = 2.5 and c = 10 shorten it (to 110, drop at "
         "130 for both), c = 0.5 lengthens it (to 350, drop at 370); c = 0.2 leaves the first "
         "plateau at ~700 but only to a second one (loss 2.63 -> 2.28, accuracy 0.35 from 1 000 "
-        "to 2 000), no full drop. Repetition and collapse on the plateau weaken with c "
+        "to 2 000), no full drop in the study's length; trained on to 6 000 steps "
+        "(`plateau-lens train tasks/mws_bias_0_2.toml --steps 6000 --device cuda`) it leaves "
+        "that second plateau (2.27, repetition 0.53-0.69, cosine 0.54) at 3 180 and reaches "
+        "accuracy 1.0 by 4 500. Repetition and collapse on the plateau weaken with c "
         "(repetition 0.57 / 0.41 / 0.33 / 0.22, cosine 0.90 / 0.80 / 0.68 / 0.44 for c = 0.5 "
         "/ 1 / 2.5 / 10). On the CPU (4 632 s shared, c < 1 1 000 steps): drops at 190 / 130 "
         "/ 130 / 320 for c = 1 / 2.5 / 10 / 0.5, c = 0.2 no drop"),
@@ -133,8 +143,12 @@ MEASURED: dict[str, Measured] = {
         "reproduced but for attention progress (the study's 5 000 steps on the H200): plateau "
         "0-300 (loss 1.79), drop at 450, over by 600, final accuracy 1.0; repetition 0.94 on "
         "the plateau (1.0 at step 100; data 0.34), cosine 0.81 (final 0.23). Layer-0 attention "
-        "progress stays at 0.01-0.04 before and after the drop (the CPU run at batch 64, 1 500 "
-        "steps, 1 133 s shared: 0.02 -> 0.42 with its drop at 900); not looked into"),
+        "progress stays at 0.01-0.04 before and after the drop in this seed-0 run; seeds 1 and 2 "
+        "(`plateau-lens train tasks/histogram.toml --seed S --device cuda`) show it rising "
+        "with their drops (0.03 -> 0.26 -> 0.45 at 300 / 500 / 4 950; 0.08 -> 0.42 -> 0.58), as "
+        "does the CPU run at batch 64 (1 500 steps, 1 133 s shared: 0.02 -> 0.42 with its drop "
+        "at 900): seed 0 at full batch solves the task without that pattern (not looked into "
+        "further)"),
     "lp-fig20-probe": Measured(
         "plateau-lens reproduce lp-fig20-probe --out runs/lp", f"826 s after lp-fig2-mws, {SHARED}",
         "ran: the MLP probe reads the next token from the attention output at 0.06 at init "
@@ -164,7 +178,9 @@ MEASURED: dict[str, Measured] = {
         "180 (drop 200), 2 layers to 160 (drop 180), 2 heads to 170 (drop 190), d_model 128 "
         "to 300 (drop 330), all to accuracy 1.0, with repetition 0.41 / 0.39 / 0.30 / 0.23 and "
         "cosine 0.80 / 0.85 / 0.80 / 0.77 on the plateau; window k = 3 is still on its "
-        "plateau at 400 (loss 2.54, accuracy 0.18, repetition 0.87, cosine 0.87)"),
+        "plateau at 400 (loss 2.54, accuracy 0.18, repetition 0.87, cosine 0.87) and still "
+        "there at 2 000 (`plateau-lens train tasks/mws.toml --set task.window=3 --steps 2000 "
+        "--device cuda`: loss 2.54, accuracy 0.18): not reproduced for k = 3 in 2 000 steps"),
     "lp-fig5-optimal-init": Measured(
         "plateau-lens reproduce lp-fig5-optimal-init --out runs/lp --device cuda",
         f"55 s, {H200}",
