@@ -58,10 +58,12 @@ MEASURED: dict[str, Measured] = {
     "lp-fig41-42-collapse-sites": Measured(
         "plateau-lens reproduce lp-fig41-42-collapse-sites --out runs/lp",
         f"55 s after lp-fig2-mws, {SHARED}",
-        "reproduced: on Fig. 2's run the collapse starts at the attention output (cosine of "
-        "post_att_h 0.91 at step 60, 0.69 at 140) and carries through the residual, the MLP and "
-        "ln_f (pre_lm_h 0.95 / 0.82); the block's input pre_att_h stays at 0.03-0.05; after the "
-        "drop 0.09-0.13 at the attention output, 0.01 at pre_lm_h"),
+        "reproduced: on Fig. 2's run every site from the attention output on collapses on the "
+        "plateau (cosine 0.87-0.97 at steps 40-100 at post_att_h, post_att_res_h, post_mlp_h "
+        "and pre_lm_h), the block's input pre_att_h does not (0.03-0.05); the sites after the "
+        "MLP lead from the first steps (0.36 / 0.82 at steps 8 / 16 against the attention "
+        "output's 0.24 / 0.67); after the drop 0.09-0.11 at the attention output, 0.01 at "
+        "post_mlp_h and pre_lm_h"),
     "lp-fig31-sgd": Measured(
         "plateau-lens reproduce lp-fig31-sgd --out runs/lp", f"828 s, {SHARED}",
         "not reproduced as configured: plain SGD at the authors' configured lr 1e-4 "
@@ -69,8 +71,9 @@ MEASURED: dict[str, Measured] = {
         "accuracy 0.06, no plateau-and-drop detected). At larger lr SGD shows the study's "
         "plateau (on the H200, `plateau-lens train tasks/mws_sgd.toml --set train.lr=LR "
         "--steps 2000 --device cuda`, ~60 s): lr 0.01 plateau 0-1 080 (loss 2.64), drop at "
-        "1 200, accuracy 1.0, with y1 learned first (1.0 from step 200), repetition 0.35-0.42 "
-        "and cosine 0.78-0.86 on the plateau; lr 0.1 plateau to 110, drop at 150; lr 1.0 "
+        "1 200, accuracy 1.0, with y1 learned first (0.94-1.0 from step 200), repetition 0.31 "
+        "(0.09-0.51) and cosine 0.65 (0.78-0.87 at steps 200-600) over the plateau; lr 0.1 "
+        "plateau to 110, drop at 150; lr 1.0 "
         "diverges (non-finite loss at step 20). The lr behind the paper's Fig. 31 is unknown "
         "here"),
     "lp-fig7-repeat": Measured(
@@ -79,10 +82,11 @@ MEASURED: dict[str, Measured] = {
         "its text for Figs. 7, 21, 22 was not available): no plateau-and-drop detected for "
         "k = 1, 2, 4 in the study's 200 steps (the loss falls smoothly from 2.8 to ~1.4 by "
         "step 75); final accuracy 0.75 / 1.0 / 1.0; the outputs repeat as the data do (final "
-        "repetition 1.0 / 0.93 / 0.80 = the data's) and the within-block cosine rises to "
-        "0.94-0.97 from step ~50 and stays there. On the H200 for 1 000 steps (--device cuda "
-        "--steps 1000, 52 s): still none, accuracy 1.0 / 1.0 / 0.79; repeat-1 with seed 1: "
-        "none either"),
+        "repetition 1.0 / 0.93 / 0.80 = the data's) and the within-block cosine rises to 0.92 "
+        "at step 50 and 0.94-0.97 from ~80-100 on. On the H200 for 1 000 steps (--device cuda "
+        "--steps 1000, 52 s): still none; repeat-4 is at accuracy 1.0 from early on but for a "
+        "spike at step 920 (loss 1.30 -> 1.54, accuracy 0.0, back to 1.0 by 952). Repeat-1 "
+        "with seed 1 (200 steps): none either"),
     "lp-fig30-softmax": Measured(
         "plateau-lens reproduce lp-fig30-softmax --out runs/lp --device cuda --steps 2000",
         f"77 s, {H200}",
@@ -101,19 +105,19 @@ MEASURED: dict[str, Measured] = {
         f"90 s, {H200}",
         "reproduced, with a short plateau (8 000 of the study's 100 000 steps, on the H200): "
         "loss 2.67-2.59 at steps 10-40 with y1 learned (1.0 from step 20) while the later "
-        "outputs sit at 0.03-0.13, repetition 0.33-0.47 (data 0.06) and cosine 0.63-0.86; "
+        "outputs sit at 0.06-0.10 (mean of outputs 2-16), repetition 0.33-0.47 (data 0.06) and cosine 0.63-0.86; "
         "drop at 50-60 (accuracy 0.59 / 0.99), 1.0 from 70 to 8 000. detect_transition finds "
-        "none (the plateau spans 4 logged points). On the CPU Muon's Newton-Schulz steps cost "
-        "6.5 s per step (stopped at 97)"),
+        "none (the plateau spans 4 logged points). On the CPU Muon's steps cost 7.2 s each "
+        "(stopped at 97)"),
     "lp-fig13-permutation": Measured(
         "plateau-lens reproduce lp-fig13-permutation --out runs/lp --device cuda --steps 2000",
         f"101 s, {H200}",
         "reproduced (the study's 2 000 steps on the H200): a stepped plateau, loss 2.76 at step "
         "20 to 2.14 at 200 (detected: 180-300 at 2.13), drop at 320, over by 380, final "
-        "accuracy 1.0; repetition 0.75-0.92 at steps 20-60 (data 0.06), falling to 0.02 by the "
-        "flat part; collapse throughout (cosine 0.99 at 20-60, 0.78 at 200, final 0.06); "
+        "accuracy 1.0; repetition 0.70-0.92 at steps 20-60 (data 0.06), falling to 0.02 by the "
+        "flat part; collapse throughout (cosine 0.98-0.99 at 20-60, 0.78 at 200, final 0.06); "
         "attention progress rises with the drop in both layers (L0 0.02 -> 0.13, L1 0.02 -> "
-        "0.24). On the CPU (batch 64, 1 000 steps, 1 538 s shared): plateau 180-360, drop at 400"),
+        "0.28). On the CPU (batch 64, 1 000 steps, 1 538 s shared): plateau 180-360, drop at 400"),
     "lp-fig3-4-bias": Measured(
         "plateau-lens reproduce lp-fig3-4-bias --out runs/lp --device cuda --steps 2000",
         f"163 s, {H200}",
@@ -121,11 +125,12 @@ MEASURED: dict[str, Measured] = {
         "the H200, every run 2 000 steps: "
         "unbiased plateau to 180, drop at 200; c = 2.5 and c = 10 shorten it (to 110, drop at "
         "130 for both), c = 0.5 lengthens it (to 350, drop at 370); c = 0.2 leaves the first "
-        "plateau at ~700 but only to a second one (loss 2.63 -> 2.28, accuracy 0.35 from 1 000 "
+        "plateau at ~600-650 but only to a second one (loss 2.63 -> 2.28, accuracy 0.35 from 1 000 "
         "to 2 000), no full drop in the study's length; trained on to 6 000 steps "
         "(`plateau-lens train tasks/mws_bias_0_2.toml --steps 6000 --device cuda`) it leaves "
-        "that second plateau (2.27, repetition 0.53-0.69, cosine 0.54) at 3 180 and reaches "
-        "accuracy 1.0 by 4 500. Repetition and collapse on the plateau weaken with c "
+        "that second plateau (2.27, repetition 0.63 (0.40-0.73), cosine 0.54) at 3 180, then "
+        "steps down twice more (loss 1.65 at 3 230-3 340, 1.39 at 3 400-4 410) to accuracy 1.0 "
+        "at 4 430. Repetition and collapse on the plateau weaken with c "
         "(repetition 0.57 / 0.41 / 0.33 / 0.22, cosine 0.90 / 0.80 / 0.68 / 0.44 for c = 0.5 "
         "/ 1 / 2.5 / 10). On the CPU (4 632 s shared, c < 1 1 000 steps): drops at 190 / 130 "
         "/ 130 / 320 for c = 1 / 2.5 / 10 / 0.5, c = 0.2 no drop"),
@@ -157,13 +162,13 @@ MEASURED: dict[str, Measured] = {
     "lp-fig9-addition": Measured(
         "plateau-lens reproduce lp-fig9-addition --out runs/lp --device cuda --steps 10000",
         f"118 s, {H200}",
-        "reproduced (the study's 10 000 steps on the H200): a long plateau (loss 1.81 at 500 "
-        "to 1.62 at 2 000; detected 1 000-2 000 at 1.68), drop at 2 050, over by 2 400, final "
-        "accuracy 1.0; repetition 0.93 at step 500 and 0.35 over the detected plateau (data "
-        "0.10), cosine over rows 9-12 0.995 at 500 and 0.55 on the plateau (final -0.03), "
-        "output entropy 0.13 at 500 and 1.06 on the plateau against the data's 1.35 nats, "
-        "attention progress (carry keys) 0.26 -> 0.58. On the CPU (batch 64, 3 000 steps, "
-        "645 s shared): plateau 50-1 750, drop at 1 850, accuracy 0.99"),
+        "reproduced (the study's 10 000 steps on the H200): a flat stretch at loss 1.81 from "
+        "step 50 to 850 with repetition 0.55 (0.23-0.97; data 0.10), cosine over rows 9-12 "
+        "0.99 and output entropy 0.70 against the data's 1.35 nats; then a slow descent "
+        "(detect_transition's plateau 1 000-2 000, loss 1.73 -> 1.62), drop at 2 050, over by "
+        "2 400, final accuracy 1.0, final cosine 0.00, attention progress (carry keys) 0.26 -> "
+        "0.58. On the CPU (batch 64, 3 000 steps, 645 s shared): plateau 50-1 750, drop at "
+        "1 850, accuracy 0.99"),
     "lp-fig36-40-adamw": Measured(
         "plateau-lens reproduce lp-fig36-40-adamw --out runs/lp --device cuda",
         f"73 s, {H200}",
@@ -178,29 +183,31 @@ MEASURED: dict[str, Measured] = {
         "180 (drop 200), 2 layers to 160 (drop 180), 2 heads to 170 (drop 190), d_model 128 "
         "to 300 (drop 330), all to accuracy 1.0, with repetition 0.41 / 0.39 / 0.30 / 0.23 and "
         "cosine 0.80 / 0.85 / 0.80 / 0.77 on the plateau; window k = 3 is still on its "
-        "plateau at 400 (loss 2.54, accuracy 0.18, repetition 0.87, cosine 0.87) and still "
+        "plateau at 400 (loss 2.54, accuracy 0.18, repetition 0.87, cosine 0.86) and still "
         "there at 2 000 (`plateau-lens train tasks/mws.toml --set task.window=3 --steps 2000 "
         "--device cuda`: loss 2.54, accuracy 0.18): not reproduced for k = 3 in 2 000 steps"),
     "lp-fig5-optimal-init": Measured(
         "plateau-lens reproduce lp-fig5-optimal-init --out runs/lp --device cuda",
         f"55 s, {H200}",
         "reproduced: with the attention side (Q/K, embeddings, ln_1) copied from Fig. 2's "
-        "trained model and frozen there is no plateau: the loss falls from step 0 (2.89, 2.48 "
-        "at 40, 1.47 at 80), accuracy 1.0 by 80, attention progress 0.69 from the start, "
-        "repetition <= 0.21 and cosine <= 0.27 throughout. With the MLP side (MLP, ln_2, "
-        "lm_head, ln_f) copied the plateau stays and is longer than from a random init "
-        "(plateau to 290, drop at 310 against 180 / 200), with repetition 0.33-0.60, cosine "
-        "0.97 and attention progress 0.08 until ~250: learning the attention map is the "
-        "bottleneck. On the CPU (full size, 728 s shared): drop at 60 (attention side), 270 "
-        "(MLP side), 190 (random init)"),
+        "trained model and frozen the plateau is all but gone: detected 0-40 (loss 2.61), drop "
+        "at 60 against 200 from a random init; the loss falls from step 0 (2.89, 2.48 at 40, "
+        "1.47 at 80), accuracy 1.0 by 80, attention progress 0.69 from the start, repetition "
+        "<= 0.21 and cosine <= 0.27 throughout. With the MLP side (MLP, ln_2, lm_head, ln_f) "
+        "copied the plateau stays and is longer (10-290, drop at 310), with repetition 0.33 "
+        "(0.12-0.60) and cosine 0.92 (0.94-0.97 from 70 to 270) over it, and attention "
+        "progress 0.08 until ~130, 0.14 at 250: learning the attention map is the bottleneck. "
+        "On the CPU (full size, 728 s shared): drop at 60 (attention side), 270 (MLP side), "
+        "190 (random init)"),
     "lp-fig19-concat": Measured(
         "plateau-lens reproduce lp-fig19-concat --out runs/lp --device cuda --steps 5000",
         f"102 s, {H200}",
         "reproduced (the study's 5 000 steps on the H200): learned segment by segment: the "
         "copies by step 50, the window-2 sums at 150-200 (their cosine 0.93-0.97 until 100, "
-        "0.11 at 200), the window-3 sums after a plateau of ~800 steps (loss 1.83 from 200 to "
-        "1 000, their accuracy 0.03-0.13, their cosine 0.98-0.99 from 50 to 700; accuracy 0.75 "
-        "at 1 500, 1.0 at 3 000); repetition 0.41 at step 50, 0.07 at the end. "
+        "0.11 at 200), the window-3 sums after a plateau of ~800 steps (loss 1.84-1.81 from 250 "
+        "to 1 000, their accuracy 0.05-0.08, their cosine 0.98-0.99 from 50 to 700; their "
+        "accuracy 0.48 at 1 500, 0.74 at 1 800, 1.0 by 3 000); repetition 0.41 at step 50, 0.07 "
+        "at the end. "
         "detect_transition finds no single plateau (two drops): read the per-segment panels. "
         "On the CPU (the default 2 000 steps, 1 534 s, one other job beside it): the same "
         "order, window-2 sums by 200, window-3 sums leave their plateau (loss 1.83-1.82 from "
