@@ -105,7 +105,8 @@ MEASURED: dict[str, Measured] = {
         f"90 s, {H200}",
         "reproduced, with a short plateau (8 000 of the study's 100 000 steps, on the H200): "
         "loss 2.67-2.59 at steps 10-40 with y1 learned (1.0 from step 20) while the later "
-        "outputs sit at 0.06-0.10 (mean of outputs 2-16), repetition 0.33-0.47 (data 0.06) and cosine 0.63-0.86; "
+        "outputs sit at 0.06-0.10 (mean of outputs 2-16), repetition 0.33-0.47 (data 0.06) "
+        "and cosine 0.63-0.86; "
         "drop at 50-60 (accuracy 0.59 / 0.99), 1.0 from 70 to 8 000. detect_transition finds "
         "none (the plateau spans 4 logged points). On the CPU Muon's steps cost 7.2 s each "
         "(stopped at 97)"),
@@ -224,7 +225,8 @@ MEASURED: dict[str, Measured] = {
     "mc-fig4-attention-cpu": Measured(
         "plateau-lens reproduce mc-fig4-attention-cpu --out runs/mc", f"180 s, {SHARED}",
         "partly (the roles, not their layer or timing): on the plateau (2 250) every head is "
-        "near chance (same row / same column 0.19, chance 3/16); at 10 000 L0H7 puts 0.99 of its attention on the same row, L0H3 "
+        "near chance (same row / same column 0.19, chance 3/16); at 10 000 L0H7 puts 0.99 of "
+        "its attention on the same row, L0H3 "
         "0.70 on the same column, L1H3/L1H5 0.99/0.98 on observed keys (base rate 0.7); the "
         "study finds these roles in its 2nd layer; ours grow before the drop (top same-row "
         "share 0.40 at 4 000, 0.63 at 5 000)"),
