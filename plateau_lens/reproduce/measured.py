@@ -186,7 +186,11 @@ MEASURED: dict[str, Measured] = {
         "cosine 0.80 / 0.85 / 0.80 / 0.77 on the plateau; window k = 3 is still on its "
         "plateau at 400 (loss 2.54, accuracy 0.18, repetition 0.87, cosine 0.86) and still "
         "there at 2 000 (`plateau-lens train tasks/mws.toml --set task.window=3 --steps 2000 "
-        "--device cuda`: loss 2.54, accuracy 0.18): not reproduced for k = 3 in 2 000 steps"),
+        "--device cuda`: loss 2.54, accuracy 0.18): not reproduced for k = 3 in 2 000 steps. "
+        "On the CPU at full size through the sweep file (`plateau-lens sweep "
+        "tasks/sweeps/mws_configs.toml --workers 2`, 2 003 s, seeds 0 / 1): drop at 190 / 210 "
+        "(base), 170 / 230 (2 layers), 190 / 190 (2 heads), 320 / 320 (d_model 128), none for "
+        "window 3 (accuracy 0.17)"),
     "lp-fig5-optimal-init": Measured(
         "plateau-lens reproduce lp-fig5-optimal-init --out runs/lp --device cuda",
         f"55 s, {H200}",
