@@ -360,3 +360,23 @@ def test_mws_configs_sweep_changes_one_thing_per_point():
         changes.add(changed)
     assert changes == {(), ("window",), ("n_layers",), ("n_heads",), ("d_model",)}
     assert len(sweep.points) == 10
+
+
+def test_plateau_length_figure_names_a_group_that_never_dropped():
+    """A group whose runs all finished without a detected drop is drawn as triangles only;
+    the legend must still name it (it had no entry: tasks/sweeps/mws_configs.toml's window 3)."""
+    import matplotlib.pyplot as plt
+
+    from plateau_lens.sweep.figures import plateau_length_figure
+
+    frame = pd.DataFrame({
+        "model.n_layers": [1, 1, 2, 1],
+        "task.window": [2, 2, 2, 3],
+        "plateau_length": [170.0, 200.0, 150.0, float("nan")],
+        "status": ["finished"] * 4,
+        "steps": [400] * 4,
+    })
+    figure = plateau_length_figure(frame, "model.n_layers", ["task.window"])
+    labels = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    plt.close(figure)
+    assert sorted(labels) == ["window=2", "window=3 (no drop)"]

@@ -75,6 +75,9 @@ def plateau_length_figure(frame: pd.DataFrame, field: str, others: list[str]):
         if xs:
             axis.errorbar(xs, means, yerr=halves, color=color, marker="o", ms=7, capsize=4,
                           lw=1.5, label=name, zorder=4)
+        elif name is not None:  # no run of the group dropped: name its triangles in the legend
+            axis.scatter([], [], marker="^", facecolors="none", edgecolors=color,
+                         label=f"{name} (no drop)")
     axis.set_xticks(range(len(values)), [label(v) for v in values])
     axis.set_xlabel(field)
     axis.set_ylabel("plateau length (steps)")
