@@ -35,9 +35,7 @@ def run_demo(config_path: str | Path, out: Path, steps: int | None = None,
     if transition is None:
         print("no plateau-and-drop found in the loss curve")
     else:
-        print(f"plateau: steps {transition.plateau_start}–{transition.plateau_end} at loss "
-              f"{transition.plateau_loss:.3f}; steepest drop at step {transition.drop_step}; "
-              f"drop over by step {transition.drop_end} (loss {transition.final_loss:.3f})")
+        print(f"plateau: {transition.describe()}")
     print(f"final logged step {int(final['step'])}: loss {final['loss']:.4f}, "
           f"accuracy {final['accuracy']:.3f}")
     paths = {

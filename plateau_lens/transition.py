@@ -39,6 +39,13 @@ class Transition:
     def to_dict(self) -> dict:
         return asdict(self) | {"plateau_length": self.plateau_length, "drop_length": self.drop_length}
 
+    def describe(self) -> str:
+        """One line for people: "steps a–b at loss L; steepest drop at step s; drop over by
+        step e (loss F)" (losses to 4 significant digits)."""
+        return (f"steps {self.plateau_start}–{self.plateau_end} at loss {self.plateau_loss:.4g}; "
+                f"steepest drop at step {self.drop_step}; drop over by step {self.drop_end} "
+                f"(loss {self.final_loss:.4g})")
+
 
 def _rolling_median(values: np.ndarray, window: int) -> np.ndarray:
     return pd.Series(values).rolling(window, center=True, min_periods=1).median().to_numpy()

@@ -123,3 +123,13 @@ def test_drop_in_two_phases_is_found_where_the_plateau_ends(seed):
     assert 5_800 <= found.drop_step <= 6_600
     assert found.drop_end >= 9_000
     assert found.plateau_loss == pytest.approx(0.11, rel=0.1)
+
+
+def test_describe_is_the_line_the_demo_and_the_mc_loss_entry_print():
+    """Transition.describe, written out by hand for one transition (losses to 4 digits)."""
+    from plateau_lens.transition import Transition
+
+    transition = Transition(plateau_start=0, plateau_end=170, drop_step=190, drop_end=210,
+                            plateau_loss=2.63360, final_loss=0.046412)
+    assert transition.describe() == ("steps 0–170 at loss 2.634; steepest drop at step 190; "
+                                     "drop over by step 210 (loss 0.04641)")

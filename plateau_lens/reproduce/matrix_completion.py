@@ -214,10 +214,7 @@ def loss_curves(setup: Setup, entry_id: str, context: Context):
     figure = mc_training_curves(run.metrics, transition,
                                 f"LRMC {run.task.m}×{run.task.n} rank {run.task.rank}: masked / "
                                 f"observed MSE and mean |prediction| on masked entries")
-    note = (f"plateau {transition.plateau_start}-{transition.plateau_end} at "
-            f"{transition.plateau_loss:.3g}, drop at {transition.drop_step}, over by "
-            f"{transition.drop_end} at {transition.final_loss:.3g}" if transition
-            else "no plateau-and-drop detected")
+    note = f"plateau: {transition.describe()}" if transition else "no plateau-and-drop detected"
     return _save(context, entry_id, {"loss": figure}, {"metrics": run.metrics}, note)
 
 
