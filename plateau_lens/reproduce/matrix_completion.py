@@ -488,7 +488,13 @@ def sweep(setup: Setup, entry_id: str, context: Context, kind: str):
                  {"curves": table[[kind, "step", "loss", "masked_mse", "observed_mse"]]})
 
 
-def _variant_run(setup: Setup, context: Context, config: str) -> Run:
+VARIANT_CONFIGS = {"gpt": "lrmc_gpt.toml", "mixed-sizes": "lrmc_mixed.toml"}
+"""Analysis key → the config its run trains (``tasks/``), overridden per size by
+``Setup.variant_overrides``."""
+
+
+def _variant_run(setup: Setup, context: Context, key: str) -> Run:
+    config = VARIANT_CONFIGS[key]
     name = Path(config).stem + setup.suffix.replace("-", "_")
     return setup.run(context, name=name, config=config,
                      **setup.variant_overrides.get(config, {}))
@@ -499,7 +505,7 @@ def gpt_variant(setup: Setup, entry_id: str, context: Context):
     MSE on observed vs masked entries of the full matrix after SEP (the study: it only learns
     to copy the observed entries), from the run's logged metrics. The attention analyzers run
     on its checkpoints as on any decoder; this entry does not call them."""
-    run = _variant_run(setup, context, "lrmc_gpt.toml")
+    run = _variant_run(setup, context, "gpt")
     accuracies = [c for c in ("observed_accuracy", "masked_accuracy", "generation_accuracy")
                   if c in run.metrics]
     errors = [c for c in ("loss", "observed_mse", "masked_mse") if c in run.metrics]
@@ -514,7 +520,7 @@ def gpt_variant(setup: Setup, entry_id: str, context: Context):
 def mixed_sizes(setup: Setup, entry_id: str, context: Context):
     """Mixed matrix sizes in one run (the study: 5x5, 7x7, 9x9 rank 1 are learned in an order):
     masked MSE per size over training (``masked_mse_MxM``, logged on the steps that drew it)."""
-    run = _variant_run(setup, context, "lrmc_mixed.toml")
+    run = _variant_run(setup, context, "mixed-sizes")
     columns = [c for c in run.metrics if c.startswith("masked_mse_")]
     figure = loss_curve(run.metrics, columns, title="mixed sizes: masked MSE per matrix size")
     return _save(context, entry_id, {"sizes": figure},
@@ -586,8 +592,8 @@ def _config_label(analysis: Analysis, setup: Setup) -> str:
     if analysis.key == "depth":
         names = setup.depth_configs or (f"{setup.config} with 2/4/6 layers",)
         return ", ".join(f"tasks/{n}" for n in names)
-    if analysis.key in ("gpt", "mixed-sizes"):
-        name = "lrmc_gpt.toml" if analysis.key == "gpt" else "lrmc_mixed.toml"
+    if analysis.key in VARIANT_CONFIGS:
+        name = VARIANT_CONFIGS[analysis.key]
         overrides = setup.variant_overrides.get(name, {})
         changed = ", ".join(f"{key} {value}" for section in overrides.values()
                             for key, value in section.items()
