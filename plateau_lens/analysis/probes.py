@@ -37,24 +37,42 @@ def fit_least_squares(features: Float[Tensor, "n d"], targets: Float[Tensor, "n 
                       gram: Float[Tensor, "d d"] | None = None) -> Tensor:
     """W minimising ‖features·W − targets‖² (no bias, as in the study): the minimum-norm
     solution, ignoring singular values below 1e-6·σ_max, the float32 rounding noise of
-    rank-deficient features such as embeddings (:func:`least_squares_from_moments`).
+    rank-deficient features such as embeddings (:func:`refined_least_squares`), as float32.
     ``gram``: FᵀF in float64, if already formed."""
     features, targets = features.double(), targets.double()
     gram = features.T @ features if gram is None else gram.double()
-    return least_squares_from_moments(gram, features.T @ targets)
+    return refined_least_squares(gram, features.T @ targets, features, targets).float()
 
 
-def least_squares_from_moments(gram: Float[Tensor, "d d"], moment: Float[Tensor, "d k"]) -> Tensor:
-    """The minimum-norm least-squares W from FᵀF and Fᵀy (float64), through the eigenvectors
-    of FᵀF = V diag(σ²) Vᵀ: W = V diag(1/σ²) Vᵀ Fᵀy over the directions with σ > 1e-6·σ_max.
-
-    In float64 the products of float32 entries are exact, so eigenvalues are resolved down to
-    ~1e-15·σ_max², far below the cut at (1e-6·σ_max)²: this is the SVD pseudo-inverse
-    solution for the cost of one pass over the n rows."""
+def gram_pseudo_inverse(gram: Float[Tensor, "d d"]) -> Float[Tensor, "d d"]:
+    """(FᵀF)⁺ in float64 through the eigenvectors of FᵀF = V diag(σ²) Vᵀ: V diag(1/σ²) Vᵀ over
+    the directions with σ > 1e-6·σ_max, the rest set to zero. In float64 the products of
+    float32 entries are exact, so eigenvalues are resolved down to ~1e-15·σ_max², far below
+    the cut at (1e-6·σ_max)²."""
     eigenvalues, eigenvectors = torch.linalg.eigh(gram)
     kept = eigenvalues > (FEATURE_RCOND ** 2) * eigenvalues.max().clamp_min(0)
     inverse = torch.where(kept, eigenvalues.reciprocal(), torch.zeros_like(eigenvalues))
-    return (eigenvectors @ (inverse[:, None] * (eigenvectors.T @ moment))).float()
+    return (eigenvectors * inverse) @ eigenvectors.T
+
+
+def least_squares_from_moments(gram: Float[Tensor, "d d"], moment: Float[Tensor, "d k"]) -> Tensor:
+    """W = (FᵀF)⁺Fᵀy (float64) from the moments alone: the SVD pseudo-inverse solution for
+    the cost of one pass over the n rows, but with a relative error of cond(FᵀF)·ε₆₄ =
+    cond(F)²·ε₆₄ (~1e-6 for post-LN residual streams, cond(F) ~1e5; it then depends on the
+    order the Gram matrix was summed in). :func:`refined_least_squares` removes it."""
+    return gram_pseudo_inverse(gram) @ moment
+
+
+def refined_least_squares(gram: Float[Tensor, "d d"], moment: Float[Tensor, "d k"],
+                          features: Float[Tensor, "n d"], targets: Float[Tensor, "n k"]) -> Tensor:
+    """:func:`least_squares_from_moments` plus one step of iterative refinement in float64
+    (the corrected semi-normal equations): W₁ = W₀ + (FᵀF)⁺Fᵀ(y − F·W₀). The residual is
+    formed from F itself, so W₁ has the accuracy of a QR or SVD solve (relative error
+    ~cond(F)·ε₆₄, independent of how FᵀF was summed) for one more pass over the rows."""
+    pseudo_inverse = gram_pseudo_inverse(gram)
+    weights = pseudo_inverse @ moment
+    features, targets = features.double(), targets.double()
+    return weights + pseudo_inverse @ (features.T @ (targets - features @ weights))
 
 
 def regression_scores(prediction: Tensor, targets: Tensor) -> dict[str, float]:
@@ -229,17 +247,25 @@ def probe_plan(task, train_batch, test_batch, targets: Sequence[str], classifier
     return plan
 
 
+def refinement_flops(n_train: int, width: int, k_regression: int) -> int:
+    """The float64 passes over the training rows of :func:`refined_least_squares`: F·W₀ and
+    Fᵀ·(y − F·W₀)."""
+    return 2 * 2 * n_train * width * k_regression
+
+
 def probe_flops(n_train: int, n_test: int, width: int, plan: ProbePlan) -> int:
     """Matmul FLOPs of one hook's least-squares probes beyond its activations (the definition
     benchmarks/analysis_throughput.py reports rates with): the Gram and moment products
-    [F 1]ᵀ[F 1 Y], the eigendecomposition of FᵀF (counted as 9·d³), W = V·diag·VᵀFᵀy, the
-    ridge solve and the test predictions."""
+    [F 1]ᵀ[F 1 Y], the eigendecomposition of FᵀF (counted as 9·d³), (FᵀF)⁺ = V·diag·Vᵀ,
+    W₀ = (FᵀF)⁺Fᵀy, the refinement's F·W₀, Fᵀ·residual and (FᵀF)⁺ product
+    (:func:`refinement_flops`), the ridge solve and the test predictions."""
     d, k_reg, k_cls = width, sum(plan.widths), sum(len(c) for c in plan.class_sets)
     flops = 0
     if plan.right_hand_sides is not None:
         flops += 2 * n_train * (d + 1) * (d + 1 + k_reg + k_cls)
     if k_reg:
-        flops += 9 * d ** 3 + 2 * (2 * d * d * k_reg) + 2 * n_test * d * k_reg
+        flops += (9 * d ** 3 + 2 * d ** 3 + 2 * (2 * d * d * k_reg) + 2 * n_test * d * k_reg
+                  + refinement_flops(n_train, d, k_reg))
     if k_cls:
         flops += (2 * (d + 1) ** 3) // 3 + 2 * (d + 1) ** 2 * k_cls + 2 * n_test * (d + 1) * k_cls
     return flops
@@ -293,7 +319,8 @@ def linear_probes(model, train_batch, test_batch, targets: Sequence[str] | None 
     def fit(name: str, part: str) -> dict[str, dict[str, float]]:
         x_test = einops.rearrange(test_cache[name].float(), "b p d -> (b p) d")
         if part == "regression":
-            return _regression_scores(x_test, plan, moments[name])
+            x_train = einops.rearrange(train_cache[name], "b p d -> (b p) d")
+            return _regression_scores(x_train, x_test, plan, moments[name])
         if plan.class_sets:
             return _classifier_scores(x_test, plan, moments[name], n_train)
         x_train = einops.rearrange(train_cache[name].float(), "b p d -> (b p) d")
@@ -345,13 +372,17 @@ def _gram_and_moments(hooks: Sequence[str], train_cache: dict[str, Tensor],
     return totals
 
 
-def _regression_scores(x_test: Float[Tensor, "n d"], plan: ProbePlan, moments: Tensor
-                       ) -> dict[str, dict[str, float]]:
-    """The least-squares probes of one hook: ``moments`` = [F 1]ᵀ[F 1 Y] (:func:`_gram_and_moments`)."""
-    width = x_test.shape[1]
+def _regression_scores(x_train: Float[Tensor, "n d"], x_test: Float[Tensor, "m d"], plan: ProbePlan,
+                       moments: Tensor) -> dict[str, dict[str, float]]:
+    """The least-squares probes of one hook: ``moments`` = [F 1]ᵀ[F 1 Y] (:func:`_gram_and_moments`),
+    refined on the training features (:func:`refined_least_squares`); the weights and the test
+    predictions stay in float64 (in float32 their rounding, amplified by the features'
+    condition number, moved the predictions by ~2e-4 on a post-LN model)."""
+    width, k = x_test.shape[1], sum(plan.widths)
     # one least-squares solve for all regression targets (lstsq is column-wise)
-    weights = least_squares_from_moments(moments[:-1, :width],
-                                         moments[:-1, width + 1: width + 1 + sum(plan.widths)])
+    weights = refined_least_squares(moments[:-1, :width], moments[:-1, width + 1: width + 1 + k],
+                                    x_train, plan.right_hand_sides[:, :k])
+    x_test = x_test.double()
     predictions = torch.split(x_test @ weights, plan.widths, 1)
     scores_by_target = {}
     for target_name, prediction, truth in zip(plan.regression_targets, predictions, plan.regression_test):
