@@ -23,10 +23,11 @@ Rates (GFLOP/s) are matmul FLOPs of the work each analyzer does, divided by its 
   A·V, O and the MLP of block l, F(b) for each block after l and the read-out 2·b·p·d·d_out.
   (The issue's nominal count, F(b) for every block from l on per ablation, is printed too.)
 * ``linear_probes``: the forward of the training batch (L blocks) plus, per hook, the float64
-  products [F 1]ᵀ[F 1 Y], the eigendecomposition (9·d³), the solves and the test predictions
+  products [F 1]ᵀ[F 1 Y], the eigendecomposition (9·d³), the solves, the refinement's two
+  float64 passes over the training rows and the test predictions
   (``plateau_lens.analysis.probes.probe_flops``); its test activations are the shared pass's.
-  Its matmul reference is also given for its own mix: float32 block products and the
-  float64 Gram products, each at its measured rate.
+  Its matmul reference is also given for its own mix: float32 block products, and the
+  float64 Gram products and refinement passes, each at its measured rate.
 * ``representation_collapse``: its hooked forward (L blocks + read-out, the bridge's: not
   the shared pass) and the pairwise cosines, 2·b·P²·d per site in float64.
 
@@ -62,7 +63,8 @@ from plateau_lens.analysis import analysis_batch, analyze_run  # noqa: E402
 from plateau_lens.analysis.ablation import sweep_targets  # noqa: E402
 from plateau_lens.analysis.collapse import representation_collapse  # noqa: E402
 from plateau_lens.analysis.parallel import run_parallel  # noqa: E402
-from plateau_lens.analysis.probes import available_targets, default_hooks, probe_flops, probe_plan  # noqa: E402
+from plateau_lens.analysis.probes import (available_targets, default_hooks, probe_flops, probe_plan,  # noqa: E402
+                                         refinement_flops)
 from plateau_lens.training import Trainer  # noqa: E402
 from plateau_lens.training.checkpoint import list_checkpoints  # noqa: E402
 
@@ -302,7 +304,8 @@ def main() -> None:
     n_train, n_test = len(train_batch) * seq, len(batch) * seq
     probes_extra = len(hooks) * probe_flops(n_train, n_test, cfg.d_model, plan)
     k = plan.right_hand_sides.shape[1]
-    gram_part = len(hooks) * 2 * n_train * (cfg.d_model + 1) * (cfg.d_model + 1 + k)
+    gram_part = len(hooks) * (2 * n_train * (cfg.d_model + 1) * (cfg.d_model + 1 + k)
+                              + refinement_flops(n_train, cfg.d_model, sum(plan.widths)))
     flops = {"ablation_sweep": shapes.sweep(len(batch)),
              "linear_probes": shapes.forward(len(train_batch)) + probes_extra,
              "collapse": shapes.collapse(len(batch), len(probe_model.task.collapse_positions()),
