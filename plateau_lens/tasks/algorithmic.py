@@ -95,21 +95,23 @@ class SequenceTask:
     def token_vocabulary(self) -> int:
         return self.d_vocab
 
-    def loss(self, logits: Float[Tensor, "batch pos vocab"], batch: SequenceBatch) -> Tensor:
-        """Next-token cross-entropy over every position (the study's loss)."""
+    def loss(self, logits: Float[Tensor, "batch pos vocab"], batch: SequenceBatch,
+             dtype: torch.dtype = torch.float32) -> Tensor:
+        """Next-token cross-entropy over every position (the study's loss), in ``dtype``."""
         return torch.nn.functional.cross_entropy(
-            logits.float().flatten(0, 1), batch.targets.flatten()
+            logits.to(dtype).flatten(0, 1), batch.targets.flatten()
         )
 
     @torch.no_grad()
     def metrics(self, logits: Float[Tensor, "batch pos vocab"], batch: SequenceBatch) -> dict[str, Tensor]:
         """``loss`` (next-token cross-entropy, every position) and ``teacher_forced_accuracy``
         (argmax on the answer rows; the study's accuracy is by generation, see
-        ``plateau_lens.metrics.generation_metrics``)."""
+        ``plateau_lens.metrics.generation_metrics``), in float64 so that the small differences
+        analyzers report (ablated − clean) are not float32 rounding of each value."""
         rows = self.answer_rows()
         predicted = logits[:, rows.start : rows.stop].argmax(-1)
-        return {"loss": self.loss(logits, batch),
-                "teacher_forced_accuracy": (predicted == batch.answers).float().mean()}
+        return {"loss": self.loss(logits, batch, torch.float64),
+                "teacher_forced_accuracy": (predicted == batch.answers).double().mean()}
 
     def check_batch(self, batch) -> None:
         """Raise ``ValueError`` unless ``batch`` is a non-empty sequence batch of this task."""

@@ -152,10 +152,11 @@ class LowRankMatrixCompletion:
         with the token encoding (the study's ``X_rounded``), X itself with the real one."""
         return round_to_tokens(batch.matrix) if self.encoding == "tokens" else batch.matrix
 
-    def _squared_error(self, output: Tensor, batch: MatrixBatch) -> tuple[Tensor, Tensor]:
+    def _squared_error(self, output: Tensor, batch: MatrixBatch,
+                       dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
         prediction = einops.rearrange(output[..., 0], "b (m n) -> b m n",
-                                      n=batch.matrix.shape[-1]).float()
-        return prediction, (prediction - self.target(batch)) ** 2
+                                      n=batch.matrix.shape[-1]).to(dtype)
+        return prediction, (prediction - self.target(batch).to(dtype)) ** 2
 
     def loss(self, output: Float[Tensor, "batch pos 1"], batch: MatrixBatch) -> Tensor:
         """MSE over all m·n entries, observed and masked, against :meth:`target` (the study's
@@ -166,8 +167,9 @@ class LowRankMatrixCompletion:
     def metrics(self, output: Float[Tensor, "batch pos 1"], batch: MatrixBatch) -> dict[str, Tensor]:
         """loss, masked_mse, observed_mse and mean |prediction| on masked entries (tensors),
         against :meth:`target`: what the study's ``train.py`` logs ("mask loss", "obs loss",
-        "mask value")."""
-        prediction, squared_error = self._squared_error(output, batch)
+        "mask value"). Reduced in float64, so that the small differences analyzers report
+        (ablated − clean) are not float32 rounding of each value (1e-7 of it)."""
+        prediction, squared_error = self._squared_error(output, batch, torch.float64)
         masked = ~batch.observed
         n_masked = masked.sum().clamp(min=1)
         n_observed = batch.observed.sum().clamp(min=1)

@@ -129,11 +129,11 @@ class MatrixCompletionSequence(SequenceTask):
         values = super().metrics(logits, batch)
         rows = self.answer_rows()
         predicted = logits[:, rows.start : rows.stop].argmax(-1)
-        correct = (predicted == batch.answers).float()
+        correct = (predicted == batch.answers).double()
         observed = self.observed(batch)
         masked = ~observed
-        truth = gpt_tokens_to_values(batch.answers)
-        squared = (torch.nan_to_num(gpt_tokens_to_values(predicted), nan=0.0) - truth) ** 2
+        truth = gpt_tokens_to_values(batch.answers).double()
+        squared = (torch.nan_to_num(gpt_tokens_to_values(predicted).double(), nan=0.0) - truth) ** 2
         n_observed, n_masked = observed.sum().clamp(min=1), masked.sum().clamp(min=1)
         return values | {
             "observed_accuracy": (correct * observed).sum() / n_observed,
