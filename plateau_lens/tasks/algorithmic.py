@@ -95,22 +95,25 @@ class SequenceTask:
     def token_vocabulary(self) -> int:
         return self.d_vocab
 
-    def loss(self, logits: Float[Tensor, "batch pos vocab"], batch: SequenceBatch,
-             dtype: torch.dtype = torch.float32) -> Tensor:
-        """Next-token cross-entropy over every position (the study's loss), in ``dtype``."""
+    def loss(self, logits: Float[Tensor, "batch pos vocab"], batch: SequenceBatch) -> Tensor:
+        """Next-token cross-entropy over every position (the study's loss)."""
         return torch.nn.functional.cross_entropy(
-            logits.to(dtype).flatten(0, 1), batch.targets.flatten()
+            logits.float().flatten(0, 1), batch.targets.flatten()
         )
 
     @torch.no_grad()
     def metrics(self, logits: Float[Tensor, "batch pos vocab"], batch: SequenceBatch) -> dict[str, Tensor]:
         """``loss`` (next-token cross-entropy, every position) and ``teacher_forced_accuracy``
         (argmax on the answer rows; the study's accuracy is by generation, see
-        ``plateau_lens.metrics.generation_metrics``), in float64 so that the small differences
-        analyzers report (ablated − clean) are not float32 rounding of each value."""
+        ``plateau_lens.metrics.generation_metrics``). Each token's cross-entropy in float32, as in
+        training (a float64 copy of an LLM's logits would be large), their mean in float64: the
+        small differences analyzers report (ablated − clean) are then not float32 rounding of the
+        mean (1e-8 of it; per token it averages out to ~1e-10)."""
         rows = self.answer_rows()
         predicted = logits[:, rows.start : rows.stop].argmax(-1)
-        return {"loss": self.loss(logits, batch, torch.float64),
+        per_token = torch.nn.functional.cross_entropy(
+            logits.float().flatten(0, 1), batch.targets.flatten(), reduction="none")
+        return {"loss": per_token.double().mean(),
                 "teacher_forced_accuracy": (predicted == batch.answers).double().mean()}
 
     def check_batch(self, batch) -> None:
