@@ -30,8 +30,8 @@ def reuse_freed_memory(threshold_bytes: int = HEAP_THRESHOLD_BYTES) -> bool:
     Returns True when applied (now or earlier), False where the C library is not glibc.
     An explicit opt-in: ``analyze_run`` does not call it (it changes the whole process); call
     it yourself before a loop of analyzers. In ``benchmarks/analysis_throughput.py``'s
-    long-lived process it made no measurable difference (sweep 717 vs 755 ms per checkpoint,
-    63 % of the matmul rate both), glibc's dynamic threshold having grown by then.
+    long-lived process (tasks/lrmc_cpu.toml, batch 256) it made no measurable difference
+    (sweep 717 vs 755 ms per checkpoint, one run each on a shared machine).
     """
     global _applied
     if not 0 < threshold_bytes < 2 ** 31:  # mallopt takes a C int
