@@ -435,8 +435,7 @@ def test_linear_probes_equal_numpy_lstsq_and_sklearn_on_reference_activations(ki
         predicted = ridge.predict(np.hstack([x_test, np.ones((len(x_test), 1))])).argmax(1)
         assert metrics_of(result, hook=hook, target="row_index")["accuracy"] == pytest.approx(
             (predicted == labels_test).mean())
-        assert metrics_of(result, hook=hook, target="row_index")  # layer is the hook's block
-    assert set(result.loc[result["hook"] == "blocks.1.hook_resid_post", "layer"]) == {1}
+        assert set(result.loc[result["hook"] == hook, "layer"]) == {int(hook.split(".")[1])}
 
 
 def test_probe_fit_matches_lstsq_on_ill_conditioned_features():
@@ -780,6 +779,17 @@ def test_analyze_run_over_checkpoints(tmp_path, small_lrmc_config):
                          progress=False)
     assert set(result["step"]) == {0, 12} and set(result["analyzer"]) == {"ablation", "structure"}
     assert list(result.columns[:2]) == ["step", "analyzer"]
+    # each step's rows are that checkpoint's: a model built afresh from it, on the same
+    # held-out batch, gives the same values (analyze_run loads every step into one model)
+    from plateau_lens.analysis import analysis_batch
+    values = {}
+    for step in (0, 12):
+        ours = result[(result["step"] == step) & (result["analyzer"] == "ablation")]
+        expected = ablate_heads(run.model(step), analysis_batch(run, 16), "all")
+        assert ours["metric"].tolist() == expected["metric"].tolist()
+        np.testing.assert_allclose(ours["value"].to_numpy(float), expected["value"].to_numpy(float), rtol=1e-6)
+        values[step] = ours["value"].to_numpy(float)
+    assert not np.allclose(values[0], values[12])  # the two checkpoints differ
     with pytest.raises(ValueError, match="no checkpoints"):
         analyze_run(run, attention_structure, steps=[])
     with pytest.raises(ValueError, match="no checkpoint in"):
