@@ -1,6 +1,8 @@
 """Offline tests of the pretrained-checkpoint path on tiny random GPT-NeoX / OLMo / OLMo-2
-models written with save_pretrained (no network). Every number is compared with the study's
-recipe computed with plain ``transformers`` (fixtures_llm.study_recipe)."""
+models written with save_pretrained (no network). Generation numbers are compared with the
+study's recipe computed with plain ``transformers`` (fixtures_llm.study_recipe); the toy
+analyzers on a Pythia architecture with plain ``transformers`` (clean and head-ablated loss),
+with ``ablate_heads`` (the resumed sweep) and with the source model (patching)."""
 
 import pandas as pd
 import pytest
@@ -110,7 +112,7 @@ def test_hub_without_network_explains_how_to_go_offline(monkeypatch):
         load_checkpoint_model("pythia-14m", step=0)
 
 
-def test_toy_analyzers_run_unchanged_on_a_pythia_architecture(neox_series):
+def test_toy_analyzers_run_unchanged_on_a_pythia_architecture(neox_series, monkeypatch):
     root, _ = neox_series
     model = load_checkpoint_model(local_dir=root, step=0)
     from plateau_lens.llm import prompt_batch
@@ -123,7 +125,31 @@ def test_toy_analyzers_run_unchanged_on_a_pythia_architecture(neox_series):
         return dict(zip(frame["metric"], frame["value"]))
 
     single = ablate_heads(model, batch, [(0, 1)], task=task)
-    assert by_metric(single, condition="ablated")["loss"] != by_metric(single, condition="clean")["loss"]
+    clean_loss = by_metric(single, condition="clean")["loss"]
+    ablated_loss = by_metric(single, condition="ablated")["loss"]
+    # plain transformers (GPT-NeoX's own eager attention): the clean loss, and the loss with
+    # layer 0 head 1's pattern replaced by uniform attention over the causal prefix, 1/(i+1)
+    from transformers.models.gpt_neox import modeling_gpt_neox
+
+    hf = transformers.AutoModelForCausalLM.from_pretrained(str(root / "step0"), attn_implementation="eager")
+    tokens = batch.tokens
+    original_attention = modeling_gpt_neox.eager_attention_forward
+
+    def uniform_head_1_of_layer_0(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
+        if module.layer_idx != 0:
+            return original_attention(module, query, key, value, attention_mask, scaling, dropout, **kwargs)
+        n = query.shape[-2]
+        scores = (query @ key.transpose(2, 3)) * scaling
+        scores = scores.masked_fill(torch.ones(n, n, dtype=torch.bool).triu(1), float("-inf"))
+        weights = scores.softmax(-1)
+        weights[:, 1] = torch.ones(n, n).tril() / torch.arange(1, n + 1)[:, None]
+        return (weights @ value).transpose(1, 2).contiguous(), weights
+
+    with torch.no_grad():
+        assert clean_loss == pytest.approx(hf(tokens, labels=tokens).loss.item(), rel=1e-6)
+        monkeypatch.setattr(modeling_gpt_neox, "eager_attention_forward", uniform_head_1_of_layer_0)
+        assert ablated_loss == pytest.approx(hf(tokens, labels=tokens).loss.item(), rel=1e-6)
+    assert abs(ablated_loss - clean_loss) > 4e-5  # 6.2e-5 here, 15 times the tolerance above
     # the sweep restarts each ablation at its layer (start_at_layer, rotary positions): same numbers
     sweep = ablation_sweep(model, batch, task=task, progress=False)
     late = by_metric(sweep, scope="head", layer=1, head=0, condition="ablated")
