@@ -648,18 +648,31 @@ def test_attention_structure_on_the_gpt_variant_equals_hand_written_shares():
 
 
 def test_decoder_analyzers_run_on_the_gpt_variant():
-    """The GPT variant is a decoder like MWS: probes (next / current token at every block) and
-    attention maps run on it (ablation, patching, collapse and generation are checked against
-    the reference above)."""
+    """The GPT variant is a decoder like MWS: its token probes (next / current token at every
+    position, every block) equal scikit-learn's Ridge on [F 1] onto the one-hot tokens (the
+    closed form's penalty 1e-3·n on every column), argmax, on the reference's residual stream;
+    attention maps equal the reference's (ablation, patching, collapse and generation are
+    checked against the reference above)."""
+    from sklearn.linear_model import Ridge
     from plateau_lens.analysis.attention_structure import attention_patterns
 
     model = perturbed_model(GPT, GPT_CONFIG)
     train_batch, test_batch = sample(GPT, 64, seed=1), sample(GPT, 32, seed=2)
     probes = linear_probes(model, train_batch, test_batch)
-    assert set(probes["target"]) == {"next_token", "current_token"}
-    assert set(probes["hook"]) == {"blocks.0.hook_resid_pre", "blocks.0.hook_resid_post",
-                                   "blocks.1.hook_resid_post"}
-    assert probes["value"].notna().all()
+    hooks = ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_post", "blocks.1.hook_resid_post"]
+    assert set(probes["target"]) == {"next_token", "current_token"} and set(probes["hook"]) == set(hooks)
+    caches = [reference(model, batch.inputs)[1] for batch in (train_batch, test_batch)]
+    labels = {"current_token": lambda batch: batch.tokens[:, :-1], "next_token": lambda batch: batch.tokens[:, 1:]}
+    for hook in hooks:
+        x_train, x_test = (np.hstack([cache[hook].reshape(-1, 16).numpy(), np.ones((cache[hook].shape[0] * cache[hook].shape[1], 1))])
+                           for cache in caches)
+        for target, of in labels.items():
+            y_train, y_test = of(train_batch).reshape(-1).numpy(), of(test_batch).reshape(-1).numpy()
+            classes = np.unique(y_train)
+            one_hot = (y_train[:, None] == classes[None]).astype(float)
+            ridge = Ridge(alpha=1e-3 * len(x_train), fit_intercept=False).fit(x_train, one_hot)
+            expected = (classes[ridge.predict(x_test).argmax(1)] == y_test).mean()
+            assert metrics_of(probes, hook=hook, target=target)["accuracy"] == pytest.approx(expected), (hook, target)
     maps = attention_patterns(model, test_batch)
     _, cache = reference(model, test_batch.inputs)
     expected = cache["blocks.1.attn.hook_pattern"][:, 1].mean(0)  # layer 1, head 1
