@@ -308,12 +308,12 @@ def test_lambda_sweep_equals_an_independent_proximal_gradient_solver():
         for i in range(3):
             assert objective(ours_completed[i], truth[i], observed[i], lam) == pytest.approx(
                 objective(expected[i], truth[i], observed[i], lam), rel=1e-6, abs=1e-8)
-        assert np.abs(ours_completed - expected).max() < 1e-3
+        assert np.abs(ours_completed - expected).max() < 5e-4  # measured 1.9e-4: solver tolerances
         squared = (expected - truth) ** 2
         ours = metrics_of(result, lam=lam)
-        assert ours["masked_mse"] == pytest.approx(squared[~observed].mean(), rel=2e-2, abs=1e-6)
-        assert ours["observed_mse"] == pytest.approx(squared[observed].mean(), rel=2e-2, abs=1e-6)
-        assert ours["mse"] == pytest.approx(squared.mean(), rel=2e-2, abs=1e-6)
+        assert ours["masked_mse"] == pytest.approx(squared[~observed].mean(), rel=2e-3, abs=1e-6)
+        assert ours["observed_mse"] == pytest.approx(squared[observed].mean(), rel=2e-3, abs=1e-6)
+        assert ours["mse"] == pytest.approx(squared.mean(), rel=2e-3, abs=1e-6)
     exact = metrics_of(result, condition="exact")
     assert exact["observed_mse"] < 1e-8  # the exact form interpolates the observed entries
     assert set(result["p_mask"]) == {0.3}
