@@ -1,5 +1,7 @@
-"""The loss-plateau study's reproductions: optimizers (Muon, AdamW), the study's configs,
-and the registry entries (issue 19), each against an independent computation."""
+"""The loss-plateau study's reproductions: the optimizers (Muon, AdamW) and the study's configs
+against independent computations; the registry entries (issue 19) for the runs, tables and
+figures they write (tables against the runs' own logs; the analyzers behind the numbers are
+checked against references in their own test files)."""
 
 import math
 from pathlib import Path
@@ -45,7 +47,23 @@ def test_muon_step_of_a_2d_parameter_is_lr_times_scaled_orthogonal_update():
     update = (start - weight.detach()) / (0.02 * 2)
     singular = torch.linalg.svdvals(update)
     assert singular.min() > 0.6 and singular.max() < 1.25
-    assert torch.allclose(update, orthogonalize(1.95 * weight.grad), atol=1e-5)  # float32 p ± 0.04·u
+    assert torch.allclose(update, newton_schulz5(1.95 * weight.grad), atol=1e-5)  # float32 p ± 0.04·u
+
+
+def newton_schulz5(gradient: torch.Tensor) -> torch.Tensor:
+    """Keller Jordan's ``zeropower_via_newtonschulz5`` (the Muon repository), written out:
+    five quintic iterations with (a, b, c) = (3.4445, −4.7750, 2.0315) in bfloat16 on the
+    wide orientation, from X = G / (‖G‖_F + 1e-7)."""
+    a, b, c = 3.4445, -4.7750, 2.0315
+    x = gradient.bfloat16()
+    tall = gradient.size(0) > gradient.size(1)
+    if tall:
+        x = x.T
+    x = x / (x.norm() + 1e-7)
+    for _ in range(5):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return (x.T if tall else x).float()
 
 
 def test_muon_matches_torch_optim_muon_over_several_steps():
@@ -248,6 +266,11 @@ def test_dynamics_entry_writes_figure_table_and_summary(tmp_path, monkeypatch):
     summary = pd.read_csv(written["summary"]).set_index("run")
     assert list(summary.index) == ["repeat-1", "repeat-2", "repeat-4"]
     assert (summary["steps"] == 4).all()
+    for name in ("repeat-1", "repeat-2", "repeat-4"):  # the table is each run's own log
+        logged = load_run(out / "runs" / name.replace("-", "_")).metrics
+        rows = table[table["run"] == name]
+        for column in ("step", "loss", "accuracy", "repetition_frequency", "cosine_similarity"):
+            assert rows[column].tolist() == pytest.approx(logged[column].tolist()), (name, column)
     # a reduced batch into the same --out trains its own runs beside the full-size ones
     get("lp-fig7-repeat").run(Context(out=out, steps=4, batch_size=4, progress=False))
     runs = sorted(path.name for path in (out / "runs").iterdir())
@@ -267,7 +290,8 @@ def test_llm_entries_on_local_checkpoints_and_without_them(tmp_path):
     written = get("lp-fig8-pythia").run(Context(out=tmp_path / "out", local_dir=local, progress=False))
     results = pd.read_csv(written["table"])
     assert list(results["step"]) == [0, 1] and set(results["model"]) == {"pythia-14m"}
-    assert results["repetition_frequency"].between(0, 1).all()
+    # (generation_metrics itself is checked against the study's transformers recipe in test_llm.py)
+    assert results["repetition_frequency"].notna().all()
     assert written["figure"].is_file()
     with pytest.raises(ValueError, match="--local-dir"):
         get("lp-fig25-olmo").run(Context(out=tmp_path / "olmo"))

@@ -71,6 +71,12 @@ def test_attention_bias_is_one_object_for_network_and_bridge():
     assert not torch.allclose(model(inputs), unbiased, atol=1e-4)
     set_attention_bias(model, None)
     assert torch.allclose(model(inputs), unbiased, atol=1e-6)
+    # set through the bridge: the native network computes with it too
+    set_attention_bias(model.bridge, multiplier)
+    assert torch.allclose(model.network(inputs), model(inputs), atol=1e-6)
+    assert not torch.allclose(model.network(inputs), unbiased, atol=1e-4)
+    set_attention_bias(model.bridge, None)
+    assert torch.allclose(model.network(inputs), unbiased, atol=1e-6)
     assert not any(name.startswith("plateau") for name in vars(model.bridge))
 
 

@@ -347,7 +347,7 @@ def test_mws_configs_sweep_changes_one_thing_per_point():
     2 layers, 2 heads, d_model 128), each for both seeds."""
     sweep = load_sweep(Path(__file__).resolve().parents[1] / "tasks" / "sweeps" / "mws_configs.toml")
     base = load_config(Path(__file__).resolve().parents[1] / "tasks" / "mws.toml")
-    changes = set()
+    changes = []
     for point in sweep.points:
         config = point.config
         changed = tuple(sorted(
@@ -357,9 +357,9 @@ def test_mws_configs_sweep_changes_one_thing_per_point():
                 ("n_heads", config.model.n_heads, base.model.n_heads),
                 ("d_model", config.model.d_model, base.model.d_model))
             if ours != theirs))
-        changes.add(changed)
-    assert changes == {(), ("window",), ("n_layers",), ("n_heads",), ("d_model",)}
-    assert len(sweep.points) == 10
+        changes.append((changed, config.train.seed))
+    assert sorted(changes) == sorted((changed, seed) for seed in (0, 1) for changed in
+                                     [(), ("window",), ("n_layers",), ("n_heads",), ("d_model",)])
 
 
 def test_plateau_length_figure_names_a_group_that_never_dropped():

@@ -45,7 +45,14 @@ def test_checkpoint_schedule_is_log_spaced_then_regular(small_lrmc_config):
 
 
 def test_train_writes_metrics_and_checkpoints_that_round_trip(tmp_path, small_lrmc_config):
-    run_dir = train(small_lrmc_config, tmp_path / "run", progress=False)
+    from plateau_lens.training import Trainer
+
+    with Trainer.start(small_lrmc_config, tmp_path / "run") as trainer:
+        run_dir = trainer.run(progress=False)
+        trained = {name: tensor.detach().clone() for name, tensor in trainer.network.state_dict().items()}
+        batch = trainer.task.sample(4, torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            trained_output = trainer.network(batch.inputs)
     run = load_run(run_dir)
     assert run.steps == [0, 1, 2, 4, 8, 12]
     assert list(run.metrics["step"]) == list(range(12))
@@ -56,11 +63,15 @@ def test_train_writes_metrics_and_checkpoints_that_round_trip(tmp_path, small_lr
     assert payload["step"] == 12 and payload["config"] == small_lrmc_config.to_dict()
     assert {"optimizer", "rng", "scheduler", "metrics"} <= set(payload)
     assert payload["metrics"] == run.metrics.to_dict("records")  # every row so far travels along
-    network = run.network(12)
-    for name, tensor in network.state_dict().items():
+    # the last checkpoint holds the training network's final weights, bit for bit, and the
+    # network and model loaded from it compute what the training network computed
+    assert payload["model"].keys() == trained.keys()
+    for name, tensor in trained.items():
         assert torch.equal(tensor, payload["model"][name]), name
-    batch = run.task.sample(4, torch.Generator().manual_seed(0))
-    assert torch.allclose(run.model(12)(batch.inputs), network(batch.inputs), atol=1e-5)
+    network = run.network(12)
+    with torch.no_grad():
+        assert torch.equal(network(batch.inputs), trained_output)
+        assert torch.allclose(run.model(12)(batch.inputs), trained_output, atol=1e-5)
 
 
 def test_resume_continues_the_same_loss_curve(tmp_path, small_mws_config):
@@ -167,10 +178,13 @@ def test_cli_reports_bad_config_clearly(tmp_path):
 
 
 def test_sequence_metrics_logged(tmp_path, small_mws_config):
+    """Every generation metric has a column, filled at every logged step (their values are
+    checked against a plain argmax loop in test_plateau_dynamics.py,
+    test_log_is_taken_after_the_update_on_the_steps_batch_and_a_fresh_test_batch)."""
     run = load_run(train(small_mws_config, tmp_path / "run", progress=False))
-    row = run.metrics.iloc[-1]
-    assert 0 <= row["accuracy"] <= 1 and "accuracy_pos_0" in run.metrics
-    assert 0 <= row["repetition_frequency"] <= 1
+    columns = ["accuracy", "repetition_frequency", "repetition_frequency_data"] + [
+        f"accuracy_pos_{position}" for position in range(run.task.answer_length)]
+    assert set(columns) <= set(run.metrics) and run.metrics[columns].notna().all().all()
 
 
 class _DeviceTensor:
