@@ -125,7 +125,7 @@ def test_corrupt_checkpoint_is_reported_and_resume_falls_back(tmp_path, small_lr
         load_run(run_dir).network(8)  # analysis maps the file (mmap) instead of reading it
     eight.unlink()
     resume(run_dir, progress=False)  # restarts from step 4, rewrites steps 8 and 12
-    assert load_checkpoint(last)["step"] == 12
+    assert load_checkpoint(eight)["step"] == 8 and load_checkpoint(last)["step"] == 12
 
 
 def test_checkpoint_of_another_model_is_refused(tmp_path, small_lrmc_config):
