@@ -486,7 +486,7 @@ def test_set_overrides_any_field_with_the_same_checks(tmp_path, capsys):
         code, err = run_cli(capsys, "train", path, "--out", tmp_path / "out", "--set", flag)
         assert code == 2 and message in err, (flag, err)
     code, err = run_cli(capsys, "resume", tmp_path / "nothing", "--set", "train.steps=3")
-    assert code == 2
+    assert code == 2 and f"{tmp_path / 'nothing' / 'config.json'} does not exist" in err, err
     assert not (tmp_path / "out").exists()
 
 
