@@ -58,20 +58,15 @@ def gram_pseudo_inverse(gram: Float[Tensor, "d d"]) -> Float[Tensor, "d d"]:
     return (eigenvectors * inverse) @ eigenvectors.T
 
 
-def least_squares_from_moments(gram: Float[Tensor, "d d"], moment: Float[Tensor, "d k"]) -> Tensor:
-    """W = (FᵀF)⁺Fᵀy (float64) from the moments alone: the SVD pseudo-inverse solution for
-    the cost of one pass over the n rows, but with a relative error of cond(FᵀF)·ε₆₄ =
-    cond(F)²·ε₆₄ (~1e-6 for post-LN residual streams, cond(F) ~1e5; it then depends on the
-    order the Gram matrix was summed in). :func:`refined_least_squares` removes it."""
-    return gram_pseudo_inverse(gram) @ moment
-
-
 def refined_least_squares(gram: Float[Tensor, "d d"], moment: Float[Tensor, "d k"],
                           features: Float[Tensor, "n d"], targets: Float[Tensor, "n k"]) -> Tensor:
-    """:func:`least_squares_from_moments` plus one step of iterative refinement in float64
-    (the corrected semi-normal equations): W₁ = W₀ + (FᵀF)⁺Fᵀ(y − F·W₀). The residual is
-    formed from F itself, so W₁ has the accuracy of a QR or SVD solve (relative error
-    ~cond(F)·ε₆₄, independent of how FᵀF was summed) for one more pass over the rows."""
+    """The minimum-norm least-squares W from the moments FᵀF and Fᵀy, refined once on F, in
+    float64. W₀ = (FᵀF)⁺Fᵀy alone is the SVD pseudo-inverse solution for one pass over the n
+    rows, but with a relative error of cond(FᵀF)·ε₆₄ = cond(F)²·ε₆₄ (~1e-6 for post-LN
+    residual streams, cond(F) ~1e5), which depends on the order FᵀF was summed in. One step
+    of iterative refinement (the corrected semi-normal equations), W₁ = W₀ + (FᵀF)⁺Fᵀ(y − F·W₀),
+    forms the residual from F itself, so W₁ has the accuracy of a QR or SVD solve (relative
+    error ~cond(F)·ε₆₄) for one more pass over the rows."""
     pseudo_inverse = gram_pseudo_inverse(gram)
     weights = pseudo_inverse @ moment
     features, targets = features.double(), targets.double()
