@@ -18,7 +18,7 @@ from plateau_lens.analysis import remaining_hooks, wide
 from plateau_lens.analysis.attention_structure import mask_rows
 from plateau_lens.analysis.clean_pass import hook_activations
 from plateau_lens.analysis.partial_forward import forward_from_layer, runs_native_modules
-from plateau_lens.analysis.probes import fit_least_squares, least_squares_from_moments
+from plateau_lens.analysis.probes import fit_least_squares, refined_least_squares
 from plateau_lens.interventions import attention_bias_multiplier
 from plateau_lens.run import load_run
 from reference import replace_slice
@@ -396,6 +396,27 @@ def test_patching_bad_input_is_clear_and_leaves_no_hooks():
 
 
 # -------------------------------------------------------------------------------- probes
+def assert_regression_probes_equal_lstsq(result, task, train_batch, test_batch, x_train, x_test,
+                                         rel, **where):
+    """The ``entry`` and ``observed_row`` probes' mse / mse_masked / mse_observed in ``result``
+    (rows matching ``where``) against numpy.linalg.lstsq (no bias) on [n·m·n, d] features, with
+    the targets written out: X's entries, and each entry's row of X with masked entries 0."""
+    m, n = task.m, task.n
+    targets = {
+        "entry": lambda b: b.matrix.reshape(len(b), m * n, 1),
+        "observed_row": lambda b: (b.matrix * b.observed).repeat_interleave(n, dim=1),
+    }
+    masked = (~test_batch.observed).reshape(-1).numpy()
+    for name, values in targets.items():
+        y_train = values(train_batch).reshape(len(x_train), -1).double().numpy()
+        y_test = values(test_batch).reshape(len(x_test), -1).double().numpy()
+        error = (x_test @ np.linalg.lstsq(x_train, y_train, rcond=None)[0] - y_test) ** 2
+        ours = metrics_of(result, target=name, **where)
+        assert ours["mse"] == pytest.approx(error.mean(), rel=rel), name
+        assert ours["mse_masked"] == pytest.approx(error[masked].mean(), rel=rel), name
+        assert ours["mse_observed"] == pytest.approx(error[~masked].mean(), rel=rel), name
+
+
 @pytest.mark.parametrize("kind", MATRIX_MODELS)
 def test_linear_probes_equal_numpy_lstsq_and_sklearn_on_reference_activations(kind):
     """Regression probes: least squares without bias (numpy.linalg.lstsq on the reference's
@@ -409,24 +430,12 @@ def test_linear_probes_equal_numpy_lstsq_and_sklearn_on_reference_activations(ki
     result = linear_probes(model, train_batch, test_batch)
     _, train_cache = reference(model, train_batch.inputs)
     _, test_cache = reference(model, test_batch.inputs)
-    masked = (~test_batch.observed).reshape(-1).numpy()
     m, n = task.m, task.n
-    targets = {
-        "entry": lambda b: b.matrix.reshape(len(b), m * n, 1),
-        "observed_row": lambda b: (b.matrix * b.observed).repeat_interleave(n, dim=1),
-    }
     for hook in ["blocks.0.hook_resid_pre", "blocks.0.hook_resid_post", "blocks.1.hook_resid_post"]:
         x_train = train_cache[hook].reshape(-1, 16).numpy()
         x_test = test_cache[hook].reshape(-1, 16).numpy()
-        for name, values in targets.items():
-            y_train = values(train_batch).reshape(len(x_train), -1).double().numpy()
-            y_test = values(test_batch).reshape(len(x_test), -1).double().numpy()
-            weights = np.linalg.lstsq(x_train, y_train, rcond=None)[0]
-            error = (x_test @ weights - y_test) ** 2
-            ours = metrics_of(result, hook=hook, target=name)
-            assert ours["mse"] == pytest.approx(error.mean(), rel=1e-6)
-            assert ours["mse_masked"] == pytest.approx(error[masked].mean(), rel=1e-6)
-            assert ours["mse_observed"] == pytest.approx(error[~masked].mean(), rel=1e-6)
+        assert_regression_probes_equal_lstsq(result, task, train_batch, test_batch, x_train, x_test,
+                                             rel=1e-6, hook=hook)
         rows = np.repeat(np.arange(m), n)
         labels_train = np.tile(rows, len(train_batch))
         labels_test = np.tile(rows, len(test_batch))
@@ -458,20 +467,7 @@ def test_probe_fit_matches_lstsq_on_ill_conditioned_features():
                        .double().numpy() for batch in (train_batch, test_batch))
     singular_values = np.linalg.svd(x_train, compute_uv=False)
     assert singular_values[0] / singular_values[-1] > 1e5  # the case this test is about
-    masked = (~test_batch.observed).reshape(-1).numpy()
-    m, n = task.m, task.n
-    targets = {
-        "entry": lambda b: b.matrix.reshape(len(b), m * n, 1),
-        "observed_row": lambda b: (b.matrix * b.observed).repeat_interleave(n, dim=1),
-    }
-    for name, values in targets.items():
-        y_train, y_test = (values(b).reshape(len(x), -1).double().numpy()
-                           for b, x in ((train_batch, x_train), (test_batch, x_test)))
-        error = (x_test @ np.linalg.lstsq(x_train, y_train, rcond=None)[0] - y_test) ** 2
-        ours = metrics_of(result, target=name)
-        assert ours["mse"] == pytest.approx(error.mean(), rel=1e-9), name
-        assert ours["mse_masked"] == pytest.approx(error[masked].mean(), rel=1e-9), name
-        assert ours["mse_observed"] == pytest.approx(error[~masked].mean(), rel=1e-9), name
+    assert_regression_probes_equal_lstsq(result, task, train_batch, test_batch, x_train, x_test, rel=1e-9)
 
 
 def test_least_squares_recovers_a_planted_direction():
@@ -493,8 +489,8 @@ def test_least_squares_on_rank_deficient_float32_features_ignores_rounding_noise
     minimum_norm = np.linalg.pinv(basis.double().numpy()) @ readout.double().numpy()
     assert np.allclose(weights.numpy(), minimum_norm, atol=0.01)
     with_bias = torch.cat([features, torch.ones(len(features), 1)], 1).double()
-    from_moments = least_squares_from_moments((with_bias.T @ with_bias)[:-1, :-1],
-                                              (with_bias.T @ targets.double())[:-1])
+    from_moments = refined_least_squares((with_bias.T @ with_bias)[:-1, :-1],
+                                         (with_bias.T @ targets.double())[:-1], features, targets)
     assert torch.allclose(from_moments.float(), weights, atol=1e-6)
 
 

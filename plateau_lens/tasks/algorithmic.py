@@ -97,9 +97,14 @@ class SequenceTask:
 
     def loss(self, logits: Float[Tensor, "batch pos vocab"], batch: SequenceBatch) -> Tensor:
         """Next-token cross-entropy over every position (the study's loss)."""
+        return self._cross_entropy(logits, batch, "mean")
+
+    @staticmethod
+    def _cross_entropy(logits: Float[Tensor, "batch pos vocab"], batch: SequenceBatch,
+                       reduction: str) -> Tensor:
+        """Next-token cross-entropy of every position in float32, reduced as ``reduction``."""
         return torch.nn.functional.cross_entropy(
-            logits.float().flatten(0, 1), batch.targets.flatten()
-        )
+            logits.float().flatten(0, 1), batch.targets.flatten(), reduction=reduction)
 
     @torch.no_grad()
     def metrics(self, logits: Float[Tensor, "batch pos vocab"], batch: SequenceBatch) -> dict[str, Tensor]:
@@ -111,9 +116,7 @@ class SequenceTask:
         mean (1e-8 of it; per token it averages out to ~1e-10)."""
         rows = self.answer_rows()
         predicted = logits[:, rows.start : rows.stop].argmax(-1)
-        per_token = torch.nn.functional.cross_entropy(
-            logits.float().flatten(0, 1), batch.targets.flatten(), reduction="none")
-        return {"loss": per_token.double().mean(),
+        return {"loss": self._cross_entropy(logits, batch, "none").double().mean(),
                 "teacher_forced_accuracy": (predicted == batch.answers).double().mean()}
 
     def check_batch(self, batch) -> None:
