@@ -216,3 +216,17 @@ def test_rng_states_loaded_onto_a_gpu_restore(tmp_path):
     np.random.rand(5)
     restore_rng_states(on_device)
     assert np.array_equal(np.random.rand(3), expected)
+
+
+@pytest.mark.parametrize("config_name", ["small_lrmc_config", "small_mws_config"])
+def test_compiled_training_logs_what_eager_training_logs(tmp_path, config_name, request):
+    """train.compile = true (the fast mode) trains and logs: its metrics (the task's, and for
+    MWS greedy generation through the compiled network) equal eager training's to float32
+    rounding of the compiled kernels. It used to crash at the first log: a compiled module has
+    no truth value, and the evaluation wrote ``forward or model.bridge``."""
+    config = request.getfixturevalue(config_name).replace(train={"steps": 2, "log_every": 1})
+    eager = pd.read_csv(train(config, tmp_path / "eager", progress=False) / "metrics.csv")
+    compiled_config = config.replace(train={"compile": True})
+    compiled = pd.read_csv(train(compiled_config, tmp_path / "compiled", progress=False) / "metrics.csv")
+    assert list(compiled["step"]) == list(eager["step"]) and len(eager) >= 2
+    pd.testing.assert_frame_equal(compiled, eager, check_exact=False, rtol=1e-4, atol=1e-6)

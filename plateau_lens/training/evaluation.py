@@ -63,7 +63,7 @@ def evaluation_metrics(model: PlateauModel, batch, forward: ForwardFn | None = N
     output, cache = bridge.run_with_cache(batch.inputs, names_filter=lambda n: n in names)
     row = {f"eval_{name}": value for name, value in scalar_metrics(task, output, batch).items()}
     if getattr(task, "answer_length", None):
-        row.update(generation_metrics(task, forward or bridge, batch))
+        row.update(generation_metrics(task, bridge if forward is None else forward, batch))
     for name, pairs in collapse_measures(task).items():
         row[name] = mean_cosine_over_pairs(cache[final], pairs)
     if masks:
@@ -82,7 +82,7 @@ def training_log_row(model: PlateauModel, train_batch, test_batch,
     """The study's per-step log, called after the optimizer step: ``loss`` (and the task's
     other metrics) of the step's training batch under the updated weights, then
     :func:`evaluation_metrics` on ``test_batch``. The caller puts the network in eval mode."""
-    forward = forward or model.bridge
+    forward = model.bridge if forward is None else forward  # a compiled module has no truth value
     row = {name: value for name, value in
            scalar_metrics(model.task, forward(train_batch.inputs), train_batch).items()}
     row.update(evaluation_metrics(model, test_batch, forward))
