@@ -19,6 +19,7 @@ log = logging.getLogger("plateau_lens")
 
 EXIT_REFUSED = 2
 EXIT_DIVERGED = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
 PICKLE_HELP = ("also read legacy pickle checkpoints (step_N.pt): unpickling runs any code in the "
                "file, so only for runs you wrote yourself (better: `plateau-lens convert RUN`)")
 
@@ -180,6 +181,22 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
         print(f"plateau-lens: error: {error}", file=sys.stderr)
         return EXIT_REFUSED
+    except KeyboardInterrupt:
+        print(f"plateau-lens: interrupted{_resume_hint(args)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
+    """For an interrupted train / resume / demo: where its run stands and how to go on."""
+    from .training.checkpoint import list_checkpoints
+
+    run_dir = getattr(args, "out", None) if args.command in ("train", "demo") else None
+    run_dir = getattr(args, "run", None) if args.command == "resume" else run_dir
+    if run_dir is None or not (Path(run_dir) / "config.json").is_file():
+        return ""
+    steps = list_checkpoints(run_dir)
+    kept = f"keeps its checkpoints up to step {max(steps)}" if steps else "has no checkpoint yet"
+    return f": {run_dir} {kept}; go on with: plateau-lens resume {run_dir}"
 
 
 if __name__ == "__main__":

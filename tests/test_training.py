@@ -230,3 +230,29 @@ def test_compiled_training_logs_what_eager_training_logs(tmp_path, config_name, 
     compiled = pd.read_csv(train(compiled_config, tmp_path / "compiled", progress=False) / "metrics.csv")
     assert list(compiled["step"]) == list(eager["step"]) and len(eager) >= 2
     pd.testing.assert_frame_equal(compiled, eager, check_exact=False, rtol=1e-4, atol=1e-6)
+
+
+def test_ctrl_c_stops_training_with_a_resume_hint_and_loses_no_checkpoint(tmp_path, small_lrmc_config):
+    """Ctrl-C (SIGINT) during `plateau-lens train`: exit 130, no traceback, a message naming the
+    newest checkpoint and the resume command; resuming then finishes the run."""
+    config = small_lrmc_config.replace(
+        model={"d_model": 64, "n_layers": 2}, train={"steps": 400, "checkpoint_every": 10})
+    config_path = tmp_path / "config.json"
+    config_path.write_text(config.to_json())
+    run_dir = tmp_path / "interrupted"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "plateau_lens.cli", "train", str(config_path), "--out",
+         str(run_dir), "--quiet"], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(s >= 20 for s in list_checkpoints(run_dir)):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    kept = max(list_checkpoints(run_dir))
+    assert process.returncode == 130, stderr
+    assert 20 <= kept < 400, "the run was not interrupted mid-way"
+    assert "Traceback" not in stderr, stderr
+    assert (f"plateau-lens: interrupted: {run_dir} keeps its checkpoints up to step {kept}; "
+            f"go on with: plateau-lens resume {run_dir}") in stderr, stderr
+    resume(run_dir, progress=False)
+    assert max(list_checkpoints(run_dir)) == 400
