@@ -256,3 +256,15 @@ def test_ctrl_c_stops_training_with_a_resume_hint_and_loses_no_checkpoint(tmp_pa
             f"go on with: plateau-lens resume {run_dir}") in stderr, stderr
     resume(run_dir, progress=False)
     assert max(list_checkpoints(run_dir)) == 400
+
+
+def test_bf16_training_runs_in_bf16_and_follows_fp32(tmp_path, small_lrmc_config):
+    """train.precision = "bf16" (autocast) takes effect, i.e. the losses differ from fp32's in
+    their low bits, and follows fp32's curve to bf16 rounding (rel 5e-2) over 12 steps."""
+    config = small_lrmc_config.replace(model={"d_model": 64})
+    fp32 = pd.read_csv(train(config, tmp_path / "fp32", progress=False) / "metrics.csv")
+    bf16 = pd.read_csv(train(config.replace(train={"precision": "bf16"}), tmp_path / "bf16",
+                             progress=False) / "metrics.csv")
+    assert list(bf16["step"]) == list(fp32["step"]) and len(fp32) >= 12
+    assert (bf16["loss"] != fp32["loss"]).all()
+    pd.testing.assert_series_equal(bf16["loss"], fp32["loss"], check_exact=False, rtol=5e-2)
