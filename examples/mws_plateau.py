@@ -27,8 +27,9 @@ from plateau_lens.io import write_table
 BIAS_VALUES = (0.2, 0.5, 1.0, 2.5, 10.0)
 
 
-def train_until_solved(config, out: Path, chunk: int = 10, solved_for: int = 30) -> pd.DataFrame:
-    """Train in chunks; stop once accuracy ≥ 0.95 for ``solved_for`` steps (or at the budget)."""
+def train_until_solved(config, out: Path, chunk: int = 10, solved_for: int = 30) -> tuple[pd.DataFrame, int]:
+    """Train in chunks; stop once accuracy ≥ 0.95 for ``solved_for`` steps (or at the budget).
+    Returns the metrics rows and the number of steps trained."""
     with Trainer.open(config, out) as trainer:
         while trainer.step < config.train.steps:
             trainer.run(stop_at=trainer.step + chunk, progress=False)
@@ -37,7 +38,7 @@ def train_until_solved(config, out: Path, chunk: int = 10, solved_for: int = 30)
             if len(recent) and (recent["accuracy"] >= 0.95).all() and trainer.step >= solved_for:
                 break
         trainer.save()
-    return pd.DataFrame(trainer.rows)
+        return pd.DataFrame(trainer.rows), trainer.step
 
 
 def steps_to_transition(metrics: pd.DataFrame, threshold: float = 0.9) -> float:
@@ -95,12 +96,12 @@ def main() -> None:
             config = base.replace(train={"seed": seed, "attention_bias": c,
                                          "batch_size": args.batch_size, "steps": args.max_steps,
                                          "checkpoint_every": 100, "log_every": 10})
-            metrics = train_until_solved(config, out / f"bias_c{c}_seed{seed}")
+            metrics, steps_trained = train_until_solved(config, out / f"bias_c{c}_seed{seed}")
             found = load_run(out / f"bias_c{c}_seed{seed}").transition()
             rows.append({"c": c, "seed": seed,
                          "steps_to_accuracy_0.9": steps_to_transition(metrics),
                          "detected_drop_step": found.drop_step if found else float("nan"),
-                         "steps_trained": int(metrics["step"].max()) + 1})
+                         "steps_trained": steps_trained})
             print(rows[-1])
     table = pd.DataFrame(rows)
     write_table(table, out / "attention_bias.csv")

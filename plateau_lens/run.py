@@ -15,7 +15,7 @@ from .models.build import build_network, wrap_in_bridge
 from .models.handle import PlateauModel, set_attention_bias
 from .training.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
 from .training.trainer import CONFIG_FILE, METRICS_FILE
-from .transition import Transition, detect_transition
+from .transition import MIN_POINTS, Transition, detect_transition
 
 
 @dataclass
@@ -95,9 +95,13 @@ class Run:
             yield step, model
 
     def transition(self, loss: str | None = None) -> Transition | None:
-        """Detect the plateau and drop in this run's loss curve (LRMC: masked MSE)."""
+        """Detect the plateau and drop in this run's loss curve (LRMC: masked MSE); None
+        when there is none, or when the run has logged fewer than ``MIN_POINTS`` values of
+        ``loss`` (too short to tell; ``detect_transition`` itself raises there)."""
         if loss is None:
             loss = "masked_mse" if "masked_mse" in self.metrics else "loss"
+        if loss in self.metrics and self.metrics[loss].notna().sum() < MIN_POINTS:
+            return None
         return detect_transition(self.metrics, loss)
 
 

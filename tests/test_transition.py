@@ -133,3 +133,28 @@ def test_describe_is_the_line_the_demo_and_the_mc_loss_entry_print():
                             plateau_loss=2.63360, final_loss=0.046412)
     assert transition.describe() == ("steps 0–170 at loss 2.634; steepest drop at step 190; "
                                      "drop over by step 210 (loss 0.04641)")
+
+
+def test_a_run_too_short_to_tell_has_no_transition_and_the_demo_says_so(tmp_path, small_mws_config, capsys):
+    """A run with fewer logged points than detect_transition needs: Run.transition() is None
+    (detect_transition itself raises), and `plateau-lens demo` on it finishes, writes its
+    figures and says no plateau-and-drop was found (it used to exit 2 after training)."""
+    from plateau_lens import train
+    from plateau_lens.cli import main
+    from plateau_lens.run import load_run
+    from plateau_lens.transition import MIN_POINTS
+
+    short = train(small_mws_config.replace(train={"steps": 6}), tmp_path / "short", progress=False)
+    metrics = load_run(short).metrics
+    assert 0 < len(metrics) < MIN_POINTS
+    with pytest.raises(ValueError, match="logged points"):
+        detect_transition(metrics, "loss")
+    assert load_run(short).transition() is None
+
+    config_path = tmp_path / "config.json"
+    config_path.write_text(small_mws_config.to_json())
+    demo = tmp_path / "demo"
+    assert main(["demo", "--config", str(config_path), "--out", str(demo), "--steps", "6", "--quiet"]) == 0
+    assert "no plateau-and-drop found" in capsys.readouterr().out
+    for name in ["figures/loss_curve.png", "figures/attention_progress.png", "attention_progress.csv"]:
+        assert (demo / name).is_file(), name

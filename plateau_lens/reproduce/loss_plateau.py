@@ -48,15 +48,6 @@ class RunSpec:
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def transition_of(run):
-    """The run's detected plateau and drop; None when there is none or the run is too short
-    to tell (fewer logged points than ``detect_transition`` needs)."""
-    try:
-        return run.transition()
-    except ValueError:
-        return None
-
-
 def summarize(label: str, metrics: pd.DataFrame, transition, steps: int) -> dict[str, Any]:
     """One summary row: the detected plateau and drop, the final numbers, and the measures
     behind the study's findings, averaged over the plateau (its second half for accuracy,
@@ -100,7 +91,7 @@ def save_dynamics(context: Context, entry_id: str, runs: dict, title: str,
                   panels=PLATEAU_PANELS) -> dict[str, Path]:
     """The panels figure, every logged row (column ``run``) and the per-run summary."""
     metrics = {label: run.metrics for label, run in runs.items()}
-    transitions = {label: transition_of(run) for label, run in runs.items()}
+    transitions = {label: run.transition() for label, run in runs.items()}
     figure = plateau_dynamics(metrics, panels, title, transitions)
     table = pd.concat([m.assign(run=label) for label, m in metrics.items()], ignore_index=True)
     written = save_outputs(context, entry_id, figure, table)
@@ -244,7 +235,7 @@ def probe_entry(context: Context) -> dict[str, Path]:
         return next_token_probe(model, train, test)
 
     table = analyze_run(run, probe, batch=test[:1], progress=context.progress)
-    transition = transition_of(run)
+    transition = run.transition()
     figure = probe_accuracy_vs_step(table, run.metrics, transition,
                                     "MWS: next-token MLP probe of the attention output")
     written = save_outputs(context, "lp-fig20-probe", figure, table)
@@ -312,7 +303,7 @@ dynamics_entry(
 def collapse_sites(context: Context) -> dict[str, Path]:
     run = trained_run(context, MWS, "mws")
     table = analyze_run(run, representation_collapse, batch_size=256, progress=context.progress)
-    figure = collapse_by_site(table, transition_of(run),
+    figure = collapse_by_site(table, run.transition(),
                               "MWS: cosine similarity at each site (rows 17-31)")
     return save_outputs(context, "lp-fig41-42-collapse-sites", figure, table)
 

@@ -120,10 +120,7 @@ def detected_transition(run: Run):
     """The run's transition in masked MSE, or None (none found, or too few logged points)."""
     if "masked_mse" not in run.metrics:
         return None
-    try:
-        return run.transition("masked_mse")
-    except ValueError:
-        return None
+    return run.transition("masked_mse")
 
 
 def milestones(run: Run, setup: Setup) -> tuple[dict[str, int], str]:

@@ -75,10 +75,7 @@ def summarize_run(run_dir: Path) -> dict[str, Any]:
         row["final_loss"] = float(metrics[loss].dropna().iloc[-1])
         if "accuracy" in metrics:
             row["final_accuracy"] = float(metrics["accuracy"].dropna().iloc[-1])
-        try:
-            found = run.transition()
-        except ValueError:  # too few logged points to tell
-            found = None
+        found = run.transition()  # None also when too few points are logged to tell
         if found is not None:
             row.update({key: value for key, value in found.to_dict().items()
                         if key in TRANSITION_COLUMNS})
