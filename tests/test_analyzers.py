@@ -862,3 +862,17 @@ def test_reuse_freed_memory_refuses_a_threshold_outside_a_c_int():
     for bad in (0, -1, 2 ** 31):
         with pytest.raises(ValueError, match=r"threshold_bytes must be in \[1, 2\*\*31 - 1\]"):
             reuse_freed_memory(bad)
+
+
+@pytest.mark.parametrize("analyzer, task, config, kind", [
+    (repetition, LRMC, LRMC_CONFIG, "tasks with answers to generate"),
+    (attention_structure, MWS, MWS_CONFIG, "matrix-completion tasks"),
+    (copying_test, MWS, MWS_CONFIG, "matrix-completion tasks"),
+])
+def test_an_analyzer_given_another_kind_of_task_says_which_kind_it_needs(analyzer, task, config, kind):
+    """repetition on LRMC used to fail with AttributeError ('MatrixBatch' object has no
+    attribute 'prompts'); now, like the matrix-only analyzers, a ValueError naming the kind of
+    task it is defined for and the task it got."""
+    model = perturbed_model(task, config)
+    with pytest.raises(ValueError, match=f"{analyzer.__name__} is defined for {kind}.*not task '{task.name}'"):
+        analyzer(model, sample(task, 4))

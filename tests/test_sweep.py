@@ -94,6 +94,36 @@ def test_bad_sweep_file_is_refused_naming_the_field_and_nothing_is_written(tmp_p
     assert not out.exists()
 
 
+LRMC_TINY = """
+[task]
+name = "lrmc"
+m = 3
+n = 3
+rank = 1
+[model]
+d_model = 16
+"""
+
+
+@pytest.mark.parametrize("base, analyzers, expected", [
+    (TINY, "attention_progress,attention_structure",
+     "--analyze attention_structure: defined for matrix-completion tasks (lrmc), not task 'mws' (run seed=0)"),
+    (TINY, "copying_test", "--analyze copying_test: defined for matrix-completion tasks (lrmc), not task 'mws'"),
+    (LRMC_TINY, "repetition", "--analyze repetition: defined for tasks with answers to generate"),
+    (LRMC_TINY, "ablation_sweep,attention_progress",
+     "--analyze attention_progress: needs an optimal attention mask, and task 'lrmc' defines none"),
+])
+def test_analyzers_that_cannot_run_on_the_sweep_s_task_are_refused_before_any_work(
+        tmp_path, capsys, base, analyzers, expected):
+    """It used to train every run, then fail the analysis (and skip the analyzers after the
+    failing one)."""
+    path = write_sweep(tmp_path, "[grid]\ntrain.seed = [0, 1]\n", base=base)
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out), "--analyze", analyzers]) == 2
+    assert expected in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_missing_base_config_is_refused(tmp_path, capsys):
     path = tmp_path / "sweep.toml"
     path.write_text('base = "../nope.toml"\n[grid]\ntrain.seed = [0]\n')

@@ -28,9 +28,12 @@ def prepare(model, batch, task=None) -> PlateauModel:
     return handle
 
 
-def require(handle: PlateauModel, attribute: str, analyzer: str) -> None:
-    """Raise ``ValueError`` when an analyzer defined for one kind of task (e.g. matrix tasks:
-    ``m``) is given another."""
+MATRIX_TASKS = "matrix-completion tasks (lrmc)"
+GENERATING_TASKS = "tasks with answers to generate (the algorithmic tasks, lrmc_gpt)"
+
+
+def require(handle: PlateauModel, attribute: str, analyzer: str, kind: str = MATRIX_TASKS) -> None:
+    """Raise ``ValueError`` when an analyzer defined for one kind of task (matrix tasks have
+    ``m``, generating tasks ``answer_length``) is given another."""
     if not hasattr(handle.task, attribute):
-        raise ValueError(f"{analyzer} is defined for matrix-completion tasks (lrmc), not "
-                         f"task {handle.task.name!r}")
+        raise ValueError(f"{analyzer} is defined for {kind}, not task {handle.task.name!r}")

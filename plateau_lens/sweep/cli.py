@@ -70,7 +70,7 @@ def cmd_sweep(args) -> int:
         return cmd_summarize(args.summarize)
     if not args.sweep or not args.out:
         raise ValueError("usage: plateau-lens sweep SWEEP.toml --out DIR (or --summarize DIR)")
-    from .analyze import parse_analyzers
+    from .analyze import check_analyzers_apply, parse_analyzers
     from .engine import check_existing, import_ray, run_sweep
     from .spec import load_sweep
     from .summary import SUMMARY_FILE
@@ -84,6 +84,7 @@ def cmd_sweep(args) -> int:
     # everything is checked before anything is written
     analyzers = parse_analyzers(args.analyze)
     sweep = load_sweep(args.sweep)
+    check_analyzers_apply(analyzers, sweep.points)
     out = Path(args.out)
     check_existing(sweep, out)
     import_ray()
