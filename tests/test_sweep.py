@@ -124,6 +124,18 @@ def test_analyzers_that_cannot_run_on_the_sweep_s_task_are_refused_before_any_wo
     assert not out.exists()
 
 
+def test_gpus_per_run_beyond_the_local_gpus_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    """It used to start Ray and wait forever with every run pending."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    path = write_sweep(tmp_path, "[grid]\ntrain.seed = [0, 1]\n")
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out), "--gpus-per-run", "1"]) == 2
+    assert "--gpus-per-run 1: this machine has 0 GPU(s) for a local Ray" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_missing_base_config_is_refused(tmp_path, capsys):
     path = tmp_path / "sweep.toml"
     path.write_text('base = "../nope.toml"\n[grid]\ntrain.seed = [0]\n')

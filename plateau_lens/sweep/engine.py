@@ -148,6 +148,18 @@ def check_reachable(address: str, timeout: float = 10.0) -> None:
                          f"run on a local Ray") from None
 
 
+def check_local_gpus(gpus_per_run: float) -> None:
+    """A local Ray offers the GPUs torch sees; a run asking for more would wait forever."""
+    if gpus_per_run > 0:
+        import torch
+
+        available = torch.cuda.device_count()
+        if gpus_per_run > available:
+            raise SweepError(f"--gpus-per-run {gpus_per_run:g}: this machine has {available} "
+                             f"GPU(s) for a local Ray, so no run could start; leave it out "
+                             f"(0: CPU) or give --address of a cluster with GPUs")
+
+
 def start_ray(ray, address: str | None, workers: int) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no network calls from a laptop sweep
     if address is None:
@@ -178,6 +190,7 @@ def run_sweep(sweep: Sweep, out: str | Path, *, workers: int | None = None,
         workers = workers or cores
         threads = threads or max(1, cores // workers)
         cpus_per_task = 1  # the local Ray has exactly `workers` CPU slots
+        check_local_gpus(gpus_per_run)
     else:
         check_reachable(address)
         threads = threads or 1
