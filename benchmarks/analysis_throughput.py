@@ -290,6 +290,7 @@ def main() -> None:
                         help="checkpoints for the sweep vs one hooked forward per ablation")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    args.run = str(Path(args.run).resolve())  # the comparison's subprocesses run in the repository
     run = load_run(ensure_run(Path(args.run), args.config, args.checkpoints))
     steps = run.steps[: args.checkpoints]
     batch = analysis_batch(run, args.batch_size)

@@ -22,10 +22,13 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from reference_loop import training_step
 
-CONFIGS = {"paper": "tasks/lrmc.toml", "cpu": "tasks/lrmc_cpu.toml", "mws": "tasks/mws.toml"}
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = {name: str(REPO / "tasks" / file) for name, file in
+           {"paper": "lrmc.toml", "cpu": "lrmc_cpu.toml", "mws": "mws.toml"}.items()}
 
 
 def measure(impl: str, config_path: str, device: str, precision: str, compile_: bool,
@@ -86,9 +89,11 @@ def main() -> None:
                         "precision": args.precision if ours else (args.reference_precision or args.precision),
                         "compile_": args.compile and ours, "steps": steps, "warmup": args.warmup,
                         "threads": args.threads}
-                output = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
-                                        capture_output=True, text=True, check=True).stdout
-                results[impl].append(json.loads(output.strip().splitlines()[-1]))
+                child = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
+                                       capture_output=True, text=True)
+                if child.returncode != 0:
+                    sys.exit(f"{impl} on {path} failed:\n{child.stderr[-3000:]}")
+                results[impl].append(json.loads(child.stdout.strip().splitlines()[-1]))
         ref = statistics.median(r["steps_per_s"] for r in results["reference"])
         ours = statistics.median(r["steps_per_s"] for r in results["plateau-lens"])
         ref_mem = max(r["peak_mib"] for r in results["reference"])
