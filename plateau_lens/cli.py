@@ -88,8 +88,10 @@ def cmd_resume(args) -> int:
 
 def cmd_demo(args) -> int:
     from .demo import run_demo
+    from .reproduce.common import config_path
 
-    run_demo(args.config, Path(args.out), steps=args.steps, progress=not args.quiet)
+    config = args.config or config_path("mws.toml")
+    run_demo(config, Path(args.out), steps=args.steps, progress=not args.quiet)
     return 0
 
 
@@ -134,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_resume)
 
     p = sub.add_parser("demo", help="train MWS through its plateau, plot and analyse it")
-    p.add_argument("--config", default="tasks/mws.toml")
+    p.add_argument("--config", help="TOML config (default: the repository's tasks/mws.toml, "
+                                    "wherever the command runs)")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--quiet", action="store_true")

@@ -1,5 +1,7 @@
 """Transition detection on synthetic curves with known plateau/drop, and on a real run."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -158,3 +160,16 @@ def test_a_run_too_short_to_tell_has_no_transition_and_the_demo_says_so(tmp_path
     assert "no plateau-and-drop found" in capsys.readouterr().out
     for name in ["figures/loss_curve.png", "figures/attention_progress.png", "attention_progress.csv"]:
         assert (demo / name).is_file(), name
+
+
+def test_the_demo_finds_its_default_config_from_any_directory(tmp_path, monkeypatch):
+    """`plateau-lens demo` without --config reads the repository's tasks/mws.toml wherever it
+    runs (a relative default failed outside the checkout)."""
+    from plateau_lens import load_config
+    from plateau_lens.cli import main
+    from plateau_lens.run import load_run
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--out", "demo", "--steps", "2", "--quiet"]) == 0
+    repository_config = load_config(Path(__file__).resolve().parents[1] / "tasks" / "mws.toml")
+    assert load_run(tmp_path / "demo").config == repository_config.replace(train={"steps": 2})
