@@ -75,6 +75,10 @@ def build_network(task, model_config: ModelConfig, seed: int = 0) -> NativeModel
             block.attn = PlateauAttention(cfg, kind=model_config.attention,
                                           attention_bias=attention_bias)
         encoding = getattr(task, "encoding", None)
+        if model_config.mask_embedding == "zero" and encoding != "tokens":
+            raise ValueError(f"model.mask_embedding='zero' needs a task with the token encoding "
+                             f"(lrmc, lrmc_mixed with encoding = 'tokens'), got task "
+                             f"{task.name!r} (encoding {encoding!r}); allowed here: 'learned'")
         if encoding == "real":
             network.tok_embed = ValueEmbedding(cfg.d_model)
         elif encoding == "tokens" and model_config.mask_embedding == "zero":
