@@ -327,7 +327,8 @@ def llm_prompts(context: Context) -> list[str]:
     questions (``datasets``; the hub or a filled cache)."""
 
     local = context.local_dir / "prompts.txt" if context.local_dir else None
-    return load_prompts(local if local is not None and local.is_file() else "arc-easy", 100)
+    return load_prompts(local if local is not None and local.is_file() else "arc-easy", 100,
+                        prompts_hint="LOCAL/prompts.txt with --local-dir LOCAL")
 
 
 def local_steps(directory: Path, steps) -> list[int]:

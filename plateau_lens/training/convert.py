@@ -66,7 +66,11 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run")
     args = parser.parse_args(argv)
-    written = convert_run(args.run)
+    try:
+        written = convert_run(args.run)
+    except (ValueError, FileNotFoundError, RuntimeError) as error:  # as plateau-lens convert
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 2
     print(f"converted {len(written)} checkpoint(s) in {args.run}")
     return 0
 
