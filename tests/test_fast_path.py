@@ -29,7 +29,7 @@ VARIANTS = {  # (task, config, attention bias c or None)
     "mws-linear-bias": (MWS, ModelConfig(n_layers=3, n_heads=2, d_model=16, attention="linear"), 2.5),
     "mws-softmax-causal": (MWS, ModelConfig(n_layers=3, n_heads=2, d_model=16, attention="softmax"), None),
     "bert-post-ln": (LRMC, ModelConfig(n_layers=3, n_heads=2, d_model=16, attention="softmax", act_fn="gelu",
-                                       architecture="bert", mask_embedding="zero"), None),
+                                       architecture="bert"), None),
     "lrmc-gpt-causal": (GPT, ModelConfig(n_layers=3, n_heads=2, d_model=16, attention="softmax"), None),
 }
 
