@@ -14,7 +14,8 @@ from plateau_lens import (
     nuclear_norm_complete, patch_activations, patch_between_models, repetition,
     representation_collapse, swap_attention, train,
 )
-from plateau_lens.analysis import remaining_hooks, wide
+from plateau_lens.analysis import (ood_evaluation, permuted_positions, remaining_hooks, token_embedding_norms,
+                                   wide)
 from plateau_lens.analysis.attention_structure import mask_rows
 from plateau_lens.analysis.clean_pass import hook_activations
 from plateau_lens.analysis.partial_forward import forward_from_layer, runs_native_modules
@@ -864,15 +865,25 @@ def test_reuse_freed_memory_refuses_a_threshold_outside_a_c_int():
             reuse_freed_memory(bad)
 
 
+VALUE_READOUT = r"matrix-completion tasks with a value read-out \(lrmc; not lrmc_gpt\)"
+
+
 @pytest.mark.parametrize("analyzer, task, config, kind", [
-    (repetition, LRMC, LRMC_CONFIG, "tasks with answers to generate"),
-    (attention_structure, MWS, MWS_CONFIG, "matrix-completion tasks"),
-    (copying_test, MWS, MWS_CONFIG, "matrix-completion tasks"),
+    (repetition, LRMC, LRMC_CONFIG, r"tasks with answers to generate \(the algorithmic tasks, lrmc_gpt\)"),
+    (attention_structure, MWS, MWS_CONFIG, r"matrix-completion tasks \(lrmc, lrmc_gpt\)"),
+    (copying_test, MWS, MWS_CONFIG, VALUE_READOUT),
+    (copying_test, GPT, GPT_CONFIG, VALUE_READOUT),
+    (lambda model, batch: compare_to_nuclear_norm(model, n_matrices=2, progress=False), GPT,
+     GPT_CONFIG, VALUE_READOUT),
+    (lambda model, batch: ood_evaluation(model, n_matrices=2), GPT, GPT_CONFIG, VALUE_READOUT),
+    (permuted_positions, GPT, GPT_CONFIG, VALUE_READOUT),
+    (lambda model, batch: token_embedding_norms(model), GPT, GPT_CONFIG, VALUE_READOUT),
 ])
 def test_an_analyzer_given_another_kind_of_task_says_which_kind_it_needs(analyzer, task, config, kind):
-    """repetition on LRMC used to fail with AttributeError ('MatrixBatch' object has no
-    attribute 'prompts'); now, like the matrix-only analyzers, a ValueError naming the kind of
-    task it is defined for and the task it got."""
+    """A ValueError naming the kind of task the analyzer is defined for and the task it got.
+    repetition on LRMC used to fail with AttributeError ('MatrixBatch' object has no attribute
+    'prompts'); copying_test, the nuclear-norm comparison, OOD, permuted positions and the
+    embedding analyses on the GPT variant with AttributeErrors, shape errors or an n_ctx error."""
     model = perturbed_model(task, config)
-    with pytest.raises(ValueError, match=f"{analyzer.__name__} is defined for {kind}.*not task '{task.name}'"):
+    with pytest.raises(ValueError, match=f"is defined for {kind}, not task '{task.name}'"):
         analyzer(model, sample(task, 4))

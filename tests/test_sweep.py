@@ -105,13 +105,24 @@ d_model = 16
 """
 
 
+GPT_TINY = LRMC_TINY.replace('name = "lrmc"', 'name = "lrmc_gpt"')
+
+
 @pytest.mark.parametrize("base, analyzers, expected", [
     (TINY, "attention_progress,attention_structure",
-     "--analyze attention_structure: defined for matrix-completion tasks (lrmc), not task 'mws' (run seed=0)"),
-    (TINY, "copying_test", "--analyze copying_test: defined for matrix-completion tasks (lrmc), not task 'mws'"),
+     "--analyze attention_structure: defined for matrix-completion tasks (lrmc, lrmc_gpt), not task "
+     "'mws' (run seed=0); allowed for this task: attention_progress, ablation_sweep, repetition, "
+     "representation_collapse"),
+    (TINY, "copying_test", "--analyze copying_test: defined for matrix-completion tasks with a value "
+                           "read-out (lrmc; not lrmc_gpt), not task 'mws'"),
+    (GPT_TINY, "attention_structure,copying_test",
+     "--analyze copying_test: defined for matrix-completion tasks with a value read-out (lrmc; not "
+     "lrmc_gpt), not task 'lrmc_gpt'"),
     (LRMC_TINY, "repetition", "--analyze repetition: defined for tasks with answers to generate"),
     (LRMC_TINY, "ablation_sweep,attention_progress",
-     "--analyze attention_progress: needs an optimal attention mask, and task 'lrmc' defines none"),
+     "--analyze attention_progress: needs an optimal attention mask, and task 'lrmc' defines none "
+     "(run seed=0); allowed for this task: attention_structure, ablation_sweep, copying_test, "
+     "representation_collapse"),
 ])
 def test_analyzers_that_cannot_run_on_the_sweep_s_task_are_refused_before_any_work(
         tmp_path, capsys, base, analyzers, expected):

@@ -28,12 +28,14 @@ def prepare(model, batch, task=None) -> PlateauModel:
     return handle
 
 
-MATRIX_TASKS = "matrix-completion tasks (lrmc)"
+MATRIX_TASKS = "matrix-completion tasks (lrmc, lrmc_gpt)"
+VALUE_READOUT_TASKS = "matrix-completion tasks with a value read-out (lrmc; not lrmc_gpt)"
 GENERATING_TASKS = "tasks with answers to generate (the algorithmic tasks, lrmc_gpt)"
 
 
 def require(handle: PlateauModel, attribute: str, analyzer: str, kind: str = MATRIX_TASKS) -> None:
     """Raise ``ValueError`` when an analyzer defined for one kind of task (matrix tasks have
-    ``m``, generating tasks ``answer_length``) is given another."""
+    ``m``, those with a value read-out ``predictions``, generating tasks ``answer_length``) is
+    given another."""
     if not hasattr(handle.task, attribute):
         raise ValueError(f"{analyzer} is defined for {kind}, not task {handle.task.name!r}")

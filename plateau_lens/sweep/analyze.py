@@ -30,27 +30,35 @@ def parse_analyzers(text: str | None) -> list[str]:
 
 def check_analyzers_apply(names: Sequence[str], points) -> None:
     """Before any work: each analyzer is defined for every point's task (the check the
-    analyzer makes on its first checkpoint: matrix tasks for attention_structure and
-    copying_test, tasks that generate answers for repetition, an optimal attention mask for
-    attention_progress), so that an --analyze list that cannot run is refused up front."""
-    from ..analysis.hooks import GENERATING_TASKS, MATRIX_TASKS
+    analyzer makes on its first checkpoint), so that an --analyze list that cannot run is
+    refused up front, naming the run and the analyzers its task allows."""
+    for point in points:
+        task, n_layers = point.config.make_task(), point.config.model.n_layers
+        for name in names:
+            problem = _inapplicable(name, task, n_layers)
+            if problem is not None:
+                allowed = [a for a in ANALYZERS if _inapplicable(a, task, n_layers) is None]
+                raise ValueError(f"--analyze {name}: {problem} (run {point.name}); allowed "
+                                 f"for this task: {', '.join(allowed)}")
+
+
+def _inapplicable(name: str, task, n_layers: int) -> str | None:
+    """Why analyzer ``name`` refuses ``task`` (None: it runs): matrix tasks for
+    attention_structure, a value read-out for copying_test, answers to generate for
+    repetition, an optimal attention mask for attention_progress."""
+    from ..analysis.hooks import GENERATING_TASKS, MATRIX_TASKS, VALUE_READOUT_TASKS
     from ..metrics import attention_masks
     from ..tasks import step_generator
 
-    needs = {"attention_structure": ("m", MATRIX_TASKS), "copying_test": ("m", MATRIX_TASKS),
+    needs = {"attention_structure": ("m", MATRIX_TASKS),
+             "copying_test": ("predictions", VALUE_READOUT_TASKS),
              "repetition": ("answer_length", GENERATING_TASKS)}
-    for point in points:
-        task = point.config.make_task()
-        for name in names:
-            if name in needs and not hasattr(task, needs[name][0]):
-                problem = f"defined for {needs[name][1]}, not task {task.name!r}"
-            elif name == "attention_progress" and not attention_masks(
-                    task, task.sample(1, step_generator(0, 0)), point.config.model.n_layers):
-                problem = f"needs an optimal attention mask, and task {task.name!r} defines none"
-            else:
-                continue
-            raise ValueError(f"--analyze {name}: {problem} (run {point.name}); analyzers for "
-                             f"every task: ablation_sweep, representation_collapse")
+    if name in needs and not hasattr(task, needs[name][0]):
+        return f"defined for {needs[name][1]}, not task {task.name!r}"
+    if name == "attention_progress" and not attention_masks(
+            task, task.sample(1, step_generator(0, 0)), n_layers):
+        return f"needs an optimal attention mask, and task {task.name!r} defines none"
+    return None
 
 
 def analyzer_function(name: str) -> Callable:
