@@ -43,9 +43,10 @@ def _overrides(args) -> list[str]:
 def dry_run(config):
     """Build the config's model and print what it is (task, architecture, sizes, parameter
     count, then the full config as JSON), without training or writing; returns the network."""
-    from .models.build import build_network
+    from .models.build import build_network, check_model_for_task
 
     task = config.make_task()
+    check_model_for_task(task, config.model)
     network = build_network(task, config.model, config.train.seed)
     n_parameters = sum(p.numel() for p in network.parameters())
     model = config.model

@@ -144,9 +144,6 @@ def test_bad_model_config():
         ModelConfig(pos_embedding="sinusoidal")
     with pytest.raises(ValueError, match="needs a matrix task"):
         build_network(make_task("mws"), ModelConfig(pos_embedding="row_column"))
-    for task in (make_task("mws"), make_task("lrmc", encoding="real")):
-        with pytest.raises(ValueError, match="mask_embedding='zero' needs a task with the token encoding"):
-            build_network(task, ModelConfig(mask_embedding="zero"))
 
 
 def test_row_column_position_embedding_is_row_plus_column():

@@ -268,3 +268,34 @@ def test_bf16_training_runs_in_bf16_and_follows_fp32(tmp_path, small_lrmc_config
     assert list(bf16["step"]) == list(fp32["step"]) and len(fp32) >= 12
     assert (bf16["loss"] != fp32["loss"]).all()
     pd.testing.assert_series_equal(bf16["loss"], fp32["loss"], check_exact=False, rtol=5e-2)
+
+
+def test_a_model_that_does_not_fit_its_task_is_refused_when_a_run_is_made_but_old_runs_load(
+        tmp_path, small_lrmc_config, capsys, monkeypatch):
+    """mask_embedding = "zero" without the token encoding did nothing and was accepted; it is
+    refused by train (nothing written), --dry-run and a sweep file, naming the field. A run
+    saved before the check (config.json with it) still loads and resumes: building a saved run
+    checks only what building needs."""
+    from plateau_lens.cli import main
+    from plateau_lens.sweep import load_sweep
+
+    bad = small_lrmc_config.replace(model={"mask_embedding": "zero"})  # lrmc: real encoding
+    expected = "model.mask_embedding='zero' needs a task with the token encoding"
+    with pytest.raises(ValueError, match=expected):
+        train(bad, tmp_path / "new", progress=False)
+    assert not (tmp_path / "new").exists()
+    config_path = tmp_path / "bad.json"
+    config_path.write_text(bad.to_json())
+    assert main(["train", str(config_path), "--dry-run"]) == 2
+    assert expected in capsys.readouterr().err
+    (tmp_path / "sweep.toml").write_text('base = "bad.json"\n[grid]\ntrain.seed = [0, 1]\n')
+    with pytest.raises(ValueError, match=f"run seed=0.*{expected}"):
+        load_sweep(tmp_path / "sweep.toml")
+
+    with monkeypatch.context() as before_the_check:  # a run written by a version without it
+        before_the_check.setattr("plateau_lens.training.trainer.check_model_for_task", lambda *a: None)
+        old = train(bad.replace(train={"steps": 4}), tmp_path / "old", progress=False)
+    resume(old, progress=False, config=bad.replace(train={"steps": 8}))
+    assert load_run(old).steps[-1] == 8
+    assert load_run(old).config.model.mask_embedding == "zero"
+    load_run(old).model(8)

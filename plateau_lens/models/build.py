@@ -56,6 +56,25 @@ def bridge_config(task, model_config: ModelConfig, seed: int = 0) -> Transformer
     )
 
 
+def check_model_for_task(task, model_config: ModelConfig) -> None:
+    """Refuse, before any work, a model config that does not fit ``task``: row/column
+    positions need a matrix task; a zero MASK embedding needs the token encoding (elsewhere it
+    would do nothing). Run when a run is made (train, --dry-run, each sweep point); building a
+    saved run checks only what building needs, so runs saved before a check existed load."""
+    _check_row_column(task, model_config)
+    encoding = getattr(task, "encoding", None)
+    if model_config.mask_embedding == "zero" and encoding != "tokens":
+        raise ValueError(f"model.mask_embedding='zero' needs a task with the token encoding "
+                         f"(lrmc, lrmc_mixed with encoding = 'tokens'), got task "
+                         f"{task.name!r} (encoding {encoding!r}); allowed here: 'learned'")
+
+
+def _check_row_column(task, model_config: ModelConfig) -> None:
+    if model_config.pos_embedding == "row_column" and not hasattr(task, "m"):
+        raise ValueError(f"model.pos_embedding='row_column' needs a matrix task (lrmc), "
+                         f"got task {task.name!r}")
+
+
 def build_network(task, model_config: ModelConfig, seed: int = 0) -> NativeModel:
     """A freshly initialised native network for ``task`` (deterministic for ``seed``).
 
@@ -75,10 +94,6 @@ def build_network(task, model_config: ModelConfig, seed: int = 0) -> NativeModel
             block.attn = PlateauAttention(cfg, kind=model_config.attention,
                                           attention_bias=attention_bias)
         encoding = getattr(task, "encoding", None)
-        if model_config.mask_embedding == "zero" and encoding != "tokens":
-            raise ValueError(f"model.mask_embedding='zero' needs a task with the token encoding "
-                             f"(lrmc, lrmc_mixed with encoding = 'tokens'), got task "
-                             f"{task.name!r} (encoding {encoding!r}); allowed here: 'learned'")
         if encoding == "real":
             network.tok_embed = ValueEmbedding(cfg.d_model)
         elif encoding == "tokens" and model_config.mask_embedding == "zero":
@@ -86,9 +101,7 @@ def build_network(task, model_config: ModelConfig, seed: int = 0) -> NativeModel
         if task.readout_bias:
             network.head = nn.Linear(cfg.d_model, task.d_vocab_out, bias=True)
         if model_config.pos_embedding == "row_column":
-            if not hasattr(task, "m"):
-                raise ValueError(f"model.pos_embedding='row_column' needs a matrix task (lrmc), "
-                                 f"got task {task.name!r}")
+            _check_row_column(task, model_config)
             network.pos = RowColumnEmbedding(math.ceil(cfg.n_ctx / task.n), task.n, cfg.d_model)
         if bert:
             generator = torch.Generator().manual_seed(seed)

@@ -90,10 +90,17 @@ def overrides(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return sections
 
 
-def apply(base, values: dict[str, Any], where: str):
-    """``base`` with ``values`` (dotted keys) set; a config error is re-raised naming ``where``."""
+def apply(base, values: dict[str, Any], where: str, whole_run: bool = False):
+    """``base`` with ``values`` (dotted keys) set; a config error is re-raised naming ``where``.
+    ``whole_run``: the config is a run's, so the model is also checked against its task
+    (``check_model_for_task``, as ``train`` does)."""
+    from ..models.build import check_model_for_task
+
     try:
-        return base.replace(**overrides(values))
+        config = base.replace(**overrides(values))
+        if whole_run:
+            check_model_for_task(config.make_task(), config.model)
+        return config
     except (ValueError, TypeError, KeyError) as error:
         raise SweepError(f"{where}: {error}") from error
 
@@ -225,6 +232,7 @@ def load_sweep(path: str | Path) -> Sweep:
             raise SweepError(f"two points get the same run name {name!r}: {names[name]} and "
                              f"{params} (repeated values?)")
         names[name] = params
-        config = apply(base, params, f"run {name} ({', '.join(f'{k} = {v!r}' for k, v in params.items())})")
+        config = apply(base, params, f"run {name} ({', '.join(f'{k} = {v!r}' for k, v in params.items())})",
+                       whole_run=True)
         points.append(Point(name=name, params=params, config=config))
     return Sweep(path=path, base=base_path, fields=tuple(fields), fixed=fixed, points=tuple(points))

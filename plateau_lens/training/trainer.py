@@ -28,7 +28,7 @@ from ..interventions import (
     configured_attention_bias, copy_components, freeze_components, set_attention_bias,
 )
 from ..io import RunLock, read_table, remove_stale_temp_files, write_table, write_text
-from ..models.build import build_network, wrap_in_bridge
+from ..models.build import build_network, check_model_for_task, wrap_in_bridge
 from ..models.handle import PlateauModel
 from ..tasks.base import step_generator
 from .checkpoint import (
@@ -311,6 +311,7 @@ class Trainer:
         config = load_config(config)
         run_dir = Path(run_dir)
         check_new_run_dir(run_dir)
+        check_model_for_task(config.make_task(), config.model)
         trainer = cls(config, run_dir, network)  # loads any init checkpoint before touching disk
         run_dir.mkdir(parents=True, exist_ok=True)
         lock = RunLock(run_dir).acquire()
