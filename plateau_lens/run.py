@@ -96,11 +96,13 @@ class Run:
 
     def transition(self, loss: str | None = None) -> Transition | None:
         """Detect the plateau and drop in this run's loss curve (LRMC: masked MSE); None
-        when there is none, or when the run has logged fewer than ``MIN_POINTS`` values of
-        ``loss`` (too short to tell; ``detect_transition`` itself raises there)."""
+        when there is none, and where ``detect_transition`` itself raises on the curve: no
+        such column or fewer than ``MIN_POINTS`` logged values (too short to tell), or a value
+        ≤ 0 (no log scale; e.g. an exactly solved masked MSE of the GPT variant)."""
         if loss is None:
             loss = "masked_mse" if "masked_mse" in self.metrics else "loss"
-        if loss in self.metrics and self.metrics[loss].notna().sum() < MIN_POINTS:
+        values = self.metrics[loss].dropna() if loss in self.metrics else pd.Series(dtype=float)
+        if len(values) < MIN_POINTS or (values <= 0).any():
             return None
         return detect_transition(self.metrics, loss)
 

@@ -153,6 +153,15 @@ def test_a_run_too_short_to_tell_has_no_transition_and_the_demo_says_so(tmp_path
         detect_transition(metrics, "loss")
     assert load_run(short).transition() is None
 
+    # enough points, but a value of 0 (an exactly solved masked MSE) or no such column
+    longer = train(small_mws_config.replace(train={"steps": 20}), tmp_path / "longer", progress=False)
+    run = load_run(longer)
+    assert len(run.metrics) >= MIN_POINTS
+    run.metrics.loc[3, "loss"] = 0.0
+    with pytest.raises(ValueError, match="must be positive"):
+        detect_transition(run.metrics, "loss")
+    assert run.transition() is None and run.transition("no_such_column") is None
+
     config_path = tmp_path / "config.json"
     config_path.write_text(small_mws_config.to_json())
     demo = tmp_path / "demo"
