@@ -278,7 +278,7 @@ def compare_hooked(run, steps, batch) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", default="runs/bench_analysis")
-    parser.add_argument("--config", default="tasks/lrmc_cpu.toml")
+    parser.add_argument("--config", default=str(REPO / "tasks" / "lrmc_cpu.toml"))
     parser.add_argument("--checkpoints", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--probe-train-size", type=int, default=512)

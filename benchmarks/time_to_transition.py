@@ -116,7 +116,7 @@ def figure(curves: pd.DataFrame, summary: pd.DataFrame, loss: str, title: str):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="tasks/lrmc.toml")
+    parser.add_argument("--config", default=str(Path(__file__).resolve().parents[1] / "tasks" / "lrmc.toml"))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--compile", action="store_true", help="compile plateau-lens' network")

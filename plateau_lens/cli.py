@@ -200,7 +200,8 @@ def _resume_hint(args: argparse.Namespace) -> str:
         return ""
     steps = list_checkpoints(run_dir)
     kept = f"keeps its checkpoints up to step {max(steps)}" if steps else "has no checkpoint yet"
-    return f": {run_dir} {kept}; go on with: plateau-lens resume {run_dir}"
+    again = "re-run the same demo command" if args.command == "demo" else f"plateau-lens resume {run_dir}"
+    return f": {run_dir} {kept}; go on with: {again}"
 
 
 if __name__ == "__main__":

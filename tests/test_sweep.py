@@ -140,6 +140,11 @@ def test_gpus_per_run_beyond_the_local_gpus_is_refused_before_any_work(tmp_path,
     import torch
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("Ray was started")  # without the check the runs would wait forever
+
+    monkeypatch.setattr("plateau_lens.sweep.engine.start_ray", no_ray)
     path = write_sweep(tmp_path, "[grid]\ntrain.seed = [0, 1]\n")
     out = tmp_path / "out"
     assert main(["sweep", str(path), "--out", str(out), "--gpus-per-run", "1"]) == 2

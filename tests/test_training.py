@@ -244,8 +244,10 @@ def test_ctrl_c_stops_training_with_a_resume_hint_and_loses_no_checkpoint(tmp_pa
         [sys.executable, "-m", "plateau_lens.cli", "train", str(config_path), "--out",
          str(run_dir), "--quiet"], stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while time.time() < deadline and not any(s >= 20 for s in list_checkpoints(run_dir)):
+    while (time.time() < deadline and process.poll() is None
+           and not any(s >= 20 for s in list_checkpoints(run_dir))):
         time.sleep(0.05)
+    assert process.poll() is None, process.communicate()[1]  # still training
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     kept = max(list_checkpoints(run_dir))
@@ -254,20 +256,21 @@ def test_ctrl_c_stops_training_with_a_resume_hint_and_loses_no_checkpoint(tmp_pa
     assert "Traceback" not in stderr, stderr
     assert (f"plateau-lens: interrupted: {run_dir} keeps its checkpoints up to step {kept}; "
             f"go on with: plateau-lens resume {run_dir}") in stderr, stderr
+    assert int(load_checkpoint(checkpoint_path(run_dir, kept))["step"]) == kept  # intact, verifies
     resume(run_dir, progress=False)
     assert max(list_checkpoints(run_dir)) == 400
 
 
 def test_bf16_training_runs_in_bf16_and_follows_fp32(tmp_path, small_lrmc_config):
     """train.precision = "bf16" (autocast) takes effect, i.e. the losses differ from fp32's in
-    their low bits, and follows fp32's curve to bf16 rounding (rel 5e-2) over 12 steps."""
+    their low bits, and follows fp32's curve over 12 steps to rel 2e-2 (measured: 0.85 %)."""
     config = small_lrmc_config.replace(model={"d_model": 64})
     fp32 = pd.read_csv(train(config, tmp_path / "fp32", progress=False) / "metrics.csv")
     bf16 = pd.read_csv(train(config.replace(train={"precision": "bf16"}), tmp_path / "bf16",
                              progress=False) / "metrics.csv")
     assert list(bf16["step"]) == list(fp32["step"]) and len(fp32) >= 12
     assert (bf16["loss"] != fp32["loss"]).all()
-    pd.testing.assert_series_equal(bf16["loss"], fp32["loss"], check_exact=False, rtol=5e-2)
+    pd.testing.assert_series_equal(bf16["loss"], fp32["loss"], check_exact=False, rtol=2e-2)
 
 
 def test_a_model_that_does_not_fit_its_task_is_refused_when_a_run_is_made_but_old_runs_load(
