@@ -9,7 +9,7 @@ import torch
 
 from ..metrics import (generation_metrics, mean_cosine_over_pairs, mean_pairwise_cosine,
                        readout_input_hook)
-from .hooks import GENERATING_TASKS, check_hook_names, prepare, require
+from .hooks import check_hook_names, prepare, require
 from .parallel import one_intra_op_thread
 from .schema import metric_records, record, tidy
 
@@ -96,5 +96,5 @@ def repetition(model, batch, task=None) -> pd.DataFrame:
     (mean of [ŷ_t = ŷ_{t+1}] over adjacent answer pairs) beside that of the true outputs,
     and accuracy overall and per answer position (metrics ``accuracy_pos_{i}``)."""
     model = prepare(model, batch, task)
-    require(model, "answer_length", "repetition", GENERATING_TASKS)
+    require(model, "answer_length", "repetition")
     return tidy(metric_records(generation_metrics(model.task, model.bridge, batch)))

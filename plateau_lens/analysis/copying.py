@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 
 from ..tasks.base import check_choice
-from .hooks import VALUE_READOUT_TASKS, prepare, require
+from .hooks import prepare, require
 from .schema import metric_records, tidy
 
 STUDY_FILL_VALUE = -0.24
@@ -48,7 +48,7 @@ def copying_test(model, batch, fill_value: float | None = STUDY_FILL_VALUE,
         raise ValueError(f"fill_value must be a number in [-10, 10] (the token range) or None, "
                          f"got {fill_value!r}")
     model = prepare(model, batch, task)
-    require(model, "predictions", "copying_test", VALUE_READOUT_TASKS)
+    require(model, "predictions", "copying_test")
     task = model.task
     if matrix == "random":
         batch = task.with_inputs(batch, matrix=random_full_rank(batch, seed))

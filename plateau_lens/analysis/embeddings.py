@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from ..metrics import scalar_metrics
 from ..models.handle import PlateauModel
 from ..tasks.base import check_choice, check_int
-from .hooks import VALUE_READOUT_TASKS, prepare, require
+from .hooks import prepare, require
 from .schema import metric_records, record, tidy
 
 TOKEN_HOOK = "hook_embed"
@@ -55,7 +55,7 @@ VALUE_RANGE_WIDTH = 0.5
 # ------------------------------------------------------------------------------ helpers
 def _matrix_model(model, task, analyzer: str) -> PlateauModel:
     handle = PlateauModel.resolve(model, task)
-    require(handle, "predictions", analyzer, VALUE_READOUT_TASKS)
+    require(handle, "predictions", analyzer)
     return handle
 
 
@@ -310,7 +310,7 @@ def permuted_positions(model, batch, n_permutations: int = 8,
     and ``permutation``; metrics are the task's (loss = MSE over all entries, masked_mse,
     observed_mse, masked_abs_pred)."""
     model = prepare(model, batch, task)
-    require(model, "predictions", "permuted_positions", VALUE_READOUT_TASKS)
+    require(model, "predictions", "permuted_positions")
     check_int("n_permutations", n_permutations, 1)
     scopes = list(scopes)
     if not scopes:

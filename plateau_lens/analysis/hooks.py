@@ -28,14 +28,26 @@ def prepare(model, batch, task=None) -> PlateauModel:
     return handle
 
 
-MATRIX_TASKS = "matrix-completion tasks (lrmc, lrmc_gpt)"
-VALUE_READOUT_TASKS = "matrix-completion tasks with a value read-out (lrmc; not lrmc_gpt)"
-GENERATING_TASKS = "tasks with answers to generate (the algorithmic tasks, lrmc_gpt)"
+TASK_KINDS = {
+    "m": "matrix-completion tasks (lrmc, lrmc_gpt)",
+    "predictions": "matrix-completion tasks with a value read-out (lrmc; not lrmc_gpt)",
+    "answer_length": "tasks with answers to generate (the algorithmic tasks, lrmc_gpt)",
+}
+"""What a task must have for an analyzer defined for one kind of task, and that kind."""
 
 
-def require(handle: PlateauModel, attribute: str, analyzer: str, kind: str = MATRIX_TASKS) -> None:
+def missing_kind(task, attribute: str) -> str | None:
+    """None when ``task`` is of the kind that has ``attribute`` (a key of
+    :data:`TASK_KINDS`), else why not: "defined for <kind>, not task <name>"."""
+    if hasattr(task, attribute):
+        return None
+    return f"defined for {TASK_KINDS[attribute]}, not task {task.name!r}"
+
+
+def require(handle: PlateauModel, attribute: str, analyzer: str) -> None:
     """Raise ``ValueError`` when an analyzer defined for one kind of task (matrix tasks have
     ``m``, those with a value read-out ``predictions``, generating tasks ``answer_length``) is
     given another."""
-    if not hasattr(handle.task, attribute):
-        raise ValueError(f"{analyzer} is defined for {kind}, not task {handle.task.name!r}")
+    problem = missing_kind(handle.task, attribute)
+    if problem is not None:
+        raise ValueError(f"{analyzer} is {problem}")

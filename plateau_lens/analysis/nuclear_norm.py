@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from ..codec import round_to_tokens
 from ..models.handle import PlateauModel
 from ..tasks.base import check_int, step_generator
-from .hooks import VALUE_READOUT_TASKS, require
+from .hooks import require
 from .schema import record, tidy
 
 STUDY_P_VALUES = tuple(float(p) for p in np.round(np.arange(0.1, 0.61, 0.05), 2))
@@ -152,7 +152,7 @@ def compare_to_nuclear_norm(model, p_values: Sequence[float] = STUDY_P_VALUES,
     ``nuclear_norm`` (mean ‖·‖* of the completed matrices); condition ``truth`` with the
     true matrices' ``nuclear_norm``."""
     model = PlateauModel.resolve(model, task)
-    require(model, "predictions", "compare_to_nuclear_norm", VALUE_READOUT_TASKS)
+    require(model, "predictions", "compare_to_nuclear_norm")
     p_values = _check_p_values(p_values)
     check_int("n_matrices", n_matrices, 1)
     if lam is not None and not lam > 0:

@@ -32,7 +32,7 @@ from ..metrics import scalar_metrics
 from ..models.build import with_max_positions
 from ..models.handle import PlateauModel
 from ..tasks.base import check_int, step_generator
-from .hooks import VALUE_READOUT_TASKS, require
+from .hooks import require
 from .schema import record, tidy
 
 STUDY_GAUSSIAN_SCALE = 0.5
@@ -110,7 +110,7 @@ def ood_evaluation(model, conditions: Sequence[OODCondition] | None = None,
     evaluated on a copy with the table extended (fresh N(0, init_std) rows drawn for
     ``seed``, the trained rows kept); False reports them as NaN."""
     model = PlateauModel.resolve(model, task)
-    require(model, "predictions", "ood_evaluation", VALUE_READOUT_TASKS)
+    require(model, "predictions", "ood_evaluation")
     check_int("n_matrices", n_matrices, 1)
     conditions = default_conditions(model.task) if conditions is None else list(conditions)
     if not conditions or not all(isinstance(c, OODCondition) for c in conditions):

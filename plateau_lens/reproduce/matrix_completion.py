@@ -117,9 +117,8 @@ SETUPS = (STUDY_SETUP, CPU_SETUP)
 
 # ------------------------------------------------------------------------------ checkpoints
 def detected_transition(run: Run):
-    """The run's transition in masked MSE, or None (none found, or too few logged points)."""
-    if "masked_mse" not in run.metrics:
-        return None
+    """The run's transition in masked MSE, or None (none found, no masked MSE logged, or too
+    few logged points: :meth:`Run.transition`)."""
     return run.transition("masked_mse")
 
 

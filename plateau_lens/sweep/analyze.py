@@ -43,18 +43,16 @@ def check_analyzers_apply(names: Sequence[str], points) -> None:
 
 
 def _inapplicable(name: str, task, n_layers: int) -> str | None:
-    """Why analyzer ``name`` refuses ``task`` (None: it runs): matrix tasks for
-    attention_structure, a value read-out for copying_test, answers to generate for
-    repetition, an optimal attention mask for attention_progress."""
-    from ..analysis.hooks import GENERATING_TASKS, MATRIX_TASKS, VALUE_READOUT_TASKS
+    """Why analyzer ``name`` refuses ``task`` (None: it runs), by the analyzers' own checks:
+    matrix tasks for attention_structure, a value read-out for copying_test, answers to
+    generate for repetition, an optimal attention mask for attention_progress."""
+    from ..analysis.hooks import missing_kind
     from ..metrics import attention_masks
     from ..tasks import step_generator
 
-    needs = {"attention_structure": ("m", MATRIX_TASKS),
-             "copying_test": ("predictions", VALUE_READOUT_TASKS),
-             "repetition": ("answer_length", GENERATING_TASKS)}
-    if name in needs and not hasattr(task, needs[name][0]):
-        return f"defined for {needs[name][1]}, not task {task.name!r}"
+    needs = {"attention_structure": "m", "copying_test": "predictions", "repetition": "answer_length"}
+    if name in needs:
+        return missing_kind(task, needs[name])
     if name == "attention_progress" and not attention_masks(
             task, task.sample(1, step_generator(0, 0)), n_layers):
         return f"needs an optimal attention mask, and task {task.name!r} defines none"
