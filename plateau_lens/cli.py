@@ -194,8 +194,8 @@ def _resume_hint(args: argparse.Namespace) -> str:
     """For an interrupted train / resume / demo: where its run stands and how to go on."""
     from .training.checkpoint import list_checkpoints
 
-    run_dir = getattr(args, "out", None) if args.command in ("train", "demo") else None
-    run_dir = getattr(args, "run", None) if args.command == "resume" else run_dir
+    run_dir = {"train": getattr(args, "out", None), "demo": getattr(args, "out", None),
+               "resume": getattr(args, "run", None)}.get(args.command)
     if run_dir is None or not (Path(run_dir) / "config.json").is_file():
         return ""
     steps = list_checkpoints(run_dir)

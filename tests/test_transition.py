@@ -138,9 +138,10 @@ def test_describe_is_the_line_the_demo_and_the_mc_loss_entry_print():
 
 
 def test_a_run_too_short_to_tell_has_no_transition_and_the_demo_says_so(tmp_path, small_mws_config, capsys):
-    """A run with fewer logged points than detect_transition needs: Run.transition() is None
-    (detect_transition itself raises), and `plateau-lens demo` on it finishes, writes its
-    figures and says no plateau-and-drop was found (it used to exit 2 after training)."""
+    """Where detect_transition raises on a run's curve (fewer logged points than it needs, a
+    value of 0, no such column), Run.transition() is None; and `plateau-lens demo` on a short
+    run finishes, writes its figures and says no plateau-and-drop was found (it used to exit 2
+    after training)."""
     from plateau_lens import train
     from plateau_lens.cli import main
     from plateau_lens.run import load_run
