@@ -13,8 +13,6 @@ import logging
 import sys
 from pathlib import Path
 
-from .config import apply_overrides, load_config
-
 log = logging.getLogger("plateau_lens")
 
 EXIT_REFUSED = 2
@@ -61,6 +59,7 @@ def dry_run(config):
 
 
 def cmd_train(args) -> int:
+    from .config import apply_overrides, load_config
     from .training import train
 
     config = apply_overrides(load_config(args.config), _overrides(args))
@@ -75,6 +74,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_resume(args) -> int:
+    from .config import apply_overrides, load_config
     from .training import resume
     from .training.trainer import CONFIG_FILE
 
@@ -169,12 +169,11 @@ def setup_logging() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)  # --help and bad flags: answered before torch loads
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from .training import TrainingDiverged
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
     setup_logging()
     try:
         with logging_redirect_tqdm(loggers=[log]):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from plateau_lens.reproduce.registry import STUDIES, markdown_table
+from plateau_lens.reproduce import STUDIES, markdown_table
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

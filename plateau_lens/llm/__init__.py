@@ -1,17 +1,26 @@
 """Pretrained checkpoint series (Pythia, OLMo, or a local pretraining series) through
-TransformerBridge.boot_transformers, measured the way the loss-plateau study measures them."""
+TransformerBridge.boot_transformers, measured the way the loss-plateau study measures them.
+Names load on first use (``lazy_loader``): the command line's parser needs none of them."""
 
-from .checkpoints import (
-    PYTHIA_STEPS, CheckpointLoadError, iter_checkpoints, load_checkpoint_model, pythia_revision,
-    PretrainedModel, study_tokenizer,
-)
-from .generation import generation_metrics
-from .pretrain import PretrainConfig, pretrain_series, pythia_like_schedule
-from .prompt_task import PromptTask, prompt_batch
-from .prompts import PromptList, load_prompts
-from .series import analyze_series, plot_series, read_results
+from typing import TYPE_CHECKING
 
-__all__ = ["PYTHIA_STEPS", "CheckpointLoadError", "iter_checkpoints", "load_checkpoint_model",
-           "pythia_revision", "PretrainedModel", "study_tokenizer", "generation_metrics", "PretrainConfig",
-           "pretrain_series", "pythia_like_schedule", "load_prompts", "PromptList", "PromptTask",
-           "prompt_batch", "analyze_series", "plot_series", "read_results"]
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
+    "checkpoints": ["PYTHIA_STEPS", "CheckpointLoadError", "iter_checkpoints", "load_checkpoint_model",
+                    "pythia_revision", "PretrainedModel", "study_tokenizer"],
+    "generation": ["generation_metrics"],
+    "pretrain": ["PretrainConfig", "pretrain_series", "pythia_like_schedule"],
+    "prompt_task": ["PromptTask", "prompt_batch"],
+    "prompts": ["PromptList", "load_prompts"],
+    "series": ["analyze_series", "plot_series", "read_results"],
+})
+
+if TYPE_CHECKING:
+    from .checkpoints import (PYTHIA_STEPS, CheckpointLoadError, PretrainedModel, iter_checkpoints,
+                              load_checkpoint_model, pythia_revision, study_tokenizer)
+    from .generation import generation_metrics
+    from .pretrain import PretrainConfig, pretrain_series, pythia_like_schedule
+    from .prompt_task import PromptTask, prompt_batch
+    from .prompts import PromptList, load_prompts
+    from .series import analyze_series, plot_series, read_results

@@ -11,9 +11,6 @@ import logging
 import re
 from pathlib import Path
 
-from .checkpoints import PYTHIA_STEPS
-from ..plots import save
-
 log = logging.getLogger("plateau_lens")
 
 STUDY_STEPS = "0,1,2,4,...,512,1000,2000,4000,8000,10000"
@@ -159,7 +156,7 @@ def add_llm_parser(sub) -> None:
 # --------------------------------------------------------------------------- running
 def resolve_steps(steps, model: str, local_dir: str | None) -> list[int]:
     """The steps to analyse, checked against what exists, before any work."""
-    from .checkpoints import is_single_checkpoint, local_steps, step_of
+    from .checkpoints import PYTHIA_STEPS, is_single_checkpoint, local_steps, step_of
 
     if local_dir is None:
         if "pythia" not in model.lower():
@@ -246,6 +243,7 @@ def _console(quiet: bool):
 
 
 def run_llm(args) -> int:
+    from ..plots import save
     from .prompts import load_prompts
     from .series import (analyze_series, plot_series, read_results, series_file,
                          series_settings)

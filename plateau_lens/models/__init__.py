@@ -1,8 +1,20 @@
-from .build import build_model, build_network, with_max_positions, wrap_in_bridge
-from .config import ModelConfig
-from .handle import PlateauModel, plateau_attentions, set_attention_bias
-from .layers import AttentionBias, PlateauAttention, ValueEmbedding
+"""The toy models: native modules booted as a TransformerBridge, and the handle analyzers take.
+Names load on first use (``lazy_loader``), so that the configs' schema does not import
+TransformerLens."""
 
-__all__ = ["build_model", "build_network", "with_max_positions", "wrap_in_bridge", "ModelConfig", "PlateauModel",
-           "plateau_attentions", "set_attention_bias", "AttentionBias", "PlateauAttention",
-           "ValueEmbedding"]
+from typing import TYPE_CHECKING
+
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
+    "build": ["build_model", "build_network", "with_max_positions", "wrap_in_bridge"],
+    "config": ["ModelConfig"],
+    "handle": ["PlateauModel", "plateau_attentions", "set_attention_bias"],
+    "layers": ["AttentionBias", "PlateauAttention", "ValueEmbedding"],
+})
+
+if TYPE_CHECKING:
+    from .build import build_model, build_network, with_max_positions, wrap_in_bridge
+    from .config import ModelConfig
+    from .handle import PlateauModel, plateau_attentions, set_attention_bias
+    from .layers import AttentionBias, PlateauAttention, ValueEmbedding

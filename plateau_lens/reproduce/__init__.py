@@ -1,7 +1,30 @@
-"""Every figure of the two studies one command away: ``plateau-lens reproduce --list``."""
+"""Every figure of the two studies one command away: ``plateau-lens reproduce --list``.
 
-from . import loss_plateau  # noqa: F401  (registers its entries)
-from . import matrix_completion  # noqa: F401  (registers its entries)
-from .registry import REGISTRY, Context, Reproduction, get, register, table
+The registry's names load on first use, after the entry modules (which register their
+entries and import the training stack): the command line builds its parser without them.
+"""
 
-__all__ = ["REGISTRY", "Context", "Reproduction", "get", "register", "table"]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+ENTRY_MODULES = ("loss_plateau", "matrix_completion")
+__all__ = ["REGISTRY", "STUDIES", "Context", "Reproduction", "get", "markdown_table", "register", "table"]
+
+
+def __getattr__(name: str):
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    for module in ENTRY_MODULES:  # registers its entries (once: the import is cached)
+        importlib.import_module(f".{module}", __name__)
+    return getattr(importlib.import_module(".registry", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:
+    from .registry import (REGISTRY, STUDIES, Context, Reproduction, get, markdown_table, register,
+                           table)

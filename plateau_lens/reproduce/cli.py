@@ -27,8 +27,7 @@ def add_reproduce_parser(sub) -> None:
 def run_reproduce(args) -> int:
     import pandas as pd
 
-    from . import Context, get, table
-    from .registry import STUDIES, markdown_table
+    from . import STUDIES, Context, get, markdown_table, table
 
     if args.list and args.markdown:
         print("\n\n".join(f"{study}\n\n{markdown_table(study)}" for study in STUDIES))

@@ -1,19 +1,21 @@
 """Sweeps on Ray: a grid over any config field, each point an ordinary run directory.
 
-``plateau-lens sweep SWEEP.toml --out DIR`` (see :mod:`.cli`). Ray is imported only when a
-sweep is run (``pip install "plateau-lens[sweep]"``); loading a sweep file and summarizing a
-sweep directory work without it.
+``plateau-lens sweep SWEEP.toml --out DIR`` (see :mod:`.cli`). Names load on first use
+(``lazy_loader``); Ray is imported only when a sweep is run (``pip install
+"plateau-lens[sweep]"``): loading a sweep file and summarizing a sweep directory work without it.
 """
 
-from .spec import Point, Sweep, SweepError, load_sweep
-from .summary import summarize
+from typing import TYPE_CHECKING
 
+import lazy_loader
 
-def run_sweep(*args, **kwargs):
-    """See :func:`plateau_lens.sweep.engine.run_sweep` (imported here lazily)."""
-    from .engine import run_sweep as run
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
+    "spec": ["Point", "Sweep", "SweepError", "load_sweep"],
+    "engine": ["run_sweep"],
+    "summary": ["summarize"],
+})
 
-    return run(*args, **kwargs)
-
-
-__all__ = ["Point", "Sweep", "SweepError", "load_sweep", "run_sweep", "summarize"]
+if TYPE_CHECKING:
+    from .engine import run_sweep
+    from .spec import Point, Sweep, SweepError, load_sweep
+    from .summary import summarize

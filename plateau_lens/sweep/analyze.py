@@ -1,13 +1,13 @@
-"""Analyzers a sweep can run over every run's checkpoints, and the sweep-wide tidy table."""
+"""Analyzers a sweep can run over every run's checkpoints, and the sweep-wide tidy table.
+(The command line's parser reads :data:`ANALYZERS`: the rest is imported where it is used.)"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-import pandas as pd
-
-from .rundir import read_point
+if TYPE_CHECKING:
+    import pandas as pd
 
 ANALYSIS_DIR = "analysis"
 ANALYSIS_FILE = "analysis.csv"
@@ -68,6 +68,10 @@ def analyzer_function(name: str) -> Callable:
 def analysis_table(out: Path, analyzers: Sequence[str], fields: Sequence[str]) -> pd.DataFrame:
     """One table for the whole sweep: run, its swept values, analyzer, step, then the
     analyzer's own columns, from each run's ``analysis/<name>.csv``."""
+    import pandas as pd
+
+    from .rundir import read_point
+
     frames = []
     for run_dir in sorted(Path(out, "runs").iterdir()):
         params = read_point(run_dir).get("params", {})

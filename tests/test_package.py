@@ -1,0 +1,56 @@
+"""The package's import surface: exported names resolve, and the command line answers
+``--help`` and bad flags without loading torch (the names load on first use)."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+PACKAGES = ("plateau_lens", "plateau_lens.models", "plateau_lens.llm", "plateau_lens.sweep",
+            "plateau_lens.reproduce")
+HEAVY = ("torch", "transformer_lens", "transformers", "pandas", "matplotlib")
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_every_exported_name_resolves(package):
+    module = importlib.import_module(package)
+    unresolved = [name for name in module.__all__ if getattr(module, name, None) is None]
+    assert module.__all__ and not unresolved
+    assert set(module.__all__) <= set(dir(module))
+    with pytest.raises(AttributeError):
+        getattr(module, "no_such_name")
+
+
+def test_reproduce_names_come_with_every_entry_registered():
+    from plateau_lens import reproduce
+
+    ids = set(reproduce.table()["id"])
+    assert len(ids) > 40 and ids == set(reproduce.REGISTRY)
+    for study in reproduce.STUDIES:  # both studies' entry modules were imported
+        assert any(entry.study == study for entry in reproduce.REGISTRY.values())
+
+
+PROBE = """
+import sys
+from plateau_lens.cli import main
+try:
+    status = main(sys.argv[1:])
+except SystemExit as stop:
+    status = stop.code
+print(status, [m for m in {heavy!r} if m in sys.modules])
+"""
+
+
+@pytest.mark.parametrize("argv, status", [
+    (["--help"], 0), (["sweep", "--help"], 0), (["reproduce", "--help"], 0),
+    (["llm", "--help"], 0), (["train", "--no-such-flag"], 2),
+])
+def test_cli_answers_help_and_bad_flags_without_loading_torch(argv, status):
+    """A fresh interpreter: after the parser has answered, none of the heavy libraries is
+    imported (they took ~9 s of every ``plateau-lens --help``)."""
+    result = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), *argv],
+                            capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip().splitlines()[-1] == f"{status} []", result.stdout + result.stderr
