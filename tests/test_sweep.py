@@ -388,6 +388,39 @@ def test_summary_of_a_run_that_has_only_its_step_0_checkpoint(tmp_path):
     assert pd.isna(row["plateau_length"]) and pd.isna(row["final_loss"])
 
 
+def test_a_failing_analyzer_does_not_stop_the_ones_after_it(tmp_path, monkeypatch):
+    """analyze_point runs every analyzer: the failing one is logged with its traceback and
+    named (with its error) in the error raised at the end; the retry runs only it."""
+    from plateau_lens import train
+    from plateau_lens.sweep import analyze
+    from plateau_lens.sweep.worker import AnalysisError, analyze_point
+
+    config = load_config(write_sweep(tmp_path, "") and tmp_path / "tiny.toml")
+    run_dir = tmp_path / "runs" / "seed=0"
+    train(config.replace(train={"steps": 10, "checkpoint_every": 5, "log_every": 5}), run_dir,
+          progress=False)
+    real = analyze.analyzer_function
+
+    def broken(model, batch):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(analyze, "analyzer_function",
+                        lambda name: broken if name == "attention_progress" else real(name))
+    with pytest.raises(AnalysisError, match=r"^attention_progress: RuntimeError: boom$"):
+        analyze_point(str(run_dir), ["attention_progress", "repetition"], threads=1)
+    table = pd.read_csv(run_dir / "analysis" / "repetition.csv")
+    steps = load_run(run_dir).steps
+    assert sorted(table["step"].unique()) == steps and len(steps) > 2
+    assert not (run_dir / "analysis" / "attention_progress.csv").exists()
+    log = (run_dir / "sweep.log").read_text()
+    assert "analysis attention_progress failed: RuntimeError: boom" in log and "Traceback" in log
+
+    monkeypatch.setattr(analyze, "analyzer_function", real)
+    analyze_point(str(run_dir), ["attention_progress", "repetition"], threads=1)
+    log = (run_dir / "sweep.log").read_text()
+    assert log.count("analysis repetition:") == 1 and log.count("analysis attention_progress:") == 1
+
+
 READY_SWEEPS = sorted((Path(__file__).resolve().parents[1] / "tasks" / "sweeps").glob("*.toml"))
 
 

@@ -102,17 +102,24 @@ def train_point(run_dir: str, config: dict[str, Any], threads: int, attempt: int
     return {"status": "finished", "steps_trained": trained, "seconds": seconds}
 
 
+class AnalysisError(RuntimeError):
+    """Analyzers of one run failed (the others ran and wrote their tables)."""
+
+
 def analyze_point(run_dir: str, analyzers: Sequence[str], threads: int,
                   lock_timeout: float = 120.0) -> list[str]:
     """Run each named analyzer over every checkpoint of a finished run; one CSV per analyzer
-    in ``run_dir/analysis/``, skipped when it already covers every checkpoint."""
+    in ``run_dir/analysis/``, skipped when it already covers every checkpoint. An analyzer
+    that fails does not stop the ones after it: its traceback goes to the run's log, and once
+    all have run, :class:`AnalysisError` names every failed analyzer with its error (a retry
+    then runs only those)."""
     import pandas as pd
 
     from .analyze import ANALYSIS_DIR, analyzer_function
 
     set_threads(threads)
     run_dir = Path(run_dir)
-    written = []
+    written, failed = [], {}
     with RunLock(run_dir, timeout=lock_timeout):
         run = load_run(run_dir)
         for name in analyzers:
@@ -122,7 +129,14 @@ def analyze_point(run_dir: str, analyzers: Sequence[str], threads: int,
                 continue
 
             began = time.perf_counter()
-            frame = analyze_run(run, {name: analyzer_function(name)}, progress=False)
+            try:
+                frame = analyze_run(run, {name: analyzer_function(name)}, progress=False)
+            except Exception as error:  # noqa: BLE001 - recorded, raised with the others below
+                failed[name] = describe(error)
+                with open(run_dir / LOG_FILE, "a") as output:
+                    traceback.print_exc(file=output)
+                log(run_dir, f"analysis {name} failed: {failed[name]}")
+                continue
             path.parent.mkdir(exist_ok=True)
             tmp = path.with_name(f".{path.name}.tmp")
             frame.to_csv(tmp, index=False)
@@ -130,4 +144,6 @@ def analyze_point(run_dir: str, analyzers: Sequence[str], threads: int,
             log(run_dir, f"analysis {name}: {len(run.steps)} checkpoints in "
                          f"{time.perf_counter() - began:.1f} s -> {path.name}")
             written.append(str(path))
+    if failed:
+        raise AnalysisError("; ".join(f"{name}: {message}" for name, message in failed.items()))
     return written
