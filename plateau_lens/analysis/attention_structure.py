@@ -134,7 +134,7 @@ def attention_structure(model, batch, task=None) -> pd.DataFrame:
     copies and the answer written so far), ``observed_keys`` / ``masked_keys`` on the prompt's
     observed / MASK tokens, plus ``separator`` and ``answer_keys`` (the answer so far)."""
     model = prepare(model, batch, task)
-    require(model, "m", "attention_structure")
+    require(model, "attention_structure")
     task = model.task
     sequence = hasattr(task, "entry_of_position")
     queries, groups = (_sequence_key_groups if sequence else _matrix_key_groups)(task, batch)

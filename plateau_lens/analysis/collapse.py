@@ -96,5 +96,5 @@ def repetition(model, batch, task=None) -> pd.DataFrame:
     (mean of [ŷ_t = ŷ_{t+1}] over adjacent answer pairs) beside that of the true outputs,
     and accuracy overall and per answer position (metrics ``accuracy_pos_{i}``)."""
     model = prepare(model, batch, task)
-    require(model, "answer_length", "repetition")
+    require(model, "repetition")
     return tidy(metric_records(generation_metrics(model.task, model.bridge, batch)))

@@ -48,7 +48,7 @@ def copying_test(model, batch, fill_value: float | None = STUDY_FILL_VALUE,
         raise ValueError(f"fill_value must be a number in [-10, 10] (the token range) or None, "
                          f"got {fill_value!r}")
     model = prepare(model, batch, task)
-    require(model, "predictions", "copying_test")
+    require(model, "copying_test")
     task = model.task
     if matrix == "random":
         batch = task.with_inputs(batch, matrix=random_full_rank(batch, seed))

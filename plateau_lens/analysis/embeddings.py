@@ -55,7 +55,7 @@ VALUE_RANGE_WIDTH = 0.5
 # ------------------------------------------------------------------------------ helpers
 def _matrix_model(model, task, analyzer: str) -> PlateauModel:
     handle = PlateauModel.resolve(model, task)
-    require(handle, "predictions", analyzer)
+    require(handle, analyzer)
     return handle
 
 
@@ -310,7 +310,7 @@ def permuted_positions(model, batch, n_permutations: int = 8,
     and ``permutation``; metrics are the task's (loss = MSE over all entries, masked_mse,
     observed_mse, masked_abs_pred)."""
     model = prepare(model, batch, task)
-    require(model, "predictions", "permuted_positions")
+    require(model, "permuted_positions")
     check_int("n_permutations", n_permutations, 1)
     scopes = list(scopes)
     if not scopes:

@@ -35,19 +35,32 @@ TASK_KINDS = {
 }
 """What a task must have for an analyzer defined for one kind of task, and that kind."""
 
+ANALYZER_NEEDS = {
+    "attention_structure": "m",
+    **dict.fromkeys(["copying_test", "compare_to_nuclear_norm", "ood_evaluation",
+                     "permuted_positions", "value_embeddings", "positional_embeddings",
+                     "positional_embedding_norms", "positional_embedding_tsne",
+                     "positional_embedding_neighbours"], "predictions"),
+    "repetition": "answer_length",
+}
+"""The analyzers defined for one kind of task, and the attribute (a key of
+:data:`TASK_KINDS`) that the kind's tasks have; every other analyzer runs on any task."""
 
-def missing_kind(task, attribute: str) -> str | None:
-    """None when ``task`` is of the kind that has ``attribute`` (a key of
-    :data:`TASK_KINDS`), else why not: "defined for <kind>, not task <name>"."""
-    if hasattr(task, attribute):
+
+def task_problem(task, analyzer: str) -> str | None:
+    """None when ``analyzer`` is defined for ``task`` (:data:`ANALYZER_NEEDS`), else why not:
+    "defined for <kind>, not task <name>"."""
+    attribute = ANALYZER_NEEDS.get(analyzer)
+    if attribute is None or hasattr(task, attribute):
         return None
     return f"defined for {TASK_KINDS[attribute]}, not task {task.name!r}"
 
 
-def require(handle: PlateauModel, attribute: str, analyzer: str) -> None:
-    """Raise ``ValueError`` when an analyzer defined for one kind of task (matrix tasks have
-    ``m``, those with a value read-out ``predictions``, generating tasks ``answer_length``) is
-    given another."""
-    problem = missing_kind(handle.task, attribute)
+def require(handle: PlateauModel, analyzer: str) -> None:
+    """Raise ``ValueError`` when ``analyzer`` is defined for another kind of task than the
+    model's (:func:`task_problem`); ``analyzer`` must be a key of :data:`ANALYZER_NEEDS`."""
+    if analyzer not in ANALYZER_NEEDS:
+        raise KeyError(f"{analyzer!r} is not in ANALYZER_NEEDS: add the kind of task it needs")
+    problem = task_problem(handle.task, analyzer)
     if problem is not None:
         raise ValueError(f"{analyzer} is {problem}")

@@ -152,7 +152,7 @@ def compare_to_nuclear_norm(model, p_values: Sequence[float] = STUDY_P_VALUES,
     ``nuclear_norm`` (mean ‖·‖* of the completed matrices); condition ``truth`` with the
     true matrices' ``nuclear_norm``."""
     model = PlateauModel.resolve(model, task)
-    require(model, "predictions", "compare_to_nuclear_norm")
+    require(model, "compare_to_nuclear_norm")
     p_values = _check_p_values(p_values)
     check_int("n_matrices", n_matrices, 1)
     if lam is not None and not lam > 0:

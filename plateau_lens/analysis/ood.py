@@ -110,7 +110,7 @@ def ood_evaluation(model, conditions: Sequence[OODCondition] | None = None,
     evaluated on a copy with the table extended (fresh N(0, init_std) rows drawn for
     ``seed``, the trained rows kept); False reports them as NaN."""
     model = PlateauModel.resolve(model, task)
-    require(model, "predictions", "ood_evaluation")
+    require(model, "ood_evaluation")
     check_int("n_matrices", n_matrices, 1)
     conditions = default_conditions(model.task) if conditions is None else list(conditions)
     if not conditions or not all(isinstance(c, OODCondition) for c in conditions):

@@ -44,19 +44,16 @@ def check_analyzers_apply(names: Sequence[str], points) -> None:
 
 def _inapplicable(name: str, task, n_layers: int) -> str | None:
     """Why analyzer ``name`` refuses ``task`` (None: it runs), by the analyzers' own checks:
-    matrix tasks for attention_structure, a value read-out for copying_test, answers to
-    generate for repetition, an optimal attention mask for attention_progress."""
-    from ..analysis.hooks import missing_kind
+    the kind of task it is defined for (:func:`~plateau_lens.analysis.hooks.task_problem`),
+    and for attention_progress an optimal attention mask."""
+    from ..analysis.hooks import task_problem
     from ..metrics import attention_masks
     from ..tasks import step_generator
 
-    needs = {"attention_structure": "m", "copying_test": "predictions", "repetition": "answer_length"}
-    if name in needs:
-        return missing_kind(task, needs[name])
     if name == "attention_progress" and not attention_masks(
             task, task.sample(1, step_generator(0, 0)), n_layers):
         return f"needs an optimal attention mask, and task {task.name!r} defines none"
-    return None
+    return task_problem(task, name)
 
 
 def analyzer_function(name: str) -> Callable:
