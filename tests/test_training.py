@@ -244,15 +244,19 @@ def test_ctrl_c_stops_training_with_a_resume_hint_and_loses_no_checkpoint(tmp_pa
     config_path.write_text(config.to_json())
     run_dir = tmp_path / "interrupted"
     process = subprocess.Popen(
-        [sys.executable, "-m", "plateau_lens.cli", "train", str(config_path), "--out",
-         str(run_dir), "--quiet"], stderr=subprocess.PIPE, text=True)
+        [sys.executable, "-X", "faulthandler", "-m", "plateau_lens.cli", "train", str(config_path),
+         "--out", str(run_dir), "--quiet"], stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while (time.time() < deadline and process.poll() is None
            and not any(s >= 20 for s in list_checkpoints(run_dir))):
         time.sleep(0.05)
     assert process.poll() is None, process.communicate()[1]  # still training
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+    try:
+        _, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # seen once in a full local run: say where it hangs
+        process.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
+        pytest.fail("no exit 60 s after SIGINT; the child's stacks:\n" + process.communicate()[1][-6000:])
     kept = max(list_checkpoints(run_dir))
     assert process.returncode == 130, stderr
     assert 20 <= kept < steps, "the run was not interrupted mid-way"
