@@ -100,7 +100,7 @@ def cmd_sweep(args) -> int:
     for name, message in outcome.failed.items():
         print(f"failed: {name}: {message} (log: {out / 'runs' / name / 'sweep.log'})")
     for name, message in outcome.analysis_failed.items():
-        print(f"analysis failed: {name}: {message}")
+        print(f"analysis failed: {name}: {message} (log: {out / 'runs' / name / 'sweep.log'})")
     if outcome.interrupted:
         print("interrupted: finished runs are kept and unfinished ones keep their checkpoints; "
               "re-run the same command to resume")
