@@ -33,6 +33,25 @@ def test_reproduce_names_come_with_every_entry_registered():
         assert any(entry.study == study for entry in reproduce.REGISTRY.values())
 
 
+SUBMODULE_PROBE = """
+import importlib, pkgutil, sys
+package = importlib.import_module(sys.argv[1])
+names = [module.name for module in pkgutil.iter_modules(package.__path__)]
+missing = [name for name in names if getattr(package, name, None) is None]
+print(len(names), missing)
+"""
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_submodules_are_attributes_after_a_bare_import(package):
+    """``import plateau_lens as pl; pl.analysis.wide(...)`` (the README's use): in a fresh
+    interpreter, where nothing else has imported the submodule yet."""
+    result = subprocess.run([sys.executable, "-c", SUBMODULE_PROBE, package],
+                            capture_output=True, text=True, timeout=300)
+    count, missing = result.stdout.split(" ", 1)
+    assert int(count) >= 2 and missing.strip() == "[]", result.stdout + result.stderr
+
+
 PROBE = """
 import sys
 from plateau_lens.cli import main
