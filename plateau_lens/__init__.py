@@ -4,14 +4,13 @@ The names below load on first use (``lazy_loader``, SPEC 1): ``import plateau_le
 command line's parser do not import torch or TransformerLens until something needs them.
 """
 
-import pkgutil
 from typing import TYPE_CHECKING
 
-import lazy_loader
+from .lazy import lazy_package
 
 __version__ = "0.1.0"
 
-_EXPORTS = {
+__getattr__, __dir__, __all__ = lazy_package(__name__, __path__, {
     "analysis": ["ablate_heads", "ablation_sweep", "analyze_run", "attention_patterns",
                  "attention_progress", "attention_structure", "compare_to_nuclear_norm",
                  "copying_test", "linear_probes", "next_token_probe", "nuclear_norm_complete",
@@ -25,12 +24,7 @@ _EXPORTS = {
     "run": ["Run", "load_run"],
     "training": ["CheckpointError", "resume", "train"],
     "transition": ["Transition", "detect_transition"],
-}
-# every submodule is an attribute too (``pl.analysis.wide``), without being exported by ``*``
-__getattr__, __dir__, _ = lazy_loader.attach(
-    __name__, submodules=[module.name for module in pkgutil.iter_modules(__path__)],
-    submod_attrs=_EXPORTS)
-__all__ = [name for names in _EXPORTS.values() for name in names]
+})
 
 if TYPE_CHECKING:  # what static tools and IDEs read
     from .analysis import (ablate_heads, ablation_sweep, analyze_run, attention_patterns,
