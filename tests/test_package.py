@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import subprocess
 import sys
 
@@ -22,6 +24,34 @@ def test_every_exported_name_resolves(package):
     assert set(module.__all__) <= set(dir(module))
     with pytest.raises(AttributeError):
         getattr(module, "no_such_name")
+
+
+def lazy_map_and_type_checking_imports(source: str) -> tuple[dict, dict]:
+    """From a package's ``__init__`` source: the exports dict given to ``lazy_package`` and the
+    ``from .module import names`` of its ``if TYPE_CHECKING:`` block, each as {module: {names}}."""
+    tree = ast.parse(source)
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+             and getattr(node.func, "id", None) == "lazy_package"]
+    assert len(calls) == 1
+    exports = ast.literal_eval(calls[0].args[2])
+    blocks = [node for node in tree.body if isinstance(node, ast.If)
+              and getattr(node.test, "id", None) == "TYPE_CHECKING"]
+    assert len(blocks) == 1
+    imported: dict[str, set] = {}
+    for node in blocks[0].body:
+        assert isinstance(node, ast.ImportFrom) and node.level == 1, ast.dump(node)
+        imported.setdefault(node.module, set()).update(alias.name for alias in node.names)
+    return {module: set(names) for module, names in exports.items()}, imported
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_type_checking_imports_match_the_lazy_names(package):
+    """Static tools read the ``TYPE_CHECKING`` block, the package serves the lazy map: the two
+    lists of each ``__init__`` name the same names from the same modules."""
+    spec = importlib.util.find_spec(package)
+    with open(spec.origin, encoding="utf-8") as source:
+        exports, imported = lazy_map_and_type_checking_imports(source.read())
+    assert exports == imported
 
 
 def test_reproduce_names_come_with_every_entry_registered():
