@@ -135,6 +135,31 @@ def test_shared_clean_pass_follows_weights_inputs_bias_and_edits(many_chunks):
     assert shared_clean_pass(model, batch.inputs.clone()) is not shared_clean_pass(model, batch.inputs)
 
 
+def test_probe_plan_is_shared_by_equal_tasks_and_not_by_different_ones():
+    """``Run.model(step)`` builds a new task object per call: the probe targets of a batch pair
+    are computed once for equal tasks (a loop over checkpoints), anew for a task with other
+    settings or for new batches, and a task that is not a frozen dataclass of plain values
+    is keyed by identity."""
+    targets = ["entry", "row_index"]
+    task = make_task("lrmc", m=3, n=3, rank=1)
+    train_batch, test_batch = sample(task, 8, seed=1), sample(task, 4, seed=2)
+    plan = probes_module.probe_plan(task, train_batch, test_batch, targets, "least_squares")
+    same = make_task("lrmc", m=3, n=3, rank=1)
+    assert same is not task
+    assert probes_module.probe_plan(same, train_batch, test_batch, targets, "least_squares") is plan
+    other = make_task("lrmc", m=3, n=3, rank=1, p_mask=0.5)
+    assert probes_module.probe_plan(other, train_batch, test_batch, targets, "least_squares") is not plan
+    assert probes_module.task_key(task) != probes_module.task_key(other)
+    new_batch = sample(task, 8, seed=1)
+    assert probes_module.probe_plan(task, new_batch, test_batch, targets, "least_squares") is not plan
+
+    class Unhashable:  # not a dataclass: keyed by identity
+        pass
+
+    first, second = Unhashable(), Unhashable()
+    assert probes_module.task_key(first) == probes_module.task_key(first) != probes_module.task_key(second)
+
+
 def test_run_parallel_runs_every_task_raises_the_first_error_and_restores_threads():
     threads = torch.get_num_threads()
     done = []

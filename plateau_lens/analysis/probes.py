@@ -5,7 +5,7 @@ study's ``probe.py``: 2 048 training and 256 test matrices, :func:`probe_batches
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Sequence
 
 import einops
@@ -206,13 +206,26 @@ class _PlanEntry:
 
 _plan_cache: list[_PlanEntry] = []
 _plan_lock = threading.Lock()
+PLAIN_FIELD_TYPES = (int, float, str, bool, type(None))
+
+
+def task_key(task) -> tuple:
+    """The task's type and settings when it is a frozen dataclass of plain values (every
+    toy task: two equal tasks, e.g. from two ``Run.model`` calls, share one plan); otherwise
+    its identity."""
+    params = getattr(task, "__dataclass_params__", None)
+    if is_dataclass(task) and params is not None and params.frozen:
+        values = tuple(getattr(task, f.name) for f in fields(task))
+        if all(type(value) in PLAIN_FIELD_TYPES for value in values):
+            return (type(task),) + values
+    return ("id", id(task))
 
 
 def probe_plan(task, train_batch, test_batch, targets: Sequence[str], classifier: str) -> ProbePlan:
     """The targets of every probe (flattened over batch and position), the right-hand sides
-    of the least-squares solves side by side and the test labels: computed once per batch
-    pair and reused while the batches' tensors are unchanged."""
-    key = (id(task), tensor_key(train_batch), tensor_key(test_batch), tuple(targets), classifier)
+    of the least-squares solves side by side and the test labels: computed once per task
+    (:func:`task_key`) and batch pair, and reused while the batches' tensors are unchanged."""
+    key = (task_key(task), tensor_key(train_batch), tensor_key(test_batch), tuple(targets), classifier)
     with _plan_lock:
         for entry in _plan_cache:
             if entry.key == key:
