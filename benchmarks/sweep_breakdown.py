@@ -7,7 +7,7 @@ step of the attention (Q/K/V projections, QKᵀ, the 1/√d_head scale, softmax,
 A·V, the z rearrangement, O), summed over the sweeps of the last checkpoints (the first two
 warm up), and printed as ms per checkpoint and share of the sweep. ``torch.profiler``'s
 per-operator table misattributed this (it put GELU at 20 % and copies at 16 %; timed directly
-they are 10 % and 1-2 %), hence direct timing. On one thread (the default) the sweep runs its
+GELU is 10-15 % and the copy it meant, the bias broadcast inside ``addmm``, 1-2 %), hence direct timing. On one thread (the default) the sweep runs its
 chunks inline, so the pieces add up to the sweep; on more, they overlap.
 
 The attention is timed through a step-by-step copy of ``PlateauAttention``'s pattern path

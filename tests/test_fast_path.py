@@ -4,6 +4,8 @@ our native models (pre-LN GPT-style blocks, and the post-LN BERT of ``architectu
 with its embedding LayerNorm), with every weight moved off its init (LayerNorm gains and
 biases too) and the work cut into many chunks on two threads."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -153,11 +155,20 @@ def test_probe_plan_is_shared_by_equal_tasks_and_not_by_different_ones():
     new_batch = sample(task, 8, seed=1)
     assert probes_module.probe_plan(task, new_batch, test_batch, targets, "least_squares") is not plan
 
-    class Unhashable:  # not a dataclass: keyed by identity
+    class NotADataclass:
         pass
 
-    first, second = Unhashable(), Unhashable()
-    assert probes_module.task_key(first) == probes_module.task_key(first) != probes_module.task_key(second)
+    @dataclasses.dataclass(frozen=True)
+    class TupleField:  # a field that is not a plain value
+        sizes: tuple = (3, 3)
+
+    @dataclasses.dataclass
+    class Mutable:
+        m: int = 3
+
+    for kind in (NotADataclass, TupleField, Mutable):  # each keyed by identity
+        first, second = kind(), kind()
+        assert probes_module.task_key(first) == probes_module.task_key(first) != probes_module.task_key(second)
 
 
 def test_run_parallel_runs_every_task_raises_the_first_error_and_restores_threads():

@@ -213,8 +213,7 @@ def task_key(task) -> tuple:
     """The task's type and settings when it is a frozen dataclass of plain values (every
     toy task: two equal tasks, e.g. from two ``Run.model`` calls, share one plan); otherwise
     its identity."""
-    params = getattr(task, "__dataclass_params__", None)
-    if is_dataclass(task) and params is not None and params.frozen:
+    if is_dataclass(task) and task.__dataclass_params__.frozen:
         values = tuple(getattr(task, f.name) for f in fields(task))
         if all(type(value) in PLAIN_FIELD_TYPES for value in values):
             return (type(task),) + values
