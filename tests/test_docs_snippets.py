@@ -4,7 +4,8 @@ docs/**/*.md runs here.
 A marked block is the fenced ```python block that follows the marker line. The marked blocks of
 one file run in order, in one namespace, in a fresh temporary working directory, so a page can
 build on its earlier snippets like a tutorial. ``REPO`` (the repository root, a ``Path``) is
-defined in that namespace for snippets that read the shipped configs.
+defined in that namespace, and the working directory has a ``tasks`` link to ``REPO/tasks``, so a
+snippet reads the shipped configs as a user in the clone does (``"tasks/mws.toml"``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ def test_marked_blocks_finds_exactly_the_marked_fences():
 @pytest.mark.parametrize("page", pages(), ids=lambda page: str(page.relative_to(REPO)))
 def test_snippets_run(page: Path, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "tasks").symlink_to(REPO / "tasks", target_is_directory=True)
     namespace = {"__name__": f"snippets_{page.stem}", "REPO": REPO}
     for index, code in enumerate(marked_blocks(page.read_text())):
         try:

@@ -1,0 +1,5 @@
+# %% [markdown]
+# # matrix_completion
+
+# %%
+print("todo")

@@ -1,0 +1,5 @@
+# %% [markdown]
+# # mws_plateau
+
+# %%
+print("todo")

@@ -1,0 +1,5 @@
+# %% [markdown]
+# # own_task
+
+# %%
+print("todo")

@@ -1,0 +1,5 @@
+# %% [markdown]
+# # pretraining_series
+
+# %%
+print("todo")
