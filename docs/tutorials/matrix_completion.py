@@ -20,7 +20,7 @@
 # for **400 steps only**: the model reaches the plateau (masked MSE ≈ 0.11, predicting 0 for
 # every masked entry while copying the observed ones) but is thousands of steps from the drop
 # (~4 500-7 000 steps on this config). Every call below is the one you would run at full length;
-# the [reproduction page](../reproduction.md) gives what the full runs showed.
+# the [reproduction page](../../reproduction/) gives what the full runs showed.
 
 # %%
 import tempfile

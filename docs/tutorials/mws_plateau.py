@@ -142,4 +142,4 @@ print(patched.query("metric == 'loss'")[["condition", "hook", "value"]].to_strin
 # learned on the plateau while the later ones are not, the outputs repeat more than the data's
 # and the hidden states collapse while the loss is flat, and attention moves onto the optimal
 # keys as the loss drops. The numbers above are this run's; the study's size, on the CPU and on
-# a GPU, is on the [reproduction page](../reproduction.md).
+# a GPU, is on the [reproduction page](../../reproduction/).

@@ -18,12 +18,12 @@
 # mask where one exists). Once plateau-lens knows its name, a config's `[task]` table trains it
 # and every analyzer runs on it unchanged.
 #
-# !!! warning "Written against the registry that exists today"
-#     This tutorial registers the task by adding it to `plateau_lens.tasks.TASKS`, the
-#     dictionary `make_task` and the config validation read. A proper plugin interface,
-#     `plateau_lens.register_task` and `[task] name = "pkg.mod:Class"` in a config (issue 33), is
-#     being built on another branch; when it lands, this tutorial moves to it and
-#     [Your own task or analyzer](../extending.md) documents it.
+# > **Registering: `register_task`, with a fallback.** The plugin interface of issue 33
+# > (`plateau_lens.register_task`, entry points, and `[task] name = "pkg.mod:Class"` in a
+# > config) is documented in [Your own task or analyzer](../../extending/). This page was written
+# > while that interface was being merged: where `plateau_lens.register_task` is missing, the
+# > cell below falls back to adding the class to `plateau_lens.tasks.TASKS`, the dictionary the
+# > registry used before.
 #
 # Here: **sorting**. The inputs x₁…x_T are drawn from {1…high}, a separator 0 follows, then the
 # model writes the inputs in increasing order. Sorting is a classic task with an abrupt drop; we
@@ -37,7 +37,19 @@ from pathlib import Path
 import torch
 
 import plateau_lens as pl
-from plateau_lens.tasks import TASKS, SequenceBatch, SequenceTask
+import plateau_lens.plots
+from plateau_lens.tasks import SequenceBatch, SequenceTask
+
+try:
+    from plateau_lens import register_task          # the plugin interface (issue 33)
+except ImportError:                                  # before it: the registry dictionary
+    from plateau_lens.tasks import TASKS
+
+    def register_task(name):
+        def add(cls):
+            TASKS[name] = cls
+            return cls
+        return add
 
 torch.manual_seed(0)
 torch.set_num_threads(1)          # tiny models: one thread is fastest on a shared CPU
@@ -53,6 +65,7 @@ workdir = Path(tempfile.mkdtemp(prefix="own_task_"))
 # fields, validated with their types), its name, its vocabulary and `sample`.
 
 # %%
+@register_task("sort")
 @dataclass(frozen=True)
 class Sort(SequenceTask):
     """Sorting: x₁…x_T uniform in {1..high}, 0, then x sorted increasingly. Vocabulary high + 1."""
@@ -81,14 +94,13 @@ print(batch.tokens)                       # inputs, 0, the sorted inputs
 assert (batch.tokens[:, task.prompt_length:] == batch.tokens[:, :task.n_inputs].sort(-1).values).all()
 
 # %% [markdown]
-# ## Registering it
+# ## Registered by name
 #
-# `TASKS` maps a config's `task.name` to the class (see the warning above for what replaces
-# this). From then on `make_task("sort", ...)` and a `[task] name = "sort"` table both work, and
-# a bad field is refused before any work with the field's name and what it allows.
+# `@register_task("sort")` above made the name known: `make_task("sort", ...)` and a
+# `[task] name = "sort"` table both work, and a bad field is refused before any work with the
+# field's name and what it allows.
 
 # %%
-TASKS["sort"] = Sort
 print(pl.make_task("sort", n_inputs=6))
 try:
     pl.make_task("sort", n_input=6)
@@ -110,13 +122,15 @@ config = {
 run_dir = pl.train(config, workdir / "sort", progress=False)
 run = pl.load_run(run_dir)
 print(run.metrics[["step", "loss", "teacher_forced_accuracy", "accuracy"]].to_string(index=False))
+figure = pl.plots.loss_curve(run.metrics, ["loss", "accuracy"], run.transition(),
+                             title="sorting: loss and greedy accuracy (60 steps)")
 
 # %% [markdown]
 # ## Every analyzer, unchanged
 #
 # The analyzers read the task through the same protocol, so they need nothing more. Sorting has
 # no optimal attention mask defined here (`optimal_attention()` returns `None`), so
-# `attention_progress` is not defined for it; the others run:
+# `attention_progress` has nothing to measure; the others run:
 
 # %%
 model = run.model(run.steps[-1])

@@ -25,16 +25,18 @@
 # It runs at every build of the site, so the model is tiny (2 layers, d_model 64) and trained
 # for 128 steps on a slice of the text. `python examples/pretraining_series.py` is the full
 # version (3 layers, d_model 128, 3 500 steps, ~12 minutes); its table is on
-# [Pretrained checkpoints](../pretrained.md#a-pretraining-series-of-your-own-offline).
+# [Pretrained checkpoints](../../pretrained/#a-pretraining-series-of-your-own-offline).
 
 # %%
 import tempfile
 from pathlib import Path
 
+import IPython.display
 import torch
 import transformers
 
 import plateau_lens as pl
+import plateau_lens.plots
 from plateau_lens.llm import generation_metrics
 from plateau_lens.llm.pretrain import (PretrainConfig, pretrain_series, prompts_from_documents,
                                        python_documentation, pythia_like_schedule, split_documents)
@@ -89,7 +91,8 @@ results = analyze_series("docs-neox-tiny", config.steps, prompts, workdir / "res
 print(results[["step", "repetition_frequency", "cosine_similarity"]].round(3).to_string(index=False))
 
 # %%
-plot_series(results, title="tiny GPT-NeoX on Python's documentation (20 held-out prompts)")
+figure = plot_series(results, title="tiny GPT-NeoX on Python's documentation (20 held-out prompts)")
+IPython.display.Image(filename=str(pl.plots.save(figure, workdir / "series.png")))
 
 # %% [markdown]
 # The full example shows the study's pattern on its series (repetition and collapse rise early,
