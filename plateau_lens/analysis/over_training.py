@@ -27,7 +27,7 @@ def analyze_run(run, analyzers: Callable | dict[str, Callable] | Iterable[Callab
     One model is built and each checkpoint's weights are loaded into it. On glibc, calling
     ``plateau_lens.allocator.reuse_freed_memory()`` once beforehand keeps freed activation
     buffers in the heap for the next checkpoint (the process then keeps its peak memory; the
-    README gives what it measured): an explicit opt-in, since it changes the whole process."""
+    docs' Python page gives what it measured): an explicit opt-in, since it changes the whole process."""
     if callable(analyzers):
         analyzers = {getattr(analyzers, "__name__", "analyzer"): analyzers}
     elif not isinstance(analyzers, dict):

@@ -141,7 +141,7 @@ def train_tokenizer(documents: Iterable[str], vocab_size: int = 4096):
 # --------------------------------------------------------------------------- model and training
 @dataclass
 class PretrainConfig:
-    """What ``pretrain_series`` trains (defaults: the README's example, about 1.6 M parameters)."""
+    """What ``pretrain_series`` trains (defaults: the example of docs/pretrained.md, about 1.6 M parameters)."""
 
     n_layers: int = 3
     d_model: int = 128

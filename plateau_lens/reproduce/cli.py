@@ -12,7 +12,7 @@ def add_reproduce_parser(sub) -> None:
     p.add_argument("id", nargs="?", help="entry id (see --list)")
     p.add_argument("--list", action="store_true", help="print one row per entry and exit")
     p.add_argument("--markdown", action="store_true",
-                   help="with --list: the README's tables (one per study) in Markdown")
+                   help="with --list: the reproduction tables (one per study) in Markdown, as docs/reproduction.md shows them")
     p.add_argument("--out", help="directory for runs, figure and CSV")
     p.add_argument("--steps", type=int, help="train this many steps instead of the entry's default")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")

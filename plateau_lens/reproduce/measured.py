@@ -1,4 +1,4 @@
-"""What each reproduction took and showed when we ran it (README's tables come from here).
+"""What each reproduction took and showed when we ran it (docs/reproduction.md's tables come from here).
 
 Only entries we ran are listed; every number is from the run named in ``command``: on the
 2-core CPU machine of the project's CI (other jobs beside it where ``cost`` says so), or, where

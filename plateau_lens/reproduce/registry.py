@@ -94,7 +94,7 @@ def table() -> pd.DataFrame:
 
 
 def markdown_table(study: str) -> str:
-    """The README's table of one study's entries (``plateau-lens reproduce --list --markdown``)."""
+    """The Markdown table of one study's entries (``plateau-lens reproduce --list --markdown``; the docs' reproduction page is generated from it)."""
     rows = ["| id | figure | shows | device | measured here |", "|---|---|---|---|---|"]
     for e in REGISTRY.values():
         if e.study == study:

@@ -144,7 +144,7 @@ def check_reachable(address: str, timeout: float = 10.0) -> None:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as error:
         raise SweepError(f"no Ray cluster answers at --address {address} ({error}); start one "
-                         f"with `ray start --head` (README: Sweeps) or leave --address out to "
+                         f"with `ray start --head` (docs/sweeps.md: On a Ray cluster) or leave --address out to "
                          f"run on a local Ray") from None
 
 
