@@ -74,6 +74,19 @@ ablations = pl.analyze_run(run, lambda model, batch: pl.ablation_sweep(model, ba
 figure = plots.ablation_vs_step(ablations, "masked_mse", run.transition())
 
 # %% [markdown]
+# ## Attention structure (Fig. 4)
+#
+# The share of each query's attention on keys in its own row, its own column (itself excluded)
+# and on observed keys (`hook_pattern`). Uniform attention gives 3/16 ≈ 0.19 for the same row
+# and for the same column of a 4×4 matrix. The study finds heads that attend along rows and
+# columns after the drop; on the plateau they sit near that chance level.
+
+# %%
+structure = pl.attention_structure(model, batch)
+print(structure.query("metric in ['same_row', 'same_column', 'observed_keys']")
+      .pivot_table(index=["layer", "head"], columns="metric", values="value").round(2).head(8))
+
+# %% [markdown]
 # ## Activation patching
 #
 # `patch_activations` runs the corrupted input −X (the task's default corruption) with one
