@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from ..config import RESUME_MUTABLE, SECTIONS, RunConfig, config_mismatch, load_config
 from ..interventions import (
@@ -30,6 +29,7 @@ from ..interventions import (
 from ..io import RunLock, read_table, remove_stale_temp_files, write_table, write_text
 from ..models.build import build_network, check_model_for_task, wrap_in_bridge
 from ..models.handle import PlateauModel
+from ..progress import progress_bar
 from ..tasks.base import step_generator
 from ..tracking import Tracking
 from .checkpoint import (
@@ -458,8 +458,8 @@ class Trainer:
         if self.step == 0 and 0 in self.checkpoint_steps and not list_checkpoints(self.run_dir):
             self.save()
         self.network.train()
-        bar = tqdm(total=end, initial=self.step, disable=not progress, desc=self.task.name,
-                   dynamic_ncols=True)
+        bar = progress_bar(total=end, initial=self.step, disable=not progress, desc=self.task.name,
+                           dynamic_ncols=True)
         try:
             while self.step < end:
                 self.update_attention_bias()
