@@ -214,18 +214,25 @@ def plateau_dynamics(runs: dict[str, pd.DataFrame], panels=PLATEAU_PANELS, title
                          legend=axis is axes[0][0] or len(columns) > 1)
         axis.set_ylabel(name)
         if name == "loss" and log_loss and (tidy["value"] > 0).all():
-            from matplotlib.ticker import FormatStrFormatter
+            from matplotlib.ticker import FormatStrFormatter, LogLocator
 
             axis.set_yscale("log")
             axis.yaxis.set_major_formatter(FormatStrFormatter("%.2g"))
+            if tidy["value"].max() / tidy["value"].min() > 3:  # label 2 and 5 only: no overlap
+                axis.yaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
             axis.yaxis.set_minor_formatter(FormatStrFormatter("%.2g"))
         for label, transition in (transitions or {}).items():
             if transition is None:
                 continue
+            first = name == panels[0][0]
             if single:
                 axis.axvspan(transition.plateau_start, transition.plateau_end, color="tab:orange",
-                             alpha=0.12)
-            axis.axvline(transition.drop_step, color="tab:red" if single else "0.6", ls="--", lw=1)
+                             alpha=0.12, label="plateau" if first else None)
+            axis.axvline(transition.drop_step, color="tab:red" if single else "0.6", ls="--", lw=1,
+                         label=f"drop (step {transition.drop_step})" if first and single else None)
+        if name == panels[0][0] and single and any(t is not None for t in (transitions or {}).values()):
+            axis.legend()
+        step_axis(axis, tidy["step"])
         if axis.get_legend() is not None:
             axis.legend(fontsize=6)
         axis.set_title(name)

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from plateau_lens import plots
+from plateau_lens.sweep.figures import plateau_length_figure
 from plateau_lens.transition import Transition
 
 from figure_checks import check_figure, data_lines, is_colorbar
@@ -68,7 +69,38 @@ def training_metrics() -> pd.DataFrame:
                              observed_mse=0.01 + 0.02 * drop))
 
 
+def study_metrics(shift: float = 0.0) -> pd.DataFrame:
+    """metrics.csv of an MWS run: loss, per-position accuracy, repetition, collapse, progress."""
+    m = training_metrics()
+    m["step"] = m["step"] + int(shift)
+    m["accuracy_pos_0"], m["accuracy_pos_1"] = 1 - m["loss"] / 2, 1 - m["loss"]
+    m["accuracy"] = 1 - 0.8 * m["loss"]
+    m["repetition_frequency"], m["repetition_frequency_data"] = m["loss"] / 3, 0.05
+    m["cosine_similarity"], m["attention_progress"] = 0.5 + m["loss"] / 3, 1 - m["loss"]
+    return m
+
+
+def sweep_frame() -> pd.DataFrame:
+    """``plateau-lens sweep``'s summary: plateau length per run, three lr values × 3 seeds."""
+    return pd.DataFrame([{"train.lr": lr, "train.seed": seed, "plateau_length": 100 + 50 * i + 5 * seed,
+                          "status": "finished", "steps": 400}
+                         for i, lr in enumerate([1e-4, 3e-4, 1e-3]) for seed in range(3)])
+
+
 FIGURES = {
+    "plateau_dynamics": lambda: plots.plateau_dynamics({"mws": study_metrics()},
+                                                       transitions={"mws": TRANSITION}),
+    "plateau_dynamics_two_runs": lambda: plots.plateau_dynamics(
+        {"c=1": study_metrics(), "c=10": study_metrics(shift=-40)}, transitions={"c=1": TRANSITION}),
+    "probe_accuracy_vs_step": lambda: plots.probe_accuracy_vs_step(
+        pd.DataFrame([dict(step=s, metric=k, value=v) for s in STEPS
+                      for k, v in (("accuracy", min(1, 0.3 + s / 300)), ("majority_baseline", 0.3))]),
+        training_metrics(), TRANSITION),
+    "collapse_by_site": lambda: plots.collapse_by_site(
+        pd.DataFrame([dict(step=s, metric="cosine_similarity", site=site, layer=float(layer),
+                           value=0.9 - 0.1 * layer - s / 1000)
+                      for s in STEPS for site, layer in (("pre_att_h", 0), ("pre_lm_h", 1))]), TRANSITION),
+    "sweep_plateau_length": lambda: plateau_length_figure(sweep_frame(), "train.lr", []),
     "loss_curve": lambda: plots.loss_curve(training_metrics(), transition=TRANSITION),
     "mc_training_curves": lambda: plots.mc_training_curves(training_metrics(), TRANSITION),
     "ablation_one_head_layers": lambda: plots.ablation_vs_step(ablation_table(2, 1), "masked_mse", TRANSITION),
@@ -80,7 +112,8 @@ FIGURES = {
          for step in (0, 100)}),
     "llm_series": lambda: plots.llm_series_panels(llm_table(), "pythia"),
 }
-MARKED = {"loss_curve", "mc_training_curves", "ablation_one_head_layers", "ablation_two_head_layers",
+MARKED = {"plateau_dynamics", "plateau_dynamics_two_runs", "probe_accuracy_vs_step", "collapse_by_site",
+          "loss_curve", "mc_training_curves", "ablation_one_head_layers", "ablation_two_head_layers",
           "linear_probe_accuracy", "linear_probe_mse"}
 
 
