@@ -547,6 +547,6 @@ def patching_heatmaps(frame: pd.DataFrame, metrics: list[str], title: str = ""):
         grid = patched[patched["metric"] == metric].pivot_table(index="layer", columns="head",
                                                                 values="value")
         sns.heatmap(grid, ax=axis, annot=grid.size <= 64, fmt=".2g", cmap="viridis", cbar=True,
-                    annot_kws={"fontsize": 6})
-        axis.set_title(metric, fontsize=9)
+                    annot_kws={"fontsize": 6}, cbar_kws={"label": f"{metric}, patched run"})
+        axis.set(title=metric, xlabel="head", ylabel="layer")
     return _finish(figure, title)

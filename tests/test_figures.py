@@ -100,6 +100,16 @@ FIGURES = {
         pd.DataFrame([dict(step=s, metric="cosine_similarity", site=site, layer=float(layer),
                            value=0.9 - 0.1 * layer - s / 1000)
                       for s in STEPS for site, layer in (("pre_att_h", 0), ("pre_lm_h", 1))]), TRANSITION),
+    "patching_heatmaps": lambda: plots.patching_heatmaps(
+        pd.DataFrame([dict(condition="patched", metric=metric, layer=layer, head=head,
+                           value=0.1 * layer + 0.01 * head + (metric == "loss"))
+                      for metric in ("loss", "masked_mse") for layer in range(2) for head in range(4)]),
+        ["loss", "masked_mse"]),
+    "probes_by_layer": lambda: plots.probes_by_layer(
+        pd.DataFrame([dict(step=step, target=target, metric=metric, layer=float(layer),
+                           hook=f"blocks.{layer}.hook_resid_post", value=(1 + layer) / (1 + step) + len(target))
+                      for step in (0, 100, 200) for target in ("input", "masked_entry")
+                      for metric in ("mse", "abs_cosine") for layer in range(3)]), ["input", "masked_entry"]),
     "sweep_plateau_length": lambda: plateau_length_figure(sweep_frame(), "train.lr", []),
     "loss_curve": lambda: plots.loss_curve(training_metrics(), transition=TRANSITION),
     "mc_training_curves": lambda: plots.mc_training_curves(training_metrics(), TRANSITION),
@@ -134,6 +144,13 @@ def test_a_one_head_layer_is_drawn_once_and_named_as_both():
     assert len(data_lines(axis)) == 2  # L0H0 and L1H0; the layers are these heads
     labels = axis.get_legend_handles_labels()[1]
     assert "L0H0 (= layer 0)" in labels and "L1H0 (= layer 1)" in labels
+    plt.close(figure)
+
+
+def test_patching_heatmaps_have_labelled_colourbars():
+    figure = FIGURES["patching_heatmaps"]()
+    assert sorted(a.get_ylabel() for a in figure.axes if is_colorbar(a)) == [
+        "loss, patched run", "masked_mse, patched run"]
     plt.close(figure)
 
 
