@@ -1,13 +1,15 @@
 """Progress that fits its output: a tqdm bar on a terminal; without one (a log file, CI,
-``nohup``), one plain line at every 5 % of the work or every ``interval`` seconds, whichever
-comes first, so a redirected long command writes tens of lines, not thousands.
+``nohup``), one plain line at every 5 % of the work, and between them one when
+``max(interval, elapsed / 10)`` seconds passed without a line (so slow work still shows
+signs of life, while the number of such lines grows only with the logarithm of the run's
+length: about 70 for a 10-hour run), so a redirected long command writes tens of lines, not
+thousands.
 
 Every long command (train, resume, sweep, reproduce, the analyzers) draws its progress with
 ``progress_bar``."""
 
 from __future__ import annotations
 
-import io
 import sys
 import time
 from typing import Iterable, TextIO
@@ -23,6 +25,19 @@ LINE_FORMAT = "{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt} [{elapsed}<{remain
 LINE_FORMAT_NO_TOTAL = "{desc}: {n_fmt} [{elapsed}, {rate_fmt}{postfix}]"
 
 
+class Discard:
+    """A stream that drops what is written to it."""
+
+    def write(self, text: str) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+DISCARD = Discard()
+
+
 def is_terminal(stream: TextIO | None) -> bool:
     try:
         return bool(stream is not None and stream.isatty())
@@ -32,14 +47,16 @@ def is_terminal(stream: TextIO | None) -> bool:
 
 class LineProgress(plain_tqdm):
     """A tqdm that writes whole lines (``desc: 45% 180/400 [01:23<01:40, 2.16it/s, loss=2.85]``),
-    one per ``STEP_PERCENT`` of the total or per ``interval`` seconds, and a last one at
-    the end; nothing for transient bars (``leave=False``: an outer bar reports the work)."""
+    one per ``STEP_PERCENT`` of the total or after ``max(interval, elapsed / 10)`` seconds
+    without one, and a last one at the end; nothing for transient bars (``leave=False``: an outer bar reports the work)."""
 
     def __init__(self, *args, interval: float = INTERVAL_S, **kwargs):
         self.interval = interval
         self.last_line_at = None
         self.last_bucket = -1
         self.last_line = ""
+        self.start_monotonic = time.monotonic()
+        self.discard = DISCARD  # kept here: at interpreter exit module globals are gone
         kwargs.setdefault("mininterval", 0.5)
         super().__init__(*args, **kwargs)
 
@@ -61,7 +78,8 @@ class LineProgress(plain_tqdm):
             return True
         now = time.monotonic()
         bucket = int(100 * self.n / self.total) // STEP_PERCENT if self.total else -1
-        due = self.last_line_at is None or now - self.last_line_at >= self.interval
+        wait = max(self.interval, 0.1 * (now - self.start_monotonic))
+        due = self.last_line_at is None or now - self.last_line_at >= wait
         if bucket > self.last_bucket or due:
             self.last_bucket = max(bucket, self.last_bucket)
             self._write()
@@ -74,7 +92,7 @@ class LineProgress(plain_tqdm):
                 self.fp.write(line + "\n")
                 self.fp.flush()
                 self.last_line = line
-        self.fp = io.StringIO()  # tqdm's own close would write a clearing "\r"
+        self.fp = self.discard  # tqdm's own close would write a clearing "\r"
         super().close()
 
 
