@@ -116,21 +116,18 @@ def attention_grid(patterns_by_step: dict[int, "object"], title: str = "batch-me
 
 
 def probe_vs_step(probes: pd.DataFrame, metric: str = "mse", transition: Transition | None = None):
-    """Probe metric per hook vs step, one panel per target (from ``analyze_run`` of probes);
-    the legend (one entry per hook) below the panels, the drop marked."""
+    """Probe metric per hook vs step, one panel per target (from ``analyze_run`` of probes),
+    as many columns as targets (at most 3) beside the hook legend; the drop marked."""
     data = probes[probes["metric"] == metric]
     n_targets = data["target"].nunique()
     sns.set_theme(style="whitegrid")
     grid = sns.relplot(data=data, x="step", y="value", hue="hook", style="hook", markers=True,
                        col="target", kind="line", col_wrap=min(3, max(n_targets, 1)), height=2.8,
-                       aspect=1.3, facet_kws={"sharey": False}, palette="viridis")
+                       aspect=1.3 if n_targets > 1 else 2.0, facet_kws={"sharey": False}, palette="viridis")
     for axis in grid.axes.flat:
         step_axis(axis, data["step"])
         axis.set_ylabel(metric)
         mark_drop(axis, transition)
-    sns.move_legend(grid, "upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(3, data["hook"].nunique()),
-                    fontsize=7, title="hook", frameon=False)
-    grid.figure.tight_layout()
     return grid.figure
 
 

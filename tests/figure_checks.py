@@ -1,5 +1,5 @@
 """What a reader needs from a figure, checked on its matplotlib objects (not on pixels):
-labelled axes, a legend entry for every series, a colourbar beside heatmaps, no line hidden
+labelled axes, a legend entry for every series, legends inside the saved canvas, a colourbar beside heatmaps, no line hidden
 under another, every point inside the x-limits with a margin, the transition marked."""
 
 from __future__ import annotations
@@ -105,6 +105,13 @@ def check_figure(figure, transition_step: float | None = None) -> list[str]:
                      if np.all(np.asarray(line.get_xdata(), float) == float(transition_step))]
             if not marks:
                 problems.append(f"{name}: the transition (step {transition_step}) is not marked")
+    renderer = figure.canvas.get_renderer()
+    canvas = figure.bbox
+    legends = [a.get_legend() for a in figure.axes if a.get_legend() is not None] + list(figure.legends)
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        if box.x0 < canvas.x0 - 1 or box.y0 < canvas.y0 - 1 or box.x1 > canvas.x1 + 1 or box.y1 > canvas.y1 + 1:
+            problems.append(f"a legend lies (partly) outside the figure: {box.bounds} vs {canvas.bounds}")
     width = sum(a.get_position().width for a in axes if a.get_position().y0 == min(
         b.get_position().y0 for b in axes))
     if axes and width < 0.4:
