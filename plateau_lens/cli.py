@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("resume", help="continue a run from its newest checkpoint that verifies")
     p.add_argument("run")
     p.add_argument("--set", action="append", metavar="TABLE.FIELD=VALUE",
-                   help="change train.steps, train.device or train.compile (e.g. train longer: "
+                   help="change train.steps, train.device, train.compile or train.trackers (e.g. train longer: "
                         "--set train.steps=20000); other fields are fixed for a run")
     p.add_argument("--allow-legacy-pickle", action="store_true", help=PICKLE_HELP)
     p.add_argument("--quiet", action="store_true")

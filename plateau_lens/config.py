@@ -23,6 +23,7 @@ from .models.components import COMPONENTS
 from .models.config import ModelConfig
 from .schema import Allowed, ConfigError, Float, Int, Label, StrictModel, type_name
 from .tasks import TASKS, make_task
+from .tracking.registry import TRACKER_NAMES, check_tracker_names
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -30,9 +31,10 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SECTIONS = ("task", "model", "train", "init")
-RESUME_MUTABLE = frozenset({"train.steps", "train.device", "train.compile"})
-"""Fields a resumed run may change (how long and where it runs); any other difference between
-a run's config and its checkpoints is refused."""
+RESUME_MUTABLE = frozenset({"train.steps", "train.device", "train.compile", "train.trackers",
+                            "train.tracker_group"})
+"""Fields a resumed run may change (how long and where it runs, where it is watched); any
+other difference between a run's config and its checkpoints is refused."""
 
 SEED_MAX = 2**63 - 1
 
@@ -79,11 +81,21 @@ class TrainConfig(StrictModel):
     eval_batch: Literal["fresh", "fixed"] = "fresh"
     """"fresh" (the study's): a new test batch at every evaluation, a pure function of
     (seed, step); "fixed": the same test batch all run long."""
+    trackers: Annotated[tuple[str, ...], Field(strict=False),
+                        Allowed(f"a list of tracker names from {list(TRACKER_NAMES)}")] = ()
+    """Experiment trackers that watch the run (``plateau_lens.tracking``), e.g. ``["tensorboard"]``."""
+    tracker_group: str = ""
+    """Group the run belongs to in its trackers (a sweep sets its own name); "" = none."""
 
     @field_validator("device")
     @classmethod
     def _known_device(cls, value: str) -> str:
         return _check_device(value)
+
+    @field_validator("trackers")
+    @classmethod
+    def _known_trackers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return check_tracker_names(value)
 
     def checkpoint_steps(self) -> list[int]:
         """Steps (number of completed updates) at which a checkpoint is written."""
@@ -206,7 +218,8 @@ class RunConfig(StrictModel):
 
     def to_dict(self) -> dict[str, Any]:
         values = {"task": dict(self.task), "model": self.model.to_dict(),
-                  "train": self.train.model_dump()}
+                  "train": {k: list(v) if isinstance(v, tuple) else v  # as JSON reads it back
+                            for k, v in self.train.model_dump().items()}}
         if self.init.active:
             values["init"] = {k: list(v) if isinstance(v, tuple) else v
                               for k, v in self.init.model_dump().items()}

@@ -5,11 +5,45 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 
 from .io import atomic_write
 from .transition import Transition
+
+STEP_LABEL = "training step (updates)"
+
+
+def log_spaced(steps) -> bool:
+    """Checkpoint steps spread over decades (0, 1, 2, 4, …, 1000, …): most successive ratios
+    of the positive steps at least 1.5 and the positive range over two decades."""
+    positive = np.unique(np.asarray([s for s in steps if s > 0], dtype=float))
+    if len(positive) < 4 or positive[-1] / positive[0] < 100:
+        return False
+    return float(np.median(positive[1:] / positive[:-1])) >= 1.5
+
+
+def step_axis(axis, steps, label: str = STEP_LABEL) -> None:
+    """Label the x-axis and, for log-spaced checkpoints, put it on a symlog scale (step 0
+    stays visible); a margin on both sides keeps the first and last points off the edge."""
+    axis.set_xlabel(label)
+    steps = np.asarray(sorted(set(float(s) for s in steps)))
+    if len(steps) == 0:
+        return
+    if log_spaced(steps):
+        axis.set_xscale("symlog", linthresh=1)
+        axis.set_xlim(-0.5 if steps[0] <= 0 else steps[0] / 1.5, steps[-1] * 1.5)
+    else:
+        span = max(steps[-1] - steps[0], 1.0)
+        axis.set_xlim(steps[0] - 0.03 * span, steps[-1] + 0.03 * span)
+
+
+def mark_drop(axis, transition: "Transition | None") -> None:
+    """The detected drop as a labelled red dashed line."""
+    if transition is not None:
+        axis.axvline(transition.drop_step, color="tab:red", ls="--", lw=1,
+                     label=f"drop (step {transition.drop_step})")
 
 
 def loss_curve(metrics: pd.DataFrame, columns: list[str] | None = None,
@@ -31,6 +65,8 @@ def loss_curve(metrics: pd.DataFrame, columns: list[str] | None = None,
         axis.axvline(transition.drop_step, color="tab:red", ls="--", lw=1, label="drop")
         axis.axvline(transition.drop_end, color="tab:green", ls=":", lw=1, label="drop end")
     axis.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+    step_axis(axis, tidy["step"])
+    axis.set_ylabel("value (log scale)" if axis.get_yscale() == "log" else "value")
     axis.set_title(title)
     figure.tight_layout()
     return figure
@@ -45,61 +81,82 @@ def save(figure, path) -> Path:
 
 
 def attention_grid(patterns_by_step: dict[int, "object"], title: str = "batch-mean attention"):
-    """Grid of batch-averaged attention maps: rows = (step, layer), columns = heads.
+    """Grid of batch-averaged attention maps: rows = (step, layer), columns = heads; rows of
+    a map are query positions, columns key positions, colour the attention weight (one
+    colourbar, 0 to 1).
 
     ``patterns_by_step``: step → tensor [layer, head, query, key]
     (``plateau_lens.analysis.mean_attention_patterns``)."""
     steps = sorted(patterns_by_step)
     first = patterns_by_step[steps[0]]
-    n_layers, n_heads = first.shape[0], first.shape[1]
-    figure, axes = plt.subplots(len(steps) * n_layers, n_heads, squeeze=False,
-                                figsize=(1.6 * n_heads + 1, 1.6 * len(steps) * n_layers + 0.5))
+    n_layers, n_heads, n_positions = first.shape[0], first.shape[1], first.shape[-1]
+    figure, axes = plt.subplots(len(steps) * n_layers, n_heads, squeeze=False, layout="constrained",
+                                figsize=(1.9 * n_heads + 1.6, 1.7 * len(steps) * n_layers + 0.9))
+    ticks = list(range(0, n_positions, max(1, n_positions // 4)))
     for s, step in enumerate(steps):
         patterns = patterns_by_step[step]
         for layer in range(n_layers):
             for head in range(n_heads):
                 axis = axes[s * n_layers + layer, head]
-                sns.heatmap(patterns[layer, head].cpu().numpy(), ax=axis, cbar=False,
-                            xticklabels=False, yticklabels=False, cmap="viridis", square=True)
+                image = axis.imshow(patterns[layer, head].float().cpu().numpy(), cmap="viridis",
+                                    vmin=0, vmax=1, interpolation="nearest")
+                axis.set_xticks(ticks)
+                axis.set_yticks(ticks)
+                axis.tick_params(labelsize=6)
+                axis.grid(False)
                 if head == 0:
-                    axis.set_ylabel(f"step {step}\nL{layer}", fontsize=7)
+                    axis.set_ylabel(f"step {step}, L{layer}\nquery position", fontsize=7)
+                if s * n_layers + layer == len(steps) * n_layers - 1:
+                    axis.set_xlabel("key position", fontsize=7)
                 if s == 0 and layer == 0:
-                    axis.set_title(f"H{head}", fontsize=8)
+                    axis.set_title(f"head {head}", fontsize=8)
+    figure.colorbar(image, ax=axes, shrink=0.8, label="attention weight")
     figure.suptitle(title)
-    figure.tight_layout()
     return figure
 
 
 def probe_vs_step(probes: pd.DataFrame, metric: str = "mse", transition: Transition | None = None):
-    """Probe metric per hook vs step, one panel per target (from ``analyze_run`` of probes)."""
+    """Probe metric per hook vs step, one panel per target (from ``analyze_run`` of probes),
+    as many columns as targets (at most 3) beside the hook legend; the drop marked."""
     data = probes[probes["metric"] == metric]
+    n_targets = data["target"].nunique()
     sns.set_theme(style="whitegrid")
-    grid = sns.relplot(data=data, x="step", y="value", hue="hook", col="target", kind="line",
-                       col_wrap=3, height=2.6, facet_kws={"sharey": False}, palette="viridis")
-    grid.set_ylabels(metric)
-    if transition is not None:
-        for axis in grid.axes.flat:
-            axis.axvline(transition.drop_step, color="tab:red", ls="--", lw=1)
+    grid = sns.relplot(data=data, x="step", y="value", hue="hook", style="hook", markers=True,
+                       col="target", kind="line", col_wrap=min(3, max(n_targets, 1)), height=2.8,
+                       aspect=1.3 if n_targets > 1 else 2.0, facet_kws={"sharey": False}, palette="viridis")
+    for axis in grid.axes.flat:
+        step_axis(axis, data["step"])
+        axis.set_ylabel(metric)
+        mark_drop(axis, transition)
     return grid.figure
 
 
 def ablation_vs_step(ablations: pd.DataFrame, metric: str = "masked_mse",
                      transition: Transition | None = None):
-    """Change in ``metric`` (ablated − clean) when each head (or layer) is ablated, vs step
-    (from ``analyze_run`` of ``ablation_sweep``)."""
+    """Change in ``metric`` (ablated − clean) when each head (solid) or each whole layer
+    (dashed) is ablated, vs step (from ``analyze_run`` of ``ablation_sweep``). A layer of one
+    head is that head: it is drawn once, as "L0H0 (= layer 0)", not twice on top of itself."""
     data = ablations[ablations["metric"] == metric]
     table = data.pivot_table(index=["step", "scope", "heads"], columns="condition",
                              values="value").reset_index()
     table["change"] = table["ablated"] - table["clean"]
+    single = table["heads"].str.contains(",", regex=False).eq(False)
+    one_head_layers = set(table.loc[(table["scope"] == "layer") & single, "heads"])
+    table = table[~((table["scope"] == "layer") & table["heads"].isin(one_head_layers))].copy()
     table["site"] = table["heads"].where(table["scope"] != "layer",
-                                         table["heads"].str.slice(0, 2) + " (all)")
+                                         table["heads"].str.slice(0, 2) + " (all heads)")
+    table["site"] = [f"{h} (= layer {h[1:h.index('H')]})" if h in one_head_layers else site
+                     for h, site in zip(table["heads"], table["site"])]
+    table["ablated"] = table["scope"].map({"heads": "one head", "layer": "whole layer"}).fillna(table["scope"])
     sns.set_theme(style="whitegrid")
-    figure, axis = plt.subplots(figsize=(7, 4))
-    sns.lineplot(data=table, x="step", y="change", hue="site", ax=axis, palette="tab20")
-    axis.set_ylabel(f"Δ {metric} under ablation")
-    if transition is not None:
-        axis.axvline(transition.drop_step, color="tab:red", ls="--", lw=1)
-    axis.legend(fontsize=6, ncol=2)
+    figure, axis = plt.subplots(figsize=(8, 4))
+    sns.lineplot(data=table, x="step", y="change", hue="site", style="ablated", ax=axis,
+                 palette="tab20", marker="o", markersize=3)
+    axis.set_ylabel(f"Δ {metric} (ablated − clean)")
+    step_axis(axis, table["step"])
+    mark_drop(axis, transition)
+    axis.legend(fontsize=6, ncol=1 + len(axis.get_legend_handles_labels()[0]) // 16,
+                loc="center left", bbox_to_anchor=(1.01, 0.5))
     figure.tight_layout()
     return figure
 
@@ -154,18 +211,25 @@ def plateau_dynamics(runs: dict[str, pd.DataFrame], panels=PLATEAU_PANELS, title
                          legend=axis is axes[0][0] or len(columns) > 1)
         axis.set_ylabel(name)
         if name == "loss" and log_loss and (tidy["value"] > 0).all():
-            from matplotlib.ticker import FormatStrFormatter
+            from matplotlib.ticker import FormatStrFormatter, LogLocator
 
             axis.set_yscale("log")
             axis.yaxis.set_major_formatter(FormatStrFormatter("%.2g"))
+            if tidy["value"].max() / tidy["value"].min() > 3:  # label 2 and 5 only: no overlap
+                axis.yaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
             axis.yaxis.set_minor_formatter(FormatStrFormatter("%.2g"))
         for label, transition in (transitions or {}).items():
             if transition is None:
                 continue
+            first = name == panels[0][0]
             if single:
                 axis.axvspan(transition.plateau_start, transition.plateau_end, color="tab:orange",
-                             alpha=0.12)
-            axis.axvline(transition.drop_step, color="tab:red" if single else "0.6", ls="--", lw=1)
+                             alpha=0.12, label="plateau" if first else None)
+            axis.axvline(transition.drop_step, color="tab:red" if single else "0.6", ls="--", lw=1,
+                         label=f"drop (step {transition.drop_step})" if first and single else None)
+        if name == panels[0][0] and single and any(t is not None for t in (transitions or {}).values()):
+            axis.legend()
+        step_axis(axis, tidy["step"])
         if axis.get_legend() is not None:
             axis.legend(fontsize=6)
         axis.set_title(name)
@@ -217,26 +281,54 @@ def probe_accuracy_vs_step(probes: pd.DataFrame, metrics: pd.DataFrame,
     return figure
 
 
+def _step_ticks(steps) -> list[int]:
+    """Tick positions for a symlog step axis: 0 (if shown), the powers of ten inside the
+    series' range, and its last step."""
+    steps = sorted(set(int(x) for x in steps))
+    if len(steps) <= 6:
+        return steps
+    ticks = [0] if steps[0] <= 0 else []
+    power = 1
+    while power <= steps[-1]:
+        if power >= max(steps[0], 1) and power < steps[-1] / 2:
+            ticks.append(power)
+        power *= 10
+    return ticks + [steps[-1]]
+
+
+def _step_text(step: int) -> str:
+    return f"{step // 1000}k" if step >= 1000 and step % 1000 == 0 else str(step)
+
+
 def llm_series_panels(results: pd.DataFrame, title: str = ""):
     """As the study's ``plot_llm.py``: one panel per model, cosine similarity (left axis,
     solid) and repetition frequency (right axis, red dashed) vs pretraining step on a log
-    axis (symlog, so that step 0 is shown)."""
+    axis (symlog, so that step 0 is shown), ticks at the series' own steps, one legend."""
     sns.set_theme(style="whitegrid")
     models = list(dict.fromkeys(results["model"]))
-    figure, axes = plt.subplots(1, len(models), figsize=(4.5 * len(models), 3.8), squeeze=False)
+    figure, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4), squeeze=False)
     for axis, model in zip(axes[0], models):
         data = results[results["model"] == model].sort_values("step")
-        axis.plot(data["step"], data["cosine_similarity"], "o-", color="#440154", label="cosine sim.")
+        axis.plot(data["step"], data["cosine_similarity"], "o-", color="#440154", label="cosine similarity")
         axis.set_xscale("symlog", linthresh=1)
-        axis.set_xlabel("pretraining step")
+        steps = data["step"].to_numpy()
+        axis.set_xlim(-0.5 if steps.min() <= 0 else steps.min() / 1.5, steps.max() * 1.6)
+        ticks = _step_ticks(steps)
+        axis.set_xticks(ticks, [_step_text(t) for t in ticks], fontsize=8)
+        axis.minorticks_off()
+        axis.set_xlabel("pretraining step (log scale)")
         axis.set_title(model)
+        handles, labels = axis.get_legend_handles_labels()
         if "repetition_frequency" in data and data["repetition_frequency"].notna().any():
             twin = axis.twinx()
             twin.plot(data["step"], data["repetition_frequency"], "^--", color="red",
-                      label="repetition freq.")
+                      label="repetition frequency")
             twin.set_ylabel("repetition frequency")
             twin.grid(False)
+            more_handles, more_labels = twin.get_legend_handles_labels()
+            handles, labels = handles + more_handles, labels + more_labels
         axis.set_ylabel("cosine similarity")
+        axis.legend(handles, labels, fontsize=7, loc="best")
     figure.suptitle(title)
     figure.tight_layout()
     return figure
@@ -263,6 +355,7 @@ def mc_training_curves(metrics: pd.DataFrame, transition: Transition | None = No
     axes[1].set_ylabel("mean |prediction|, masked entries")
     for axis in axes:
         _mark_transition(axis, transition)
+        step_axis(axis, metrics["step"])
     return _finish(figure, title)
 
 
@@ -451,6 +544,6 @@ def patching_heatmaps(frame: pd.DataFrame, metrics: list[str], title: str = ""):
         grid = patched[patched["metric"] == metric].pivot_table(index="layer", columns="head",
                                                                 values="value")
         sns.heatmap(grid, ax=axis, annot=grid.size <= 64, fmt=".2g", cmap="viridis", cbar=True,
-                    annot_kws={"fontsize": 6})
-        axis.set_title(metric, fontsize=9)
+                    annot_kws={"fontsize": 6}, cbar_kws={"label": f"{metric}, patched run"})
+        axis.set(title=metric, xlabel="head", ylabel="layer")
     return _finish(figure, title)

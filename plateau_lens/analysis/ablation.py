@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 from jaxtyping import Float
 from torch import Tensor
-from tqdm.auto import tqdm
+from ..progress import progress_bar
 
 from ..metrics import scalar_metrics
 from ..models.handle import PlateauModel
@@ -196,7 +196,7 @@ def native_sweep_outputs(model: PlateauModel, clean: CleanPass, heads_by_layer: 
         for chunk in sample_chunks(len(residual), len(heads_per_copy) * residual.shape[1]):
             tasks.append(partial(_ablated_chunk, model.network, layer, residual[chunk], edit,
                                  outputs[layer][:, chunk]))
-    with tqdm(total=len(tasks), desc="ablation chunks", disable=not progress, leave=False) as bar:
+    with progress_bar(total=len(tasks), desc="ablation chunks", disable=not progress, leave=False) as bar:
         run_parallel(tasks, analysis_workers(clean.output.device), done=bar.update)
     return outputs
 
@@ -259,7 +259,7 @@ def ablation_sweep(model, batch, mode: str = "uniform", task=None, layers: bool 
     else:
         records = []
         clean, means, residuals = clean_pass(model, batch, mode)
-        for scope, layer, head, spec in tqdm(targets, desc="ablations", disable=not progress,
+        for scope, layer, head, spec in progress_bar(targets, desc="ablations", disable=not progress,
                                              leave=False):
             resolved = resolve_heads(model, spec)
             ablated = hooked_ablation_metrics(model, batch, resolved, mode, means, residuals)

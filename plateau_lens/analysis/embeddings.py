@@ -36,7 +36,7 @@ import pandas as pd
 import torch
 from jaxtyping import Float
 from torch import Tensor
-from tqdm.auto import tqdm
+from ..progress import progress_bar
 
 from ..metrics import scalar_metrics
 from ..models.handle import PlateauModel
@@ -192,7 +192,7 @@ def token_progress(run, steps: Iterable[int] | None = None, final_step: int | No
     offset = mean if center else torch.zeros_like(mean)
     records = [record("explained_variance_ratio", r, hook=TOKEN_HOOK, position=k, step=final_step,
                       entry_value=None, value_range=None) for k, r in enumerate(ratio.tolist())]
-    for step, model in tqdm(run.models(steps), total=len(steps), desc="token progress",
+    for step, model in progress_bar(run.models(steps), total=len(steps), desc="token progress",
                             disable=not progress):
         _, embeddings = value_embeddings(model, values)
         records += _projection_records(values, (embeddings - offset) @ components.T, step=step)
@@ -322,7 +322,7 @@ def permuted_positions(model, batch, n_permutations: int = 8,
                              scope=None, permutation=None)
     generator = torch.Generator().manual_seed(seed)
     jobs = [(scope, index) for scope in scopes for index in range(n_permutations)]
-    for scope, index in tqdm(jobs, desc="permutations", disable=not progress, leave=False):
+    for scope, index in progress_bar(jobs, desc="permutations", disable=not progress, leave=False):
         source = position_permutation(task, scope, generator)
 
         def shuffle(activation, hook, source=source):

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 from jaxtyping import Bool, Float
-from tqdm.auto import tqdm
+from ..progress import progress_bar
 
 from ..codec import round_to_tokens
 from ..models.handle import PlateauModel
@@ -112,7 +112,7 @@ def nuclear_norm_batch(batch, lam: float | None = None, progress: bool = False,
     observed = batch.observed.cpu().numpy()
     return np.stack([
         nuclear_norm_complete(matrices[i], observed[i], lam)
-        for i in tqdm(range(len(matrices)), desc="nuclear norm", disable=not progress, leave=False)
+        for i in progress_bar(range(len(matrices)), desc="nuclear norm", disable=not progress, leave=False)
     ])
 
 
@@ -159,7 +159,7 @@ def compare_to_nuclear_norm(model, p_values: Sequence[float] = STUDY_P_VALUES,
         raise ValueError(f"lam must be > 0 (or None for exact constraints), got {lam}")
     task = model.task
     records = []
-    for index, p in enumerate(tqdm(p_values, desc="p values", disable=not progress)):
+    for index, p in enumerate(progress_bar(p_values, desc="p values", disable=not progress)):
         p_task = dataclasses.replace(task, p_mask=p)
         batch = p_task.sample(n_matrices, step_generator(seed, index))
         observed = batch.observed.cpu().numpy()
@@ -198,7 +198,7 @@ def nuclear_norm_lambda_sweep(task, lams: Sequence[float] = STUDY_LAMBDAS, n_mat
     truth = model_view(task, batch)
     settings = [("exact", None)] * bool(exact) + [("regularised", float(v)) for v in lams]
     records = []
-    for condition, lam in tqdm(settings, desc="lambda", disable=not progress):
+    for condition, lam in progress_bar(settings, desc="lambda", disable=not progress):
         completed = nuclear_norm_batch(batch, lam, progress=progress, task=task)
         for metric, value in completion_metrics(completed, truth, observed).items():
             records.append(record(metric, value, condition=condition,

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from ..progress import progress_bar
 
 from ..metrics import scalar_metrics
 from ..models.build import with_max_positions
@@ -132,7 +132,7 @@ def ood_evaluation(model, conditions: Sequence[OODCondition] | None = None,
             model = with_max_positions(model, longest, seed=seed)
     records = []
     for index, (condition, test_task) in enumerate(
-            tqdm(list(zip(conditions, tasks)), desc="OOD conditions", disable=not progress)):
+            progress_bar(list(zip(conditions, tasks)), desc="OOD conditions", disable=not progress)):
         needed = test_task.n_positions
         if needed > model.cfg.n_ctx:
             note = f"needs {needed} positions; the model has {available} ({cannot_extend})"

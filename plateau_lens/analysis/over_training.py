@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable, Iterable
 
 import pandas as pd
-from tqdm.auto import tqdm
+from ..progress import progress_bar
 
 from ..tasks.base import step_generator
 
@@ -40,7 +40,7 @@ def analyze_run(run, analyzers: Callable | dict[str, Callable] | Iterable[Callab
         raise ValueError(f"steps {missing} have no checkpoint in {run.path}; available: {run.steps}")
     batch = analysis_batch(run, batch_size) if batch is None else batch
     frames = []
-    for step, model in tqdm(run.models(steps), total=len(steps), desc="checkpoints",
+    for step, model in progress_bar(run.models(steps), total=len(steps), desc="checkpoints",
                             disable=not progress):
         for name, analyzer in analyzers.items():
             frame = analyzer(model, batch)

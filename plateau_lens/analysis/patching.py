@@ -17,7 +17,7 @@ from typing import Callable, Iterator, Sequence
 import pandas as pd
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
+from ..progress import progress_bar
 from transformer_lens.patching import (
     layer_head_pattern_patch_setter, layer_head_vector_patch_setter, layer_pos_patch_setter,
 )
@@ -105,7 +105,7 @@ def _patched_records(target: PlateauModel, source_cache, target_inputs: Tensor,
                      names: list[str], granularity: str, truth_batch, other_batch,
                      progress: bool, condition: str) -> list[dict]:
     records = []
-    for name in tqdm(names, desc="patching", disable=not progress, leave=False):
+    for name in progress_bar(names, desc="patching", disable=not progress, leave=False):
         clean_activation = source_cache[name]
         for head, position, patch in patch_sites(name, clean_activation, granularity):
             def hook(activation, hook, patch=patch, clean=clean_activation):

@@ -108,10 +108,10 @@ class Progress:
     """``runs: 5/10 done, 2 running, 1 failed |█████     | [01:23]`` on stderr."""
 
     def __init__(self, total: int, done: int, enabled: bool):
-        from tqdm.auto import tqdm
+        from ..progress import progress_bar
 
         self.done, self.failed, self.running, self.analyzing = done, 0, 0, 0
-        self.bar = tqdm(total=total, initial=done, desc="runs", disable=not enabled,
+        self.bar = progress_bar(total=total, initial=done, desc="runs", disable=not enabled,
                         bar_format="{desc} |{bar}| [{elapsed}]", mininterval=1.0, dynamic_ncols=True,
                         file=sys.stderr)
         self.refresh()

@@ -234,5 +234,7 @@ def load_sweep(path: str | Path) -> Sweep:
         names[name] = params
         config = apply(base, params, f"run {name} ({', '.join(f'{k} = {v!r}' for k, v in params.items())})",
                        whole_run=True)
+        if config.train.trackers and not config.train.tracker_group:  # one group per sweep
+            config = config.replace(train={"tracker_group": path.stem})
         points.append(Point(name=name, params=params, config=config))
     return Sweep(path=path, base=base_path, fields=tuple(fields), fixed=fixed, points=tuple(points))

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from ..config import RESUME_MUTABLE, SECTIONS, RunConfig, config_mismatch, load_config
 from ..interventions import (
@@ -30,7 +29,9 @@ from ..interventions import (
 from ..io import RunLock, read_table, remove_stale_temp_files, write_table, write_text
 from ..models.build import build_network, check_model_for_task, wrap_in_bridge
 from ..models.handle import PlateauModel
+from ..progress import progress_bar
 from ..tasks.base import step_generator
+from ..tracking import Tracking
 from .checkpoint import (
     CHECKPOINT_DIR, STATE_SUFFIX, WEIGHTS_SUFFIX, CheckpointError, CheckpointMismatch,
     LegacyCheckpointError, checkpoint_name, list_checkpoints, load_checkpoint, read_metadata,
@@ -241,6 +242,8 @@ class Trainer:
         self.model = PlateauModel(bridge=wrap_in_bridge(self.network), task=self.task,
                                   network=self.network, config=config.model)
         self.eval_batch = self.test_batch(0)
+        self.tracking = Tracking(config.train.trackers, self.run_dir, config.to_dict(),
+                                 config.train.tracker_group)  # checks them; writes nothing
 
     def apply_init(self, copy_weights: bool = True) -> None:
         """Component-wise / optimal init: copy reference components (``copy_weights``: not
@@ -451,11 +454,12 @@ class Trainer:
         self.hold_lock()
         train = self.config.train
         end = train.steps if stop_at is None else min(stop_at, train.steps)
+        self.tracking.start()
         if self.step == 0 and 0 in self.checkpoint_steps and not list_checkpoints(self.run_dir):
             self.save()
         self.network.train()
-        bar = tqdm(total=end, initial=self.step, disable=not progress, desc=self.task.name,
-                   dynamic_ncols=True)
+        bar = progress_bar(total=end, initial=self.step, disable=not progress, desc=self.task.name,
+                           dynamic_ncols=True)
         try:
             while self.step < end:
                 self.update_attention_bias()
@@ -474,6 +478,7 @@ class Trainer:
                 self.scheduler.step()
                 if self.step % train.log_every == 0:
                     self.rows.append(self.log_after_update(batch, lr))
+                    self.tracking.log_row(self.rows[-1])
                     bar.set_postfix(loss=f"{self.rows[-1]['loss']:.4g}")
                 self.step += 1
                 bar.update(1)
@@ -481,6 +486,7 @@ class Trainer:
                     self.save()
         finally:
             bar.close()
+            self.tracking.finish(pd.DataFrame(self.rows))
         return self.run_dir
 
 
