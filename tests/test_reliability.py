@@ -317,7 +317,7 @@ def test_nan_loss_stops_without_writing_a_nan_checkpoint(tmp_path, capsys):
     for path in list_checkpoints(tmp_path / "run").values():
         assert all(torch.isfinite(t).all() for t in load_checkpoint(path)["model"].values())
     metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
-    assert list(metrics["step"]) == [0, 1] and metrics.notna().all().all()
+    assert list(metrics["step"]) == [0, 1, 2] and metrics.notna().all().all()
     (tmp_path / "config.json").write_text(config.to_json())
     code, err = run_cli(capsys, "train", tmp_path / "config.json", "--out", tmp_path / "cli", "--quiet")
     assert code == 3 and "training diverged: the loss is nan at step 3 (lr 10)" in err
