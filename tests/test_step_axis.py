@@ -21,9 +21,9 @@ def mws_run(tmp_path_factory):
     config = load_config({
         "task": {"name": "mws", "n_inputs": 6},
         "model": {"n_layers": 1, "n_heads": 1, "d_model": 16},
-        # 13 steps: the final step is neither a multiple of log_every nor of checkpoint_every
-        "train": {"steps": 13, "batch_size": 8, "eval_batch_size": 16, "lr": 3e-2,
-                  "log_every": 2, "checkpoint_every": 5},
+        # 7 steps: the final step is neither a multiple of log_every nor of checkpoint_every
+        "train": {"steps": 7, "batch_size": 8, "eval_batch_size": 16, "lr": 3e-2,
+                  "log_every": 2, "checkpoint_every": 3},
     })
     return config, train(config, tmp_path_factory.mktemp("axis") / "run", progress=False)
 
@@ -58,9 +58,9 @@ def test_every_checkpoint_has_the_row_measured_on_its_own_weights(mws_run):
     config, run_dir = mws_run
     metrics = pd.read_csv(run_dir / "metrics.csv").set_index("step")
     checkpoints = sorted(list_checkpoints(run_dir))
-    assert checkpoints == [0, 1, 2, 4, 5, 10, 13]
-    # logged every 2 steps, plus every checkpoint step, plus the final step
-    assert list(metrics.index) == [0, 1, 2, 4, 5, 6, 8, 10, 12, 13]
+    assert checkpoints == [0, 1, 2, 3, 6, 7]
+    # logged every 2 steps, plus every checkpoint step (the final one included)
+    assert list(metrics.index) == [0, 1, 2, 3, 4, 6, 7]
     networks = {step: network_at(config, run_dir, step) for step in checkpoints}
     apart = []
     for index, step in enumerate(checkpoints):
@@ -91,8 +91,26 @@ def test_a_stop_at_checkpoint_step_has_its_row_and_resume_adds_no_duplicate(tmp_
     from plateau_lens import resume
 
     config, full = mws_run
-    part = train(config, tmp_path / "part", progress=False, stop_at=10)
+    part = train(config, tmp_path / "part", progress=False, stop_at=6)
     rows = pd.read_csv(part / "metrics.csv")
-    assert list(rows["step"])[-1] == 10 and max(list_checkpoints(part)) == 10
+    assert list(rows["step"])[-1] == 6 and max(list_checkpoints(part)) == 6
     resume(part, progress=False)
     assert (part / "metrics.csv").read_bytes() == (full / "metrics.csv").read_bytes()
+
+
+def test_analyzers_over_checkpoints_join_the_metrics_rows(mws_run):
+    """An analyzer run on run.model(s) and test batch s gives row s's logged value: collapse at
+    pre_lm_h is the row's cosine_similarity, attention progress (mean over heads) the row's."""
+    from plateau_lens import attention_progress, load_run, representation_collapse
+
+    config, run_dir = mws_run
+    run = load_run(run_dir)
+    metrics = run.metrics.set_index("step")
+    for step in run.steps:
+        test = run.task.sample(config.train.eval_batch_size,
+                               step_generator(config.train.seed + EVAL_SEED_OFFSET, step))
+        model = run.model(step)
+        collapse = representation_collapse(model, test, sites=["pre_lm_h"])["value"].item()
+        progress = attention_progress(model, test)["value"].mean()
+        assert metrics.loc[step, "cosine_similarity"] == pytest.approx(collapse, abs=1e-9), step
+        assert metrics.loc[step, "attention_progress"] == pytest.approx(progress, abs=1e-9), step
