@@ -390,7 +390,7 @@ def test_lost_metrics_are_rebuilt_from_the_checkpoints(tmp_path, caplog, damage)
         metrics.unlink()
     with caplog.at_level(logging.WARNING, logger="plateau_lens"):
         Trainer.resume(run_dir).close()
-    assert "rebuilt from checkpoint step 8 (8 rows)" in caplog.text
+    assert "rebuilt from checkpoint step 8 (9 rows)" in caplog.text  # rows 0-8: step 8 has its own
     assert metrics.read_bytes() == original
 
 
