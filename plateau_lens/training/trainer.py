@@ -194,10 +194,10 @@ def plan_resume(run_dir: Path, requested=None, allow_pickle: bool = False) -> Re
         if not text.startswith(_metrics_text(rows)):
             rebuild = rebuild or "truncated or damaged"
     if rows and int(rows[-1]["step"]) < step:
-        log.warning("%s: checkpoint %d carries no row of its own step: its rows were written by "
-                    "plateau-lens before 0.2, where row s was measured on checkpoint s + 1's "
-                    "weights; rows from step %d on are measured on checkpoint s (see "
-                    "docs/run-directory.md)", run_dir, step, step)
+        log.warning("%s: checkpoint %d carries no row of its own step: its rows were written on "
+                    "the old step axis (row s measured on checkpoint s + 1's weights); rows from "
+                    "step %d on are measured on checkpoint s (see docs/run-directory.md)",
+                    run_dir, step, step)
     changes = config_mismatch(on_disk.to_dict(), expected, SECTIONS)
     return ResumePlan(config, payload, rows, changes, rebuild)
 
