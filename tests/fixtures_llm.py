@@ -1,4 +1,4 @@
-"""Helpers for the LLM tests: tiny random GPT-NeoX / OLMo / OLMo-2 checkpoints, a tiny local
+"""Helpers for the LLM tests: tiny random GPT-NeoX / OLMo / OLMo-2 / GPT-2 checkpoints, a tiny local
 pretraining series, and the study's recipe computed with plain ``transformers`` (the
 reference every test compares plateau-lens with)."""
 
@@ -57,6 +57,9 @@ def save_model(directory, kind="neox", seed=0, eos_from=None):
                   intermediate_size=64, max_position_embeddings=64)
     if kind == "neox":
         model = transformers.GPTNeoXForCausalLM(transformers.GPTNeoXConfig(**common))
+    elif kind == "gpt2":
+        model = transformers.GPT2LMHeadModel(transformers.GPT2Config(
+            vocab_size=64, n_embd=32, n_layer=2, n_head=4, n_inner=64, n_positions=64))
     elif kind == "olmo":
         model = transformers.OlmoForCausalLM(transformers.OlmoConfig(**common, pad_token_id=0))
     else:

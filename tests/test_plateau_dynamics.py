@@ -222,25 +222,26 @@ def test_reused_bridge_matches_a_fresh_bridge_at_every_step_with_attention_bias(
 
 
 def test_logged_cosine_is_representation_collapse_at_pre_lm_h(tmp_path, small_mws_config):
-    """The training log's cosine_similarity at step s (logged after update s, so with the
-    weights of checkpoint s + 1, on step s's fresh test batch) is the analyzer's pre_lm_h."""
+    """The training log's cosine_similarity at step s (measured on checkpoint s's weights,
+    before update s, on step s's fresh test batch) is the analyzer's pre_lm_h."""
     from plateau_lens.training.trainer import EVAL_SEED_OFFSET
 
     config = small_mws_config.replace(train={"log_every": 1})
     run = load_run(train(config, tmp_path / "run", progress=False))
     logged = run.metrics.set_index("step")["cosine_similarity"]
-    for step in (3, 7):
+    for step in (4, 8):
         test_batch = run.task.sample(config.train.eval_batch_size,
                                      step_generator(config.train.seed + EVAL_SEED_OFFSET, step))
-        collapse = representation_collapse(run.model(step + 1), test_batch, sites=["pre_lm_h"])
+        collapse = representation_collapse(run.model(step), test_batch, sites=["pre_lm_h"])
         assert collapse["value"].item() == pytest.approx(logged[step], abs=1e-6)
 
 
 # ------------------------------------------------------------ the study's per-step log
-def test_log_is_taken_after_the_update_on_the_steps_batch_and_a_fresh_test_batch(
+def test_row_s_is_measured_on_checkpoint_s_on_the_steps_batch_and_a_fresh_test_batch(
         tmp_path, small_mws_config):
-    """Row s (train_mws.py: after optim.step(), eval mode): ``loss`` is the cross-entropy of
-    training batch s under the updated weights (checkpoint s + 1), computed here directly;
+    """Row s (eval mode, before update s; train_mws.py logs after it, see
+    plateau_lens.training.evaluation): ``loss`` is the cross-entropy of training batch s
+    under checkpoint s's weights, computed here directly;
     accuracy and repetition are greedy generation on a test batch drawn fresh for step s (a
     pure function of seed and step), generated here by a plain argmax loop."""
     from plateau_lens.training.trainer import EVAL_SEED_OFFSET
@@ -248,8 +249,8 @@ def test_log_is_taken_after_the_update_on_the_steps_batch_and_a_fresh_test_batch
     config = small_mws_config.replace(train={"log_every": 1, "steps": 4})
     run = load_run(train(config, tmp_path / "run", progress=False))
     rows = run.metrics.set_index("step")
-    for step in (0, 1, 3):  # checkpoints 1, 2, 4 hold the weights after updates 0, 1, 3
-        network = run.network(step + 1).eval()
+    for step in (0, 1, 2, 4):  # every checkpoint, the final one included
+        network = run.network(step).eval()
         batch = run.task.sample(8, step_generator(0, step))
         logits = network(batch.inputs).double()
         loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch.tokens[:, 1:].flatten())

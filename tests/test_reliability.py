@@ -317,7 +317,7 @@ def test_nan_loss_stops_without_writing_a_nan_checkpoint(tmp_path, capsys):
     for path in list_checkpoints(tmp_path / "run").values():
         assert all(torch.isfinite(t).all() for t in load_checkpoint(path)["model"].values())
     metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
-    assert list(metrics["step"]) == [0, 1] and metrics.notna().all().all()
+    assert list(metrics["step"]) == [0, 1, 2] and metrics.notna().all().all()
     (tmp_path / "config.json").write_text(config.to_json())
     code, err = run_cli(capsys, "train", tmp_path / "config.json", "--out", tmp_path / "cli", "--quiet")
     assert code == 3 and "training diverged: the loss is nan at step 3 (lr 10)" in err
@@ -390,7 +390,7 @@ def test_lost_metrics_are_rebuilt_from_the_checkpoints(tmp_path, caplog, damage)
         metrics.unlink()
     with caplog.at_level(logging.WARNING, logger="plateau_lens"):
         Trainer.resume(run_dir).close()
-    assert "rebuilt from checkpoint step 8 (8 rows)" in caplog.text
+    assert "rebuilt from checkpoint step 8 (9 rows)" in caplog.text  # rows 0-8: step 8 has its own
     assert metrics.read_bytes() == original
 
 

@@ -374,7 +374,8 @@ def test_a_run_held_by_a_live_process_is_not_trained_a_second_time(tmp_path):
 
 
 def test_summary_of_a_run_that_has_only_its_step_0_checkpoint(tmp_path):
-    """A run just started has an empty metrics.csv: sweep.csv lists it as unfinished."""
+    """A run just started has only checkpoint 0 and its row: sweep.csv lists it as pending,
+    with no transition and checkpoint 0's loss as its latest."""
     from plateau_lens import train
     from plateau_lens.sweep import summarize
     from plateau_lens.sweep.rundir import write_point
@@ -385,7 +386,8 @@ def test_summary_of_a_run_that_has_only_its_step_0_checkpoint(tmp_path):
     write_point(run_dir, "seed=0", {"train.seed": 0})
     row = summarize(tmp_path / "out").iloc[0]
     assert (row["run"], row["train.seed"], row["status"], row["step"]) == ("seed=0", 0, "pending", 0)
-    assert pd.isna(row["plateau_length"]) and pd.isna(row["final_loss"])
+    assert pd.isna(row["plateau_length"])
+    assert row["final_loss"] == pd.read_csv(run_dir / "metrics.csv").set_index("step").loc[0, "loss"]
 
 
 def test_a_failing_analyzer_does_not_stop_the_ones_after_it(tmp_path, monkeypatch):

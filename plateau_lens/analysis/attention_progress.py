@@ -22,7 +22,8 @@ def attention_progress(model, batch, task=None) -> pd.DataFrame:
     masks = attention_masks(model.task, batch, model.cfg.n_layers)
     if not masks:
         raise ValueError(f"attention_progress needs an optimal attention mask, and task "
-                         f"{model.task.name!r} defines none")
+                         f"{model.task.name!r} defines none; use attention_patterns(model, batch), which "
+                         f"reads every head's pattern on any task")
     names = {layer: f"blocks.{layer}.attn.hook_pattern" for layer in masks}
     _, cache = model.bridge.run_with_cache(batch.inputs, names_filter=lambda n: n in names.values())
     records = []

@@ -23,14 +23,29 @@ BLOCK_SITES = {
 there: the residual stream entering the block (``pre_att_h``: the embeddings for its
 1-layer model), the attention output after the output projection, the residual stream after
 attention, the residual stream after the MLP (for the last block: before ln_f)."""
+PARALLEL_MID = ("blocks.{layer}.hook_resid_pre", "blocks.{layer}.hook_attn_out")
+"""``post_att_res_h`` on a parallel-residual block (GPT-NeoX/Pythia, ``cfg.parallel_attn_mlp``:
+x_out = x + Attn(LN₁ x) + MLP(LN₂ x)), which has no ``hook_resid_mid``: the stream holds no
+state with attention added and the MLP not, so we read x + Attn(LN₁ x), the sum of these two
+hooks: the residual stream after attention as a sequential block would have it (its MLP
+reads LN₂ x, not this sum)."""
 FINAL_SITE = "pre_lm_h"
 """ln_f's output including its weight and bias, the input of the unembedding (``pre_lm_h``
 in the study's ``src/model_linear.py``: the site of its cosine-similarity figures)."""
 SITES = (*BLOCK_SITES, FINAL_SITE)
 
 
-def collapse_hooks(bridge, sites: Sequence[str], layers: Sequence[int]) -> dict[tuple[str, int | None], str]:
-    """``(site, layer) -> hook name``; the final site has no layer."""
+def is_parallel_residual(bridge) -> bool:
+    """Attention and MLP read the same block input (GPT-NeoX/Pythia): no ``hook_resid_mid``."""
+    return bool(getattr(bridge.cfg, "parallel_attn_mlp", False)) and \
+        "blocks.0.hook_resid_mid" not in bridge.hook_dict
+
+
+def collapse_hooks(bridge, sites: Sequence[str], layers: Sequence[int]
+                   ) -> dict[tuple[str, int | None], tuple[str, ...]]:
+    """``(site, layer) -> hook names whose activations are summed`` (one name but for
+    ``post_att_res_h`` on a parallel-residual model, see :data:`PARALLEL_MID`); the final
+    site has no layer."""
     unknown = [s for s in sites if s not in SITES]
     if unknown or not sites:
         raise ValueError(f"sites must be a non-empty list of {list(SITES)}, got {list(sites)!r}")
@@ -38,13 +53,15 @@ def collapse_hooks(bridge, sites: Sequence[str], layers: Sequence[int]) -> dict[
     bad = [layer for layer in layers if not 0 <= layer < n_layers]
     if bad:
         raise ValueError(f"layers must be in [0, {n_layers - 1}], got {bad}")
+    parallel = is_parallel_residual(bridge)
     names = {}
     for site in sites:
         if site == FINAL_SITE:
-            names[(site, None)] = readout_input_hook(bridge)
+            names[(site, None)] = (readout_input_hook(bridge),)
         else:
             for layer in layers:
-                names[(site, layer)] = BLOCK_SITES[site].format(layer=layer)
+                templates = PARALLEL_MID if parallel and site == "post_att_res_h" else (BLOCK_SITES[site],)
+                names[(site, layer)] = tuple(t.format(layer=layer) for t in templates)
     return names
 
 
@@ -57,7 +74,9 @@ def representation_collapse(model, batch, sites: Sequence[str] | None = None,
 
     ``sites``: the study's names (:data:`SITES`, default all): ``pre_lm_h`` is ln_f's output
     with its affine (``ln_final.hook_out``), the study's headline site; the others are read
-    at every block in ``layers`` (default all). ``positions``: default
+    at every block in ``layers`` (default all); on a parallel-residual block (GPT-NeoX,
+    Pythia) ``post_att_res_h`` is ``hook_resid_pre + hook_attn_out`` (:data:`PARALLEL_MID`;
+    its ``hook`` column names both). ``positions``: default
     the task's headline pairs (``task.collapse_pairs()["cosine_similarity"]`` where the task
     states pairs, e.g. within blocks for repeat-k; else every pair of
     ``task.collapse_positions()``; MWS: rows 17–31, 105 pairs per sample), the same number
@@ -76,8 +95,8 @@ def representation_collapse(model, batch, sites: Sequence[str] | None = None,
         raise ValueError(f"positions must be >= 2 distinct positions in [0, {width - 1}], got {positions}")
     layers = range(model.cfg.n_layers) if layers is None else list(layers)
     names = collapse_hooks(model.bridge, SITES if sites is None else list(sites), layers)
-    check_hook_names(model.bridge, names.values())
-    wanted = set(names.values())
+    wanted = {name for hooks in names.values() for name in hooks}
+    check_hook_names(model.bridge, sorted(wanted))
     with one_intra_op_thread(batch.inputs.device):
         _, cache = model.bridge.run_with_cache(batch.inputs, names_filter=lambda n: n in wanted)
 
@@ -86,8 +105,9 @@ def representation_collapse(model, batch, sites: Sequence[str] | None = None,
             return mean_cosine_over_pairs(hidden, pairs)
         return mean_pairwise_cosine(hidden[:, positions])
 
-    return tidy([record("cosine_similarity", cosine(cache[name]), hook=name, site=site)
-                 for (site, _), name in names.items()], ["site"])
+    return tidy([record("cosine_similarity", cosine(sum(cache[name] for name in hooks)),
+                        hook=" + ".join(hooks), site=site)
+                 for (site, _), hooks in names.items()], ["site"])
 
 
 @torch.no_grad()

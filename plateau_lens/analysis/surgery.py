@@ -78,7 +78,9 @@ def swap_attention(pre_model, post_model, batch, parts: Sequence[str] = SWAP_PAR
     post = prepare(post_model, batch, task)
     pre = PlateauModel.resolve(pre_model, post.task)
     if pre.network is None or post.network is None:
-        raise ValueError("swap_attention needs plateau-lens models (it rebuilds networks)")
+        raise ValueError("swap_attention needs plateau-lens models (it rebuilds networks); for "
+                         "pretrained checkpoints, patch_between_models(pre, post, batch, "
+                         "hooks='attn.hook_z') moves attention outputs instead")
     if pre.network.state_dict().keys() != post.network.state_dict().keys() or pre.config != post.config:
         raise ValueError("swap_attention needs two checkpoints of the same architecture")
     variants = {"pre": pre, "post": post}

@@ -32,6 +32,13 @@ class PromptTask(SequenceTask):
     def collapse_positions(self) -> list[int]:
         return list(range(self.n_positions))
 
+    def default_corruption(self, batch: SequenceBatch) -> SequenceBatch:
+        """None: which prompt is the counterfactual of which is the user's choice."""
+        raise ValueError(
+            "prompts have no default corruption for activation patching: pass "
+            "corrupted_batch=prompt_batch(model, other_prompts, length=...)[0] (one counterfactual "
+            "prompt per clean prompt, same length) or corrupt=lambda task, batch: ...")
+
 
 def prompt_batch(model, prompts: Sequence[str], length: int = 12,
                  max_prompts: int = 64) -> tuple[SequenceBatch, PromptTask]:

@@ -2,12 +2,15 @@
 
 The study's scripts (``src/train_*.py``) log after the optimizer step of iteration s, in
 eval mode: the training loss of that iteration's batch under the updated weights, and
-metrics of a test batch drawn fresh with it. ``training_log_row`` does the same; the trainer
-labels the row with s (the study's step), so row s holds the weights of checkpoint s + 1.
+metrics of a test batch drawn fresh with it. We deviate in when: the trainer calls
+``training_log_row`` before update s, on checkpoint s's weights, so that row s and
+checkpoint s describe the same model and analyses over checkpoints join the metrics exactly
+(the study's row s is our row s + 1 up to which batches are scored; see
+docs/run-directory.md).
 
 Which batch each number is measured on (default: the study's fresh test batch of 64):
 
-* ``loss``, ``teacher_forced_accuracy``: the step's training batch (256), after the update;
+* ``loss``, ``teacher_forced_accuracy``: the step's training batch (256), before its update;
 * ``eval_loss``, generation ``accuracy`` (overall and ``accuracy_pos_{i}``), repetition
   frequency (model and data), ``entropy`` (prefix sum, addition), ``cosine_similarity`` (and
   the task's other collapse measures) and ``attention_progress``: the test batch.
@@ -79,8 +82,8 @@ def evaluation_metrics(model: PlateauModel, batch, forward: ForwardFn | None = N
 @torch.no_grad()
 def training_log_row(model: PlateauModel, train_batch, test_batch,
                      forward: ForwardFn | None = None) -> dict[str, float]:
-    """The study's per-step log, called after the optimizer step: ``loss`` (and the task's
-    other metrics) of the step's training batch under the updated weights, then
+    """The study's per-step log (the trainer calls it before step s's update, on checkpoint
+    s's weights): ``loss`` (and the task's other metrics) of ``train_batch``, then
     :func:`evaluation_metrics` on ``test_batch``. The caller puts the network in eval mode."""
     forward = model.bridge if forward is None else forward  # a compiled module has no truth value
     row = {name: value for name, value in

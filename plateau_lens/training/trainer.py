@@ -194,6 +194,11 @@ def plan_resume(run_dir: Path, requested=None, allow_pickle: bool = False) -> Re
             text, rebuild = "", f"unreadable ({type(error).__name__})"
         if not text.startswith(_metrics_text(rows)):
             rebuild = rebuild or "truncated or damaged"
+    if rows and int(rows[-1]["step"]) < step:
+        log.warning("%s: checkpoint %d carries no row of its own step: its rows were written on "
+                    "the old step axis (row s measured on checkpoint s + 1's weights); rows from "
+                    "step %d on are measured on checkpoint s (see docs/run-directory.md)",
+                    run_dir, step, step)
     changes = config_mismatch(on_disk.to_dict(), expected, SECTIONS)
     return ResumePlan(config, payload, rows, changes, rebuild)
 
@@ -232,6 +237,8 @@ class Trainer:
         self.optimizer, self.scheduler = make_optimizer(self.network, config, self.device)
         self.bias_applied = False
         self.step = 0
+        self.saved_step: int | None = None
+        """The step of the checkpoint this trainer last wrote or resumed from."""
         self.rows: list[dict] = []
         self.unchecked_finite: torch.Tensor | None = None
         self.check_every_step = self.device.type == "cpu"
@@ -373,7 +380,7 @@ class Trainer:
         if payload.get("scheduler") is not None:
             self.scheduler.load_state_dict(payload["scheduler"])
         restore_rng_states(payload["rng"])
-        self.step = int(payload["step"])
+        self.step = self.saved_step = int(payload["step"])
 
     # ----------------------------------------------------------------------- training
     def autocast(self):
@@ -426,6 +433,7 @@ class Trainer:
             config=self.config.to_dict(), model=self.network.state_dict(),
             optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
             metrics=self.rows)
+        self.saved_step = self.step
 
     def test_batch(self, step: int):
         """The test batch evaluated at ``step``: fresh (a pure function of seed and step, like
@@ -436,16 +444,33 @@ class Trainer:
                                 step_generator(train.seed + EVAL_SEED_OFFSET, step, self.device),
                                 self.device)
 
-    def log_after_update(self, batch, lr: float) -> dict:
-        """The row of step ``self.step``, measured as the study logs it: after this step's
-        update, in eval mode, on this step's training batch and a test batch
-        (``training_log_row``); ``lr`` is the learning rate the update used."""
-        row = {"step": self.step, "lr": lr}
+    def log_step(self) -> dict:
+        """The row of step ``self.step``, measured on checkpoint ``self.step``'s weights (before
+        step ``self.step``'s update), in eval mode: ``loss`` (and the task's other metrics) on
+        the training batch that update is computed from, the evaluation metrics on
+        ``test_batch(self.step)`` (``training_log_row``); ``lr``: the learning rate that
+        update uses. See docs/run-directory.md."""
+        train = self.config.train
+        batch = self.task.sample(train.batch_size,
+                                 step_generator(train.seed, self.step, self.device), self.device)
+        row = {"step": self.step, "lr": self.scheduler.get_last_lr()[0]}
         self.network.eval()
         with self.autocast():
             row.update(training_log_row(self.model, batch, self.test_batch(self.step), self.forward))
         self.network.train()
         return row
+
+    def log_and_save(self, end: int) -> None:
+        """At step ``self.step`` (before its update): its row if it is a logged step, a
+        checkpoint step or the last step of this call (``end``), then its checkpoint if it is
+        a checkpoint step. Each at most once (a resumed run has both of its start step)."""
+        step = self.step
+        wanted = step % self.config.train.log_every == 0 or step in self.checkpoint_steps or step == end
+        if wanted and not (self.rows and int(self.rows[-1]["step"]) >= step):
+            self.rows.append(self.log_step())
+            self.tracking.log_row(self.rows[-1])
+        if step in self.checkpoint_steps and step != self.saved_step:
+            self.save()
 
     def run(self, stop_at: int | None = None, progress: bool = True) -> Path:
         """Train until ``config.train.steps`` (or ``stop_at``); returns the run directory.
@@ -455,14 +480,17 @@ class Trainer:
         train = self.config.train
         end = train.steps if stop_at is None else min(stop_at, train.steps)
         self.tracking.start()
-        if self.step == 0 and 0 in self.checkpoint_steps and not list_checkpoints(self.run_dir):
-            self.save()
         self.network.train()
         bar = progress_bar(total=end, initial=self.step, disable=not progress, desc=self.task.name,
                            dynamic_ncols=True)
         try:
-            while self.step < end:
+            while True:
                 self.update_attention_bias()
+                self.log_and_save(end)
+                if self.rows and self.rows[-1]["step"] == self.step:
+                    bar.set_postfix(loss=f"{self.rows[-1]['loss']:.4g}")
+                if self.step >= end:
+                    break
                 batch = self.task.sample(train.batch_size,
                                          step_generator(train.seed, self.step, self.device), self.device)
                 with self.autocast():
@@ -473,17 +501,10 @@ class Trainer:
                 loss.backward()
                 if train.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(self.network.parameters(), train.grad_clip)
-                lr = self.scheduler.get_last_lr()[0]
                 self.optimizer.step()
                 self.scheduler.step()
-                if self.step % train.log_every == 0:
-                    self.rows.append(self.log_after_update(batch, lr))
-                    self.tracking.log_row(self.rows[-1])
-                    bar.set_postfix(loss=f"{self.rows[-1]['loss']:.4g}")
                 self.step += 1
                 bar.update(1)
-                if self.step in self.checkpoint_steps:
-                    self.save()
         finally:
             bar.close()
             self.tracking.finish(pd.DataFrame(self.rows))
