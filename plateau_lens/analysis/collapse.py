@@ -9,6 +9,7 @@ import torch
 
 from ..metrics import (generation_metrics, mean_cosine_over_pairs, mean_pairwise_cosine,
                        readout_input_hook)
+from ..errors import check_positions
 from .hooks import check_hook_names, prepare, require
 from .parallel import one_intra_op_thread
 from .schema import metric_records, record, tidy
@@ -69,11 +70,8 @@ def representation_collapse(model, batch, sites: Sequence[str] | None = None,
     if positions is None and hasattr(model.task, "collapse_pairs"):
         pairs = model.task.collapse_pairs()["cosine_similarity"]
         positions = sorted({p for pair in pairs for p in pair})
-    positions = model.task.collapse_positions() if positions is None else list(positions)
-    width = batch.inputs.shape[1]
-    bad = [p for p in positions if not 0 <= p < width]
-    if bad or len(positions) < 2:
-        raise ValueError(f"positions must be >= 2 distinct positions in [0, {width - 1}], got {positions}")
+    positions = model.task.collapse_positions() if positions is None else positions
+    positions = check_positions("positions", positions, batch.inputs.shape[1], minimum=2)
     layers = range(model.cfg.n_layers) if layers is None else list(layers)
     names = collapse_hooks(model.bridge, SITES if sites is None else list(sites), layers)
     check_hook_names(model.bridge, names.values())
