@@ -89,6 +89,33 @@ def check_positions(name: str, positions: Iterable[Any], width: int, minimum: in
     return values
 
 
+def check_layers(name: str, layers: Any, n_layers: int) -> list[int]:
+    """``layers`` (one index or a non-empty list of them) as a list of layer indices in
+    [0, n_layers); :class:`InputError` naming ``name`` otherwise."""
+    if _is_int(layers) and not isinstance(layers, bool):
+        layers = [layers]
+    if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
+        raise InputError(f"{name} must be in [0, {n_layers - 1}] (a layer index or a non-empty "
+                         f"list of them), got {layers!r} ({type(layers).__name__})")
+    values = list(layers)
+    bad = [v for v in values if isinstance(v, bool) or not _is_int(v) or not 0 <= int(v) < n_layers]
+    if bad or not values:
+        raise InputError(f"{name} must be in [0, {n_layers - 1}] (a layer index or a non-empty "
+                         f"list of them), got {values!r}")
+    return [int(v) for v in values]
+
+
+def check_names(name: str, values: Any, allowed: Iterable[str]) -> list[str]:
+    """``values`` (one name or a non-empty list of names) as a list of names from
+    ``allowed``; :class:`InputError` naming ``name`` otherwise."""
+    allowed = list(allowed)
+    if isinstance(values, str):
+        values = [values]
+    if not isinstance(values, (list, tuple)) or not values or any(v not in allowed for v in values):
+        raise InputError(f"{name} must be a non-empty list of {allowed}, got {values!r}")
+    return list(values)
+
+
 def _is_int(value: Any) -> bool:
     import numbers
 

@@ -94,8 +94,10 @@ def check_memory(task, model, train, available: int | None = None,
     ``train.device = "cpu"`` (checked by the trainer, not when a config is merely read)."""
     available = host_memory_bytes() if available is None else available
     estimate = estimate_memory(task, model, train)
+    task_fields = _largest_fields({k: getattr(task, k) for k in getattr(task, "__dataclass_fields__", {})})
     sizes = (f"model.n_layers = {model.n_layers}, model.d_model = {model.d_model}, model.d_mlp = "
-             f"{model.resolved_d_mlp}, task vocabulary {task.d_vocab}, {task.n_positions} positions")
+             f"{model.resolved_d_mlp}, task vocabulary {task.d_vocab}, {task.n_positions} positions"
+             + (f" from {', '.join(task_fields)}" if task_fields else ""))
     if estimate.parameter_bytes > available:
         raise ConfigError(
             f"the model would have {estimate.parameters:.3g} parameters ({_gib(estimate.parameter_bytes)}; "

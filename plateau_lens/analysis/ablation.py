@@ -40,21 +40,21 @@ def resolve_heads(model, heads: HeadSpec) -> list[tuple[int, int]]:
                          f"pairs, got {heads!r} ({type(heads).__name__})")
     if _is_index(heads):
         if not 0 <= heads < n_layers:
-            raise ValueError(f"heads: layer must be in [0, {n_layers - 1}], got {heads}")
+            raise InputError(f"heads: layer must be in [0, {n_layers - 1}], got {heads}")
         return [(int(heads), head) for head in range(n_heads)]
     resolved = []
     for item in heads:
         if not (isinstance(item, (tuple, list)) and len(item) == 2 and all(map(_is_index, item))):
-            raise ValueError(f"heads must be 'all', a layer index or a list of (layer, head) "
+            raise InputError(f"heads must be 'all', a layer index or a list of (layer, head) "
                              f"integer pairs, got {item!r} in {heads!r}")
         layer, head = item
         if not 0 <= layer < n_layers:
-            raise ValueError(f"layer must be in [0, {n_layers - 1}], got {layer} in {item}")
+            raise InputError(f"heads: layer must be in [0, {n_layers - 1}], got {layer} in {item}")
         if not 0 <= head < n_heads:
-            raise ValueError(f"head must be in [0, {n_heads - 1}], got {head} in {item}")
+            raise InputError(f"heads: head must be in [0, {n_heads - 1}], got {head} in {item}")
         resolved.append((int(layer), int(head)))
     if not resolved:
-        raise ValueError("heads is empty: give at least one (layer, head)")
+        raise InputError("heads is empty: give at least one (layer, head)")
     return resolved
 
 

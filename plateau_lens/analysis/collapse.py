@@ -9,7 +9,7 @@ import torch
 
 from ..metrics import (generation_metrics, mean_cosine_over_pairs, mean_pairwise_cosine,
                        readout_input_hook)
-from ..errors import check_positions
+from ..errors import check_layers, check_names, check_positions
 from .hooks import check_hook_names, prepare, require
 from .parallel import one_intra_op_thread
 from .schema import metric_records, record, tidy
@@ -32,13 +32,8 @@ SITES = (*BLOCK_SITES, FINAL_SITE)
 
 def collapse_hooks(bridge, sites: Sequence[str], layers: Sequence[int]) -> dict[tuple[str, int | None], str]:
     """``(site, layer) -> hook name``; the final site has no layer."""
-    unknown = [s for s in sites if s not in SITES]
-    if unknown or not sites:
-        raise ValueError(f"sites must be a non-empty list of {list(SITES)}, got {list(sites)!r}")
-    n_layers = bridge.cfg.n_layers
-    bad = [layer for layer in layers if not 0 <= layer < n_layers]
-    if bad:
-        raise ValueError(f"layers must be in [0, {n_layers - 1}], got {bad}")
+    sites = check_names("sites", sites, SITES)
+    layers = check_layers("layers", layers, bridge.cfg.n_layers)
     names = {}
     for site in sites:
         if site == FINAL_SITE:
@@ -72,8 +67,8 @@ def representation_collapse(model, batch, sites: Sequence[str] | None = None,
         positions = sorted({p for pair in pairs for p in pair})
     positions = model.task.collapse_positions() if positions is None else positions
     positions = check_positions("positions", positions, batch.inputs.shape[1], minimum=2)
-    layers = range(model.cfg.n_layers) if layers is None else list(layers)
-    names = collapse_hooks(model.bridge, SITES if sites is None else list(sites), layers)
+    layers = range(model.cfg.n_layers) if layers is None else layers
+    names = collapse_hooks(model.bridge, SITES if sites is None else sites, layers)
     check_hook_names(model.bridge, names.values())
     wanted = set(names.values())
     with one_intra_op_thread(batch.inputs.device):
