@@ -120,7 +120,7 @@ def test_interrupted_before_any_history_still_resumes(tmp_path):
 # ------------------------------------------------------------- 2. bounds before any work
 @pytest.mark.parametrize("override,names", [
     ("train.steps=1000000000000", "train.steps must be in [1, 10000000000]"),
-    ("task.separator=1000000000000", "task.separator = 1000000000000"),
+    ("task.separator=1000000000000", "vocabulary of 1000000000001 tokens (from task.separator = "),
     ("model.d_model=1000000", "model.d_model = 1000000"),
     ("train.batch_size=1000000", "train.batch_size = 1000000"),
     ("train.log_every=1", "raise train.log_every to >= 3"),

@@ -159,8 +159,8 @@ def ablate_heads(model, batch, heads: HeadSpec = "all", mode: str = "uniform",
 
 
 def check_residuals(model: PlateauModel, batch, residuals: dict[int, Tensor], layer: int) -> None:
-    """``residuals[layer]`` must be the [batch, pos, d_model] stream entering block ``layer``
-    on this very batch (its shape, and for layer 0 its values: the embeddings of ``batch``)."""
+    """``residuals[layer]`` must be a [batch, pos, d_model] tensor of this batch's size (the
+    stream entering block ``layer``); only the shape is checked, not which samples it holds."""
     expected = (len(batch), batch.inputs.shape[1], model.cfg.d_model)
     found = residuals.get(layer) if isinstance(residuals, dict) else None
     if not isinstance(found, Tensor) or tuple(found.shape) != expected:

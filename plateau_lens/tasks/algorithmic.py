@@ -62,9 +62,9 @@ class SequenceTask:
         check_int("separator", separator, 0)
         clashes = []
         if self.low <= separator <= self.high:
-            clashes.append(f"inputs {self.low}..{self.high}")
+            clashes.append(f"inputs {self.low}..{self.high} (low..high)")
         if separator < self.modulus:
-            clashes.append(f"outputs 0..{self.modulus - 1}")
+            clashes.append(f"outputs 0..{self.modulus - 1} (0..modulus-1)")
         if clashes:
             raise ValueError(f"separator must be an integer >= 0 outside the {' and '.join(clashes)} "
                              f"(e.g. {max(self.high, self.modulus - 1) + 1}), got {separator}")
@@ -307,7 +307,7 @@ class PrefixSum(SequenceTask):
         check_int("modulus", self.modulus, 2)
         if self.low <= self.modulus <= self.high:
             raise ValueError(f"modulus is also the separator token, so it must lie outside the "
-                             f"inputs {self.low}..{self.high} (e.g. {self.high + 1}), got {self.modulus}")
+                             f"inputs {self.low}..{self.high} (low..high; e.g. {self.high + 1}), got {self.modulus}")
         if self.no_repeat and self.high - self.low + 1 != self.n_inputs:
             raise ValueError(
                 f"no_repeat needs n_inputs == high - low + 1 = {self.high - self.low + 1}, "
