@@ -229,7 +229,7 @@ def report_errors(work, debug: bool = False, interrupted=lambda: "", prog: str =
         return work()
     except TrainingDiverged as error:
         return say(str(error), EXIT_DIVERGED)
-    except OSError as error:  # before ValueError: some of ours are both (never in practice)
+    except OSError as error:  # a missing or wrong-kind path: 2; the machine failing: 4
         return say(describe_os_error(error), os_error_exit_code(error))
     except (PlateauLensError, ValueError, RuntimeError) as error:
         return say(str(error) or type(error).__name__, EXIT_REFUSED)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from .config import SIZE_MAX, STEPS_MAX
 from .run import Run, load_run
 
 
@@ -31,13 +32,29 @@ def run_script(main: Callable[[], object], argv: list[str] | None = None) -> int
     return report_errors(work, debug, prog=prog)
 
 
+def bounded_int(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high] (argparse names the flag when refused)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer in [{low}, {high}], got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be an integer in [{low}, {high}], got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
 def run_arguments(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description,
                                      epilog="--debug: on an error, also print its traceback")
     parser.add_argument("run", help="run directory written by `plateau-lens train`")
     parser.add_argument("--steps", help="comma-separated checkpoint steps (default: all)")
-    parser.add_argument("--every", type=int, default=1, help="use every k-th checkpoint")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--every", type=bounded_int(1, STEPS_MAX), default=1,
+                        help="use every k-th checkpoint")
+    parser.add_argument("--batch-size", type=bounded_int(1, SIZE_MAX), default=256)
     parser.add_argument("--out", help="output directory (default: RUN/probes)")
     return parser
 

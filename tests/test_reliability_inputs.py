@@ -136,6 +136,16 @@ def test_sizes_beyond_the_machine_are_refused_before_any_work(tmp_path, capsys, 
     assert not (tmp_path / "out").exists()
 
 
+def test_probe_script_sizes_are_bounded(capsys):
+    from plateau_lens.script_utils import run_arguments
+
+    for flag, value in (("--batch-size", "10000000000"), ("--every", "0")):
+        with pytest.raises(SystemExit) as exited:
+            run_arguments("a probe").parse_args(["run", flag, value])
+        assert exited.value.code == EXIT_REFUSED
+        assert f"argument {flag}: must be an integer in [1, " in capsys.readouterr().err
+
+
 def test_trainer_memory_does_not_grow_with_the_step_count(tmp_path):
     """Building a trainer for 10**10 steps allocates what one for 10 steps does (the old
     checkpoint-step set held every checkpoint step: 100 000 ints here)."""

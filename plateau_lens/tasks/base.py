@@ -13,9 +13,13 @@ from torch import Tensor
 from ..errors import InputError
 
 
-def check_int(field_name: str, value: Any, low: int, high: int | None = None) -> int:
-    """Return ``value`` as int or raise ``ValueError`` naming the field and its allowed range."""
+def check_int(field_name: str, value: Any, low: int, high: int | None = None,
+              bounded_by: str | None = None) -> int:
+    """Return ``value`` as int or raise ``ValueError`` naming the field and its allowed range
+    (``bounded_by``: the other field(s) the range comes from, named in the message too)."""
     allowed = f"[{low}, {high}]" if high is not None else f">= {low}"
+    if bounded_by:
+        allowed += f" (set by {bounded_by})"
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise InputError(f"{field_name} must be an integer {allowed}, got {value!r}")
     if value < low or (high is not None and value > high):
