@@ -136,6 +136,12 @@ def test_sizes_beyond_the_machine_are_refused_before_any_work(tmp_path, capsys, 
     assert not (tmp_path / "out").exists()
 
 
+def test_a_model_beyond_memory_is_refused_when_the_config_is_read():
+    """Before any model is built (also for --dry-run and analysis), not only by the trainer."""
+    with pytest.raises(PlateauLensError, match=r"model.d_model = 1000000.* this machine has"):
+        load_config({**SMALL, "model": {**SMALL["model"], "d_model": 10**6}})
+
+
 def test_probe_script_sizes_are_bounded(capsys):
     from plateau_lens.script_utils import run_arguments
 
@@ -324,37 +330,53 @@ def test_empty_prompts_are_refused():
 
 
 # ------------------------------------------------ 5. messages that say what to fix
-def test_analyzer_arguments_are_named(mws_model):
-    batch = sample(MWS, 4)
-    with pytest.raises(InputError, match=r"heads must be 'all', a layer index .* got 1.0 \(float\)"):
-        ablate_heads(mws_model, batch, 1.0)
-    with pytest.raises(InputError, match=r"batch inputs must be integer token ids .* got torch.float32"):
-        repetition(mws_model, SequenceBatch(batch.tokens.float(), batch.prompt_length))
-    with pytest.raises(InputError, match=r"batch inputs must be a \[batch, positions\] tensor"):
-        repetition(mws_model, SequenceBatch(batch.tokens[0], batch.prompt_length))
-    with pytest.raises(InputError, match=r"batch.prompt_length is 3 but task 'mws' has prompts of 6"):
-        repetition(mws_model, SequenceBatch(batch.tokens, 3))
+def residuals_of_another_batch(model):
+    from plateau_lens.analysis.clean_pass import hook_activations
+
     other = sample(MWS, 7, seed=1)
-    from plateau_lens.analysis.clean_pass import hook_activations  # residuals of another batch
-    residuals = {0: hook_activations(mws_model, other.inputs, ["blocks.0.hook_resid_pre"])
-                 ["blocks.0.hook_resid_pre"]}
-    with pytest.raises(InputError, match=r"residuals\[0\] must be .* on this batch"):
-        ablate_heads(mws_model, batch, [(0, 1)], residuals=residuals)
+    return {0: hook_activations(model, other.inputs, ["blocks.0.hook_resid_pre"])["blocks.0.hook_resid_pre"]}
 
 
-def test_run_model_arguments_are_named(trained):
-    run = load_run(trained)
+BAD_ANALYZER_CALLS = {  # name: (call on (model, batch), the message it must raise)
+    "float heads": (lambda m, b: ablate_heads(m, b, 1.0),
+                    r"heads must be 'all', a layer index .* got 1.0 \(float\)"),
+    "float tokens": (lambda m, b: repetition(m, SequenceBatch(b.tokens.float(), b.prompt_length)),
+                     r"batch inputs must be integer token ids .* got torch.float32"),
+    "1-D tokens": (lambda m, b: repetition(m, SequenceBatch(b.tokens[0], b.prompt_length)),
+                   r"batch inputs must be a \[batch, positions\] tensor"),
+    "prompt_length": (lambda m, b: repetition(m, SequenceBatch(b.tokens, 3)),
+                      r"batch.prompt_length is 3 but task 'mws' has prompts of 6"),
+    "residuals of another batch": (
+        lambda m, b: ablate_heads(m, b, [(0, 1)], residuals=residuals_of_another_batch(m)),
+        r"residuals\[0\] must be .* on this batch"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_ANALYZER_CALLS))
+def test_analyzer_arguments_are_named(mws_model, case):
+    call, message = BAD_ANALYZER_CALLS[case]
+    with pytest.raises(InputError, match=message):
+        call(mws_model, sample(MWS, 4))
+
+
+def test_run_model_step_must_be_an_integer(trained):
     with pytest.raises(InputError, match=r"step must be an integer checkpoint step, got '12' \(str\)"):
-        run.model("12")
-    if not torch.cuda.is_available():
-        with pytest.raises(InputError, match="CUDA is not available on this machine"):
-            run.model(12, device="cuda")
+        load_run(trained).model("12")
 
 
-def test_file_arguments_are_named(tmp_path, capsys, caplog):
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_run_model_device_must_exist(trained):
+    with pytest.raises(InputError, match="CUDA is not available on this machine"):
+        load_run(trained).model(12, device="cuda")
+
+
+def test_config_directory_is_named(tmp_path, capsys):
     code, err = run_cli(capsys, "train", tmp_path, "--dry-run")
     assert code == EXIT_REFUSED
     assert f"config {tmp_path} is a directory, not a config file" in one_line_error(err)
+
+
+def test_prompt_files_are_named(tmp_path, caplog):
     binary = tmp_path / "prompts.txt"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xff")
     with pytest.raises(InputError, match=f"prompt file {binary} is not UTF-8 text"):
