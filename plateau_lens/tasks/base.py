@@ -18,12 +18,11 @@ def check_int(field_name: str, value: Any, low: int, high: int | None = None,
     """Return ``value`` as int or raise ``ValueError`` naming the field and its allowed range
     (``bounded_by``: the other field(s) the range comes from, named in the message too)."""
     allowed = f"[{low}, {high}]" if high is not None else f">= {low}"
-    if bounded_by:
-        allowed += f" (set by {bounded_by})"
+    source = f" (the range is set by {bounded_by})" if bounded_by else ""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InputError(f"{field_name} must be an integer {allowed}, got {value!r}")
+        raise InputError(f"{field_name} must be an integer {allowed}, got {value!r}{source}")
     if value < low or (high is not None and value > high):
-        raise InputError(f"{field_name} must be in {allowed}, got {value}")
+        raise InputError(f"{field_name} must be in {allowed}, got {value}{source}")
     return int(value)
 
 
