@@ -3,7 +3,10 @@
 Exit status: 0 done; 2 refused before any work (a bad config or flag, a run another trainer
 holds, a resume whose config disagrees with the run's checkpoints, an unreadable run, an
 ``--out`` holding files that are not a plateau-lens run); 3 training diverged (a non-finite
-loss or weights; the last good checkpoint stays the resume point).
+loss or weights; the last good checkpoint stays the resume point); 4 the operating system
+failed a read or write (disk full, read-only file system, permission denied; files stay as
+they were); 130 interrupted. Errors are one line, ``plateau-lens: error: <what> (<path>)``;
+``--debug`` (anywhere on the line) adds the traceback. See docs/errors.md.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from pathlib import Path
 
 log = logging.getLogger("plateau_lens")
 
-EXIT_REFUSED = 2
-EXIT_DIVERGED = 3
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
+from .errors import (  # noqa: F401  (EXIT_* are this module's public names too)
+    EXIT_DIVERGED, EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_REFUSED, PlateauLensError,
+    describe_os_error, os_error_exit_code,
+)
+DEBUG_FLAG = "--debug"
 PICKLE_HELP = ("also read legacy pickle checkpoints (step_N.pt): unpickling runs any code in the "
                "file, so only for runs you wrote yourself (better: `plateau-lens convert RUN`)")
 
@@ -107,6 +112,9 @@ def cmd_convert(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="plateau-lens", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(DEBUG_FLAG, action="store_true",
+                        help="on an error, also print its Python traceback (accepted anywhere "
+                             "on the command line)")
     sub = parser.add_subparsers(dest="command", required=True)
     set_help = ("override any config field, e.g. --set train.lr=3e-4 --set model.d_model=128 "
                 "(the value is read as TOML: numbers, true/false, \"strings\", [lists]; repeatable)")
@@ -159,33 +167,76 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class StderrHandler(logging.StreamHandler):
+    """A handler that writes to whatever ``sys.stderr`` is when a message comes (a test's
+    capture or a redirect may have replaced the one there was at set-up)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def setup_logging() -> None:
     """plateau-lens messages (warnings, progress notes) to stderr, once."""
     if not log.handlers:
-        handler = logging.StreamHandler()
+        handler = StderrHandler()
         handler.setFormatter(logging.Formatter("plateau-lens: %(levelname)s: %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = DEBUG_FLAG in argv
+    argv = [a for a in argv if a != DEBUG_FLAG]
     args = build_parser().parse_args(argv)  # --help and bad flags: answered before torch loads
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from .training import TrainingDiverged
-
     setup_logging()
-    try:
+
+    def work() -> int:
         with logging_redirect_tqdm(loggers=[log]):
             return args.func(args)
+
+    return report_errors(work, debug, interrupted=lambda: _resume_hint(args))
+
+
+def report_errors(work, debug: bool = False, interrupted=lambda: "", prog: str = "plateau-lens") -> int:
+    """Run ``work()`` and turn what it raises into one line on stderr and an exit status:
+    every error of ours (``PlateauLensError``, and the ``ValueError``/``RuntimeError`` our
+    validators raise) and every ``OSError`` as ``<prog>: error: <what> (<path>)``; exit
+    2 for bad input, 3 for a diverged run, 4 for an operating-system failure (disk full,
+    read-only, permissions). ``debug``: the traceback too. Any other exception is a bug and
+    propagates with its traceback."""
+    import traceback
+
+    from .training import TrainingDiverged
+
+    def say(text: str, code: int) -> int:
+        if debug:
+            traceback.print_exc()
+        print(f"{prog}: error: {text}", file=sys.stderr)
+        return code
+
+    try:
+        return work()
     except TrainingDiverged as error:
-        print(f"plateau-lens: error: {error}", file=sys.stderr)
-        return EXIT_DIVERGED
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
-        print(f"plateau-lens: error: {error}", file=sys.stderr)
-        return EXIT_REFUSED
+        return say(str(error), EXIT_DIVERGED)
+    except OSError as error:  # a missing or wrong-kind path: 2; the machine failing: 4
+        return say(describe_os_error(error), os_error_exit_code(error))
+    except (PlateauLensError, ValueError, RuntimeError) as error:
+        return say(str(error) or type(error).__name__, EXIT_REFUSED)
     except KeyboardInterrupt:
-        print(f"plateau-lens: interrupted{_resume_hint(args)}", file=sys.stderr)
+        if debug:
+            traceback.print_exc()
+        print(f"{prog}: interrupted{interrupted()}", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

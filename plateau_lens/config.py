@@ -19,6 +19,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from .limits import check_memory, check_task_size
 from .models.components import COMPONENTS
 from .models.config import ModelConfig
 from .schema import Allowed, ConfigError, Float, Int, Label, StrictModel, type_name
@@ -37,6 +38,16 @@ RESUME_MUTABLE = frozenset({"train.steps", "train.device", "train.compile", "tra
 other difference between a run's config and its checkpoints is refused."""
 
 SEED_MAX = 2**63 - 1
+STEPS_MAX = 10**10
+"""train.steps: ~3 years at 100 steps/s; beyond it a number is a typo, not a plan."""
+MAX_METRICS_ROWS = 1_000_000
+"""Metrics rows a run may log (steps / log_every): every checkpoint carries them all, and
+the trainer holds them in memory (~1 KB a row: 1 GB at the limit)."""
+MAX_CHECKPOINTS = 100_000
+"""Checkpoint files a run may write (steps / checkpoint_every)."""
+SIZE_MAX = 2**20
+"""Any batch size: a bound well above what fits; the memory estimate (``plateau_lens.limits``)
+is the real limit."""
 
 
 def _check_device(value: str) -> str:
@@ -52,17 +63,17 @@ class TrainConfig(StrictModel):
 
     section: ClassVar[str] = "train"
 
-    steps: Int(ge=1) = 400
-    batch_size: Int(ge=1) = 256
+    steps: Int(ge=1, le=STEPS_MAX) = 400
+    batch_size: Int(ge=1, le=SIZE_MAX) = 256
     lr: Float(gt=0) = 1e-4
     optimizer: Literal["adam", "adamw", "sgd", "muon"] = "adam"
     schedule: Literal["constant", "cosine"] = "constant"
-    warmup_steps: Int(ge=0) = 0
+    warmup_steps: Int(ge=0, le=STEPS_MAX) = 0
     grad_clip: Annotated[Float(ge=0), Allowed(">= 0 (a finite number; 0 = off)")] = 0.0
     seed: Int(ge=0, le=SEED_MAX) = 0
-    log_every: Int(ge=1) = 10
-    eval_batch_size: Int(ge=1) = 64
-    checkpoint_every: Int(ge=1) = 50
+    log_every: Int(ge=1, le=STEPS_MAX) = 10
+    eval_batch_size: Int(ge=1, le=SIZE_MAX) = 64
+    checkpoint_every: Int(ge=1, le=STEPS_MAX) = 50
     checkpoint_log_spaced: bool = True
     """Also checkpoint at steps 0, 1, 2, 4, 8, … below ``checkpoint_every``."""
     device: Annotated[str, Allowed("'cpu', 'cuda', 'cuda:N' or 'auto'")] = "cpu"
@@ -70,7 +81,7 @@ class TrainConfig(StrictModel):
     compile: bool = False
     attention_bias: Annotated[Float(gt=0), Label("attention_bias (c)")] = 1.0
     """Attention biasing c: optimal attention entries × c (loss-plateau study); 1 = off."""
-    attention_bias_start: Int(ge=0) = 0
+    attention_bias_start: Int(ge=0, le=STEPS_MAX) = 0
     """First step at which the attention bias is applied."""
     weight_decay: Float(ge=0) = 0.0
     """Decoupled weight decay of ``adamw`` (linear-layer weights only) and of ``muon``'s
@@ -97,15 +108,54 @@ class TrainConfig(StrictModel):
     def _known_trackers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return check_tracker_names(value)
 
-    def checkpoint_steps(self) -> list[int]:
-        """Steps (number of completed updates) at which a checkpoint is written."""
-        steps = set(range(0, self.steps + 1, self.checkpoint_every)) | {self.steps}
+    def is_checkpoint_step(self, step: int) -> bool:
+        """Whether a checkpoint is written after ``step`` updates: every ``checkpoint_every``,
+        the last step, and (``checkpoint_log_spaced``) the powers of two below
+        ``checkpoint_every``. Constant memory, whatever ``steps`` is."""
+        if not 0 <= step <= self.steps:
+            return False
+        if step % self.checkpoint_every == 0 or step == self.steps:
+            return True
+        return (self.checkpoint_log_spaced and step < min(self.checkpoint_every, self.steps)
+                and step & (step - 1) == 0)
+
+    def next_checkpoint_step(self, after: int) -> int | None:
+        """The first checkpoint step > ``after`` (None past the last)."""
+        if after >= self.steps:
+            return None
+        candidates = [min((max(after, -1) // self.checkpoint_every + 1) * self.checkpoint_every,
+                          self.steps)]
         if self.checkpoint_log_spaced:
-            power = 1
-            while power < min(self.checkpoint_every, self.steps):
-                steps.add(power)
-                power *= 2
-        return sorted(steps)
+            power = 1 if after < 1 else 1 << after.bit_length()
+            if power < min(self.checkpoint_every, self.steps):
+                candidates.append(power)
+        return min(candidates)
+
+    def checkpoint_steps(self) -> list[int]:
+        """Steps (number of completed updates) at which a checkpoint is written (a list as
+        long as the run has checkpoints: :data:`MAX_CHECKPOINTS` at most)."""
+        steps, step = [0] if self.is_checkpoint_step(0) else [], 0
+        while (step := self.next_checkpoint_step(step)) is not None:
+            steps.append(step)
+        return steps
+
+    @model_validator(mode="after")
+    def _bounded_run(self) -> "TrainConfig":
+        """What grows with the run must fit: the metrics rows every checkpoint carries, and
+        the number of checkpoint files."""
+        rows = self.steps // self.log_every
+        if rows > MAX_METRICS_ROWS:
+            raise ValueError(
+                f"train.steps / train.log_every = {self.steps} / {self.log_every} gives {rows} "
+                f"metrics rows; at most {MAX_METRICS_ROWS} fit (every checkpoint carries them all): "
+                f"raise train.log_every to >= {-(-self.steps // MAX_METRICS_ROWS)} or lower train.steps")
+        checkpoints = self.steps // self.checkpoint_every
+        if checkpoints > MAX_CHECKPOINTS:
+            raise ValueError(
+                f"train.steps / train.checkpoint_every = {self.steps} / {self.checkpoint_every} gives "
+                f"{checkpoints} checkpoints; at most {MAX_CHECKPOINTS}: raise train.checkpoint_every "
+                f"to >= {-(-self.steps // MAX_CHECKPOINTS)} or lower train.steps")
+        return self
 
 
 ComponentList = Annotated[tuple[str, ...], Field(strict=False),
@@ -192,9 +242,10 @@ def validate_task(task: Any) -> dict[str, Any]:
                           f"allowed: {sorted(schema.model_fields)}")
     checked = schema(**params).model_dump(include=set(params))
     try:
-        make_task(name, **checked)
+        built = make_task(name, **checked)
     except (ValueError, TypeError) as error:
         raise ConfigError(f"task.{error}") from None
+    check_task_size(built, checked)
     return {"name": name, **{k: checked[k] for k in params}}
 
 
@@ -211,6 +262,11 @@ class RunConfig(StrictModel):
     @classmethod
     def _valid_task(cls, task: Any) -> dict[str, Any]:
         return validate_task(task)
+
+    @model_validator(mode="after")
+    def _fits_the_machine(self) -> "RunConfig":
+        check_memory(self.make_task(), self.model, self.train)
+        return self
 
     def make_task(self):
         params = dict(self.task)
@@ -272,6 +328,9 @@ def load_config(source: str | Path | dict[str, Any] | RunConfig) -> RunConfig:
     if isinstance(source, dict):
         return RunConfig.from_dict(source)
     path = Path(source)
+    if path.is_dir():
+        raise ConfigError(f"config {path} is a directory, not a config file: give a TOML file "
+                          f"(e.g. tasks/mws.toml) or a run's config.json")
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
     if path.suffix == ".json":

@@ -3,12 +3,15 @@ the previous version in place."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
+
+from .errors import PlateauLensError
 
 TEMP_SUFFIX = ".tmp"
 
@@ -24,18 +27,31 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
     """Call ``write(tmp_path)`` then rename onto ``path``. The file gets the ordinary
     permissions of a new file (``mkstemp`` would leave it 0600)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
-    os.close(handle)
+    with naming(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+        os.close(handle)
+        try:
+            write(tmp_name)
+            os.chmod(tmp_name, _default_mode())
+            with open(tmp_name, "rb") as written:
+                os.fsync(written.fileno())
+            os.replace(tmp_name, path)
+        finally:
+            if os.path.exists(tmp_name):
+                os.unlink(tmp_name)
+
+
+@contextlib.contextmanager
+def naming(path: str | Path):
+    """Give an ``OSError`` raised inside without a file name (a write that found the disk
+    full: ``[Errno 28]`` names no file) the name of ``path``, so its message says where."""
     try:
-        write(tmp_name)
-        os.chmod(tmp_name, _default_mode())
-        with open(tmp_name, "rb") as written:
-            os.fsync(written.fileno())
-        os.replace(tmp_name, path)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+        yield
+    except OSError as error:
+        if error.filename is None and error.errno is not None:
+            raise OSError(error.errno, error.strerror or os.strerror(error.errno), str(path)) from error
+        raise
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -68,7 +84,7 @@ def remove_stale_temp_files(directory: str | Path) -> list[Path]:
     return stale
 
 
-class RunLockedError(RuntimeError):
+class RunLockedError(PlateauLensError, RuntimeError):
     """Another process holds the run directory's lock."""
 
 
@@ -113,10 +129,11 @@ class RunLock:
 
     def record_owner(self) -> None:
         """Write this process's PID into the lock file (for the message a second trainer gets)."""
-        self._handle.seek(0)
-        self._handle.truncate()
-        self._handle.write(f"{os.getpid()}\n".encode())
-        self._handle.flush()
+        with naming(self.path):
+            self._handle.seek(0)
+            self._handle.truncate()
+            self._handle.write(f"{os.getpid()}\n".encode())
+            self._handle.flush()
 
     def release(self) -> None:
         """Clear the PID (if this process wrote one) and drop the lock."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import logging
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -13,9 +16,28 @@ from .config import RunConfig, load_config
 from .interventions import configured_attention_bias
 from .models.build import build_network, wrap_in_bridge
 from .models.handle import PlateauModel, set_attention_bias
-from .training.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
-from .training.trainer import CONFIG_FILE, METRICS_FILE
+from .errors import InputError
+from .io import read_table
+from .training.checkpoint import WEIGHTS_SUFFIX, CheckpointError, list_checkpoints, load_checkpoint
+from .training.trainer import CONFIG_FILE, METRICS_FILE, _metrics_text
 from .transition import MIN_POINTS, Transition, detect_transition
+
+log = logging.getLogger("plateau_lens")
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch device this machine has; ``InputError`` naming it otherwise."""
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise InputError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r} ({error})") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} was asked for but CUDA is not available on this "
+                         f"machine: use device='cpu'")
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise InputError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA "
+                         f"device(s)")
+    return resolved
 
 
 @dataclass
@@ -40,10 +62,51 @@ class Run:
 
     @property
     def metrics(self) -> pd.DataFrame:
+        """The metrics table. Checked against the newest checkpoint, which carries every row
+        up to its step: a ``metrics.csv`` that lacks or alters any of them (truncated,
+        damaged, deleted) is rebuilt from the checkpoint here, with a warning (``plateau-lens
+        resume`` rewrites the file the same way); with no checkpoint to rebuild from, a
+        damaged file is refused (``InputError``)."""
         if self._metrics is None:
-            path = self.path / METRICS_FILE
-            self._metrics = pd.read_csv(path) if path.is_file() else pd.DataFrame()
+            self._metrics = self._checked_metrics()
         return self._metrics
+
+    def _checked_metrics(self) -> pd.DataFrame:
+        path = self.path / METRICS_FILE
+        try:
+            text = path.read_text() if path.is_file() else None
+        except (OSError, UnicodeDecodeError) as error:
+            text, problem = None, f"unreadable ({type(error).__name__})"
+        else:
+            problem = "missing" if text is None else None
+        rows = self._newest_rows()
+        if rows is None:  # nothing to check against: a run without (readable) checkpoints
+            if problem == "missing":
+                return pd.DataFrame()
+            if problem is not None:
+                raise InputError(f"{path} is {problem} and no checkpoint of {self.path} carries "
+                                 f"its rows")
+            return _read_metrics(path)
+        if problem is None and (not rows or text.startswith(_metrics_text(rows))):
+            return _read_metrics(path)
+        log.warning("%s is %s: using the %d rows that checkpoint step %d carries (plateau-lens "
+                    "resume rewrites the file the same way)", path, problem or "truncated or damaged",
+                    len(rows), max(self.checkpoints))
+        return read_table(io.StringIO(_metrics_text(rows))) if rows else pd.DataFrame()
+
+    def _newest_rows(self) -> list[dict] | None:
+        """The metrics rows the newest checkpoint carries (None: no checkpoint, a legacy one,
+        or one whose training state does not verify)."""
+        if not self.checkpoints:
+            return None
+        newest = self.checkpoints[max(self.checkpoints)]
+        if newest.suffix != WEIGHTS_SUFFIX:
+            return None
+        try:
+            return load_checkpoint(newest, training_state=True).get("metrics")
+        except CheckpointError as error:
+            log.warning("cannot check %s against the newest checkpoint: %s", METRICS_FILE, error)
+            return None
 
     def nearest_step(self, step: int) -> int:
         if not self.checkpoints:
@@ -64,6 +127,10 @@ class Run:
         self._install(network, self._checkpoint(step, device), step)
 
     def _checkpoint(self, step: int, device: str | torch.device) -> dict:
+        if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+            raise InputError(f"step must be an integer checkpoint step, got {step!r} "
+                             f"({type(step).__name__}); available: {self.steps}")
+        check_device(device)
         if step not in self.checkpoints:
             raise CheckpointError(
                 f"run {self.path} has no checkpoint at step {step}; available: {self.steps}")
@@ -105,6 +172,18 @@ class Run:
         if len(values) < MIN_POINTS or (values <= 0).any():
             return None
         return detect_transition(self.metrics, loss)
+
+
+def _read_metrics(path: Path) -> pd.DataFrame:
+    """A metrics.csv as a DataFrame (an empty file: an empty frame); ``InputError`` when it
+    is not a table."""
+    try:
+        return read_table(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    except (ValueError, pd.errors.ParserError) as error:
+        raise InputError(f"{path} is not a readable metrics table ({type(error).__name__}: "
+                         f"{error})") from None
 
 
 def load_run(path: str | Path, allow_pickle: bool = False) -> Run:

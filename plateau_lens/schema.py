@@ -13,8 +13,10 @@ from typing import Annotated, Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from .errors import InputError
 
-class ConfigError(ValueError):
+
+class ConfigError(InputError):
     """A config value that is unknown, of the wrong type or out of range. ``problems``: one
     line per bad field (the message lists them all)."""
 

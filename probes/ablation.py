@@ -5,10 +5,12 @@
 Writes ablation.csv and ablation.png into RUN/probes (or --out).
 """
 
+import sys
+
 from plateau_lens import ablation_sweep
 from plateau_lens.analysis import analyze_run
 from plateau_lens.plots import ablation_vs_step, save
-from plateau_lens.script_utils import open_run, run_arguments
+from plateau_lens.script_utils import open_run, run_arguments, run_script
 from plateau_lens.io import write_table
 
 
@@ -26,4 +28,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

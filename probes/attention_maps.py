@@ -8,12 +8,14 @@ and shows every other entry (the study's ``att_maps.py`` row option; ``--mask-ro
 takes its rows 3, 6 / columns 1, 5 rule, ``--keep none`` masks the rows entirely).
 """
 
+import sys
+
 from plateau_lens import attention_structure
 from plateau_lens.analysis import (analysis_batch, analyze_run, mask_rows, mean_attention_patterns,
                                    study_row_mask)
 from plateau_lens.io import write_table
 from plateau_lens.plots import attention_grid, save
-from plateau_lens.script_utils import open_run, run_arguments
+from plateau_lens.script_utils import open_run, run_arguments, run_script
 
 
 def integers(text: str) -> list[int]:
@@ -46,4 +48,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -9,6 +9,8 @@ Writes embeddings.csv, token_progress.csv, permuted_positions.csv and figures in
 RUN/probes (or --out).
 """
 
+import sys
+
 import pandas as pd
 
 from plateau_lens.analysis import (analysis_batch, analyze_run, permuted_positions,
@@ -18,7 +20,7 @@ from plateau_lens.analysis import (analysis_batch, analyze_run, permuted_positio
 from plateau_lens.io import write_table
 from plateau_lens.plots import (permuted_positions_figure, positional_embedding_figure, save,
                                 token_embedding_figure, token_progress_figure)
-from plateau_lens.script_utils import open_run, run_arguments
+from plateau_lens.script_utils import open_run, run_arguments, run_script
 
 
 def main() -> None:
@@ -53,4 +55,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -5,10 +5,12 @@
 Writes linear_probe.csv and linear_probe_<metric>.png into RUN/probes (or --out).
 """
 
+import sys
+
 from plateau_lens import linear_probes
 from plateau_lens.analysis import analysis_batch, analyze_run
 from plateau_lens.plots import probe_vs_step, save
-from plateau_lens.script_utils import open_run, run_arguments
+from plateau_lens.script_utils import open_run, run_arguments, run_script
 from plateau_lens.io import write_table
 
 
@@ -29,4 +31,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

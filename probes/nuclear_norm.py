@@ -8,12 +8,14 @@ on masked entries and the nuclear norm of the completed matrices, over p = 0.1â€
 256 matrices at the run's p) beside the exact form.
 """
 
+import sys
+
 from plateau_lens import compare_to_nuclear_norm
 from plateau_lens.analysis import nuclear_norm_lambda_sweep
 from plateau_lens.analysis.nuclear_norm import STUDY_N_MATRICES
 from plateau_lens.io import write_table
 from plateau_lens.plots import lambda_sweep_figure, nuclear_norm_figure, save
-from plateau_lens.script_utils import open_run, run_arguments
+from plateau_lens.script_utils import open_run, run_arguments, run_script
 
 
 def main() -> None:
@@ -39,4 +41,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -5,10 +5,12 @@ MSE per condition in one table and one figure.
     python probes/ood.py runs/NAME [--steps FINAL] [--matrices 1024]
 """
 
+import sys
+
 from plateau_lens.analysis import ood_evaluation
 from plateau_lens.io import write_table
 from plateau_lens.plots import ood_figure, save
-from plateau_lens.script_utils import open_run, run_arguments
+from plateau_lens.script_utils import open_run, run_arguments, run_script
 
 
 def main() -> None:
@@ -26,4 +28,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

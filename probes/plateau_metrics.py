@@ -4,9 +4,11 @@ run's checkpoints (the loss-plateau study's measurements).
     python probes/plateau_metrics.py runs/NAME [--steps ...]
 """
 
+import sys
+
 from plateau_lens.analysis import analyze_run, attention_progress, repetition, representation_collapse
 from plateau_lens.plots import loss_curve, save
-from plateau_lens.script_utils import open_run, run_arguments
+from plateau_lens.script_utils import open_run, run_arguments, run_script
 from plateau_lens.io import write_table
 
 
@@ -29,4 +31,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_script(main))

@@ -421,7 +421,7 @@ BAD_INPUT = [
     ("[train]\nattention_bias = inf", "train.attention_bias (c) must be > 0 (a finite number), got inf"),
     ('[train]\ncompile = "no"', "train.compile must be true or false, got 'no' (a string)"),
     ('[train]\ncheckpoint_log_spaced = "no"', "train.checkpoint_log_spaced must be true or false, got 'no' (a string)"),
-    ("[train]\nsteps = 1e4", "train.steps must be >= 1 (an integer), got 10000.0 (a float)"),
+    ("[train]\nsteps = 1e4", "train.steps must be in [1, 10000000000] (an integer), got 10000.0 (a float)"),
     ("[model]\nlayer_norm_eps = -1", "model.layer_norm_eps must be in (0, 1) (a finite number), got -1"),
     ('[model]\ninit_std = "0.02"', "model.init_std must be > 0 (a finite number), got '0.02' (a string)"),
     ("[model]\ninit_std = inf", "model.init_std must be > 0 (a finite number), got inf"),

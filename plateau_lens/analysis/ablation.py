@@ -13,6 +13,7 @@ from jaxtyping import Float
 from torch import Tensor
 from ..progress import progress_bar
 
+from ..errors import InputError
 from ..metrics import scalar_metrics
 from ..models.handle import PlateauModel
 from ..tasks.base import check_choice
@@ -32,25 +33,28 @@ def resolve_heads(model, heads: HeadSpec) -> list[tuple[int, int]]:
     n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
     if isinstance(heads, str):
         if heads != "all":
-            raise ValueError(f"heads must be 'all', a layer index or [(layer, head), ...], got {heads!r}")
+            raise InputError(f"heads must be 'all', a layer index or [(layer, head), ...], got {heads!r}")
         return [(layer, head) for layer in range(n_layers) for head in range(n_heads)]
+    if not _is_index(heads) and (isinstance(heads, bytes) or not isinstance(heads, Iterable)):
+        raise InputError(f"heads must be 'all', a layer index or a list of (layer, head) integer "
+                         f"pairs, got {heads!r} ({type(heads).__name__})")
     if _is_index(heads):
         if not 0 <= heads < n_layers:
-            raise ValueError(f"heads: layer must be in [0, {n_layers - 1}], got {heads}")
+            raise InputError(f"heads: layer must be in [0, {n_layers - 1}], got {heads}")
         return [(int(heads), head) for head in range(n_heads)]
     resolved = []
     for item in heads:
         if not (isinstance(item, (tuple, list)) and len(item) == 2 and all(map(_is_index, item))):
-            raise ValueError(f"heads must be 'all', a layer index or a list of (layer, head) "
+            raise InputError(f"heads must be 'all', a layer index or a list of (layer, head) "
                              f"integer pairs, got {item!r} in {heads!r}")
         layer, head = item
         if not 0 <= layer < n_layers:
-            raise ValueError(f"layer must be in [0, {n_layers - 1}], got {layer} in {item}")
+            raise InputError(f"heads: layer must be in [0, {n_layers - 1}], got {layer} in {item}")
         if not 0 <= head < n_heads:
-            raise ValueError(f"head must be in [0, {n_heads - 1}], got {head} in {item}")
+            raise InputError(f"heads: head must be in [0, {n_heads - 1}], got {head} in {item}")
         resolved.append((int(layer), int(head)))
     if not resolved:
-        raise ValueError("heads is empty: give at least one (layer, head)")
+        raise InputError("heads is empty: give at least one (layer, head)")
     return resolved
 
 
@@ -144,12 +148,27 @@ def ablate_heads(model, batch, heads: HeadSpec = "all", mode: str = "uniform",
     check_choice("mode", mode, ABLATION_MODES)
     model = prepare(model, batch, task)
     resolved = resolve_heads(model, heads)
+    if residuals is not None:
+        check_residuals(model, batch, residuals, min(layer for layer, _ in resolved))
     if clean is None or (mode == "mean" and mean_patterns is None):  # one clean pass for both
         clean_metrics, means, _ = clean_pass(model, batch, mode)
         clean = clean_metrics if clean is None else clean
         mean_patterns = means if mean_patterns is None else mean_patterns
     ablated = hooked_ablation_metrics(model, batch, resolved, mode, mean_patterns, residuals)
     return tidy(ablation_records(resolved, mode, clean, ablated, scope="heads"), ABLATION_LABELS)
+
+
+def check_residuals(model: PlateauModel, batch, residuals: dict[int, Tensor], layer: int) -> None:
+    """``residuals[layer]`` must be a [batch, pos, d_model] tensor of this batch's size (the
+    stream entering block ``layer``); only the shape is checked, not which samples it holds."""
+    expected = (len(batch), batch.inputs.shape[1], model.cfg.d_model)
+    found = residuals.get(layer) if isinstance(residuals, dict) else None
+    if not isinstance(found, Tensor) or tuple(found.shape) != expected:
+        shape = tuple(found.shape) if isinstance(found, Tensor) else found
+        raise InputError(f"residuals[{layer}] must be the [batch, pos, d_model] = {list(expected)} "
+                         f"residual stream entering block {layer} on this batch "
+                         f"(blocks.{layer}.hook_resid_pre), got {shape}: pass the residuals "
+                         f"computed on this batch, or none")
 
 
 def hooked_ablation_metrics(model: PlateauModel, batch, heads: list[tuple[int, int]], mode: str,

@@ -9,6 +9,7 @@ import torch
 
 from ..metrics import (generation_metrics, mean_cosine_over_pairs, mean_pairwise_cosine,
                        readout_input_hook)
+from ..errors import check_layers, check_names, check_positions
 from .hooks import check_hook_names, prepare, require
 from .parallel import one_intra_op_thread
 from .schema import metric_records, record, tidy
@@ -46,13 +47,8 @@ def collapse_hooks(bridge, sites: Sequence[str], layers: Sequence[int]
     """``(site, layer) -> hook names whose activations are summed`` (one name but for
     ``post_att_res_h`` on a parallel-residual model, see :data:`PARALLEL_MID`); the final
     site has no layer."""
-    unknown = [s for s in sites if s not in SITES]
-    if unknown or not sites:
-        raise ValueError(f"sites must be a non-empty list of {list(SITES)}, got {list(sites)!r}")
-    n_layers = bridge.cfg.n_layers
-    bad = [layer for layer in layers if not 0 <= layer < n_layers]
-    if bad:
-        raise ValueError(f"layers must be in [0, {n_layers - 1}], got {bad}")
+    sites = check_names("sites", sites, SITES)
+    layers = check_layers("layers", layers, bridge.cfg.n_layers)
     parallel = is_parallel_residual(bridge)
     names = {}
     for site in sites:
@@ -88,13 +84,10 @@ def representation_collapse(model, batch, sites: Sequence[str] | None = None,
     if positions is None and hasattr(model.task, "collapse_pairs"):
         pairs = model.task.collapse_pairs()["cosine_similarity"]
         positions = sorted({p for pair in pairs for p in pair})
-    positions = model.task.collapse_positions() if positions is None else list(positions)
-    width = batch.inputs.shape[1]
-    bad = [p for p in positions if not 0 <= p < width]
-    if bad or len(positions) < 2:
-        raise ValueError(f"positions must be >= 2 distinct positions in [0, {width - 1}], got {positions}")
-    layers = range(model.cfg.n_layers) if layers is None else list(layers)
-    names = collapse_hooks(model.bridge, SITES if sites is None else list(sites), layers)
+    positions = model.task.collapse_positions() if positions is None else positions
+    positions = check_positions("positions", positions, batch.inputs.shape[1], minimum=2)
+    layers = range(model.cfg.n_layers) if layers is None else layers
+    names = collapse_hooks(model.bridge, SITES if sites is None else sites, layers)
     wanted = {name for hooks in names.values() for name in hooks}
     check_hook_names(model.bridge, sorted(wanted))
     with one_intra_op_thread(batch.inputs.device):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from ..errors import check_finite_weights
 from ..models.handle import PlateauModel
 
 
@@ -22,10 +23,27 @@ def check_hook_names(bridge, names: Iterable[str]) -> list[str]:
 
 def prepare(model, batch, task=None) -> PlateauModel:
     """The model as a :class:`PlateauModel`, after checking that ``batch`` is one its task
-    can score (kind, width, token ids, not empty)."""
+    can score (kind, width, token ids, not empty) and that the model's weights are finite
+    (a nan weight makes every measured number an artefact)."""
     handle = PlateauModel.resolve(model, task)
     handle.task.check_batch(batch)
+    check_finite_weights(handle)
     return handle
+
+
+def task_differences(first, second) -> list[str]:
+    """The settings in which two tasks differ (``field: first != second``; the name alone
+    when they are different tasks); empty when they are the same task."""
+    import dataclasses
+
+    if first is second or first == second:
+        return []
+    names = getattr(first, "name", type(first).__name__), getattr(second, "name", type(second).__name__)
+    if names[0] != names[1] or not (dataclasses.is_dataclass(first) and dataclasses.is_dataclass(second)):
+        return [f"task {names[0]!r} != {names[1]!r}"]
+    a, b = dataclasses.asdict(first), dataclasses.asdict(second)
+    return [f"{key}: {a.get(key)!r} != {b.get(key)!r}" for key in sorted(set(a) | set(b))
+            if a.get(key) != b.get(key)] or [f"task {names[0]!r} settings"]
 
 
 TASK_KINDS = {

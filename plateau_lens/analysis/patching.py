@@ -25,7 +25,8 @@ from transformer_lens.patching import (
 from ..metrics import scalar_metrics
 from ..models.handle import PlateauModel
 from ..tasks.base import check_choice
-from .hooks import check_hook_names, prepare
+from ..errors import InputError, check_finite_weights
+from .hooks import check_hook_names, prepare, task_differences
 from .schema import metric_records, tidy
 
 GRANULARITIES = ("layer", "head", "position")
@@ -171,7 +172,14 @@ def patch_between_models(source_model, target_model, batch,
     conditions ``source`` and ``target`` (unpatched) and ``patched``."""
     check_choice("granularity", granularity, GRANULARITIES)
     target = prepare(target_model, batch, task)
+    if isinstance(source_model, PlateauModel) and isinstance(target_model, PlateauModel):
+        differ = task_differences(source_model.task, target_model.task)
+        if differ:
+            raise InputError(f"source_model and target_model are of different tasks ({'; '.join(differ)}): "
+                             f"their activations encode different inputs, so patching one into "
+                             f"the other measures nothing; use two checkpoints of one run")
     source = PlateauModel.resolve(source_model, target.task)
+    check_finite_weights(source, "source_model")
     different = [f"{field}: {getattr(source.cfg, field, None)} != {getattr(target.cfg, field, None)}"
                  for field in SHAPE_FIELDS
                  if getattr(source.cfg, field, None) != getattr(target.cfg, field, None)]

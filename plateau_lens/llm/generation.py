@@ -10,6 +10,7 @@ from typing import Sequence
 import pandas as pd
 import torch
 
+from ..errors import InputError
 from ..metrics import repetition_frequency
 
 log = logging.getLogger("plateau_lens")
@@ -108,8 +109,10 @@ def generation_metrics(model, prompts: Sequence[str], n_new: int = 8, *, tokeniz
 
     Returns one row per prompt (in order): prompt text and ids, generated ids and text, both
     metrics. The study reports both averaged over prompts."""
-    if n_new < 2:
-        raise ValueError(f"n_new must be >= 2, got {n_new}")
+    if isinstance(prompts, (str, bytes)) or not isinstance(prompts, Sequence) or not prompts:
+        raise InputError(f"prompts must be a non-empty list of strings, got {prompts!r}")
+    if isinstance(n_new, bool) or not isinstance(n_new, int) or n_new < 2:
+        raise InputError(f"n_new must be an integer >= 2, got {n_new!r}")
     tokenizer = resolve_tokenizer(model, tokenizer)
     model = bridge_of(model)
     suppressed = suppressed_token_ids(model, tokenizer)

@@ -3,8 +3,13 @@ No third-party text ships with the package."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Sequence
+
+from ..errors import InputError
+
+log = logging.getLogger("plateau_lens")
 
 
 class PromptList(list):
@@ -47,7 +52,7 @@ def load_prompts(source: str | Path | Sequence[str], n: int = 100, seed: int | N
     """``"arc-easy"`` (``n`` questions, see ``arc_easy_questions`` for ``seed``), a text file
     (the first ``n`` non-empty lines, in order) or a list of strings (the first ``n``)."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n (the number of prompts) must be an integer >= 1, got {n!r}")
+        raise InputError(f"n (the number of prompts) must be an integer >= 1, got {n!r}")
     if isinstance(source, (list, tuple)):
         prompts = [str(p) for p in source]
         label = "list"
@@ -57,9 +62,17 @@ def load_prompts(source: str | Path | Sequence[str], n: int = 100, seed: int | N
         path = Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"prompt file {path} does not exist (or use 'arc-easy')")
-        prompts = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise InputError(f"prompt file {path} is not UTF-8 text (byte {error.start}: "
+                             f"{error.reason}): give a text file with one prompt a line") from None
+        prompts = [line.strip() for line in text.splitlines() if line.strip()]
         label = f"file {path}"
     if not prompts:
-        raise ValueError(f"no prompts in {source!r}")
+        raise InputError(f"no prompts in {source!r}")
     chosen = prompts[:n]
+    if len(chosen) < n and label != "list":
+        log.warning("asked for %d prompts but %s has only %d: using %d", n, label, len(chosen),
+                    len(chosen))
     return PromptList(chosen, f"{label}, first {len(chosen)} of {len(prompts)}")

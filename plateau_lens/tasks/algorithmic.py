@@ -54,20 +54,23 @@ class SequenceTask:
         check_int("n_inputs", self.n_inputs, 1)
         if hasattr(self, "high"):
             check_int("low", self.low, 0)
-            check_int("high", self.high, self.low)
+            check_int("high", self.high, self.low, bounded_by="low")
 
     def _check_separator(self, separator: int) -> None:
         """The separator token must be an integer ≥ 0 that no input (low..high) and no
         output (0..modulus − 1) can be, or the model could not tell it from the data."""
         check_int("separator", separator, 0)
-        clashes = []
+        clashes, fields = [], []
         if self.low <= separator <= self.high:
             clashes.append(f"inputs {self.low}..{self.high}")
+            fields.append("low..high")
         if separator < self.modulus:
             clashes.append(f"outputs 0..{self.modulus - 1}")
+            fields.append("0..modulus-1")
         if clashes:
             raise ValueError(f"separator must be an integer >= 0 outside the {' and '.join(clashes)} "
-                             f"(e.g. {max(self.high, self.modulus - 1) + 1}), got {separator}")
+                             f"({' and '.join(fields)}; e.g. {max(self.high, self.modulus - 1) + 1}), "
+                             f"got {separator}")
 
     @property
     def n_positions(self) -> int:
@@ -194,7 +197,7 @@ class MovingWindowSum(SequenceTask):
 
     def __post_init__(self) -> None:
         self._check_inputs()
-        check_int("window", self.window, 1, self.n_inputs)
+        check_int("window", self.window, 1, self.n_inputs, bounded_by="n_inputs")
         check_int("modulus", self.modulus, 2)
         self._check_separator(self.separator)
 
@@ -307,7 +310,7 @@ class PrefixSum(SequenceTask):
         check_int("modulus", self.modulus, 2)
         if self.low <= self.modulus <= self.high:
             raise ValueError(f"modulus is also the separator token, so it must lie outside the "
-                             f"inputs {self.low}..{self.high} (e.g. {self.high + 1}), got {self.modulus}")
+                             f"inputs {self.low}..{self.high} (low..high; e.g. {self.high + 1}), got {self.modulus}")
         if self.no_repeat and self.high - self.low + 1 != self.n_inputs:
             raise ValueError(
                 f"no_repeat needs n_inputs == high - low + 1 = {self.high - self.low + 1}, "
@@ -360,7 +363,7 @@ class RepeatK(SequenceTask):
 
     def __post_init__(self) -> None:
         self._check_inputs()
-        check_int("k", self.k, 1, self.n_inputs)
+        check_int("k", self.k, 1, self.n_inputs, bounded_by="n_inputs")
         if self.n_inputs % self.k:
             raise ValueError(f"k must divide n_inputs={self.n_inputs}, got k={self.k}")
 
@@ -478,8 +481,8 @@ class Permutation(SequenceTask):
 
     def __post_init__(self) -> None:
         check_int("n_inputs", self.n_inputs, 1)
-        check_int("low", self.low, self.n_inputs + 1)
-        check_int("high", self.high, self.low)
+        check_int("low", self.low, self.n_inputs + 1, bounded_by="n_inputs")
+        check_int("high", self.high, self.low, bounded_by="low")
 
     @property
     def prompt_length(self) -> int:

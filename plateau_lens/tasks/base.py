@@ -10,20 +10,25 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from ..errors import InputError
 
-def check_int(field_name: str, value: Any, low: int, high: int | None = None) -> int:
-    """Return ``value`` as int or raise ``ValueError`` naming the field and its allowed range."""
+
+def check_int(field_name: str, value: Any, low: int, high: int | None = None,
+              bounded_by: str | None = None) -> int:
+    """Return ``value`` as int or raise ``ValueError`` naming the field and its allowed range
+    (``bounded_by``: the other field(s) the range comes from, named in the message too)."""
     allowed = f"[{low}, {high}]" if high is not None else f">= {low}"
+    source = f" (the range is set by {bounded_by})" if bounded_by else ""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{field_name} must be an integer {allowed}, got {value!r}")
+        raise InputError(f"{field_name} must be an integer {allowed}, got {value!r}{source}")
     if value < low or (high is not None and value > high):
-        raise ValueError(f"{field_name} must be in {allowed}, got {value}")
+        raise InputError(f"{field_name} must be in {allowed}, got {value}{source}")
     return int(value)
 
 
 def check_choice(field_name: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
-        raise ValueError(f"{field_name} must be one of {list(choices)}, got {value!r}")
+        raise InputError(f"{field_name} must be one of {list(choices)}, got {value!r}")
     return value
 
 
@@ -31,19 +36,33 @@ def check_batch_type(task, batch, batch_type: type) -> None:
     """Raise ``ValueError`` unless ``batch`` is a non-empty ``batch_type`` whose width is the
     task's number of positions (shared start of every task's ``check_batch``)."""
     if not isinstance(batch, batch_type):
-        raise ValueError(f"batch must be a {batch_type.__name__} for task {task.name!r}, "
+        raise InputError(f"batch must be a {batch_type.__name__} for task {task.name!r}, "
                          f"got {type(batch).__name__}")
+    stored = getattr(batch, "tokens", None)  # a sequence batch's inputs are a view of its tokens
+    stored = batch.inputs if stored is None else stored
+    if not isinstance(stored, Tensor) or stored.ndim != 2:
+        shape = tuple(stored.shape) if isinstance(stored, Tensor) else type(stored).__name__
+        raise InputError(f"batch inputs must be a [batch, positions] tensor of token ids, got "
+                         f"{shape} (build batches with task.sample or the task's own helpers)")
+    if stored.is_floating_point() or stored.is_complex() or stored.dtype == torch.bool:
+        raise InputError(f"batch inputs must be integer token ids (torch.long), got {stored.dtype}")
+    inputs = batch.inputs
     if len(batch) == 0:
-        raise ValueError("batch is empty: give at least one sample")
-    width = batch.inputs.shape[-1]
+        raise InputError("batch is empty: give at least one sample")
+    width = inputs.shape[-1]
     if width != task.n_positions:
-        raise ValueError(
+        raise InputError(
             f"batch has {width} positions but task {task.name!r} has {task.n_positions}")
+    expected = getattr(task, "prompt_length", None)
+    given = getattr(batch, "prompt_length", None)
+    if isinstance(expected, int) and given is not None and given != expected:
+        raise InputError(f"batch.prompt_length is {given} but task {task.name!r} has prompts of "
+                         f"{expected} tokens (build the batch with task.sample)")
     vocabulary = getattr(task, "token_vocabulary", None)
     if vocabulary is not None:
         ids = batch.inputs
         if ids.numel() and (ids.min() < 0 or ids.max() >= vocabulary):
-            raise ValueError(f"batch token ids must be in [0, {vocabulary - 1}] for task "
+            raise InputError(f"batch token ids must be in [0, {vocabulary - 1}] for task "
                              f"{task.name!r}, got ids in [{ids.min().item()}, {ids.max().item()}]")
 
 

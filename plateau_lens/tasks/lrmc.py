@@ -77,7 +77,7 @@ class LowRankMatrixCompletion:
     def __post_init__(self) -> None:
         check_int("m", self.m, 1)
         check_int("n", self.n, 1)
-        check_int("rank", self.rank, 1, min(self.m, self.n))
+        check_int("rank", self.rank, 1, min(self.m, self.n), bounded_by="m, n")
         if isinstance(self.p_mask, bool) or not isinstance(self.p_mask, (int, float)) or not 0 <= self.p_mask < 1:
             raise ValueError(f"p_mask must be in [0, 1), got {self.p_mask!r}")
         check_choice("encoding", self.encoding, ENCODINGS)
@@ -311,7 +311,7 @@ class MixedSizeMatrixCompletion:
     def __post_init__(self) -> None:
         object.__setattr__(self, "sizes", _normalise_sizes(self.sizes))
         smallest = min(min(m, n) for m, n in self.sizes)
-        check_int("rank", self.rank, 1, smallest)
+        check_int("rank", self.rank, 1, smallest, bounded_by="sizes")
         for m, n in self.sizes:  # validates p_mask, encoding, factors once per size
             self.at_size(m, n)
 

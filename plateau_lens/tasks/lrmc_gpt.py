@@ -86,7 +86,7 @@ class MatrixCompletionSequence(SequenceTask):
         limit = min(self.m, self.n)
         if self.factor_distribution == "uniform":
             limit = min(limit, int(GPT_VALUE_LIMIT))  # |X_ij| <= rank must fit [-2, 2]
-        check_int("rank", self.rank, 1, limit)
+        check_int("rank", self.rank, 1, limit, bounded_by="m, n, factor_distribution")
         self.matrices  # validates p_mask and factor_scale
 
     @property

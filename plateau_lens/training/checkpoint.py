@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from ..config import config_mismatch
+from ..errors import InputError
 from ..io import atomic_write
 
 log = logging.getLogger("plateau_lens")
@@ -51,7 +52,7 @@ PICKLE_WARNING = ("unpickling runs any code the file holds: pass allow_pickle=Tr
                   "(CLI: --allow-legacy-pickle) only for files you wrote yourself")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint that is missing, corrupt, or of another model."""
 
 

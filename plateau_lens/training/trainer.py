@@ -23,10 +23,12 @@ import pandas as pd
 import torch
 
 from ..config import RESUME_MUTABLE, SECTIONS, RunConfig, config_mismatch, load_config
+from ..errors import InputError, PlateauLensError
 from ..interventions import (
     configured_attention_bias, copy_components, freeze_components, set_attention_bias,
 )
 from ..io import RunLock, read_table, remove_stale_temp_files, write_table, write_text
+from ..limits import check_memory
 from ..models.build import build_network, check_model_for_task, wrap_in_bridge
 from ..models.handle import PlateauModel
 from ..progress import progress_bar
@@ -50,7 +52,7 @@ RUN_FILES = (CONFIG_FILE, METRICS_FILE, CHECKPOINT_DIR)
 plateau-lens run is refused rather than overwritten."""
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(PlateauLensError, RuntimeError):
     """The loss or the weights became non-finite; nothing of that step was written."""
 
 
@@ -125,6 +127,11 @@ def plan_resume(run_dir: Path, requested=None, allow_pickle: bool = False) -> Re
     """Read and check everything resuming needs; raise (having written nothing) on a config
     that disagrees with the run, a run with no readable checkpoint, or metrics that cannot be
     rebuilt."""
+    for name, kind in ((METRICS_FILE, "file"), (CHECKPOINT_DIR, "directory")):
+        path = run_dir / name
+        if path.exists() and not (path.is_file() if kind == "file" else path.is_dir()):
+            raise InputError(f"{path} should be a {kind} but is not: move it away (resume rebuilds "
+                             f"a lost {METRICS_FILE} from the checkpoints); nothing was changed")
     on_disk = load_config(run_dir / CONFIG_FILE)
     config = on_disk
     if requested is not None:
@@ -136,8 +143,10 @@ def plan_resume(run_dir: Path, requested=None, allow_pickle: bool = False) -> Re
                 f"{'; '.join(differ)}. Only {', '.join(sorted(RESUME_MUTABLE))} may change on resume; "
                 f"nothing was changed")
         config = requested
+    check_memory(config.make_task(), config.model, config.train, training=True)
     expected = config.to_dict()
     checkpoints = list_checkpoints(run_dir)
+    check_history(run_dir, checkpoints, config)
 
     foreign = {}
     for step, path in checkpoints.items():
@@ -182,6 +191,11 @@ def plan_resume(run_dir: Path, requested=None, allow_pickle: bool = False) -> Re
             f"(see the warnings above); move them away to start again from step 0; nothing was changed")
 
     step = payload["step"] if payload else 0
+    if config.train.steps < step:
+        raise InputError(
+            f"train.steps = {config.train.steps} is below step {step}, which {run_dir} has already "
+            f"reached: resume trains to train.steps >= {step} only (the run's config.json would "
+            f"otherwise disagree with its checkpoints); nothing was changed")
     rows = payload.get("metrics") if payload else []
     metrics_path = run_dir / METRICS_FILE
     rebuild = None
@@ -201,6 +215,51 @@ def plan_resume(run_dir: Path, requested=None, allow_pickle: bool = False) -> Re
                     run_dir, step, step)
     changes = config_mismatch(on_disk.to_dict(), expected, SECTIONS)
     return ResumePlan(config, payload, rows, changes, rebuild)
+
+
+def logged_steps(path: Path) -> tuple[int, int] | None:
+    """(rows, last step) of a metrics.csv with at least one row; None when it is absent or
+    has no rows. Raises ``InputError`` when it holds text that is not a metrics table."""
+    try:
+        if not path.is_file() or not path.read_bytes().strip():
+            return None
+        frame = read_table(path)
+        steps = pd.to_numeric(frame["step"], errors="coerce").dropna()
+    except (OSError, ValueError, KeyError, UnicodeDecodeError, pd.errors.ParserError) as error:
+        raise InputError(f"{path} is not a readable metrics table ({type(error).__name__}: {error})"
+                         ) from None
+    return (len(frame), int(steps.max())) if len(steps) else None
+
+
+def check_history(run_dir: Path, checkpoints: dict[int, Path], config: RunConfig) -> None:
+    """Refuse (``InputError``, nothing written) a resume that would silently drop history:
+    ``metrics.csv`` records training but no checkpoint holds it (the checkpoints folder
+    deleted, not synced, another mount), or it goes past a checkpoint that is missing."""
+    newest = max(checkpoints) if checkpoints else None
+    start_over = (f"restore the missing checkpoints into {run_dir / CHECKPOINT_DIR}, or start "
+                  f"over on purpose: move {run_dir} away and `plateau-lens train` again (or "
+                  f"train into another --out); nothing was changed")
+    try:
+        logged = logged_steps(run_dir / METRICS_FILE)
+    except InputError as error:
+        if newest is not None:
+            return  # the checkpoints carry the rows: resume rebuilds it
+        raise InputError(f"{error}, and {run_dir / CHECKPOINT_DIR} holds no checkpoint to tell "
+                         f"where the run stands: {start_over}") from None
+    if logged is None:
+        return
+    rows, last = logged
+    if newest is None:
+        raise InputError(
+            f"{run_dir / METRICS_FILE} records training up to step {last} ({rows} rows) but "
+            f"{run_dir / CHECKPOINT_DIR} holds no checkpoint: resuming would restart from step 0 "
+            f"and overwrite that history; {start_over}")
+    following = config.train.next_checkpoint_step(newest)
+    if following is not None and last > following:
+        raise InputError(
+            f"{run_dir / METRICS_FILE} records training up to step {last} but the newest checkpoint "
+            f"in {run_dir / CHECKPOINT_DIR} is step {newest} (checkpoint step {following} and later "
+            f"are missing): resuming would drop steps {newest + 1}-{last} of that history; {start_over}")
 
 
 def _legacy_rows(path: Path, step: int) -> list[dict]:
@@ -244,7 +303,6 @@ class Trainer:
         self.check_every_step = self.device.type == "cpu"
         """Check the loss for nan/inf at every step (free on the CPU); else only at logged
         steps and before each checkpoint, sparing the GPU a sync per step."""
-        self.checkpoint_steps = set(config.train.checkpoint_steps())
         self.forward = torch.compile(self.network) if config.train.compile else self.network
         self.model = PlateauModel(bridge=wrap_in_bridge(self.network), task=self.task,
                                   network=self.network, config=config.model)
@@ -320,6 +378,7 @@ class Trainer:
         """A new run in ``run_dir`` (absent, or a directory without a run's files)."""
         config = load_config(config)
         run_dir = Path(run_dir)
+        check_memory(config.make_task(), config.model, config.train, training=True)
         check_new_run_dir(run_dir)
         check_model_for_task(config.make_task(), config.model)
         trainer = cls(config, run_dir, network)  # loads any init checkpoint before touching disk
@@ -465,11 +524,11 @@ class Trainer:
         checkpoint step or the last step of this call (``end``), then its checkpoint if it is
         a checkpoint step. Each at most once (a resumed run has both of its start step)."""
         step = self.step
-        wanted = step % self.config.train.log_every == 0 or step in self.checkpoint_steps or step == end
+        wanted = step % self.config.train.log_every == 0 or self.config.train.is_checkpoint_step(step) or step == end
         if wanted and not (self.rows and int(self.rows[-1]["step"]) >= step):
             self.rows.append(self.log_step())
             self.tracking.log_row(self.rows[-1])
-        if step in self.checkpoint_steps and step != self.saved_step:
+        if self.config.train.is_checkpoint_step(step) and step != self.saved_step:
             self.save()
 
     def run(self, stop_at: int | None = None, progress: bool = True) -> Path:
