@@ -332,7 +332,7 @@ def with_defaults(config: dict) -> dict:
             params = dict(config["task"])
             name, source = params.pop("name"), params.pop("source", None)
             task = make_task(name, source, **params)
-            origin = {} if source is None else {"source": source}
+            origin = {} if source is None or source == name else {"source": source}
             filled["task"] = {"name": name, **origin, **dataclasses.asdict(task)}
         except (KeyError, TypeError, ValueError):
             filled["task"] = dict(config["task"])

@@ -47,13 +47,13 @@ ANALYZER_NEEDS = {
 }
 """The analyzers defined for one kind of task, and the capability (a key of
 :data:`TASK_KINDS`) that the kind's tasks declare; every other analyzer runs on any task.
-Registered analyzers (``plateau_lens.analysis.registry``) declare theirs with ``needs``."""
+Registered analyzers (``plateau_lens.analyzers``) declare theirs with ``needs``."""
 
 
 def task_problem(task, analyzer: str) -> str | None:
     """None when ``analyzer`` is defined for ``task`` (its ``needs``, from the analyzer
     registry or :data:`ANALYZER_NEEDS`), else why not: "defined for <kind>, not task <name>"."""
-    from .registry import needs_of
+    from ..analyzers import needs_of
 
     missing = [c for c in needs_of(analyzer) if not has_capability(task, c)]
     if not missing:
@@ -65,7 +65,7 @@ def task_problem(task, analyzer: str) -> str | None:
 def require(handle: PlateauModel, analyzer: str) -> None:
     """Raise ``ValueError`` when ``analyzer`` is defined for another kind of task than the
     model's (:func:`task_problem`); ``analyzer`` must be a key of :data:`ANALYZER_NEEDS`."""
-    from .registry import ANALYZERS
+    from ..analyzers import ANALYZERS
 
     if analyzer not in ANALYZER_NEEDS and analyzer not in ANALYZERS:
         raise KeyError(f"{analyzer!r} is not in ANALYZER_NEEDS nor registered: declare the kind "

@@ -51,12 +51,11 @@ SHIPPED = {
     "copying_test": ("plateau_lens.analysis.copying:copying_test", ("value_readout",)),
     "repetition": ("plateau_lens.analysis.collapse:repetition", ("answers",)),
     "representation_collapse": ("plateau_lens.analysis.collapse:representation_collapse", ()),
-    "linear_probes": ("plateau_lens.analysis.probes:linear_probes", ()),
 }
 
 
 def _check_needs(needs: Iterable[str], name: str) -> frozenset[str]:
-    from ..tasks.protocol import CAPABILITIES
+    from .tasks.protocol import CAPABILITIES
 
     needs = frozenset([needs] if isinstance(needs, str) else needs)
     unknown = sorted(needs - set(CAPABILITIES))
@@ -142,7 +141,7 @@ def needs_of(name: str) -> frozenset[str]:
     analyzers' table (``hooks.ANALYZER_NEEDS``) for the functions outside the registry."""
     if name in ANALYZERS:
         return ANALYZERS[name].needs
-    from .hooks import ANALYZER_NEEDS
+    from .analysis.hooks import ANALYZER_NEEDS
 
     need = ANALYZER_NEEDS.get(name)
     return frozenset() if need is None else frozenset({need})
