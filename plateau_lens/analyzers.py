@@ -47,10 +47,10 @@ SHIPPED = {
     "attention_structure": ("plateau_lens.analysis.attention_structure:attention_structure",
                             ("matrix",)),
     "ablation_sweep": ("plateau_lens.analysis.ablation:ablation_sweep", ()),
-    "ablate_heads": ("plateau_lens.analysis.ablation:ablate_heads", ()),
     "copying_test": ("plateau_lens.analysis.copying:copying_test", ("value_readout",)),
     "repetition": ("plateau_lens.analysis.collapse:repetition", ("answers",)),
     "representation_collapse": ("plateau_lens.analysis.collapse:representation_collapse", ()),
+    "ablate_heads": ("plateau_lens.analysis.ablation:ablate_heads", ()),
 }
 
 
@@ -108,8 +108,10 @@ def _import_path(path: str) -> Callable:
 
 
 def analyzer_names() -> list[str]:
-    entry_points = {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
-    return sorted(set(ANALYZERS) | entry_points)
+    """Registered analyzers in registration order (the shipped ones first), then entry points."""
+    entry_points = sorted({ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+                          - set(ANALYZERS))
+    return [*ANALYZERS, *entry_points]
 
 
 def resolve_analyzer(name: str) -> AnalyzerEntry:

@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("demo", help="train MWS through its plateau, plot and analyse it")
-    p.add_argument("--config", help="TOML config (default: the repository's tasks/mws.toml, "
+    p.add_argument("--config", help="TOML config (default: the shipped tasks/mws.toml, "
                                     "wherever the command runs)")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--steps", type=int, default=300)
