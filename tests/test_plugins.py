@@ -203,7 +203,7 @@ print(json.dumps({"module": type(run.task).__module__, "steps": run.steps, "rows
     assert list(margin["step"]) == loaded["steps"]
     for step, value in zip(margin["step"], margin["value"]):
         assert value == pytest.approx(expected[step][0], abs=1e-5), step
-    assert margin["value"].iloc[-1] > margin["value"].iloc[0] + 0.1  # training moved it
+    assert margin["value"].nunique() == len(margin)  # each row read its own step's weights
     ablation = pd.read_csv(tmp_path / "run" / "analysis" / "ablate_heads.csv")
     clean = ablation[(ablation["condition"] == "clean") & (ablation["metric"] == "loss")]
     assert list(clean["step"]) == loaded["steps"]
