@@ -64,9 +64,9 @@ def check_model_for_task(task, model_config: ModelConfig) -> None:
     saved run checks only what building needs, so runs saved before a check existed load."""
     _check_row_column(task, model_config)
     if model_config.mask_embedding == "zero" and not has_capability(task, "mask_token"):
-        raise ValueError(f"model.mask_embedding='zero' needs a task whose token 0 is a MASK "
-                         f"token (capability 'mask_token': lrmc, lrmc_mixed with encoding = "
-                         f"'tokens'), got task {task.name!r}; allowed here: 'learned'")
+        raise ValueError(f"model.mask_embedding='zero' needs a task with the token encoding, "
+                         f"token 0 its MASK (capability 'mask_token': lrmc, lrmc_mixed with "
+                         f"encoding = 'tokens'), got task {task.name!r}; allowed here: 'learned'")
 
 
 def _check_row_column(task, model_config: ModelConfig) -> None:
