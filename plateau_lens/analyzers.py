@@ -79,7 +79,9 @@ def register_analyzer(name: str, *, needs: Iterable[str] = (), replace: bool = F
             raise TypeError(f"analyzer {name!r} must be a function (model, batch) -> DataFrame, "
                             f"got {fn!r}")
         existing = ANALYZERS.get(name)
-        if existing is not None and existing.target is not fn and not replace:
+        same = (existing is not None and not isinstance(existing.target, str)
+                and _path_of(existing.target) == _path_of(fn))  # its module imported again
+        if existing is not None and existing.target is not fn and not (replace or same):
             raise ValueError(f"analyzer {name!r} is already registered; pass replace=True")
         ANALYZERS[name] = AnalyzerEntry(name, fn, checked)
         return fn
@@ -89,6 +91,10 @@ def register_analyzer(name: str, *, needs: Iterable[str] = (), replace: bool = F
 
 for _name, (_path, _needs) in SHIPPED.items():
     ANALYZERS[_name] = AnalyzerEntry(_name, _path, frozenset(_needs))
+
+
+def _path_of(fn: Callable) -> str:
+    return f"{getattr(fn, '__module__', '')}:{getattr(fn, '__qualname__', '')}"
 
 
 def _import_path(path: str) -> Callable:

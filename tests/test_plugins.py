@@ -157,18 +157,22 @@ def test_analyze_run_refuses_an_analyzer_whose_needs_the_task_lacks(small_lrmc_c
 # ------------------------------------------------------------------ through the command line
 @pytest.fixture(scope="module")
 def cli_run(plugin_dir, tmp_path_factory) -> Path:
-    """A plugin run trained to step 4 and resumed to step 8 through the CLI, in processes that
-    see the plugin only on PYTHONPATH; returns the folder holding ``run``."""
+    """A plugin run trained to step 4 by the CLI in a process that sees the plugin only on
+    PYTHONPATH; returns the folder holding ``run``."""
     folder = tmp_path_factory.mktemp("cli")
-    env = plugin_env(plugin_dir, REPO)
     (folder / "task.toml").write_text(CONFIG)
-    done = cli(["train", "task.toml", "--out", "run", "--quiet"], env, folder)
+    done = cli(["train", "task.toml", "--out", "run", "--quiet"], plugin_env(plugin_dir, REPO), folder)
     assert done.returncode == 0, done.stderr
     recorded = json.loads((folder / "run" / "config.json").read_text())["task"]
     assert recorded == {"name": PATH_NAME, "n_inputs": 3}
-    done = cli(["resume", "run", "--set", "train.steps=8", "--quiet"], env, folder)
-    assert done.returncode == 0, done.stderr
     return folder
+
+
+@pytest.fixture
+def plugin_not_imported(monkeypatch):
+    """This process as a fresh one would be: the plugin module not imported (a run naming it
+    must import it again)."""
+    monkeypatch.delitem(sys.modules, MODULE, raising=False)
 
 
 LOAD_CHECK = r"""
@@ -198,13 +202,16 @@ print(json.dumps({"module": type(run.task).__module__, "steps": run.steps, "rows
 config; per checkpoint, the answer margin and the loss from the native network's logits."""
 
 
-def test_plugin_task_trains_resumes_loads_and_is_analysed_through_the_cli(plugin_dir, cli_run):
-    env = plugin_env(plugin_dir, REPO)
-    done = cli(["analyze", "run", "--analyzers", f"{ANALYZER},ablate_heads", "--batch-size", "64",
-                "--quiet"], env, cli_run)
-    assert done.returncode == 0, done.stderr
-    done = subprocess.run([sys.executable, "-c", LOAD_CHECK], env=env, cwd=cli_run,
-                          capture_output=True, text=True, timeout=600)
+def test_plugin_task_trains_resumes_loads_and_is_analysed_through_the_cli(
+        plugin_dir, cli_run, plugin_not_imported, plugin_on_path, monkeypatch):
+    monkeypatch.chdir(cli_run)
+    assert main(["resume", "run", "--set", "train.steps=8", "--quiet"]) == 0
+    assert MODULE in sys.modules  # the run's config imported it
+    monkeypatch.delitem(sys.modules, MODULE)
+    assert main(["analyze", "run", "--analyzers", f"{ANALYZER},ablate_heads", "--batch-size", "64",
+                 "--quiet"]) == 0
+    done = subprocess.run([sys.executable, "-c", LOAD_CHECK], env=plugin_env(plugin_dir, REPO),
+                          cwd=cli_run, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     loaded = json.loads(done.stdout)
     assert loaded["module"] == MODULE and loaded["steps"] == [0, 1, 2, 4, 6, 8]
@@ -227,21 +234,19 @@ def test_plugin_task_trains_resumes_loads_and_is_analysed_through_the_cli(plugin
 def test_entry_point_task_through_the_cli_records_its_source(plugin_on_path, tmp_path, capsys):
     (tmp_path / "task.toml").write_text(CONFIG)
     assert main(["train", str(tmp_path / "task.toml"), "--dry-run", "--set",
-                 f'task.name="{ENTRY_POINT_NAME}"']) == 0
+                 f'task.name="{ENTRY_POINT_NAME}"']) == 0  # another task name: a fresh table
     out = capsys.readouterr().out
-    assert json.loads(out[out.index("{"):])["task"] == {"name": ENTRY_POINT_NAME, "source": PATH_NAME,
-                                                        "n_inputs": 3}
+    assert json.loads(out[out.index("{"):])["task"] == {"name": ENTRY_POINT_NAME, "source": PATH_NAME}
 
 
 def test_unimportable_task_module_is_exit_2_naming_it_and_the_run_and_changes_nothing(
-        cli_run, tmp_path):
+        cli_run, plugin_not_imported, monkeypatch, capsys):
+    monkeypatch.chdir(cli_run)  # the plugin folder is not on sys.path here
     before = tree_bytes(cli_run / "run")
-    without = plugin_env(tmp_path / "elsewhere", REPO)  # the plugin folder is off the path
     for args in (["resume", "run", "--set", "train.steps=10"],
                  ["analyze", "run", "--analyzers", ANALYZER, "--out", "run/more"]):
-        done = cli(args, without, cli_run)
-        assert done.returncode == 2, (args, done.stderr)
-        message = done.stderr.strip().splitlines()[-1]
+        assert main(args) == 2, args
+        message = capsys.readouterr().err.strip().splitlines()[-1]
         assert message.startswith("plateau-lens: error: run/config.json: "), message
         assert f"cannot import task module '{MODULE}'" in message and "ModuleNotFoundError" in message
         assert tree_bytes(cli_run / "run") == before
