@@ -271,3 +271,30 @@ def test_plugin_task_and_analyzer_in_a_sweep_on_two_ray_workers(plugin_dir, tmp_
         assert rows["value"].notna().all()
     first = table[table["step"] == 0].set_index("run")["value"]
     assert first["seed=0"] != first["seed=1"]  # each run's own weights
+
+
+# ------------------------------------------------------------------ shipped configs as package data
+def test_shipped_configs_are_package_data_that_cover_every_toml_of_tasks():
+    """demo and reproduce read the configs from the package (plateau_lens/configs, a symlink to
+    the top-level tasks/), and pyproject's package-data globs ship every TOML under tasks/:
+    a plain `pip install .` then has them (the wheel itself was checked by hand in a fresh venv)."""
+    import fnmatch
+    import sys as _sys
+
+    import plateau_lens
+    from plateau_lens.reproduce.common import TASKS_DIR, config_path
+
+    if _sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    assert TASKS_DIR == Path(plateau_lens.__file__).parent / "configs"
+    assert config_path("mws.toml").read_bytes() == (REPO / "tasks" / "mws.toml").read_bytes()
+    globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["plateau_lens"]
+    shipped = [p.relative_to(REPO / "tasks") for p in (REPO / "tasks").rglob("*.toml")]
+    assert shipped
+    unshipped = [str(p) for p in shipped
+                 if not any(fnmatch.fnmatch(f"configs/{p.as_posix()}", g) and
+                            g.count("/") == f"configs/{p.as_posix()}".count("/") for g in globs)]
+    assert not unshipped, f"TOMLs under tasks/ that a wheel would leave out: {unshipped}"
