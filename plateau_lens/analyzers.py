@@ -41,16 +41,34 @@ class AnalyzerEntry:
 
 ANALYZERS: dict[str, AnalyzerEntry] = {}
 
-# (model, batch) -> DataFrame analyzers shipped with the package, and what each needs
+TASK_KINDS = {
+    "matrix": "matrix-completion tasks (lrmc, lrmc_gpt)",
+    "value_readout": "matrix-completion tasks with a value read-out (lrmc; not lrmc_gpt)",
+    "answers": "tasks with answers to generate (the algorithmic tasks, lrmc_gpt)",
+}
+"""A capability an analyzer may need (``plateau_lens.tasks.protocol.CAPABILITIES``), and the
+tasks that declare it, in words (for refusals)."""
+
+ANALYZER_NEEDS = {
+    "attention_structure": "matrix",
+    **dict.fromkeys(["copying_test", "compare_to_nuclear_norm", "ood_evaluation",
+                     "permuted_positions", "value_embeddings", "positional_embeddings",
+                     "positional_embedding_norms", "positional_embedding_tsne",
+                     "positional_embedding_neighbours"], "value_readout"),
+    "repetition": "answers",
+}
+"""The shipped analyzers defined for one kind of task (registered or not: the others take
+more than (model, batch)), and the capability that kind declares; the rest run on any task."""
+
+# (model, batch) -> DataFrame analyzers shipped with the package, by path (loaded on use)
 SHIPPED = {
-    "attention_progress": ("plateau_lens.analysis.attention_progress:attention_progress", ()),
-    "attention_structure": ("plateau_lens.analysis.attention_structure:attention_structure",
-                            ("matrix",)),
-    "ablation_sweep": ("plateau_lens.analysis.ablation:ablation_sweep", ()),
-    "copying_test": ("plateau_lens.analysis.copying:copying_test", ("value_readout",)),
-    "repetition": ("plateau_lens.analysis.collapse:repetition", ("answers",)),
-    "representation_collapse": ("plateau_lens.analysis.collapse:representation_collapse", ()),
-    "ablate_heads": ("plateau_lens.analysis.ablation:ablate_heads", ()),
+    "attention_progress": "plateau_lens.analysis.attention_progress:attention_progress",
+    "attention_structure": "plateau_lens.analysis.attention_structure:attention_structure",
+    "ablation_sweep": "plateau_lens.analysis.ablation:ablation_sweep",
+    "copying_test": "plateau_lens.analysis.copying:copying_test",
+    "repetition": "plateau_lens.analysis.collapse:repetition",
+    "representation_collapse": "plateau_lens.analysis.collapse:representation_collapse",
+    "ablate_heads": "plateau_lens.analysis.ablation:ablate_heads",
 }
 
 
@@ -89,8 +107,9 @@ def register_analyzer(name: str, *, needs: Iterable[str] = (), replace: bool = F
     return decorate
 
 
-for _name, (_path, _needs) in SHIPPED.items():
-    ANALYZERS[_name] = AnalyzerEntry(_name, _path, frozenset(_needs))
+for _name, _path in SHIPPED.items():
+    _need = ANALYZER_NEEDS.get(_name)
+    ANALYZERS[_name] = AnalyzerEntry(_name, _path, frozenset() if _need is None else frozenset({_need}))
 
 
 def _path_of(fn: Callable) -> str:
@@ -145,12 +164,10 @@ def resolve_analyzer(name: str) -> AnalyzerEntry:
 
 
 def needs_of(name: str) -> frozenset[str]:
-    """The capabilities analyzer ``name`` needs: its registration's, else the shipped
-    analyzers' table (``hooks.ANALYZER_NEEDS``) for the functions outside the registry."""
+    """The capabilities analyzer ``name`` needs: its registration's, else
+    :data:`ANALYZER_NEEDS` (shipped analyzers outside the registry)."""
     if name in ANALYZERS:
         return ANALYZERS[name].needs
-    from .analysis.hooks import ANALYZER_NEEDS
-
     need = ANALYZER_NEEDS.get(name)
     return frozenset() if need is None else frozenset({need})
 
