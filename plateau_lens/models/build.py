@@ -17,6 +17,7 @@ from transformer_lens import TransformerBridgeConfig
 from transformer_lens.model_bridge.sources._bridge_builder import build_bridge_from_module
 from transformer_lens.model_bridge.sources.native import NativeModel, initialize_native_model
 
+from ..tasks.protocol import has_capability
 from .bert import PostNormModel, init_bert, post_norm_components
 from .config import ModelConfig
 from .handle import PlateauModel, attention_bias_of
@@ -62,24 +63,23 @@ def check_model_for_task(task, model_config: ModelConfig) -> None:
     would do nothing). Run when a run is made (train, --dry-run, each sweep point); building a
     saved run checks only what building needs, so runs saved before a check existed load."""
     _check_row_column(task, model_config)
-    encoding = getattr(task, "encoding", None)
-    if model_config.mask_embedding == "zero" and encoding != "tokens":
-        raise ValueError(f"model.mask_embedding='zero' needs a task with the token encoding "
-                         f"(lrmc, lrmc_mixed with encoding = 'tokens'), got task "
-                         f"{task.name!r} (encoding {encoding!r}); allowed here: 'learned'")
+    if model_config.mask_embedding == "zero" and not has_capability(task, "mask_token"):
+        raise ValueError(f"model.mask_embedding='zero' needs a task with the token encoding, "
+                         f"token 0 its MASK (capability 'mask_token': lrmc, lrmc_mixed with "
+                         f"encoding = 'tokens'), got task {task.name!r}; allowed here: 'learned'")
 
 
 def _check_row_column(task, model_config: ModelConfig) -> None:
-    if model_config.pos_embedding == "row_column" and not hasattr(task, "m"):
-        raise ValueError(f"model.pos_embedding='row_column' needs a matrix task (lrmc), "
-                         f"got task {task.name!r}")
+    if model_config.pos_embedding == "row_column" and not has_capability(task, "matrix"):
+        raise ValueError(f"model.pos_embedding='row_column' needs a matrix task (capability "
+                         f"'matrix': lrmc, lrmc_gpt), got task {task.name!r}")
 
 
 def build_network(task, model_config: ModelConfig, seed: int = 0) -> NativeModel:
     """A freshly initialised native network for ``task`` (deterministic for ``seed``).
 
-    A task with ``readout_bias`` (LRMC) gets a linear read-out with bias; the ``real`` LRMC
-    encoding gets a :class:`ValueEmbedding`; attention is :class:`PlateauAttention` of
+    A task with ``readout_bias`` (LRMC) gets a linear read-out with bias; a task with
+    capability ``real_inputs`` (LRMC's ``real`` encoding) gets a :class:`ValueEmbedding`; attention is :class:`PlateauAttention` of
     ``model_config.attention`` kind, every layer sharing one :class:`AttentionBias`.
     ``architecture = "bert"`` builds a :class:`~plateau_lens.models.bert.PostNormModel` with
     BERT's init instead of TransformerLens' pre-LN ``NativeModel`` with GPT-2's.
@@ -93,10 +93,9 @@ def build_network(task, model_config: ModelConfig, seed: int = 0) -> NativeModel
         for block in network.layers:
             block.attn = PlateauAttention(cfg, kind=model_config.attention,
                                           attention_bias=attention_bias)
-        encoding = getattr(task, "encoding", None)
-        if encoding == "real":
+        if has_capability(task, "real_inputs"):
             network.tok_embed = ValueEmbedding(cfg.d_model)
-        elif encoding == "tokens" and model_config.mask_embedding == "zero":
+        elif has_capability(task, "mask_token") and model_config.mask_embedding == "zero":
             network.tok_embed = nn.Embedding(cfg.d_vocab, cfg.d_model, padding_idx=0)
         if task.readout_bias:
             network.head = nn.Linear(cfg.d_model, task.d_vocab_out, bias=True)
