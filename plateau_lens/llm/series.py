@@ -29,9 +29,11 @@ from typing import Sequence
 import pandas as pd
 
 from ..io import write_table
-from .checkpoints import (checkpoint_fingerprint, hub_name, is_single_checkpoint,
-                          load_checkpoint_model, local_checkpoint_dir, pythia_revision)
-from .generation import generation_metrics
+from .checkpoints import (CheckpointLoadError, architecture_of, checkpoint_fingerprint, hub_name,
+                          is_single_checkpoint, load_checkpoint_model, local_checkpoint_dir,
+                          pythia_revision)
+from .generation import generation_metrics, tokenize_prompts
+from .reuse import SeriesLoader
 
 log = logging.getLogger("plateau_lens")
 
@@ -116,7 +118,10 @@ def analyze_series(name: str, steps: Sequence[int], prompts: Sequence[str], out_
     Results go to ``out_dir`` after every checkpoint (see the module docstring for the files
     and the cache). A missing, corrupt or foreign checkpoint (another architecture than the
     steps already analysed with these settings) raises ``CheckpointLoadError`` after the
-    finished steps are saved. ``local_dir`` may be one ``save_pretrained`` folder; then
+    finished steps are saved. With ``local_dir`` one bridge serves the whole series: each
+    checkpoint's weights are read into it (:class:`~plateau_lens.llm.reuse.SeriesLoader`; a new
+    bridge only when the architecture changes) while the next checkpoint's files are read
+    ahead, and the prompts are tokenised once per tokenizer. ``local_dir`` may be one ``save_pretrained`` folder; then
     ``steps`` must be a single step (the label it is saved under). Returns the rows of these
     settings for ``steps``, sorted by step. ``progress`` logs one line per step at INFO
     (else DEBUG) on the ``plateau_lens`` logger."""
@@ -141,20 +146,47 @@ def analyze_series(name: str, steps: Sequence[int], prompts: Sequence[str], out_
             frame["settings_key"] = "unkeyed (before plateau-lens keyed its cache)"
     same = table[table["settings_key"] == key] if len(table) else table
     expected = same["architecture"].iloc[0] if len(same) else None
+    todo = []
     for step in steps:
-        fingerprint = _fingerprint(name, step, local_dir)
+        try:
+            fingerprint = _fingerprint(name, step, local_dir)
+        except CheckpointLoadError:  # raised in its turn, after the steps before it are saved
+            todo.append((step, None))
+            continue
         cached = same[(same["step"] == step) & (same["checkpoint"] == fingerprint)] if len(same) else same
         if len(cached):
             log.log(level, "%s step %d: cached (same prompts, n_new, tokenisation, versions and "
                     "checkpoint files)", name, step)
-            continue
+        else:
+            todo.append((step, fingerprint))
+    loader = SeriesLoader(dtype=dtype, device=device) if local_dir is not None else None
+    tokenized_by, token_ids = None, None
+    for position, (step, fingerprint) in enumerate(todo):
         started = time.perf_counter()
-        model = load_checkpoint_model(name, step=step, local_dir=local_dir, dtype=dtype,
-                                      device=device, expected_architecture=expected,
-                                      local_dir_hint=local_dir_hint)
+        fingerprint = fingerprint or _fingerprint(name, step, local_dir)
+        if loader is None:
+            model = load_checkpoint_model(name, step=step, local_dir=local_dir, dtype=dtype,
+                                          device=device, expected_architecture=expected,
+                                          local_dir_hint=local_dir_hint)
+        else:
+            directory = local_checkpoint_dir(local_dir, step)
+            found = architecture_of(directory)
+            if expected and found != expected:
+                raise CheckpointLoadError(
+                    f"{directory} holds a {found}, not a {expected} like the rest of the series")
+            model = loader.load(directory)
+            if position + 1 < len(todo):  # read the next checkpoint while this one is analysed
+                try:
+                    loader.prefetch(local_checkpoint_dir(local_dir, todo[position + 1][0]))
+                except CheckpointLoadError:
+                    pass  # reported when its turn comes, after this step is saved
+        if model.tokenizer is not tokenized_by:  # once per tokenizer (per series, usually)
+            tokenized_by, token_ids = model.tokenizer, tokenize_prompts(model.tokenizer, prompts,
+                                                                        prepend_bos)
         architecture = type(model.bridge.original_model).__name__
         expected = expected or architecture
-        metrics = generation_metrics(model, prompts, n_new, prepend_bos=prepend_bos)
+        metrics = generation_metrics(model, prompts, n_new, prepend_bos=prepend_bos,
+                                     token_ids=token_ids)
         del model
         row = {"model": name, "step": step, "architecture": architecture,
                "repetition_frequency": metrics["repetition_frequency"].mean(),
