@@ -150,8 +150,8 @@ def generation_metrics(model, prompts: Sequence[str], n_new: int = 8, *, tokeniz
     _warn_about_generation_config(model)
     order = sorted(range(len(ids)), key=lambda index: len(ids[index]))
     size = batch_size or len(ids) or 1
-    pad = getattr(tokenizer, "pad_token_id", None)
-    pad = pad if pad is not None else (suppressed[0] if suppressed else 0)
+    pad = getattr(tokenizer, "pad_token_id", None)  # masked out: any id of the vocabulary does
+    pad = pad if pad is not None and 0 <= pad < model.cfg.d_vocab else 0
     generated: dict[int, list[int]] = {}
     cosine: dict[int, float] = {}
     pairs = torch.triu_indices(n_new, n_new, offset=1)
