@@ -228,3 +228,18 @@ def test_safetensors_reader_equals_the_library(tmp_path):
     assert not any(t.any() for t in untouched.values())
     header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
     assert set(header) - {"__metadata__"} == {"a", "b", "c"}
+
+
+def test_generations_file_keeps_rows_whose_text_holds_line_breaks(tmp_path):
+    """Byte-level BPE generations decode to any character; a carriage return left unquoted
+    split a row in two when read back (seen on the benchmark's series: 402 rows for 400)."""
+    import pandas as pd
+
+    from plateau_lens.llm.series import write_generations
+
+    frame = pd.DataFrame({"step": [0, 0, 1], "prompt": [0, 1, 0],
+                          "generated_text": ["a\rb", "c\x0bd\x1ce\nf", 'g "h", i'],
+                          "cosine_similarity": [0.25, 0.5, 0.125]})
+    write_generations(frame, tmp_path / "g.csv")
+    back = pd.read_csv(tmp_path / "g.csv")
+    assert back.to_dict("list") == frame.to_dict("list")

@@ -18,6 +18,7 @@ revision otherwise). Anything else is recomputed; rows of other settings stay in
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import logging
@@ -28,7 +29,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from ..io import write_table
+from ..io import atomic_write, write_table
 from .checkpoints import (CheckpointLoadError, architecture_of, checkpoint_fingerprint, hub_name,
                           is_single_checkpoint, load_checkpoint_model, local_checkpoint_dir,
                           pythia_revision)
@@ -98,6 +99,13 @@ def read_results(out_dir: str | Path, name: str, settings_key: str | None = None
     if steps is not None:
         frame = frame[frame["step"].isin(list(steps))]
     return frame.sort_values("step").reset_index(drop=True)
+
+
+def write_generations(frame: pd.DataFrame, path: Path) -> None:
+    """The per-prompt table, every text field quoted: generated text holds any character, and
+    an unquoted carriage return (which ``csv`` quotes only when it is in the line terminator)
+    split rows when read back."""
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, quoting=csv.QUOTE_NONNUMERIC))
 
 
 def _fingerprint(name: str, step: int, local_dir) -> str:
@@ -180,6 +188,7 @@ def analyze_series(name: str, steps: Sequence[int], prompts: Sequence[str], out_
                     loader.prefetch(local_checkpoint_dir(local_dir, todo[position + 1][0]))
                 except CheckpointLoadError:
                     pass  # reported when its turn comes, after this step is saved
+        loaded = time.perf_counter()
         if model.tokenizer is not tokenized_by:  # once per tokenizer (per series, usually)
             tokenized_by, token_ids = model.tokenizer, tokenize_prompts(model.tokenizer, prompts,
                                                                         prepend_bos)
@@ -188,6 +197,7 @@ def analyze_series(name: str, steps: Sequence[int], prompts: Sequence[str], out_
         metrics = generation_metrics(model, prompts, n_new, prepend_bos=prepend_bos,
                                      token_ids=token_ids)
         del model
+        computed = time.perf_counter()
         row = {"model": name, "step": step, "architecture": architecture,
                "repetition_frequency": metrics["repetition_frequency"].mean(),
                "cosine_similarity": metrics["cosine_similarity"].mean(),
@@ -207,11 +217,13 @@ def analyze_series(name: str, steps: Sequence[int], prompts: Sequence[str], out_
             generations = generations[~((generations["step"] == step)
                                         & (generations["settings_key"] == key))]
         generations = pd.concat([generations, per_prompt], ignore_index=True)
-        write_table(generations.sort_values(["settings_key", "step", "prompt"]), generations_path)
+        write_generations(generations.sort_values(["settings_key", "step", "prompt"]),
+                          generations_path)
         write_table(table.sort_values(["settings_key", "step"]), path)
-        log.log(level, "%s step %d: repetition %.3f, cosine %.3f (%d prompts, %.1f s)", name,
-                step, row["repetition_frequency"], row["cosine_similarity"], row["n_prompts"],
-                time.perf_counter() - started)
+        log.log(level, "%s step %d: repetition %.3f, cosine %.3f (%d prompts, %.1f s: load "
+                "%.2f s, compute %.2f s, write %.2f s)", name, step, row["repetition_frequency"],
+                row["cosine_similarity"], row["n_prompts"], time.perf_counter() - started,
+                loaded - started, computed - loaded, time.perf_counter() - computed)
     return read_results(out, name, key, steps)
 
 
