@@ -95,6 +95,8 @@ def worker_recipe(root: Path, threads: int) -> dict:
     steps, per_prompt = [], {}
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(root / "series" / "step0"))
     tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:  # masked out: any token does
+        tokenizer.pad_token = tokenizer.eos_token
     for step in STEPS:
         started = time.perf_counter()
         model = transformers.AutoModelForCausalLM.from_pretrained(str(root / "series" / f"step{step}"))

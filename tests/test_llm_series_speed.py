@@ -243,3 +243,28 @@ def test_generations_file_keeps_rows_whose_text_holds_line_breaks(tmp_path):
     write_generations(frame, tmp_path / "g.csv")
     back = pd.read_csv(tmp_path / "g.csv")
     assert back.to_dict("list") == frame.to_dict("list")
+
+
+def test_benchmark_paths_agree_on_a_tiny_series(tmp_path):
+    """benchmarks/llm_series_throughput.py's own workers in-process on 4 tiny perturbed
+    checkpoints: its batched plain-transformers recipe (one left-padded generate) and the API
+    path give the same tokens and cosines as the study's one-prompt-at-a-time recipe."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import llm_series_throughput as bench
+
+    for step in bench.STEPS:
+        save_perturbed(tmp_path / "series" / f"step{step}", "neox", seed=step + 7)
+    (tmp_path / "prompts.txt").write_text("\n".join(PROMPTS_OF_MANY_LENGTHS) + "\n")
+    recipe = bench.worker_recipe(tmp_path, 1)
+    api = bench.worker_api(tmp_path, 1)
+    reference = bench.worker_one_at_a_time(tmp_path, 1, [0, 3])
+    assert [s["step"] for s in recipe["steps"]] == list(bench.STEPS) == [s["step"] for s in api["steps"]]
+    for path in (recipe, api):
+        tokens, repetition, cosine = bench.largest_differences(path["per_prompt"], reference["per_prompt"])
+        assert tokens == 0 and repetition == 0 and cosine < 1e-5
+    expected = study_recipe(tmp_path / "series" / "step3", PROMPTS_OF_MANY_LENGTHS)
+    assert reference["per_prompt"][3]["generated"] == [r["generated"] for r in expected]
+    assert bench.largest_differences(api["per_prompt"], recipe["per_prompt"])[0] == 0
