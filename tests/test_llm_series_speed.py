@@ -268,3 +268,10 @@ def test_benchmark_paths_agree_on_a_tiny_series(tmp_path):
     expected = study_recipe(tmp_path / "series" / "step3", PROMPTS_OF_MANY_LENGTHS)
     assert reference["per_prompt"][3]["generated"] == [r["generated"] for r in expected]
     assert bench.largest_differences(api["per_prompt"], recipe["per_prompt"])[0] == 0
+
+
+def test_batch_size_is_checked_before_any_work(series):
+    model = load_checkpoint_model(local_dir=series["neox"] / "step0")
+    for bad in (0, -1, 2.5, True, "8"):
+        with pytest.raises(ValueError, match="batch_size must be a positive int or None"):
+            generation_metrics(model, ["the sun"], batch_size=bad)

@@ -98,7 +98,7 @@ def tokenize_prompts(tokenizer, prompts: Sequence[str], prepend_bos: bool = Fals
 
 @torch.no_grad()
 def generation_metrics(model, prompts: Sequence[str], n_new: int = 8, *, tokenizer=None,
-                       prepend_bos: bool = False, batch_size: int | None = 64,
+                       prepend_bos: bool = False, batch_size: int | None = None,
                        token_ids: Sequence[Sequence[int]] | None = None) -> pd.DataFrame:
     """Per prompt, the study's greedy generation and its two numbers (Gopalani & Hu, *What
     Happens During the Loss Plateau?*, arXiv 2506.13688, Sec. 6 / Figs. 8, 23-25; their code
@@ -118,7 +118,8 @@ def generation_metrics(model, prompts: Sequence[str], n_new: int = 8, *, tokeniz
       max_new_tokens = n_new`` does in ``transformers``' ``generate``: an EOS never ends or
       fills the generation. The study runs one prompt at a time without a cache
       (``use_cache=False``); here prompts go in left-padded batches of ``batch_size`` (sorted
-      by length, so little padding; ``None``: all in one) with a KV cache
+      by length; ``None``, the default: all in one, as each cached step reads every weight
+      once whatever the batch) with a KV cache
       (:func:`~plateau_lens.llm.batching.greedy_generate`): the same tokens and, up to float
       rounding, the same hidden states (tests compare with the study's recipe).
     * ``repetition_frequency``: mean of ``[t_i == t_{i+1}]`` over the ``n_new − 1`` adjacent
