@@ -33,8 +33,11 @@ Rates (GFLOP/s) are matmul FLOPs of the work each analyzer does, divided by its 
 
 --compare-with COMMIT runs the three analyzers of that commit (``git archive``, in a
 subprocess) and of this tree on the last --compare-checkpoints checkpoints and prints the
-largest relative difference of any value. --compare-hooked N times ``ablation_sweep`` against
-one hooked full forward per ablation (``ablate_heads``) on N checkpoints.
+largest relative difference of any value. --compare-hooked N (default 2) times ``ablation_sweep``
+against the TransformerLens way, one hooked full forward per ablation (``ablate_heads``), on the
+last N checkpoints, checks the values are the same, and prints the ratio as the last line, the
+headline (the shares of the matmul rate are a diagnostic: they swung from 46 % to 81 % between
+runs on a quiet machine, with the reference taken).
 """
 
 from __future__ import annotations
@@ -253,8 +256,23 @@ def compare_with_commit(commit: str, run_path: Path, steps, threads: int, batch:
               f"{before:.0f} -> {after:.0f} ms/checkpoint (medians, one after the other)")
 
 
-def compare_hooked(run, steps, batch) -> None:
-    """ablation_sweep against a full hooked forward per ablation (ablate_heads per target)."""
+def aligned_by_labels(reference: pd.DataFrame, other: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both tables' rows in one order (sorted by every label column), refusing tables whose
+    sets of labelled rows differ."""
+    labels = [c for c in reference.columns if c != "value"]
+    if sorted(other.columns) != sorted(reference.columns):
+        raise AssertionError(f"the tables' columns differ: {sorted(reference.columns)} vs "
+                             f"{sorted(other.columns)}")
+    ordered = [frame[labels + ["value"]].astype({c: str for c in labels}).sort_values(labels)
+               .reset_index(drop=True) for frame in (reference, other)]
+    return ordered[0], ordered[1]
+
+
+def compare_hooked(run, steps, batch) -> tuple[float, float, dict]:
+    """ablation_sweep against the TransformerLens way: one hooked full forward per ablation
+    (``ablate_heads`` per target of the sweep, each labelled as the sweep labels it: scope
+    ``head`` with its head index, or ``layer``). Returns the speed-up, the largest relative
+    difference of any value and the seconds per checkpoint of each."""
     seconds = {"ablation_sweep": 0.0, "full forward per ablation": 0.0}
     largest = 0.0
     for step in steps:
@@ -262,16 +280,18 @@ def compare_hooked(run, steps, batch) -> None:
         start = time.perf_counter()
         shared = ablation_sweep(model, batch, progress=False)
         middle = time.perf_counter()
-        full = pd.concat([ablate_heads(model, batch, heads) for _, _, _, heads in sweep_targets(model)],
-                         ignore_index=True)
+        frames = [ablate_heads(model, batch, heads) for _, _, _, heads in sweep_targets(model)]
         seconds["ablation_sweep"] += middle - start
         seconds["full forward per ablation"] += time.perf_counter() - middle
-        largest = max(largest, largest_relative_difference(full, shared))
-    print(f"\nside by side on {len(steps)} checkpoints (36 ablations + clean each):")
-    for name, value in seconds.items():
-        print(f"  {name:>30}: {value / len(steps) * 1000:6.0f} ms/checkpoint")
-    print(f"  speed-up {seconds['full forward per ablation'] / seconds['ablation_sweep']:.1f}x; "
-          f"largest relative difference {largest:.1e}")
+        for frame, (scope, layer, head, _) in zip(frames, sweep_targets(model)):
+            frame["scope"] = scope
+            frame["layer"] = pd.array([layer] * len(frame), dtype="Int64")
+            frame["head"] = pd.array([head if scope == "head" else None] * len(frame), dtype="Int64")
+        full, mine = aligned_by_labels(pd.concat(frames, ignore_index=True), shared)
+        largest = max(largest, largest_relative_difference(full, mine))
+    per_checkpoint = {name: value / len(steps) for name, value in seconds.items()}
+    return (seconds["full forward per ablation"] / seconds["ablation_sweep"], largest,
+            per_checkpoint)
 
 
 # ---------------------------------------------------------------------------------- main
@@ -286,8 +306,9 @@ def main() -> None:
     parser.add_argument("--compare-with", default="main",
                         help="commit whose analyzers must give the same values ('' to skip)")
     parser.add_argument("--compare-checkpoints", type=int, default=5)
-    parser.add_argument("--compare-hooked", type=int, default=0,
-                        help="checkpoints for the sweep vs one hooked forward per ablation")
+    parser.add_argument("--compare-hooked", type=int, default=2,
+                        help="checkpoints for the headline: the sweep vs the TransformerLens way, "
+                             "one hooked forward per ablation (default 2; 0 to skip)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.run = str(Path(args.run).resolve())  # the comparison's subprocesses run in the repository
@@ -359,6 +380,8 @@ def main() -> None:
     print(f"wall time {total:.1f} s for {len(steps)} checkpoints, of which {loading + analysis:.1f} s "
           f"analysis + loading ({(loading + analysis) / len(steps) * 1000:.0f} ms per checkpoint) "
           f"and {matmul_seconds:.1f} s measuring the matmul rate")
+    print("diagnostic: each analyzer's rate against the matmul rate (it swings between runs with "
+          "the reference taken; the headline is the ratio to the TransformerLens way, last):")
     print(f"  {'':>16}  {'s total':>8} {'ms/ckpt':>8} {'GFLOP/ckpt':>10} {'GFLOP/s':>8} "
           f"{'of matmul':>9}  (medians over checkpoints; rate vs the same checkpoint's matmul rate)")
     print(f"  {'loading':>16}  {loading:8.1f} {loading / len(steps) * 1000:8.0f}")
@@ -381,7 +404,15 @@ def main() -> None:
             compare_with_commit(args.compare_with, Path(args.run), steps[-args.compare_checkpoints:],
                                 args.threads, args.batch_size, args.probe_train_size)
     if args.compare_hooked:
-        compare_hooked(run, steps[-args.compare_hooked:], batch)
+        hooked_steps = steps[-args.compare_hooked:]
+        speedup, largest, per_checkpoint = compare_hooked(run, hooked_steps, batch)
+        print(f"\nthe sweep against the TransformerLens way on {len(hooked_steps)} checkpoints "
+              f"({len(list(sweep_targets(run.model(hooked_steps[-1]))))} ablations each):")
+        for name, value in per_checkpoint.items():
+            print(f"  {name:>30}: {value * 1000:6.0f} ms/checkpoint")
+        print(f"HEADLINE: ablation_sweep {speedup:.1f}x the speed of the TransformerLens way (one "
+              f"hooked forward per ablation, ablate_heads), same values (largest relative "
+              f"difference {largest:.1e})")
 
 
 if __name__ == "__main__":

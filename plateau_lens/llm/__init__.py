@@ -9,7 +9,8 @@ from ..lazy import lazy_package
 __getattr__, __dir__, __all__ = lazy_package(__name__, __path__, {
     "checkpoints": ["PYTHIA_STEPS", "CheckpointLoadError", "iter_checkpoints", "load_checkpoint_model",
                     "pythia_revision", "PretrainedModel", "study_tokenizer"],
-    "generation": ["generation_metrics"],
+    "generation": ["generation_metrics", "tokenize_prompts"],
+    "batching": ["LeftPadded", "greedy_generate", "left_pad"],
     "pretrain": ["PretrainConfig", "pretrain_series", "pythia_like_schedule"],
     "prompt_task": ["PromptTask", "prompt_batch"],
     "prompts": ["PromptList", "load_prompts"],
@@ -19,7 +20,8 @@ __getattr__, __dir__, __all__ = lazy_package(__name__, __path__, {
 if TYPE_CHECKING:
     from .checkpoints import (PYTHIA_STEPS, CheckpointLoadError, PretrainedModel, iter_checkpoints,
                               load_checkpoint_model, pythia_revision, study_tokenizer)
-    from .generation import generation_metrics
+    from .batching import LeftPadded, greedy_generate, left_pad
+    from .generation import generation_metrics, tokenize_prompts
     from .pretrain import PretrainConfig, pretrain_series, pythia_like_schedule
     from .prompt_task import PromptTask, prompt_batch
     from .prompts import PromptList, load_prompts

@@ -12,6 +12,7 @@ import torch
 
 from ..errors import InputError
 from ..metrics import repetition_frequency
+from .batching import greedy_generate, left_pad
 
 log = logging.getLogger("plateau_lens")
 
@@ -81,10 +82,28 @@ def bridge_of(model):
     return getattr(model, "bridge", model)
 
 
+def tokenize_prompts(tokenizer, prompts: Sequence[str], prepend_bos: bool = False) -> list[list[int]]:
+    """Every prompt's ids (:func:`prompt_ids`), with a warning when the tokenizer itself puts
+    a BOS in front (TransformerLens's copy does; the study's AutoTokenizer for Pythia/OLMo does
+    not). A series tokenises once and passes the result to :func:`generation_metrics`."""
+    ids = [prompt_ids(tokenizer, prompt, prepend_bos) for prompt in prompts]
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if not prepend_bos and bos is not None and any(i[0] == bos for i in ids):
+        log.warning("the tokenizer puts the BOS (id %d) in front of the prompts; the study's "
+                    "AutoTokenizer for Pythia/OLMo adds none. If this is TransformerLens's "
+                    "tokenizer (add_bos_token=True), load the checkpoint with "
+                    "load_checkpoint_model or pass tokenizer=AutoTokenizer.from_pretrained(...)",
+                    bos)
+    return ids
+
+
 @torch.no_grad()
 def generation_metrics(model, prompts: Sequence[str], n_new: int = 8, *, tokenizer=None,
-                       prepend_bos: bool = False) -> pd.DataFrame:
-    """Per prompt, the study's greedy generation and its two numbers.
+                       prepend_bos: bool = False, batch_size: int | None = None,
+                       token_ids: Sequence[Sequence[int]] | None = None) -> pd.DataFrame:
+    """Per prompt, the study's greedy generation and its two numbers (Gopalani & Hu, *What
+    Happens During the Loss Plateau?*, arXiv 2506.13688, Sec. 6 / Figs. 8, 23-25; their code
+    ``src/pythia.py``, ``src/olmo.py``).
 
     * Tokenisation: ``tokenizer(prompt)``, exactly as the study's
       ``AutoTokenizer.from_pretrained(model, revision)(question)``. ``tokenizer`` defaults to
@@ -93,12 +112,17 @@ def generation_metrics(model, prompts: Sequence[str], n_new: int = 8, *, tokeniz
       bridge's: TransformerLens reloads tokenizers with ``add_bos_token=True``.
       For a bridge booted without ``load_checkpoint_model`` pass
       ``tokenizer=AutoTokenizer.from_pretrained(...)``. ``prepend_bos=True`` puts the BOS in
-      front (not the study's recipe; off by default).
-    * Generation: exactly ``n_new`` greedy tokens, each from a full forward pass over the
-      sequence so far (``use_cache=False``), with the end-of-sequence ids of the checkpoint's
-      ``generation_config`` masked at every step, as ``min_new_tokens = max_new_tokens = n_new``
-      does in ``transformers``' ``generate``: an EOS never ends or fills the generation.
-      Prompts of the same token length are generated together as one batch (no padding).
+      front (not the study's recipe; off by default). ``token_ids`` (one list per prompt, from
+      :func:`tokenize_prompts`) skips the tokenisation: a series tokenises once.
+    * Generation: exactly ``n_new`` greedy tokens with the end-of-sequence ids of the
+      checkpoint's ``generation_config`` masked at every step, as ``min_new_tokens =
+      max_new_tokens = n_new`` does in ``transformers``' ``generate``: an EOS never ends or
+      fills the generation. The study runs one prompt at a time without a cache
+      (``use_cache=False``); here prompts go in left-padded batches of ``batch_size`` (sorted
+      by length; ``None``, the default: all in one, as each cached step reads every weight
+      once whatever the batch) with a KV cache
+      (:func:`~plateau_lens.llm.batching.greedy_generate`): the same tokens and, up to float
+      rounding, the same hidden states (tests compare with the study's recipe).
     * ``repetition_frequency``: mean of ``[t_i == t_{i+1}]`` over the ``n_new − 1`` adjacent
       pairs of generated tokens.
     * ``cosine_similarity``: mean over the ``n_new·(n_new−1)/2`` pairs of the cosine between
@@ -113,40 +137,36 @@ def generation_metrics(model, prompts: Sequence[str], n_new: int = 8, *, tokeniz
         raise InputError(f"prompts must be a non-empty list of strings, got {prompts!r}")
     if isinstance(n_new, bool) or not isinstance(n_new, int) or n_new < 2:
         raise InputError(f"n_new must be an integer >= 2, got {n_new!r}")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                   or batch_size < 1):
+        raise InputError(f"batch_size must be a positive int or None (all prompts in one batch), "
+                         f"got {batch_size!r}")
     tokenizer = resolve_tokenizer(model, tokenizer)
     model = bridge_of(model)
+    if token_ids is None:
+        ids = tokenize_prompts(tokenizer, prompts, prepend_bos)
+    else:
+        ids = [list(map(int, row)) for row in token_ids]
+        if len(ids) != len(prompts) or any(not row for row in ids):
+            raise ValueError(f"token_ids must hold one non-empty list per prompt: {len(ids)} "
+                             f"lists for {len(prompts)} prompts")
     suppressed = suppressed_token_ids(model, tokenizer)
     _warn_about_generation_config(model)
-    ids = [prompt_ids(tokenizer, prompt, prepend_bos) for prompt in prompts]
-    bos = getattr(tokenizer, "bos_token_id", None)
-    if not prepend_bos and bos is not None and any(i[0] == bos for i in ids):
-        log.warning("the tokenizer puts the BOS (id %d) in front of the prompts; the study's "
-                    "AutoTokenizer for Pythia/OLMo adds none. If this is TransformerLens's "
-                    "tokenizer (add_bos_token=True), load the checkpoint with "
-                    "load_checkpoint_model or pass tokenizer=AutoTokenizer.from_pretrained(...)",
-                    bos)
-    by_length: dict[int, list[int]] = {}
-    for index, prompt in enumerate(ids):
-        by_length.setdefault(len(prompt), []).append(index)
+    order = sorted(range(len(ids)), key=lambda index: len(ids[index]))
+    size = batch_size or len(ids) or 1
+    pad = getattr(tokenizer, "pad_token_id", None)  # masked out: any id of the vocabulary does
+    pad = pad if pad is not None and 0 <= pad < model.cfg.d_vocab else 0
     generated: dict[int, list[int]] = {}
     cosine: dict[int, float] = {}
     pairs = torch.triu_indices(n_new, n_new, offset=1)
-    for length, members in by_length.items():
-        tokens = torch.tensor([ids[i] for i in members], dtype=torch.long, device=model.cfg.device)
-        hidden = []
-        for _ in range(n_new):
-            logits, cache = model.run_with_cache(tokens, names_filter=lambda n: n == LAST_HIDDEN_HOOK)
-            hidden.append(cache[LAST_HIDDEN_HOOK][:, -1].float())
-            scores = logits[:, -1].float()
-            masked = [t for t in suppressed if t < scores.shape[-1]]
-            if masked:
-                scores[:, masked] = float("-inf")
-            tokens = torch.cat([tokens, scores.argmax(dim=-1, keepdim=True)], dim=-1)
-        unit = torch.nn.functional.normalize(torch.stack(hidden, dim=1).double().cpu(), dim=-1,
-                                             eps=1e-12)
+    for start in range(0, len(order), size):
+        members = order[start:start + size]
+        batch = left_pad([ids[i] for i in members], pad, device=model.cfg.device)
+        new_tokens, hidden = greedy_generate(model, batch, n_new, suppressed, LAST_HIDDEN_HOOK)
+        unit = torch.nn.functional.normalize(hidden.double().cpu(), dim=-1, eps=1e-12)
         similarity = (unit[:, pairs[0]] * unit[:, pairs[1]]).sum(-1).mean(-1)
         for row, index in enumerate(members):
-            generated[index] = tokens[row, length:].tolist()
+            generated[index] = new_tokens[row].tolist()
             cosine[index] = similarity[row].item()
     rows = []
     for index, prompt in enumerate(prompts):

@@ -18,6 +18,7 @@ revision otherwise). Anything else is recomputed; rows of other settings stay in
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import logging
@@ -28,10 +29,12 @@ from typing import Sequence
 
 import pandas as pd
 
-from ..io import write_table
-from .checkpoints import (checkpoint_fingerprint, hub_name, is_single_checkpoint,
-                          load_checkpoint_model, local_checkpoint_dir, pythia_revision)
-from .generation import generation_metrics
+from ..io import atomic_write, write_table
+from .checkpoints import (CheckpointLoadError, architecture_of, checkpoint_fingerprint, hub_name,
+                          is_single_checkpoint, load_checkpoint_model, local_checkpoint_dir,
+                          pythia_revision)
+from .generation import generation_metrics, tokenize_prompts
+from .reuse import SeriesLoader
 
 log = logging.getLogger("plateau_lens")
 
@@ -98,6 +101,13 @@ def read_results(out_dir: str | Path, name: str, settings_key: str | None = None
     return frame.sort_values("step").reset_index(drop=True)
 
 
+def write_generations(frame: pd.DataFrame, path: Path) -> None:
+    """The per-prompt table, every text field quoted: generated text holds any character, and
+    an unquoted carriage return (which ``csv`` quotes only when it is in the line terminator)
+    split rows when read back."""
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, quoting=csv.QUOTE_NONNUMERIC))
+
+
 def _fingerprint(name: str, step: int, local_dir) -> str:
     if local_dir is not None:
         return checkpoint_fingerprint(local_checkpoint_dir(local_dir, step))
@@ -116,7 +126,10 @@ def analyze_series(name: str, steps: Sequence[int], prompts: Sequence[str], out_
     Results go to ``out_dir`` after every checkpoint (see the module docstring for the files
     and the cache). A missing, corrupt or foreign checkpoint (another architecture than the
     steps already analysed with these settings) raises ``CheckpointLoadError`` after the
-    finished steps are saved. ``local_dir`` may be one ``save_pretrained`` folder; then
+    finished steps are saved. With ``local_dir`` one bridge serves the whole series: each
+    checkpoint's weights are read into it (:class:`~plateau_lens.llm.reuse.SeriesLoader`; a new
+    bridge only when the architecture changes) while the next checkpoint's files are read
+    ahead, and the prompts are tokenised once per tokenizer. ``local_dir`` may be one ``save_pretrained`` folder; then
     ``steps`` must be a single step (the label it is saved under). Returns the rows of these
     settings for ``steps``, sorted by step. ``progress`` logs one line per step at INFO
     (else DEBUG) on the ``plateau_lens`` logger."""
@@ -141,21 +154,50 @@ def analyze_series(name: str, steps: Sequence[int], prompts: Sequence[str], out_
             frame["settings_key"] = "unkeyed (before plateau-lens keyed its cache)"
     same = table[table["settings_key"] == key] if len(table) else table
     expected = same["architecture"].iloc[0] if len(same) else None
+    todo = []
     for step in steps:
-        fingerprint = _fingerprint(name, step, local_dir)
+        try:
+            fingerprint = _fingerprint(name, step, local_dir)
+        except CheckpointLoadError:  # raised in its turn, after the steps before it are saved
+            todo.append((step, None))
+            continue
         cached = same[(same["step"] == step) & (same["checkpoint"] == fingerprint)] if len(same) else same
         if len(cached):
             log.log(level, "%s step %d: cached (same prompts, n_new, tokenisation, versions and "
                     "checkpoint files)", name, step)
-            continue
+        else:
+            todo.append((step, fingerprint))
+    loader = SeriesLoader(dtype=dtype, device=device) if local_dir is not None else None
+    tokenized_by, token_ids = None, None
+    for position, (step, fingerprint) in enumerate(todo):
         started = time.perf_counter()
-        model = load_checkpoint_model(name, step=step, local_dir=local_dir, dtype=dtype,
-                                      device=device, expected_architecture=expected,
-                                      local_dir_hint=local_dir_hint)
+        fingerprint = fingerprint or _fingerprint(name, step, local_dir)
+        if loader is None:
+            model = load_checkpoint_model(name, step=step, local_dir=local_dir, dtype=dtype,
+                                          device=device, expected_architecture=expected,
+                                          local_dir_hint=local_dir_hint)
+        else:
+            directory = local_checkpoint_dir(local_dir, step)
+            found = architecture_of(directory)
+            if expected and found != expected:
+                raise CheckpointLoadError(
+                    f"{directory} holds a {found}, not a {expected} like the rest of the series")
+            model = loader.load(directory)
+            if position + 1 < len(todo):  # read the next checkpoint while this one is analysed
+                try:
+                    loader.prefetch(local_checkpoint_dir(local_dir, todo[position + 1][0]))
+                except CheckpointLoadError:
+                    pass  # reported when its turn comes, after this step is saved
+        loaded = time.perf_counter()
+        if model.tokenizer is not tokenized_by:  # once per tokenizer (per series, usually)
+            tokenized_by, token_ids = model.tokenizer, tokenize_prompts(model.tokenizer, prompts,
+                                                                        prepend_bos)
         architecture = type(model.bridge.original_model).__name__
         expected = expected or architecture
-        metrics = generation_metrics(model, prompts, n_new, prepend_bos=prepend_bos)
+        metrics = generation_metrics(model, prompts, n_new, prepend_bos=prepend_bos,
+                                     token_ids=token_ids)
         del model
+        computed = time.perf_counter()
         row = {"model": name, "step": step, "architecture": architecture,
                "repetition_frequency": metrics["repetition_frequency"].mean(),
                "cosine_similarity": metrics["cosine_similarity"].mean(),
@@ -175,11 +217,13 @@ def analyze_series(name: str, steps: Sequence[int], prompts: Sequence[str], out_
             generations = generations[~((generations["step"] == step)
                                         & (generations["settings_key"] == key))]
         generations = pd.concat([generations, per_prompt], ignore_index=True)
-        write_table(generations.sort_values(["settings_key", "step", "prompt"]), generations_path)
+        write_generations(generations.sort_values(["settings_key", "step", "prompt"]),
+                          generations_path)
         write_table(table.sort_values(["settings_key", "step"]), path)
-        log.log(level, "%s step %d: repetition %.3f, cosine %.3f (%d prompts, %.1f s)", name,
-                step, row["repetition_frequency"], row["cosine_similarity"], row["n_prompts"],
-                time.perf_counter() - started)
+        log.log(level, "%s step %d: repetition %.3f, cosine %.3f (%d prompts, %.1f s: load "
+                "%.2f s, compute %.2f s, write %.2f s)", name, step, row["repetition_frequency"],
+                row["cosine_similarity"], row["n_prompts"], time.perf_counter() - started,
+                loaded - started, computed - loaded, time.perf_counter() - computed)
     return read_results(out, name, key, steps)
 
 

@@ -1,0 +1,324 @@
+"""One TransformerBridge per checkpoint series: built once, each later checkpoint's weights
+read into it (safetensors, straight into the parameters' memory), the next checkpoint read
+ahead while the current one is analysed.
+
+Booting a bridge per revision costs ~1.5 s on a Pythia-160m-shaped model here and briefly
+holds two models; loading weights into the existing one reads the file once. A checkpoint is
+read into the bridge only when it is the same model: equal ``config.json`` (apart from
+``_name_or_path`` / ``transformers_version``), safetensors weights whose names and shapes are
+exactly the bridge's, and a bridge whose every parameter is either such a weight or one of the
+q/k/v slices TransformerLens cuts from a fused QKV matrix (re-cut after every load). Anything
+else boots a fresh bridge, which is always correct. Tests compare every hook's activation of a
+reused bridge with a freshly booted one (``tests/test_llm_series_speed.py``)."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import logging
+import struct
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoints import CheckpointLoadError, PretrainedModel, study_tokenizer
+
+log = logging.getLogger("plateau_lens")
+
+SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16,
+                      "BF16": torch.bfloat16, "I64": torch.int64, "I32": torch.int32,
+                      "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
+_IGNORED_CONFIG_FIELDS = ("_name_or_path", "transformers_version")
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                    "vocab.json", "merges.txt", "tokenizer.model", "added_tokens.json")
+_READ_AHEAD_CHUNK = 16 << 20
+
+
+def weight_files(directory: Path) -> list[Path] | None:
+    """The checkpoint's safetensors files (one, or the shards its index names); ``None`` when
+    it has none (``pytorch_model.bin`` only: such a checkpoint boots a fresh bridge)."""
+    single = directory / "model.safetensors"
+    if single.is_file():
+        return [single]
+    index = directory / "model.safetensors.index.json"
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        return [directory / shard for shard in shards]
+    return None
+
+
+def safetensors_header(path: Path) -> tuple[dict, int]:
+    """The header (name → dtype, shape, data_offsets) of a safetensors file and where its data
+    starts (the format: an 8-byte little-endian header length, the JSON header, the data)."""
+    with open(path, "rb") as file:
+        (length,) = struct.unpack("<Q", file.read(8))
+        header = json.loads(file.read(length))
+    header.pop("__metadata__", None)
+    return header, 8 + length
+
+
+def read_safetensors_into(path: Path, targets: dict[str, torch.Tensor],
+                          rename=lambda name: name) -> list[str]:
+    """Read every tensor of ``path`` into ``targets[rename(name)]`` (same shape; a CPU tensor
+    of the file's dtype receives the bytes directly, anything else through one temporary
+    tensor). Raises ``KeyError`` / ``ValueError`` before writing anything when a name or shape
+    does not match. Returns the names read (after ``rename``)."""
+    raw, start = safetensors_header(path)
+    header = {rename(name): entry for name, entry in raw.items()}
+    for name, entry in header.items():
+        if name not in targets:
+            raise KeyError(f"{path.name} has {name!r}, which the bridge has no parameter for")
+        if list(targets[name].shape) != list(entry["shape"]):
+            raise ValueError(f"{path.name}: {name} has shape {entry['shape']}, the bridge "
+                             f"{list(targets[name].shape)}")
+        if entry["dtype"] not in SAFETENSORS_DTYPES:
+            raise ValueError(f"{path.name}: {name} has dtype {entry['dtype']}, not one of "
+                             f"{sorted(SAFETENSORS_DTYPES)}")
+    end_of_data = start + max((entry["data_offsets"][1] for entry in header.values()), default=0)
+    if path.stat().st_size < end_of_data:
+        raise CheckpointLoadError(f"{path} is truncated: {path.stat().st_size} bytes, its header "
+                                  f"describes {end_of_data}")
+    with open(path, "rb", buffering=0) as file:
+        for name, entry in sorted(header.items(), key=lambda item: item[1]["data_offsets"][0]):
+            begin, end = entry["data_offsets"]
+            target = targets[name].detach()
+            dtype = SAFETENSORS_DTYPES[entry["dtype"]]
+            direct = target.device.type == "cpu" and target.dtype == dtype and target.is_contiguous()
+            buffer = target if direct else torch.empty(entry["shape"], dtype=dtype)
+            view = memoryview(buffer.view(-1).view(torch.uint8).numpy())
+            if view.nbytes != end - begin:
+                raise ValueError(f"{path.name}: {name} holds {end - begin} bytes, expected "
+                                 f"{view.nbytes}")
+            file.seek(start + begin)
+            got = 0
+            while got < view.nbytes:
+                read = file.readinto(view[got:])
+                if not read:
+                    raise CheckpointLoadError(f"{path} is truncated (in {name})")
+                got += read
+            if not direct:
+                target.copy_(buffer)
+    return list(header)
+
+
+def read_ahead(paths: list[Path]) -> None:
+    """Read files once, in 16 MiB chunks into one reused buffer, so that the operating system
+    has them in its page cache when they are loaded: costs no memory of this process."""
+    buffer = bytearray(_READ_AHEAD_CHUNK)
+    view = memoryview(buffer)
+    for path in paths:
+        try:
+            with open(path, "rb", buffering=0) as file:
+                while file.readinto(view):
+                    pass
+        except OSError:  # the real load reports it
+            return
+
+
+def config_key(directory: Path) -> str:
+    """``config.json`` without the fields that do not change the model."""
+    try:
+        config = json.loads((directory / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise CheckpointLoadError(f"{directory}/config.json is unreadable: {error}") from error
+    for field in _IGNORED_CONFIG_FIELDS:
+        config.pop(field, None)
+    return json.dumps(config, sort_keys=True)
+
+
+def tokenizer_key(directory: Path) -> str:
+    """A hash of the tokenizer files saved beside the model (equal files: same tokenizer)."""
+    digest = hashlib.sha256()
+    for name in _TOKENIZER_FILES:
+        path = directory / name
+        if path.is_file():
+            digest.update(name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+@contextmanager
+def quiet_transformers_loading():
+    """``transformers``' weight-loading progress bars off for the block (one bar per checkpoint
+    filled stderr), restored after."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
+class SeriesLoader:
+    """Loads the checkpoints of one series into one bridge.
+
+    ``load(directory)`` returns a :class:`~plateau_lens.llm.checkpoints.PretrainedModel`;
+    after the first it is the same bridge with the new weights (``last_load_reused`` says
+    which happened), so a handle from an earlier ``load`` shows the latest weights.
+    ``prefetch(directory)`` reads the next checkpoint's files in a background thread
+    (:func:`read_ahead`). ``tokenizer`` fixes the tokenizer; otherwise each checkpoint's own
+    is used, loaded again only when its files differ."""
+
+    def __init__(self, dtype: torch.dtype | None = None, device: str | None = None,
+                 tokenizer: Any = None):
+        self.dtype, self.device, self.fixed_tokenizer = dtype, device, tokenizer
+        self.model: PretrainedModel | None = None
+        self.last_load_reused = False
+        self._config_key: str | None = None
+        self._tokenizer_key: str | None = None
+        self._targets: dict[str, torch.Tensor] = {}
+        self._qkv_bridges: list = []
+        self._renamings: list = []
+        self._base_prefix: str | None = None
+        self._reader: threading.Thread | None = None
+
+    def prefetch(self, directory: str | Path) -> None:
+        files = weight_files(Path(directory))
+        if not files:
+            return
+        self._wait_for_reader()
+        self._reader = threading.Thread(target=read_ahead, args=(files,), daemon=True,
+                                        name="plateau-lens-prefetch")
+        self._reader.start()
+
+    def _wait_for_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.join()
+            self._reader = None
+
+    def load(self, directory: str | Path) -> PretrainedModel:
+        directory = Path(directory)
+        self._wait_for_reader()
+        tokenizer = self._tokenizer_for(directory)
+        if self.model is not None and config_key(directory) == self._config_key and self._targets:
+            try:
+                files = weight_files(directory)
+                reused = files is not None and self._read_weights(directory, files)
+            except Exception as error:
+                # weights may be half written: the next load boots a fresh bridge
+                self.model, self._targets, self._qkv_bridges = None, {}, []
+                raise CheckpointLoadError(f"could not load {directory}: {error}") from error
+            if reused:
+                self.model = PretrainedModel(self.model.bridge, tokenizer, str(directory))
+                self.last_load_reused = True
+                return self.model
+        self._boot(directory, tokenizer)
+        self.last_load_reused = False
+        return self.model
+
+    def _tokenizer_for(self, directory: Path):
+        if self.fixed_tokenizer is not None:
+            return self.fixed_tokenizer
+        key = tokenizer_key(directory)
+        if self.model is not None and key == self._tokenizer_key:
+            return self.model.tokenizer
+        try:
+            tokenizer = study_tokenizer(directory)
+        except Exception as error:
+            raise CheckpointLoadError(
+                f"no usable tokenizer in {directory} ({type(error).__name__}: {error}); save "
+                f"one beside the model (tokenizer.save_pretrained) or pass tokenizer=") from error
+        self._tokenizer_key = key
+        return tokenizer
+
+    def _boot(self, directory: Path, tokenizer) -> None:
+        """A fresh bridge on ``directory``, and the map from the checkpoint's weight names to
+        the bridge's parameters (empty when this architecture's bridge holds parameters no
+        weight of the file fills: then every checkpoint boots its own)."""
+        from transformer_lens.model_bridge import TransformerBridge
+        from transformers import AutoModelForCausalLM
+
+        self.model = None  # the previous bridge is freed before the next is built
+        self._targets, self._qkv_bridges = {}, []
+        gc.collect()
+        try:
+            with quiet_transformers_loading():
+                hf_model = AutoModelForCausalLM.from_pretrained(str(directory), dtype=self.dtype)
+                named = dict(hf_model.state_dict(keep_vars=True))
+                bridge = TransformerBridge.boot_transformers(str(directory), hf_model=hf_model,
+                                                             tokenizer=tokenizer, dtype=self.dtype,
+                                                             device=self.device)
+        except Exception as error:
+            raise CheckpointLoadError(f"could not load {directory}: {error}") from error
+        self.model = PretrainedModel(bridge, tokenizer, str(directory))
+        self._config_key = config_key(directory)
+        if self._learn_renamings(hf_model):
+            self._map_parameters(bridge, named)
+
+    def _learn_renamings(self, hf_model) -> bool:
+        """The renamings ``from_pretrained`` applies to checkpoint names (GPT-NeoX's
+        ``embed_out`` → ``lm_head``); False when it also converts tensors (fuses, splits,
+        permutes), which a plain read cannot reproduce."""
+        try:
+            from transformers.conversion_mapping import get_model_conversion_mapping
+            from transformers.core_model_loading import WeightRenaming
+
+            transforms = get_model_conversion_mapping(hf_model)
+        except Exception as error:  # another transformers version
+            log.info("cannot read transformers' weight renamings (%s); every checkpoint boots "
+                     "its own bridge", error)
+            return False
+        if any(not isinstance(t, WeightRenaming) for t in transforms):
+            log.info("%s: transformers converts its checkpoint tensors on load; every checkpoint "
+                     "boots its own bridge", type(hf_model).__name__)
+            return False
+        self._renamings = list(transforms)
+        self._base_prefix = getattr(hf_model, "base_model_prefix", None)
+        return True
+
+    def _model_key(self, file_key: str) -> str:
+        from transformers.core_model_loading import rename_source_key
+
+        return rename_source_key(file_key, self._renamings, [], self._base_prefix,
+                                 self._targets)[0]
+
+    def _map_parameters(self, bridge, named: dict[str, torch.Tensor]) -> None:
+        from transformer_lens.model_bridge.generalized_components.joint_qkv_attention import (
+            JointQKVAttentionBridge)
+
+        in_bridge = {id(p) for p in bridge.original_model.parameters()}
+        targets = {name: tensor for name, tensor in named.items()
+                   if isinstance(tensor, torch.nn.Parameter) and id(tensor) in in_bridge}
+        qkv = [module for module in bridge.modules() if isinstance(module, JointQKVAttentionBridge)]
+        derived = {id(p) for module in qkv for part in (module.q, module.k, module.v)
+                   for p in part.parameters()}
+        covered = {id(t) for t in targets.values()} | derived
+        stray = [name for name, p in bridge.original_model.named_parameters() if id(p) not in covered]
+        if stray:
+            log.info("%s: the bridge holds parameters no checkpoint weight fills (%s); every "
+                     "checkpoint of this series boots its own bridge", type(
+                         bridge.original_model).__name__, ", ".join(stray[:3]))
+            return
+        self._targets, self._qkv_bridges = targets, qkv
+
+    @torch.no_grad()
+    def _read_weights(self, directory: Path, files: list[Path]) -> bool:
+        """Every weight of ``files`` into the bridge, then the q/k/v slices re-cut. False (and
+        nothing written) when the names or shapes are not exactly the bridge's."""
+        headers = [{self._model_key(name): entry for name, entry in safetensors_header(path)[0].items()}
+                   for path in files]
+        names = [name for header in headers for name in header]
+        filled = {id(self._targets[name]) for name in names if name in self._targets}
+        if (len(names) != len(set(names)) or any(name not in self._targets for name in names)
+                or filled != {id(t) for t in self._targets.values()}
+                or any(list(self._targets[n].shape) != list(h[n]["shape"])
+                       for h in headers for n in h)):
+            log.info("%s: its weights are not exactly the bridge's; booting a new bridge",
+                     directory)
+            return False
+        for path in files:
+            read_safetensors_into(path, self._targets, self._model_key)
+        for attention in self._qkv_bridges:
+            slices = attention.split_qkv_matrix(attention.original_component)
+            for part, fresh in zip((attention.q, attention.k, attention.v), slices):
+                own = part.original_component
+                own.weight.copy_(fresh.weight)
+                if fresh.bias is not None:
+                    own.bias.copy_(fresh.bias)
+        return True

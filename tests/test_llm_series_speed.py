@@ -1,0 +1,277 @@
+"""The fast LLM series path (issue 37) against independent computations on tiny local series
+whose every weight is moved off its init: batched, left-padded, KV-cached generation against
+the study's one-prompt-at-a-time recipe in plain ``transformers`` (``use_cache=False``); one
+bridge reused across checkpoints against a freshly booted bridge per checkpoint (every hook's
+activation); the safetensors reader against the ``safetensors`` library."""
+
+import json
+
+import pytest
+import torch
+
+from plateau_lens.llm import generation_metrics, iter_checkpoints, load_checkpoint_model
+from plateau_lens.llm.batching import greedy_generate, kv_cache_agrees, left_pad
+from plateau_lens.llm.reuse import SeriesLoader, read_safetensors_into
+from plateau_lens.llm.series import analyze_series
+
+from fixtures_llm import WORDS, one_thread, save_model, study_recipe, word_tokenizer
+
+transformers = pytest.importorskip("transformers")
+
+# 1 to 9 words: left padding of up to 8 columns in one batch
+PROMPTS_OF_MANY_LENGTHS = [" ".join(WORDS[(3 * i + j) % len(WORDS)] for j in range(n))
+                           for i, n in enumerate([5, 1, 9, 3, 7, 2, 8])]
+
+
+def perturb(model, seed):
+    """Every weight of a ``transformers`` model off its init (LayerNorm gains 1 + N(0, 0.3²),
+    biases N(0, 0.3²), embeddings N(0, 1), matrices N(0, 1/fan_in)), so biases, norm affines
+    and every head matter."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            noise = torch.randn(parameter.shape, generator=generator)
+            if parameter.ndim == 1 and "norm" in name and name.endswith("weight"):
+                parameter.copy_(1 + 0.3 * noise)
+            elif parameter.ndim == 1:
+                parameter.copy_(0.3 * noise)
+            elif "embed" in name:
+                parameter.copy_(noise)
+            else:
+                parameter.copy_(noise / parameter.shape[1] ** 0.5)
+    return model
+
+
+def save_perturbed(directory, kind, seed, **config_changes):
+    if kind == "gpt2":  # learned absolute positions (the other three are rotary)
+        torch.manual_seed(seed)
+        model = transformers.GPT2LMHeadModel(transformers.GPT2Config(
+            vocab_size=64, n_embd=32, n_layer=2, n_head=4, n_positions=64))
+        word_tokenizer().save_pretrained(directory)
+    else:
+        model = save_model(directory, kind, seed=seed)
+    for field, value in config_changes.items():
+        setattr(model.config, field, value)
+    if config_changes:  # another shape: a fresh model of the changed config
+        model = type(model)(model.config)
+    perturb(model, seed)
+    model.save_pretrained(directory)
+    return model
+
+
+@pytest.fixture(scope="module")
+def series(tmp_path_factory):
+    """Three checkpoints per architecture, different weights each."""
+    roots = {}
+    for kind in ("neox", "olmo", "olmo2", "gpt2"):
+        root = tmp_path_factory.mktemp(f"series-{kind}")
+        for step in (0, 1, 2):
+            save_perturbed(root / f"step{step}", kind, seed=10 * step + 1)
+        roots[kind] = root
+    return roots
+
+
+def test_left_pad_by_hand():
+    batch = left_pad([[5, 6, 7], [8]], pad_id=0)
+    assert batch.tokens.tolist() == [[5, 6, 7], [0, 0, 8]]
+    assert batch.attention_mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+    assert batch.position_ids.tolist() == [[0, 1, 2], [0, 0, 0]]  # 8 sits at position 0 alone
+    with pytest.raises(ValueError, match="no empty prompt"):
+        left_pad([[1], []])
+
+
+@pytest.mark.parametrize("kind", ["neox", "olmo", "olmo2", "gpt2"])
+def test_batched_generation_equals_one_prompt_at_a_time(series, kind):
+    """One left-padded batch (prompts of 1 to 9 tokens), batches of 3 and of 1, each equal to
+    the study's recipe run prompt by prompt in plain ``transformers`` without a cache: the same
+    8 tokens, the same repetition frequency, the cosine within 1e-5."""
+    directory = series[kind] / "step1"
+    reference = study_recipe(directory, PROMPTS_OF_MANY_LENGTHS)
+    assert len({len(r["prompt_ids"]) for r in reference}) == 7  # seven different lengths
+    model = load_checkpoint_model(local_dir=directory)
+    for batch_size in (None, 3, 1):
+        result = generation_metrics(model, PROMPTS_OF_MANY_LENGTHS, batch_size=batch_size)
+        for row, expected in zip(result.itertuples(), reference):
+            assert row.prompt_ids == expected["prompt_ids"]
+            assert row.generated == expected["generated"], (batch_size, row.prompt)
+            assert row.repetition_frequency == expected["repetition"]
+            assert row.cosine_similarity == pytest.approx(expected["cosine"], abs=1e-5)
+    # the prompts really are generated differently (not all the same token repeated)
+    assert len({tuple(r["generated"]) for r in reference}) > 3
+
+
+def test_kv_cache_check_against_a_full_forward(series):
+    """The cache is used where it reproduces a full forward: here GPT-NeoX and OLMo-2; the
+    OLMo and GPT-2 bridges of TransformerLens 4.3 do not (plain transformers does), and
+    generation there runs a full forward per token: the equality test above covers both
+    ways."""
+    neox = load_checkpoint_model(local_dir=series["neox"] / "step0")
+    assert kv_cache_agrees(neox.bridge)
+    assert not kv_cache_agrees(load_checkpoint_model(local_dir=series["olmo"] / "step0").bridge)
+    olmo_hf = transformers.AutoModelForCausalLM.from_pretrained(str(series["olmo"] / "step0"))
+    tokens = torch.tensor([[3, 10, 17, 24, 31, 38, 45]])
+    with torch.no_grad():
+        full = olmo_hf(tokens).logits[:, -1]
+        cached = olmo_hf(tokens[:, :-1], use_cache=True).past_key_values
+        step = olmo_hf(tokens[:, -1:], past_key_values=cached, use_cache=True).logits[:, -1]
+    assert torch.allclose(step, full, atol=1e-5)  # plain transformers' cache is right
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "neox"])
+def test_position_ids_of_left_padded_rows(series, kind):
+    """With learned absolute positions (GPT-2) the batched path needs its position ids: the
+    same batch with plain 0…n−1 positions (what a forward without position_ids gives a
+    left-padded row) changes the padded prompts' hidden states, not the unpadded longest one's.
+    With rotary positions (GPT-NeoX) the shift cancels (attention scores depend on relative
+    positions only): equal up to float rounding."""
+    model = load_checkpoint_model(local_dir=series[kind] / "step1")
+    ids = [model.tokenizer(p)["input_ids"] for p in PROMPTS_OF_MANY_LENGTHS]
+    batch = left_pad(ids, 0)
+    right, right_hidden = greedy_generate(model.bridge, batch, 8)
+    shifted = type(batch)(batch.tokens, batch.attention_mask,
+                          torch.arange(batch.tokens.shape[1]).expand_as(batch.tokens))
+    wrong, wrong_hidden = greedy_generate(model.bridge, shifted, 8)
+    longest = max(range(len(ids)), key=lambda i: len(ids[i]))
+    change = (right_hidden - wrong_hidden).abs().amax(dim=(1, 2))
+    assert change[longest] < 1e-5 and torch.equal(right[longest], wrong[longest])
+    if kind == "gpt2":
+        assert (change > 1e-2).sum() == len(ids) - 1
+    else:
+        assert change.max() < 1e-5
+
+
+def _all_activations(model, text):
+    tokens = torch.tensor([model.tokenizer(text)["input_ids"]])
+    logits, cache = model.bridge.run_with_cache(tokens)
+    return logits, {name: cache[name] for name in cache.keys()}
+
+
+@pytest.mark.parametrize("kind", ["neox", "olmo", "olmo2"])
+def test_reused_bridge_equals_a_fresh_bridge_per_checkpoint(series, kind):
+    """Walking the series with one bridge gives, at every checkpoint, exactly the logits and
+    every hook's activation of a bridge booted on that checkpoint alone."""
+    loader = SeriesLoader()
+    for step in (0, 1, 2):
+        reused = loader.load(series[kind] / f"step{step}")
+        assert loader.last_load_reused == (step > 0)
+        fresh = load_checkpoint_model(local_dir=series[kind] / f"step{step}")
+        logits, activations = _all_activations(reused, PROMPTS_OF_MANY_LENGTHS[2])
+        fresh_logits, fresh_activations = _all_activations(fresh, PROMPTS_OF_MANY_LENGTHS[2])
+        assert activations.keys() == fresh_activations.keys() and len(activations) > 50
+        assert torch.equal(logits, fresh_logits)
+        for name, value in fresh_activations.items():
+            assert torch.equal(activations[name], value), (step, name)
+        if step:
+            loader.prefetch(series[kind] / "step0")  # read ahead, then the next load waits for it
+
+
+def test_another_architecture_boots_a_new_bridge(tmp_path, series):
+    save_perturbed(tmp_path / "wider", "neox", seed=5, intermediate_size=96)
+    loader = SeriesLoader()
+    loader.load(series["neox"] / "step0")
+    model = loader.load(tmp_path / "wider")
+    assert not loader.last_load_reused
+    fresh = load_checkpoint_model(local_dir=tmp_path / "wider")
+    tokens = torch.tensor([[3, 4, 5, 6]])
+    assert torch.equal(model.bridge(tokens), fresh.bridge(tokens))
+
+
+def test_iter_checkpoints_and_analyze_series_match_the_recipe(series, tmp_path):
+    """The API and CLI paths over a local series: per checkpoint the study recipe's means."""
+    root = series["neox"]
+    expected = {}
+    for step in (0, 1, 2):
+        rows = study_recipe(root / f"step{step}", PROMPTS_OF_MANY_LENGTHS)
+        expected[step] = (sum(r["repetition"] for r in rows) / len(rows),
+                          sum(r["cosine"] for r in rows) / len(rows))
+    for step, model in iter_checkpoints(None, [0, 1, 2], local_dir=root):
+        result = generation_metrics(model, PROMPTS_OF_MANY_LENGTHS)
+        assert result["repetition_frequency"].mean() == pytest.approx(expected[step][0], abs=1e-12)
+        assert result["cosine_similarity"].mean() == pytest.approx(expected[step][1], abs=1e-5)
+    table = analyze_series("neox", [0, 1, 2], PROMPTS_OF_MANY_LENGTHS, tmp_path, local_dir=root,
+                           progress=False)
+    for row in table.itertuples():
+        assert row.repetition_frequency == pytest.approx(expected[row.step][0], abs=1e-12)
+        assert row.cosine_similarity == pytest.approx(expected[row.step][1], abs=1e-5)
+
+
+def test_safetensors_reader_equals_the_library(tmp_path):
+    """Every tensor read into preallocated memory equals ``safetensors.torch.load_file``'s,
+    also across dtypes (a float16 file into float32 parameters); a wrong shape or a truncated
+    file is refused before anything is written."""
+    from safetensors.torch import load_file, save_file
+
+    generator = torch.Generator().manual_seed(0)
+    tensors = {"a": torch.randn(3, 5, generator=generator), "b": torch.randn(7, generator=generator),
+               "c": torch.randint(0, 9, (4, 2), generator=generator)}
+    save_file(tensors, tmp_path / "x.safetensors")
+    save_file({k: v.half() for k, v in tensors.items() if v.is_floating_point()},
+              tmp_path / "half.safetensors")
+    library = load_file(tmp_path / "x.safetensors")
+    targets = {k: torch.zeros_like(v) for k, v in tensors.items()}
+    assert sorted(read_safetensors_into(tmp_path / "x.safetensors", targets)) == ["a", "b", "c"]
+    for name, value in library.items():
+        assert torch.equal(targets[name], value)
+    halves = {"a": torch.zeros(3, 5), "b": torch.zeros(7)}
+    read_safetensors_into(tmp_path / "half.safetensors", halves)
+    half_library = load_file(tmp_path / "half.safetensors")
+    assert all(torch.equal(halves[k], half_library[k].float()) for k in halves)
+    wrong = {"a": torch.zeros(5, 3), "b": torch.zeros(7), "c": torch.zeros(4, 2, dtype=torch.long)}
+    with pytest.raises(ValueError, match="shape"):
+        read_safetensors_into(tmp_path / "x.safetensors", wrong)
+    assert not wrong["b"].any()  # nothing written
+    data = (tmp_path / "x.safetensors").read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[:-8])
+    untouched = {k: torch.zeros_like(v) for k, v in tensors.items()}
+    with pytest.raises(Exception, match="truncated"):
+        read_safetensors_into(tmp_path / "cut.safetensors", untouched)
+    assert not any(t.any() for t in untouched.values())
+    header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
+    assert set(header) - {"__metadata__"} == {"a", "b", "c"}
+
+
+def test_generations_file_keeps_rows_whose_text_holds_line_breaks(tmp_path):
+    """Byte-level BPE generations decode to any character; a carriage return left unquoted
+    split a row in two when read back (seen on the benchmark's series: 402 rows for 400)."""
+    import pandas as pd
+
+    from plateau_lens.llm.series import write_generations
+
+    frame = pd.DataFrame({"step": [0, 0, 1], "prompt": [0, 1, 0],
+                          "generated_text": ["a\rb", "c\x0bd\x1ce\nf", 'g "h", i'],
+                          "cosine_similarity": [0.25, 0.5, 0.125]})
+    write_generations(frame, tmp_path / "g.csv")
+    back = pd.read_csv(tmp_path / "g.csv")
+    assert back.to_dict("list") == frame.to_dict("list")
+
+
+def test_benchmark_paths_agree_on_a_tiny_series(tmp_path):
+    """benchmarks/llm_series_throughput.py's own workers in-process on 4 tiny perturbed
+    checkpoints: its batched plain-transformers recipe (one left-padded generate) and the API
+    path give the same tokens and cosines as the study's one-prompt-at-a-time recipe."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import llm_series_throughput as bench
+
+    for step in bench.STEPS:
+        save_perturbed(tmp_path / "series" / f"step{step}", "neox", seed=step + 7)
+    (tmp_path / "prompts.txt").write_text("\n".join(PROMPTS_OF_MANY_LENGTHS) + "\n")
+    recipe = bench.worker_recipe(tmp_path, 1)
+    api = bench.worker_api(tmp_path, 1)
+    reference = bench.worker_one_at_a_time(tmp_path, 1, [0, 3])
+    assert [s["step"] for s in recipe["steps"]] == list(bench.STEPS) == [s["step"] for s in api["steps"]]
+    for path in (recipe, api):
+        tokens, repetition, cosine = bench.largest_differences(path["per_prompt"], reference["per_prompt"])
+        assert tokens == 0 and repetition == 0 and cosine < 1e-5
+    expected = study_recipe(tmp_path / "series" / "step3", PROMPTS_OF_MANY_LENGTHS)
+    assert reference["per_prompt"][3]["generated"] == [r["generated"] for r in expected]
+    assert bench.largest_differences(api["per_prompt"], recipe["per_prompt"])[0] == 0
+
+
+def test_batch_size_is_checked_before_any_work(series):
+    model = load_checkpoint_model(local_dir=series["neox"] / "step0")
+    for bad in (0, -1, 2.5, True, "8"):
+        with pytest.raises(ValueError, match="batch_size must be a positive int or None"):
+            generation_metrics(model, ["the sun"], batch_size=bad)
