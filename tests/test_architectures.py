@@ -84,7 +84,8 @@ def test_the_table_covers_every_public_model_analyzer():
     run_readers = {"analyze_run", "token_progress", "nuclear_norm_complete"}
     helpers = {"fit_least_squares", "probe_batches", "wide", "remaining_hooks", "uniform_pattern",
                "mask_rows", "study_row_mask", "nuclear_norm_batch", "nuclear_norm_lambda_sweep",
-               "OODCondition", "default_conditions", "analysis_batch"}
+               "OODCondition", "default_conditions", "analysis_batch",
+               "ANALYZERS", "register_analyzer", "resolve_analyzer"}  # the analyzer registry
     assert set(analysis.__all__) - run_readers - helpers == set(ON_PRETRAINED) == set(CALLS)
 
 

@@ -81,7 +81,7 @@ def test_resume_without_checkpoints_is_refused_and_nothing_changes(run_copy, cap
     code, err = run_cli(capsys, "resume", run_copy, "--quiet")
     line = one_line_error(err)
     assert code == EXIT_REFUSED
-    assert "records training up to step 11 (12 rows)" in line and "holds no checkpoint" in line
+    assert "records training up to step 12 (13 rows)" in line and "holds no checkpoint" in line
     assert "start over on purpose" in line and "nothing was changed" in line
     assert snapshot(run_copy) == before
 
@@ -93,7 +93,7 @@ def test_resume_with_its_later_checkpoints_missing_is_refused(run_copy, capsys):
     before = snapshot(run_copy)
     code, err = run_cli(capsys, "resume", run_copy, "--quiet")
     assert code == EXIT_REFUSED
-    assert "newest checkpoint" in err and "step 4" in err and "steps 5-11" in err
+    assert "newest checkpoint" in err and "step 4" in err and "steps 5-12" in err
     assert snapshot(run_copy) == before
 
 
