@@ -204,3 +204,57 @@ def test_llc_settings_refuse_bad_values():
         LLCSettings(lr=0.0)
     with pytest.raises(ValueError, match="LLCSettings.chains must be an int >= 1"):
         LLCSettings(chains=0)
+
+
+def tiny_run(tmp_path, name="mws", seed=0, steps=12):
+    from plateau_lens import load_config, train
+
+    task = {"name": "mws", "n_inputs": 6} if name == "mws" else {"name": "lrmc", "m": 3, "n": 3, "rank": 1}
+    config = load_config({
+        "task": task, "model": {"n_layers": 2, "n_heads": 2, "d_model": 16, "attention": "softmax"},
+        "train": {"steps": steps, "batch_size": 8, "eval_batch_size": 4, "lr": 3e-3, "log_every": 1,
+                  "checkpoint_every": 2, "checkpoint_log_spaced": False, "seed": seed}})
+    return train(config, tmp_path / f"{name}_{seed}", progress=False)
+
+
+REPORT_ARGS = ["--llc-checkpoints", "3", "--llc-draws", "4", "--llc-burnin", "2",
+               "--batch-size", "64", "--quiet"]
+
+
+@pytest.mark.parametrize("name", ["mws", "lrmc"])
+def test_report_page_holds_the_onset_table_and_one_figure_per_measure(tmp_path, name):
+    import base64
+    import re
+
+    from plateau_lens.cli import main
+
+    run = tiny_run(tmp_path, name)
+    assert main(["report", str(run), "--out", str(tmp_path / "report"), *REPORT_ARGS]) == 0
+    page = (tmp_path / "report" / "report.html").read_text()
+    onsets = pd.read_csv(tmp_path / "report" / "onsets.csv")
+    assert page.index("Onset table") < page.index("<img")  # the table is on top
+    for measure in onsets["measure"]:
+        assert f"<td>{measure}</td>" in page
+    headings = re.findall(r"<h2>[^<]*: ([^<]*)</h2>\s*<img", page)
+    expected = {"Onset order", "Training metrics (metrics.csv)", "Head scores per checkpoint",
+                "Essential dynamics", "Local learning coefficient (devinterp SGLD)"}
+    assert set(headings) == expected and len(headings) == len(expected)
+    for image in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page):
+        assert base64.b64decode(image).startswith(b"\x89PNG")
+    measures = set(onsets["measure"])
+    head_metrics = {"same_row", "same_column"} if name == "lrmc" else {"induction", "previous_token"}
+    assert {"loss", "LLC", "ED PC1"} <= measures
+    assert all(any(m.startswith(metric) for m in measures) for metric in head_metrics)
+    assert "src='http" not in page and "<script" not in page  # self-contained
+
+
+def test_report_refuses_too_few_checkpoints_before_any_work(tmp_path, capsys):
+    from plateau_lens.cli import main
+
+    run = tiny_run(tmp_path, steps=4)  # checkpoints 0, 2, 4
+    assert main(["report", str(run), "--out", str(tmp_path / "report")]) == 2
+    message = capsys.readouterr().err
+    assert "has 3 checkpoint(s) (steps [0, 2, 4])" in message and "at least 6" in message
+    assert not (tmp_path / "report").exists()
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    assert "neither a plateau-lens run" in capsys.readouterr().err

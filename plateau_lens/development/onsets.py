@@ -27,12 +27,13 @@ MIN_CURVE_POINTS = 6
 
 def change_points(steps: Float[np.ndarray, "n"], values: Float[np.ndarray, "n"],
                   n_breakpoints: int = 2, grid_points: int = 100,
-                  min_fraction: float = 0.03) -> list[int]:
+                  min_fraction: float = 0.03, jump: int = 2) -> list[int]:
     """The ``n_breakpoints`` change points of one curve, as steps (ascending).
 
     The curve is interpolated onto ``grid_points`` evenly spaced steps, standardised, and fitted
     by ``ruptures.Dynp(model="clinear")`` (continuous piecewise linear, exact) with segments of
-    at least ``min_fraction`` of the span. Raises ``ValueError`` for fewer than
+    at least ``min_fraction`` of the span, breakpoints on every ``jump``-th grid point (so the
+    resolution is ``jump / grid_points`` of the span: 2 % by default). Raises ``ValueError`` for fewer than
     :data:`MIN_CURVE_POINTS` finite points or ``n_breakpoints`` < 1."""
     import ruptures
 
@@ -56,7 +57,7 @@ def change_points(steps: Float[np.ndarray, "n"], values: Float[np.ndarray, "n"],
     spread = signal.std()
     signal = (signal - signal.mean()) / (spread if spread > 0 else 1.0)
     min_size = max(2, int(min_fraction * grid_points))
-    fit = ruptures.Dynp(model="clinear", min_size=min_size, jump=1).fit(signal[:, None])
+    fit = ruptures.Dynp(model="clinear", min_size=min_size, jump=jump).fit(signal[:, None])
     indices = fit.predict(n_bkps=n_breakpoints)[:-1]  # the last entry is len(signal)
     return [int(round(grid[i])) for i in indices]
 
