@@ -43,6 +43,12 @@ def test_change_points_find_known_breaks_on_an_uneven_step_axis():
     # a rise is dated the same way as a fall
     onset, end = change_points(STEPS, -ramp(60, 300, seed=1))
     assert abs(onset - 60) <= 8 and abs(end - 300) <= 8
+    # dense early, sparse late (50 checkpoints in the first 10 % of the steps): the fit counts
+    # steps, not checkpoints
+    uneven = np.r_[np.arange(0, 100, 2), np.arange(100, 1001, 50)].astype(float)
+    values = np.interp(uneven, [0, 500, 700, 1000], [1.0, 1.0, 0.0, 0.0])
+    onset, end = change_points(uneven, values)
+    assert abs(onset - 500) <= 20 and abs(end - 700) <= 20
     with pytest.raises(ValueError, match="at least 6 finite points"):
         change_points(STEPS[:4], ramp(150, 220)[:4])
 

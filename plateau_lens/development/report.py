@@ -22,7 +22,7 @@ import html
 import io
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -258,7 +258,12 @@ def series_sections(directory: Path, prompts_file: str | None = None, llc_checkp
     _time(timings, "essential dynamics", started, len(steps))
     sections.append(Section("Essential dynamics", plot_essential_dynamics(dynamics, transition),
                             component_curves(dynamics), note=_turning_note(dynamics)))
-    if llc_checkpoints > 0 and len(tokens) >= llc_settings.batch_size:
+    if llc_checkpoints > 0 and len(tokens) < 8:
+        sections.append(Section("Local learning coefficient (devinterp SGLD)",
+                                note=f"skipped: the prompts give {len(tokens)} rows of {width} "
+                                     f"tokens, the LLC needs at least 8 (more or longer prompts)"))
+    elif llc_checkpoints > 0:
+        llc_settings = replace(llc_settings, batch_size=min(llc_settings.batch_size, len(tokens) // 2))
         llc_steps = select_steps(steps, llc_checkpoints)
         started = time.perf_counter()
         estimates, traces = llc_over_checkpoints(iter_checkpoints(None, llc_steps, local_dir=directory),
