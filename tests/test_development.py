@@ -264,3 +264,23 @@ def test_report_refuses_too_few_checkpoints_before_any_work(tmp_path, capsys):
     assert not (tmp_path / "report").exists()
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
     assert "neither a plateau-lens run" in capsys.readouterr().err
+
+
+def test_report_on_a_local_llm_series(tmp_path, monkeypatch):
+    """Six tiny GPT-NeoX checkpoints (step{N} folders) with a prompts.txt: the page has the
+    series' repetition and collapse, head scores, essential dynamics and the LLC."""
+    from fixtures_llm import PROMPTS, offline, save_model
+
+    from plateau_lens.cli import main
+
+    offline(monkeypatch)
+    series = tmp_path / "series"
+    for step in range(6):
+        save_model(series / f"step{step}", "neox", seed=step)
+    (series / "prompts.txt").write_text("\n".join(PROMPTS * 8) + "\n")  # 32 prompts: 10 token rows
+    assert main(["report", str(series), "--out", str(tmp_path / "report"), "--llc-checkpoints",
+                 "2", "--llc-draws", "3", "--llc-burnin", "1", "--quiet"]) == 0
+    page = (tmp_path / "report" / "report.html").read_text()
+    measures = set(pd.read_csv(tmp_path / "report" / "onsets.csv")["measure"])
+    assert {"repetition_frequency", "cosine_similarity", "ED PC1", "LLC", "induction L1H3"} <= measures
+    assert page.count("<img") == 5  # onsets, series metrics, head scores, essential dynamics, LLC

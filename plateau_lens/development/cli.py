@@ -31,7 +31,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .report import build_report
 
     settings = LLCSettings(lr=args.llc_lr, nbeta=args.llc_nbeta, chains=args.llc_chains,
-                           draws=args.llc_draws, burnin=args.llc_burnin)
+                           draws=args.llc_draws, burnin=args.llc_burnin,
+                           batch_size=args.llc_batch_size)
     build_report(args.sources, args.out, llc_checkpoints=args.llc_checkpoints,
                  llc_settings=settings, batch_size=args.batch_size, prompts=args.prompts,
                  progress=not args.quiet)
@@ -58,6 +59,9 @@ def add_report_parser(sub) -> None:
     p.add_argument("--llc-chains", type=_non_negative, default=2)
     p.add_argument("--llc-draws", type=_non_negative, default=60)
     p.add_argument("--llc-burnin", type=_non_negative, default=20)
+    p.add_argument("--llc-batch-size", type=_non_negative, default=64,
+                   help="SGLD minibatch m (default 64; at most --batch-size): the LLC's cost per "
+                        "step scales with it")
     p.add_argument("--batch-size", type=_non_negative, default=64,
                    help="held-out examples every checkpoint is measured on (default 64)")
     p.add_argument("--prompts", help="LLM series: prompt file (default SERIES/prompts.txt)")

@@ -184,12 +184,14 @@ def llc_over_checkpoints(models: Iterable[tuple[int, object]], batch,
                          ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(estimates, traces): per step λ̂, its chain std and L_n(w*) (tidy: step, llc, llc_std,
     init_loss, nbeta), and every chain's loss trace (step, chain, draw, loss). ``models``:
-    ``(step, PlateauModel)`` pairs (the task's loss on ``batch``) or ``(step, PretrainedModel)``
-    with a token tensor ``batch``."""
+    ``(step, PlateauModel)`` pairs (the task's loss on ``batch``) or ``(step, HF causal LM)``
+    (``AutoModelForCausalLM``) with a token tensor ``batch``."""
     estimates, traces = [], []
     for step, model in tqdm(models, total=total, desc="LLC", disable=not progress):
-        if isinstance(batch, torch.Tensor):
-            network, loss = model.bridge.original_model, token_loss(batch)
+        if isinstance(batch, torch.Tensor):  # a causal LM: a plain HF model (a bridge's
+            # original_model holds non-leaf weights that devinterp's deepcopy refuses)
+            network = model if isinstance(model, torch.nn.Module) else model.bridge.original_model
+            loss = token_loss(batch)
         else:
             network, loss = model.network, task_loss(model, batch)
         result = estimate_llc(network, loss, batch_size_of(batch), settings, seed)

@@ -266,14 +266,24 @@ def series_sections(directory: Path, prompts_file: str | None = None, llc_checkp
         llc_settings = replace(llc_settings, batch_size=min(llc_settings.batch_size, len(tokens) // 2))
         llc_steps = select_steps(steps, llc_checkpoints)
         started = time.perf_counter()
-        estimates, traces = llc_over_checkpoints(iter_checkpoints(None, llc_steps, local_dir=directory),
-                                                 tokens, llc_settings, progress=progress,
+        estimates, traces = llc_over_checkpoints(_causal_lms(directory, llc_steps), tokens, llc_settings, progress=progress,
                                                  total=len(llc_steps))
         _time(timings, "LLC", started, len(llc_steps))
         sections.append(Section(
             "Local learning coefficient (devinterp SGLD)", plot_llc(estimates, traces, transition),
             pd.DataFrame({"measure": "LLC", "step": estimates["step"], "value": estimates["llc"]})))
     return sections, transition
+
+
+def _causal_lms(directory: Path, steps: Sequence[int]):
+    """``(step, AutoModelForCausalLM)`` of a local series, one at a time (the LLC samples a copy
+    of a plain HF model)."""
+    from transformers import AutoModelForCausalLM
+
+    from ..llm.checkpoints import local_checkpoint_dir
+
+    for step in steps:
+        yield step, AutoModelForCausalLM.from_pretrained(str(local_checkpoint_dir(directory, step))).eval()
 
 
 def render(title: str, sources: list[str], tables: list[tuple[str, pd.DataFrame]],
