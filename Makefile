@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[test,analysis,llm,sweep,docs,trackers]"
+	$(BIN)/pip install --quiet -e ".[test,analysis,llm,sweep,docs,trackers,development]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -206,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run")
     p.set_defaults(func=cmd_convert)
 
+    from .development.cli import add_report_parser
     from .llm.cli import add_llm_parser
     from .reproduce.cli import add_reproduce_parser
     from .sweep.cli import add_sweep_parser
@@ -213,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_llm_parser(sub)
     add_reproduce_parser(sub)
     add_sweep_parser(sub)
+    add_report_parser(sub)
     return parser
 
 

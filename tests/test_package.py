@@ -12,7 +12,7 @@ import sys
 import pytest
 
 PACKAGES = ("plateau_lens", "plateau_lens.models", "plateau_lens.llm", "plateau_lens.sweep",
-            "plateau_lens.reproduce")
+            "plateau_lens.reproduce", "plateau_lens.development")
 HEAVY = ("torch", "transformer_lens", "transformers", "pandas", "matplotlib")
 
 
