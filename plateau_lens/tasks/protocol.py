@@ -53,3 +53,26 @@ class Task(Protocol):
     def collapse_positions(self) -> list[int]: ...
 
     def optimal_attention(self) -> Tensor | None: ...
+
+
+SPLITS = ("train", "test")
+
+
+@runtime_checkable
+class FiniteTask(Task, Protocol):
+    """A task with a fixed data set (grokking: Power et al. 2022, Nanda et al. 2023) instead
+    of an online generator: a training split the trainer draws its batches from (the whole
+    split when ``train.batch_size`` covers it, else shuffled epochs) and a held-out split.
+    Each split is a pure function of the task's settings (its own seed among them), so a
+    resumed run sees the same data. The trainer logs ``train_<metric>`` and ``test_<metric>``
+    of ``metrics`` over each whole split (``train_loss``, ``train_accuracy``, ``test_loss``,
+    ``test_accuracy``, …); ``sample`` still serves analyzers that ask for a batch."""
+
+    def dataset(self, split: str, device: Any = "cpu") -> Batch:
+        """The whole ``split`` ("train" or "test") as one batch, in a fixed order."""
+        ...
+
+
+def is_finite(task) -> bool:
+    """Whether ``task`` trains on a fixed data set (declares ``dataset``)."""
+    return callable(getattr(task, "dataset", None))

@@ -31,12 +31,14 @@ from ..io import RunLock, read_table, remove_stale_temp_files, write_table, writ
 from ..models.build import build_network, check_model_for_task, wrap_in_bridge
 from ..models.handle import PlateauModel
 from ..tasks.base import step_generator
+from ..tasks.protocol import SPLITS, is_finite
 from .checkpoint import (
     CHECKPOINT_DIR, STATE_SUFFIX, WEIGHTS_SUFFIX, CheckpointError, CheckpointMismatch,
     LegacyCheckpointError, checkpoint_name, list_checkpoints, load_checkpoint, read_metadata,
     restore_rng_states, save_checkpoint,
 )
 from .evaluation import training_log_row
+from .finite import split_metrics, training_batch
 from .optimizers import build_optimizer, build_schedule
 
 log = logging.getLogger("plateau_lens")
@@ -240,7 +242,10 @@ class Trainer:
         self.forward = torch.compile(self.network) if config.train.compile else self.network
         self.model = PlateauModel(bridge=wrap_in_bridge(self.network), task=self.task,
                                   network=self.network, config=config.model)
-        self.eval_batch = self.test_batch(0)
+        self.splits = ({split: self.task.dataset(split, self.device) for split in SPLITS}
+                       if is_finite(self.task) else None)
+        """A finite task's data set (``dataset(split)`` of each split), else None (online)."""
+        self.eval_batch = self.splits["test"] if self.splits else self.test_batch(0)
 
     def apply_init(self, copy_weights: bool = True) -> None:
         """Component-wise / optimal init: copy reference components (``copy_weights``: not
@@ -436,13 +441,27 @@ class Trainer:
     def log_after_update(self, batch, lr: float) -> dict:
         """The row of step ``self.step``, measured as the study logs it: after this step's
         update, in eval mode, on this step's training batch and a test batch
-        (``training_log_row``); ``lr`` is the learning rate the update used."""
+        (``training_log_row``); ``lr`` is the learning rate the update used. A finite task
+        logs ``loss`` (this step's batch) and ``train_*``/``test_*``: its metrics over each
+        whole split (``training.finite.split_metrics``)."""
         row = {"step": self.step, "lr": lr}
         self.network.eval()
-        with self.autocast():
-            row.update(training_log_row(self.model, batch, self.test_batch(self.step), self.forward))
+        with self.autocast(), torch.no_grad():
+            if self.splits is not None:  # finite data: the step's batch, then both whole splits
+                row["loss"] = self.task.loss(self.forward(batch.inputs), batch).item()
+                row.update(split_metrics(self.task, self.splits, self.forward))
+            else:
+                row.update(training_log_row(self.model, batch, self.test_batch(self.step), self.forward))
         self.network.train()
         return row
+
+    def next_batch(self):
+        """Batch ``self.step``: a pure function of (seed, step) for online and finite tasks."""
+        train = self.config.train
+        if self.splits is not None:
+            return training_batch(self.splits["train"], train.batch_size, train.seed, self.step)
+        return self.task.sample(train.batch_size, step_generator(train.seed, self.step, self.device),
+                                self.device)
 
     def run(self, stop_at: int | None = None, progress: bool = True) -> Path:
         """Train until ``config.train.steps`` (or ``stop_at``); returns the run directory.
@@ -459,8 +478,7 @@ class Trainer:
         try:
             while self.step < end:
                 self.update_attention_bias()
-                batch = self.task.sample(train.batch_size,
-                                         step_generator(train.seed, self.step, self.device), self.device)
+                batch = self.next_batch()
                 with self.autocast():
                     output = self.forward(batch.inputs)
                     loss = self.task.loss(output, batch)
