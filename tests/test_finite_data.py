@@ -97,7 +97,7 @@ def test_task_is_finite(tiny_sum):
 
 
 def test_epochs_cover_the_split_once_each():
-    """batch_size 10 on 33 examples: 4 batches per epoch (10, 10, 10, 3) that together hold
+    """batch_size 10 on 32 examples: 4 batches per epoch (10, 10, 10, 2) that together hold
     every example exactly once; the next epoch is another order; full batch = the split."""
     train_set = TinySum().dataset("train")
     n = len(train_set)

@@ -43,7 +43,7 @@ class ModularAddition:
         if isinstance(self.train_fraction, bool) or not isinstance(self.train_fraction, (int, float)) \
                 or not 0 < self.train_fraction < 1:
             raise ValueError(f"task.train_fraction must be a number in (0, 1), got {self.train_fraction!r}")
-        n_train = int(round(self.train_fraction * self.p ** 2))
+        n_train = int(self.train_fraction * self.p ** 2)
         if not 0 < n_train < self.p ** 2:
             raise ValueError(f"task.train_fraction={self.train_fraction} leaves no pair in a split "
                              f"for p={self.p}")
@@ -73,11 +73,11 @@ class ModularAddition:
 
     def split_indices(self, split: str) -> Int[Tensor, "n"]:
         """Rows of :meth:`pairs` in ``split``: a permutation of all p² rows drawn from
-        ``data_seed`` (numpy's PCG64), the first ⌊train_fraction·p²⌉ for training."""
+        ``data_seed`` (numpy's PCG64), the first ⌊train_fraction·p²⌋ for training (Nanda et al.: int(frac · p²))."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
         order = np.random.default_rng(self.data_seed).permutation(self.p ** 2)
-        n_train = int(round(self.train_fraction * self.p ** 2))
+        n_train = int(self.train_fraction * self.p ** 2)
         chosen = order[:n_train] if split == "train" else order[n_train:]
         return torch.as_tensor(np.sort(chosen), dtype=torch.long)
 
