@@ -1,4 +1,4 @@
-"""``plateau-lens`` command line: train, resume, demo, convert.
+"""``plateau-lens`` command line: train, resume, analyze, demo, convert.
 
 Exit status: 0 done; 2 refused before any work (a bad config or flag, a run another trainer
 holds, a resume whose config disagrees with the run's checkpoints, an unreadable run, an
@@ -87,6 +87,40 @@ def cmd_resume(args) -> int:
     return 0
 
 
+def cmd_analyze(args) -> int:
+    """Run registered analyzers over a run's checkpoints: one tidy CSV per analyzer in
+    ``RUN/analysis/<name>.csv`` (or ``--out DIR``). Everything (the run, its task module, each
+    analyzer and what it needs from the task) is checked before any checkpoint is read."""
+    from .analysis.over_training import analyze_run, resolve_analyzers
+    from .io import write_table
+    from .run import load_run
+
+    from .analyzers import parse_analyzers
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    run = load_run(args.run, allow_pickle=args.allow_legacy_pickle)  # imports the task's module
+
+    names = parse_analyzers(args.analyzers)
+    resolve_analyzers(names, run.task)  # refuses an analyzer the task cannot serve
+    steps = None
+    if args.steps:
+        try:
+            steps = [int(step) for step in args.steps.split(",")]
+        except ValueError:
+            raise ValueError(f"--steps must be comma-separated checkpoint steps, got {args.steps!r}; "
+                             f"available: {run.steps}") from None
+    out = Path(args.out) if args.out else run.path / "analysis"
+    for name in names:
+        frame = analyze_run(run, [name], steps=steps, batch_size=args.batch_size,
+                            progress=not args.quiet)
+        out.mkdir(parents=True, exist_ok=True)
+        write_table(frame, out / f"{name}.csv")
+        log.info("%s: %d rows over %d checkpoints -> %s", name, len(frame),
+                 frame["step"].nunique(), out / f"{name}.csv")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
     from .reproduce.common import config_path
@@ -136,8 +170,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_resume)
 
+    p = sub.add_parser("analyze", help="run registered analyzers over a run's checkpoints")
+    p.add_argument("run")
+    p.add_argument("--analyzers", required=True, metavar="NAMES",
+                   help="comma-separated analyzer names: shipped (e.g. attention_progress, "
+                        "ablate_heads, ablation_sweep, repetition), registered by a plugin with "
+                        "plateau_lens.register_analyzer, an entry point of group "
+                        "plateau_lens.analyzers, or 'module:function'")
+    p.add_argument("--steps", help="comma-separated checkpoint steps (default: all)")
+    p.add_argument("--batch-size", type=int, default=256,
+                   help="held-out batch the analyzers read (same for every checkpoint)")
+    p.add_argument("--out", help="directory for <analyzer>.csv (default: RUN/analysis)")
+    p.add_argument("--allow-legacy-pickle", action="store_true", help=PICKLE_HELP)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_analyze)
+
     p = sub.add_parser("demo", help="train MWS through its plateau, plot and analyse it")
-    p.add_argument("--config", help="TOML config (default: the repository's tasks/mws.toml, "
+    p.add_argument("--config", help="TOML config (default: the shipped tasks/mws.toml, "
                                     "wherever the command runs)")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--steps", type=int, default=300)

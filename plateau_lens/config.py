@@ -22,7 +22,7 @@ from pydantic import Field, field_validator, model_validator
 from .models.components import COMPONENTS
 from .models.config import ModelConfig
 from .schema import Allowed, ConfigError, Float, Int, Label, StrictModel, type_name
-from .tasks import TASKS, make_task
+from .tasks import TaskImportError, make_task, task_class, task_names, task_source
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -154,11 +154,10 @@ def _task_field_type(annotation: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=None)
-def task_schema(name: str) -> type[StrictModel]:
-    """A strict model with the fields (types, defaults) of task ``name``'s dataclass."""
+def task_schema(cls: type) -> type[StrictModel]:
+    """A strict model with the fields (types, defaults) of a task class (a dataclass)."""
     from pydantic import create_model
 
-    cls = TASKS[name]
     hints = typing.get_type_hints(cls)
     fields = {f.name: (_task_field_type(hints.get(f.name, Any)),
                        f.default if f.default is not dataclasses.MISSING else ...)
@@ -170,27 +169,41 @@ def task_schema(name: str) -> type[StrictModel]:
 
 def validate_task(task: Any) -> dict[str, Any]:
     """The ``[task]`` table, type-checked field by field, then built once (the task class
-    checks its ranges); returns the table as given (values normalised, no defaults added)."""
+    checks its ranges); returns the table as given (values normalised, no defaults added),
+    with ``source`` (``"module:Class"``) added for a task that is not shipped, so that a run
+    finds its task again in a process where nothing registered it."""
     if not isinstance(task, dict):
         raise ConfigError(f"task must be a table with a 'name' field (e.g. [task] name = \"mws\"), "
                           f"got {task!r} ({type_name(task)})")
     if "name" not in task:
-        raise ConfigError(f"[task] needs a 'name' field, one of {sorted(TASKS)}")
-    name = task["name"]
-    if not isinstance(name, str) or name not in TASKS:
-        raise ConfigError(f"task.name must be one of {sorted(TASKS)}, got {name!r}")
-    params = {k: v for k, v in task.items() if k != "name"}
-    schema = task_schema(name)
+        raise ConfigError(f"[task] needs a 'name' field, one of {task_names()} or a "
+                          f"'module:ClassName' path")
+    name, source = task["name"], task.get("source")
+    if source is not None and not isinstance(source, str):
+        raise ConfigError(f"task.source must be a 'module:ClassName' string, got {source!r}")
+    try:
+        cls = task_class(name, source)
+        source = task_source(name, source)
+    except (ValueError, TypeError) as error:
+        field = "task.source" if isinstance(error, TaskImportError) and source is not None \
+            and ":" not in name else "task.name"
+        message = str(error)
+        if message.startswith("task name "):
+            raise ConfigError("task.name " + message[len("task name "):]) from None
+        raise ConfigError(f"{field}: {message}") from None
+    params = {k: v for k, v in task.items() if k not in ("name", "source")}
+    schema = task_schema(cls)
     unknown = sorted(set(params) - set(schema.model_fields))
     if unknown:
         raise ConfigError(f"unknown [task] field(s) {unknown} for task {name!r}; "
                           f"allowed: {sorted(schema.model_fields)}")
     checked = schema(**params).model_dump(include=set(params))
     try:
-        make_task(name, **checked)
+        make_task(name, source, **checked)
     except (ValueError, TypeError) as error:
         raise ConfigError(f"task.{error}") from None
-    return {"name": name, **{k: checked[k] for k in params}}
+    origin = {} if source is None or source == name else {"source": source}
+    return {"name": name, **origin, **{k: checked[k] for k in params}}
 
 
 # ------------------------------------------------------------------------------ run
@@ -209,7 +222,7 @@ class RunConfig(StrictModel):
 
     def make_task(self):
         params = dict(self.task)
-        return make_task(params.pop("name"), **params)
+        return make_task(params.pop("name"), params.pop("source", None), **params)
 
     def to_dict(self) -> dict[str, Any]:
         values = {"task": dict(self.task), "model": self.model.to_dict(),
@@ -228,7 +241,8 @@ class RunConfig(StrictModel):
         if unknown:
             raise ConfigError(f"unknown config table(s) {unknown}; allowed: task, model, train, init")
         if "task" not in values:
-            raise ConfigError(f"the config needs a [task] table with a 'name' field, one of {sorted(TASKS)}")
+            raise ConfigError(f"the config needs a [task] table with a 'name' field, one of "
+                              f"{task_names()} or a 'module:ClassName' path")
         sections: dict[str, Any] = {}
         problems = []
         builders = {"task": validate_task, "model": lambda v: ModelConfig(**v),
@@ -323,8 +337,10 @@ def with_defaults(config: dict) -> dict:
     if "task" in config:
         try:
             params = dict(config["task"])
-            task = make_task(params.pop("name"), **params)
-            filled["task"] = {"name": task.name, **dataclasses.asdict(task)}
+            name, source = params.pop("name"), params.pop("source", None)
+            task = make_task(name, source, **params)
+            origin = {} if source is None or source == name else {"source": source}
+            filled["task"] = {"name": name, **origin, **dataclasses.asdict(task)}
         except (KeyError, TypeError, ValueError):
             filled["task"] = dict(config["task"])
     for section, model in builders.items():

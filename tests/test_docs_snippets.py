@@ -52,6 +52,8 @@ def test_snippets_run(page: Path, tmp_path, monkeypatch):
     namespace = {"__name__": f"snippets_{page.stem}", "REPO": REPO}
     for index, code in enumerate(marked_blocks(page.read_text())):
         try:
-            exec(compile(code, f"{page.relative_to(REPO)}[{index}]", "exec"), namespace)
+            # dont_inherit: run as a user's file would, without this module's __future__ imports
+            exec(compile(code, f"{page.relative_to(REPO)}[{index}]", "exec", dont_inherit=True),
+                 namespace)
         except Exception as error:
             raise AssertionError(f"{page.relative_to(REPO)}: snippet {index} failed:\n{code}") from error

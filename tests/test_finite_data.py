@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from plateau_lens import load_run
-from plateau_lens.tasks import TASKS
+from plateau_lens import register_task
+from plateau_lens.tasks import make_task
 from plateau_lens.tasks.base import SequenceBatch, check_batch_type
 from plateau_lens.tasks.protocol import FiniteTask, is_finite
 from plateau_lens.training import resume, train
@@ -32,6 +33,7 @@ class TinySum:
     attention_dir: ClassVar[str] = "causal"
     readout_bias: ClassVar[bool] = False
     n_positions: ClassVar[int] = 3
+    capabilities: ClassVar[frozenset[str]] = frozenset({"finite_data"})
 
     @property
     def d_vocab(self) -> int:
@@ -77,8 +79,8 @@ class TinySum:
 
 
 @pytest.fixture
-def tiny_sum(monkeypatch):
-    monkeypatch.setitem(TASKS, "tiny_sum", TinySum)
+def tiny_sum():
+    register_task("tiny_sum", replace=True)(TinySum)
     return TinySum()
 
 
@@ -93,7 +95,7 @@ def _config(batch_size: int, steps: int = 6) -> dict:
 
 def test_task_is_finite(tiny_sum):
     assert isinstance(tiny_sum, FiniteTask) and is_finite(tiny_sum)
-    assert not is_finite(TASKS["mws"]())
+    assert not is_finite(make_task("mws"))
 
 
 def test_epochs_cover_the_split_once_each():

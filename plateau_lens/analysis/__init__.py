@@ -19,6 +19,7 @@ from .ood import OODCondition, default_conditions, ood_evaluation
 from .over_training import analysis_batch, analyze_run
 from .partial_forward import remaining_hooks
 from .patching import patch_activations, patch_between_models
+from ..analyzers import ANALYZERS, register_analyzer, resolve_analyzer
 from .probes import fit_least_squares, linear_probes, probe_batches
 from .schema import wide
 from .surgery import swap_attention
@@ -35,4 +36,5 @@ __all__ = [
     "token_embedding_norms", "token_embedding_pca", "token_progress", "positional_embedding_norms",
     "positional_embedding_tsne", "positional_embedding_neighbours", "permuted_positions",
     "OODCondition", "default_conditions", "ood_evaluation",
+    "ANALYZERS", "register_analyzer", "resolve_analyzer",
 ]

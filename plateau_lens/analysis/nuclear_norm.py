@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from ..codec import round_to_tokens
 from ..models.handle import PlateauModel
 from ..tasks.base import check_int, step_generator
+from ..tasks.protocol import has_capability
 from .hooks import require
 from .schema import record, tidy
 
@@ -184,7 +185,7 @@ def nuclear_norm_lambda_sweep(task, lams: Sequence[float] = STUDY_LAMBDAS, n_mat
     :func:`completion_metrics` (the study's table: observed, masked and all-entry MSE)."""
     if isinstance(task, PlateauModel):
         task = task.task
-    if not hasattr(task, "m"):
+    if not has_capability(task, "matrix"):
         raise ValueError(f"nuclear_norm_lambda_sweep is defined for matrix-completion tasks "
                          f"(lrmc), got {type(task).__name__}")
     lams = list(lams)

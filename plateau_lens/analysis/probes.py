@@ -16,6 +16,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from ..tasks.base import ProbeTarget, check_choice, check_int, step_generator
+from ..tasks.protocol import capabilities_of
 from .hooks import check_hook_names, prepare
 from .clean_pass import hook_activations, tensor_key
 from .parallel import ROWS_PER_CHUNK, analysis_workers, parallel_map
@@ -125,7 +126,7 @@ def available_targets(task) -> dict[str, ProbeTarget]:
     the GPT variant ``lrmc_gpt``: a sequence task with m and n, probed on its tokens)."""
 
     targets = dict(task.probe_targets())
-    if hasattr(task, "m") and hasattr(task, "n") and not isinstance(task, SequenceTask):
+    if {"matrix", "value_readout"} <= capabilities_of(task):
         targets.update({k: v for k, v in MATRIX_PROBE_TARGETS.items() if k not in targets})
     return targets
 

@@ -17,6 +17,7 @@ from transformer_lens import TransformerBridgeConfig
 from transformer_lens.model_bridge.sources._bridge_builder import build_bridge_from_module
 from transformer_lens.model_bridge.sources.native import NativeModel, initialize_native_model
 
+from ..tasks.protocol import has_capability
 from .bert import PostNormModel, init_bert, post_norm_components
 from .config import ModelConfig
 from .handle import PlateauModel, attention_bias_of
@@ -67,35 +68,34 @@ def check_model_for_task(task, model_config: ModelConfig) -> None:
     saved run checks only what building needs, so runs saved before a check existed load."""
     _check_row_column(task, model_config)
     _check_tied(task, model_config)
-    encoding = getattr(task, "encoding", None)
-    if model_config.mask_embedding == "zero" and encoding != "tokens":
-        raise ValueError(f"model.mask_embedding='zero' needs a task with the token encoding "
-                         f"(lrmc, lrmc_mixed with encoding = 'tokens'), got task "
-                         f"{task.name!r} (encoding {encoding!r}); allowed here: 'learned'")
+    if model_config.mask_embedding == "zero" and not has_capability(task, "mask_token"):
+        raise ValueError(f"model.mask_embedding='zero' needs a task whose token 0 is a MASK "
+                         f"token (capability 'mask_token': lrmc, lrmc_mixed with encoding = "
+                         f"'tokens'), got task {task.name!r}; allowed here: 'learned'")
 
 
 def _check_row_column(task, model_config: ModelConfig) -> None:
-    if model_config.pos_embedding == "row_column" and not hasattr(task, "m"):
-        raise ValueError(f"model.pos_embedding='row_column' needs a matrix task (lrmc), "
-                         f"got task {task.name!r}")
+    if model_config.pos_embedding == "row_column" and not has_capability(task, "matrix"):
+        raise ValueError(f"model.pos_embedding='row_column' needs a matrix task (capability "
+                         f"'matrix': lrmc, lrmc_gpt), got task {task.name!r}")
 
 
 def _check_tied(task, model_config: ModelConfig) -> None:
     if not model_config.tied_embeddings:
         return
-    encoding = getattr(task, "encoding", "tokens")
-    if encoding != "tokens" or task.d_vocab != task.d_vocab_out:
+    if has_capability(task, "real_inputs") or task.d_vocab != task.d_vocab_out:
         raise ValueError(f"model.tied_embeddings=true needs token inputs and as many outputs as "
                          f"input tokens (W_U = W_Eᵀ), got task {task.name!r} with d_vocab "
-                         f"{task.d_vocab}, d_vocab_out {task.d_vocab_out}, encoding {encoding!r}; "
+                         f"{task.d_vocab}, d_vocab_out {task.d_vocab_out}"
+                         f"{' and real-valued inputs' if has_capability(task, 'real_inputs') else ''}; "
                          f"set tied_embeddings=false")
 
 
 def build_network(task, model_config: ModelConfig, seed: int = 0) -> NativeModel:
     """A freshly initialised native network for ``task`` (deterministic for ``seed``).
 
-    A task with ``readout_bias`` (LRMC) gets a linear read-out with bias; the ``real`` LRMC
-    encoding gets a :class:`ValueEmbedding`; attention is :class:`PlateauAttention` of
+    A task with ``readout_bias`` (LRMC) gets a linear read-out with bias; a task with
+    capability ``real_inputs`` (LRMC's ``real`` encoding) gets a :class:`ValueEmbedding`; attention is :class:`PlateauAttention` of
     ``model_config.attention`` kind, every layer sharing one :class:`AttentionBias`.
     ``architecture = "bert"`` builds a :class:`~plateau_lens.models.bert.PostNormModel` with
     BERT's init instead of TransformerLens' pre-LN ``NativeModel`` with GPT-2's.
@@ -109,10 +109,9 @@ def build_network(task, model_config: ModelConfig, seed: int = 0) -> NativeModel
         for block in network.layers:
             block.attn = PlateauAttention(cfg, kind=model_config.attention,
                                           attention_bias=attention_bias, rotary=network.rotary)
-        encoding = getattr(task, "encoding", None)
-        if encoding == "real":
+        if has_capability(task, "real_inputs"):
             network.tok_embed = ValueEmbedding(cfg.d_model)
-        elif encoding == "tokens" and model_config.mask_embedding == "zero":
+        elif has_capability(task, "mask_token") and model_config.mask_embedding == "zero":
             network.tok_embed = nn.Embedding(cfg.d_vocab, cfg.d_model, padding_idx=0)
         if task.readout_bias:
             network.head = nn.Linear(cfg.d_model, task.d_vocab_out, bias=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +15,17 @@ from ..training import train_or_resume
 from .registry import Context
 from ..plots import save
 
-TASKS_DIR = Path(__file__).resolve().parents[2] / "tasks"
+TASKS_DIR = Path(str(importlib.resources.files("plateau_lens") / "configs"))
+"""The shipped configs: package data ``plateau_lens/configs`` (in the repository a symlink to
+its top-level ``tasks/``), so a plain ``pip install`` has them as a checkout does."""
 
 
 def config_path(name: str) -> Path:
-    """``tasks/NAME`` of this checkout."""
+    """The shipped config ``tasks/NAME`` (installed as ``plateau_lens/configs/NAME``)."""
     path = TASKS_DIR / name
     if not path.is_file():
-        raise FileNotFoundError(f"config {path} does not exist (reproductions read the "
-                                f"repository's tasks/ folder)")
+        raise FileNotFoundError(f"config {name!r} is not among the shipped configs in {TASKS_DIR} "
+                                f"(the repository's tasks/ folder)")
     return path
 
 

@@ -1,5 +1,5 @@
-"""Analyzers a sweep can run over every run's checkpoints, and the sweep-wide tidy table.
-(The command line's parser reads :data:`ANALYZERS`: the rest is imported where it is used.)"""
+"""Analyzers a sweep runs over every run's checkpoints (by name, from the analyzer registry
+:mod:`plateau_lens.analyzers`), and the sweep-wide tidy table."""
 
 from __future__ import annotations
 
@@ -11,33 +11,29 @@ if TYPE_CHECKING:
 
 ANALYSIS_DIR = "analysis"
 ANALYSIS_FILE = "analysis.csv"
-# analyzers of the package that take (model, batch) and return a tidy DataFrame
-ANALYZERS = ("attention_progress", "attention_structure", "ablation_sweep", "copying_test",
-             "repetition", "representation_collapse")
 
 
 def parse_analyzers(text: str | None) -> list[str]:
-    """``"attention_progress,repetition"`` → names, each checked against :data:`ANALYZERS`."""
-    if not text:
-        return []
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in ANALYZERS]
-    if unknown or not names:
-        raise ValueError(f"--analyze: unknown analyzer(s) {unknown or [text]}; allowed: "
-                         f"{', '.join(ANALYZERS)}")
-    return names
+    """``"attention_progress,repetition"`` → names, each resolved in the analyzer registry
+    (:mod:`plateau_lens.analyzers`: shipped, registered by a plugin, an entry point, or a
+    ``"module:function"`` path)."""
+    from ..analyzers import parse_analyzers as parse
+
+    return parse(text, flag="--analyze")
 
 
 def check_analyzers_apply(names: Sequence[str], points) -> None:
     """Before any work: each analyzer is defined for every point's task (the check the
     analyzer makes on its first checkpoint), so that an --analyze list that cannot run is
     refused up front, naming the run and the analyzers its task allows."""
+    from ..analyzers import analyzer_names
+
     for point in points:
         task, n_layers = point.config.make_task(), point.config.model.n_layers
         for name in names:
             problem = _inapplicable(name, task, n_layers)
             if problem is not None:
-                allowed = [a for a in ANALYZERS if _inapplicable(a, task, n_layers) is None]
+                allowed = [a for a in analyzer_names() if _inapplicable(a, task, n_layers) is None]
                 raise ValueError(f"--analyze {name}: {problem} (run {point.name}); allowed "
                                  f"for this task: {', '.join(allowed)}")
 
@@ -57,9 +53,10 @@ def _inapplicable(name: str, task, n_layers: int) -> str | None:
 
 
 def analyzer_function(name: str) -> Callable:
-    from .. import analysis
+    """The function of registered analyzer ``name``."""
+    from ..analyzers import resolve_analyzer
 
-    return getattr(analysis, name)
+    return resolve_analyzer(name).function()
 
 
 def analysis_table(out: Path, analyzers: Sequence[str], fields: Sequence[str]) -> pd.DataFrame:

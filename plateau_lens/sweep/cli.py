@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .analyze import ANALYZERS
+from ..analyzers import ANALYZERS
 
 EXIT_FAILED_RUNS = 1
 EXIT_INTERRUPTED = 130
@@ -32,7 +32,8 @@ def add_sweep_parser(sub) -> None:
     p.add_argument("--gpus-per-run", type=float, default=0.0, help="GPUs each run asks Ray for")
     p.add_argument("--analyze", metavar="NAMES",
                    help=f"comma-separated analyzers to run over every run's checkpoints on the "
-                        f"same workers, into DIR/analysis.csv: {', '.join(ANALYZERS)}")
+                        f"same workers, into DIR/analysis.csv: {', '.join(ANALYZERS)}, one a plugin "
+                        f"registered (its task's module is imported first) or 'module:function'")
     p.add_argument("--summarize", metavar="DIR",
                    help="rebuild DIR/sweep.csv and DIR/figures from the run directories (no Ray)")
     p.add_argument("--lock-timeout", type=float, default=120.0,
@@ -82,8 +83,8 @@ def cmd_sweep(args) -> int:
     if args.gpus_per_run < 0:
         raise ValueError(f"--gpus-per-run must be >= 0, got {args.gpus_per_run}")
     # everything is checked before anything is written
+    sweep = load_sweep(args.sweep)  # imports the points' task modules (and their analyzers)
     analyzers = parse_analyzers(args.analyze)
-    sweep = load_sweep(args.sweep)
     check_analyzers_apply(analyzers, sweep.points)
     out = Path(args.out)
     check_existing(sweep, out)

@@ -35,6 +35,7 @@ class SequenceTask:
     name: str
     attention_dir = "causal"
     readout_bias = False
+    capabilities = frozenset({"answers"})
 
     @property
     def prompt_length(self) -> int:

@@ -38,6 +38,11 @@ FACTOR_DISTRIBUTIONS = ("uniform", "gaussian", "laplace")
 ENCODINGS = ("real", "tokens")
 
 
+def _input_capability(encoding: str) -> str:
+    """``real``: a value embedding reads the inputs; ``tokens``: id 0 is the MASK token."""
+    return "real_inputs" if encoding == "real" else "mask_token"
+
+
 @dataclass(frozen=True)
 class LowRankMatrixCompletion:
     """Online generator of masked rank-r matrices X = U Vᵀ (m×n), flattened row-major.
@@ -73,6 +78,11 @@ class LowRankMatrixCompletion:
     readout_bias = True
     """A linear read-out with bias to one real per position (the study's regression head)."""
     attention_dir = "bidirectional"
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """A matrix task with a value read-out; real inputs or a MASK token by ``encoding``."""
+        return frozenset({"matrix", "value_readout", _input_capability(self.encoding)})
 
     def __post_init__(self) -> None:
         check_int("m", self.m, 1)
@@ -307,6 +317,12 @@ class MixedSizeMatrixCompletion:
     readout_bias = True
     attention_dir = "bidirectional"
     d_vocab_out = 1
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """Real inputs or a MASK token by ``encoding``; its batches' single-size tasks
+        (:meth:`task_of`) are the matrix tasks."""
+        return frozenset({_input_capability(self.encoding)})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sizes", _normalise_sizes(self.sizes))

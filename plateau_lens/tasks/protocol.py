@@ -1,5 +1,16 @@
-"""The task protocol: what every task (LRMC, the algorithmic tasks, LLM prompts) provides,
-so that training and every analyzer work on any of them without asking which one it is."""
+"""The task contract: what every task (LRMC, the algorithmic tasks, LLM prompts, a plugin's)
+provides, so that training and every analyzer work on any of them without asking which one
+it is.
+
+A task class is a dataclass whose fields are its **settings** (plain values: bool, int, float,
+str, or tuples of them; the ``[task]`` table of a config), checked in ``__post_init__`` (raise
+``ValueError`` naming the field and what it allows). It **samples** from a ``torch.Generator``
+it is given (a batch is a pure function of the generator's seed), owns its **loss and
+metrics**, and **declares** what it offers beyond that in ``capabilities`` (names from
+:data:`CAPABILITIES`), so that models and analyzers ask the declaration, not the attributes.
+Register one with :func:`plateau_lens.register_task`, an entry point or a ``"module:Class"``
+path (``docs/extending.md``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +20,47 @@ import torch
 from torch import Tensor
 
 from .base import Batch, ProbeTarget
+
+
+CAPABILITIES: dict[str, str] = {
+    "matrix": "a matrix-completion task: m×n entries flattened row-major (attributes m, n, rank)",
+    "value_readout": "one real value read out per position, predictions(output) -> [batch, m, n] "
+                     "(LRMC's regression head)",
+    "answers": "answers generated after a prompt (prompt_length, answer_length, answer_rows()): "
+               "generation accuracy and repetition",
+    "real_inputs": "inputs are real values (a value embedding, not a token table)",
+    "mask_token": "token id 0 is the MASK token (model.mask_embedding = 'zero' allowed)",
+    "finite_data": "a fixed data set, dataset(split, device) -> the whole 'train' or 'test' "
+                   "split as one batch: training draws from it, both splits' metrics are logged",
+}
+"""The capabilities a task may declare, and what declaring one promises."""
+
+
+def capabilities_of(task: Any) -> frozenset[str]:
+    """The task's declared capabilities (none declared: the empty set)."""
+    declared = getattr(task, "capabilities", frozenset())
+    return frozenset(declared)
+
+
+def check_capabilities(task_or_class: Any, name: str) -> None:
+    """Raise ``TypeError`` for a declared capability that is not in :data:`CAPABILITIES`
+    (a class whose ``capabilities`` is a property is checked on its instances)."""
+    declared = getattr(task_or_class, "capabilities", frozenset())
+    if isinstance(declared, property):
+        return
+    if not isinstance(declared, (frozenset, set, tuple, list)):
+        raise TypeError(f"task {name!r}: capabilities must be a frozenset of names from "
+                        f"{sorted(CAPABILITIES)}, got {declared!r}")
+    unknown = sorted(set(declared) - set(CAPABILITIES))
+    if unknown:
+        raise TypeError(f"task {name!r} declares unknown capabilities {unknown}; allowed: "
+                        f"{sorted(CAPABILITIES)}")
+
+
+def has_capability(task: Any, capability: str) -> bool:
+    if capability not in CAPABILITIES:
+        raise KeyError(f"unknown capability {capability!r}; allowed: {sorted(CAPABILITIES)}")
+    return capability in capabilities_of(task)
 
 
 @runtime_checkable
@@ -22,6 +74,8 @@ class Task(Protocol):
     """"causal" (decoders) or "bidirectional" (LRMC's encoder)."""
     readout_bias: bool
     """Whether the model's read-out layer has a bias (LRMC's regression head does)."""
+    capabilities: frozenset[str]
+    """What the task offers beyond the members below (keys of :data:`CAPABILITIES`)."""
 
     @property
     def n_positions(self) -> int: ...
@@ -61,7 +115,7 @@ SPLITS = ("train", "test")
 @runtime_checkable
 class FiniteTask(Task, Protocol):
     """A task with a fixed data set (grokking: Power et al. 2022, Nanda et al. 2023) instead
-    of an online generator: a training split the trainer draws its batches from (the whole
+    of an online generator, declared by the capability ``"finite_data"``: a training split the trainer draws its batches from (the whole
     split when ``train.batch_size`` covers it, else shuffled epochs) and a held-out split.
     Each split is a pure function of the task's settings (its own seed among them), so a
     resumed run sees the same data. The trainer logs ``train_<metric>`` and ``test_<metric>``
@@ -74,5 +128,5 @@ class FiniteTask(Task, Protocol):
 
 
 def is_finite(task) -> bool:
-    """Whether ``task`` trains on a fixed data set (declares ``dataset``)."""
-    return callable(getattr(task, "dataset", None))
+    """Whether ``task`` trains on a fixed data set (declares ``"finite_data"``)."""
+    return has_capability(task, "finite_data")

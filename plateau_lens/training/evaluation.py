@@ -26,6 +26,7 @@ import torch
 from ..metrics import (ForwardFn, attention_masks, attention_progress_score, generation_metrics,
                        mean_cosine_over_pairs, readout_input_hook, scalar_metrics)
 from ..models.handle import PlateauModel
+from ..tasks.protocol import has_capability
 
 EVAL_BATCHES = ("fresh", "fixed")
 """``[train] eval_batch``: "fresh" (default, the study's): a new test batch every evaluation,
@@ -57,12 +58,13 @@ def evaluation_metrics(model: PlateauModel, batch, forward: ForwardFn | None = N
     task, bridge = model.task, model.bridge
     final = readout_input_hook(bridge)
     n_layers = bridge.cfg.n_layers
-    masks = attention_masks(task, batch, n_layers) if hasattr(task, "answer_rows") else {}
+    answers = has_capability(task, "answers")
+    masks = attention_masks(task, batch, n_layers) if answers else {}
     patterns = {layer: f"blocks.{layer}.attn.hook_pattern" for layer in masks}
     names = {final, *patterns.values()}
     output, cache = bridge.run_with_cache(batch.inputs, names_filter=lambda n: n in names)
     row = {f"eval_{name}": value for name, value in scalar_metrics(task, output, batch).items()}
-    if getattr(task, "answer_length", None):
+    if answers and task.answer_length:
         row.update(generation_metrics(task, bridge if forward is None else forward, batch))
     for name, pairs in collapse_measures(task).items():
         row[name] = mean_cosine_over_pairs(cache[final], pairs)

@@ -148,9 +148,6 @@ def progress_over_run(run_dir: str | Path, n_key: int = 5, steps: list[int] | No
     frequencies of the run's last checkpoint; returns (frame, keys)."""
     from plateau_lens import load_run
 
-    from .register import register
-
-    register()
     run = load_run(run_dir)
     available = run.steps
     if not available:

@@ -36,6 +36,7 @@ class ModularAddition:
     name: ClassVar[str] = "grokking"
     attention_dir: ClassVar[str] = "causal"
     readout_bias: ClassVar[bool] = False
+    capabilities: ClassVar[frozenset[str]] = frozenset({"finite_data"})
 
     def __post_init__(self):
         check_int("task.p", self.p, 2, 1000)

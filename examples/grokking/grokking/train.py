@@ -7,8 +7,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .register import register
-
 CONFIG = Path(__file__).resolve().parents[1] / "grokking.toml"
 
 
@@ -19,7 +17,6 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--steps", type=int, default=None, help="override train.steps")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    register()
     from plateau_lens.config import load_config
     from plateau_lens.training.trainer import train_or_resume
 

@@ -1,0 +1,165 @@
+"""The analyzer registry: every analyzer that ``analyze_run``, ``sweep --analyze`` and
+``plateau-lens analyze --analyzers`` can run by name.
+
+One signature: ``analyzer(model: PlateauModel, batch) -> pandas.DataFrame`` (tidy rows for one
+checkpoint; ``analyze_run`` puts ``step`` in front). One decorator,
+``@register_analyzer("name", needs={"answers"})``, whose ``needs`` are task capabilities
+(:data:`plateau_lens.tasks.protocol.CAPABILITIES`): an analyzer is refused, before any work,
+on a task that does not declare them all. Names resolve, in order: registered analyzers (the
+shipped ones, those of imported plugin modules: a run's task module is imported when the run
+is loaded, so analyzers registered beside a task come with it), the entry-point group
+``plateau_lens.analyzers``, then a ``"module:function"`` path.
+
+This module imports nothing heavy: the shipped analyzers are named by path and load on use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+ENTRY_POINT_GROUP = "plateau_lens.analyzers"
+NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+PATH_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+@dataclass(frozen=True)
+class AnalyzerEntry:
+    """An analyzer: ``target`` is the function, or its ``"module:function"`` path until it is
+    first used; ``needs``: the task capabilities it requires."""
+
+    name: str
+    target: Callable | str
+    needs: frozenset[str]
+
+    def function(self) -> Callable:
+        return _import_path(self.target) if isinstance(self.target, str) else self.target
+
+
+ANALYZERS: dict[str, AnalyzerEntry] = {}
+
+# (model, batch) -> DataFrame analyzers shipped with the package, and what each needs
+SHIPPED = {
+    "attention_progress": ("plateau_lens.analysis.attention_progress:attention_progress", ()),
+    "attention_structure": ("plateau_lens.analysis.attention_structure:attention_structure",
+                            ("matrix",)),
+    "ablation_sweep": ("plateau_lens.analysis.ablation:ablation_sweep", ()),
+    "copying_test": ("plateau_lens.analysis.copying:copying_test", ("value_readout",)),
+    "repetition": ("plateau_lens.analysis.collapse:repetition", ("answers",)),
+    "representation_collapse": ("plateau_lens.analysis.collapse:representation_collapse", ()),
+    "ablate_heads": ("plateau_lens.analysis.ablation:ablate_heads", ()),
+}
+
+
+def _check_needs(needs: Iterable[str], name: str) -> frozenset[str]:
+    from .tasks.protocol import CAPABILITIES
+
+    needs = frozenset([needs] if isinstance(needs, str) else needs)
+    unknown = sorted(needs - set(CAPABILITIES))
+    if unknown:
+        raise ValueError(f"analyzer {name!r}: needs {unknown} are not task capabilities; "
+                         f"allowed: {sorted(CAPABILITIES)}")
+    return needs
+
+
+def register_analyzer(name: str, *, needs: Iterable[str] = (), replace: bool = False
+                      ) -> Callable[[Callable], Callable]:
+    """Decorator: make ``fn(model, batch) -> DataFrame`` runnable by ``name`` in
+    ``analyze_run``, ``sweep --analyze`` and ``plateau-lens analyze --analyzers``; ``needs``:
+    task capabilities it requires (it is refused on other tasks, before any work)."""
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise ValueError(f"analyzer name must be letters, digits, '_', '.' or '-', got {name!r}")
+    checked = _check_needs(needs, name)
+
+    def decorate(fn: Callable) -> Callable:
+        if not callable(fn):
+            raise TypeError(f"analyzer {name!r} must be a function (model, batch) -> DataFrame, "
+                            f"got {fn!r}")
+        existing = ANALYZERS.get(name)
+        if existing is not None and existing.target is not fn and not replace:
+            raise ValueError(f"analyzer {name!r} is already registered; pass replace=True")
+        ANALYZERS[name] = AnalyzerEntry(name, fn, checked)
+        return fn
+
+    return decorate
+
+
+for _name, (_path, _needs) in SHIPPED.items():
+    ANALYZERS[_name] = AnalyzerEntry(_name, _path, frozenset(_needs))
+
+
+def _import_path(path: str) -> Callable:
+    module_name, _, qualname = path.partition(":")
+    try:
+        value = importlib.import_module(module_name)
+    except Exception as error:  # noqa: BLE001 - any failure of the user's module is reported
+        raise ValueError(f"cannot import analyzer module {module_name!r} ({path!r}): "
+                         f"{type(error).__name__}: {error}") from None
+    for part in qualname.split("."):
+        if not hasattr(value, part):
+            raise ValueError(f"analyzer module {module_name!r} has no {qualname!r}")
+        value = getattr(value, part)
+    if not callable(value):
+        raise ValueError(f"analyzer {path!r} is not a function")
+    return value
+
+
+def analyzer_names() -> list[str]:
+    """Registered analyzers in registration order (the shipped ones first), then entry points."""
+    entry_points = sorted({ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+                          - set(ANALYZERS))
+    return [*ANALYZERS, *entry_points]
+
+
+def resolve_analyzer(name: str) -> AnalyzerEntry:
+    """The analyzer called ``name`` (registered, an entry point, or a ``"module:function"``
+    path); ``ValueError`` naming the names there are."""
+    if name in ANALYZERS:
+        return ANALYZERS[name]
+    points = {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    if name in points:
+        try:
+            target = points[name].load()
+        except Exception as error:  # noqa: BLE001
+            raise ValueError(f"cannot import analyzer {name!r} from entry point "
+                             f"{points[name].value!r}: {type(error).__name__}: {error}") from None
+        if name not in ANALYZERS:  # loading may have registered it with its needs
+            ANALYZERS[name] = AnalyzerEntry(name, target, frozenset())
+        return ANALYZERS[name]
+    if isinstance(name, str) and PATH_PATTERN.match(name):
+        target = _import_path(name)
+        if name not in ANALYZERS:
+            ANALYZERS[name] = AnalyzerEntry(name, target, frozenset())
+        return ANALYZERS[name]
+    raise ValueError(f"unknown analyzer {name!r}; allowed: {', '.join(analyzer_names())} "
+                     f"or a 'module:function' path")
+
+
+def needs_of(name: str) -> frozenset[str]:
+    """The capabilities analyzer ``name`` needs: its registration's, else the shipped
+    analyzers' table (``hooks.ANALYZER_NEEDS``) for the functions outside the registry."""
+    if name in ANALYZERS:
+        return ANALYZERS[name].needs
+    from .analysis.hooks import ANALYZER_NEEDS
+
+    need = ANALYZER_NEEDS.get(name)
+    return frozenset() if need is None else frozenset({need})
+
+
+def parse_analyzers(text: str | None, flag: str = "--analyzers") -> list[str]:
+    """``"attention_progress,my_plugin_analyzer"`` -> names, each resolved (an unknown name
+    raises ``ValueError`` naming ``flag`` and the allowed names)."""
+    if not text:
+        return []
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise ValueError(f"{flag}: no analyzer named in {text!r}; allowed: {', '.join(analyzer_names())}")
+    for name in names:
+        try:
+            resolve_analyzer(name)
+        except ValueError as error:
+            raise ValueError(f"{flag}: {error}") from None
+    return names

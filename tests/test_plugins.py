@@ -1,0 +1,260 @@
+"""Tasks and analyzers from outside the package (issue 33): a plugin written into a temporary
+directory outside the repository, on PYTHONPATH only (tests/plugin_fixture.py), is trained,
+resumed, loaded, analysed and swept through the command line; its module being unimportable
+is a clear refusal (exit 2) that leaves the run directory byte for byte as it was."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from plateau_lens import load_config, register_analyzer, register_task
+from plateau_lens.cli import main
+from plateau_lens.tasks import TASKS, CAPABILITIES, capabilities_of, make_task
+from plateau_lens.tasks.registry import TaskImportError
+
+from plugin_fixture import (ANALYZER, CLASS, ENTRY_POINT_NAME, MODULE, TASK_NAME, plugin_env,
+                            write_plugin)
+
+REPO = Path(__file__).resolve().parents[1]
+PATH_NAME = f"{MODULE}:{CLASS}"
+CONFIG = f"""
+[task]
+name = "{PATH_NAME}"
+n_inputs = 3
+[model]
+d_model = 32
+n_layers = 1
+n_heads = 2
+[train]
+steps = 4
+batch_size = 32
+eval_batch_size = 16
+lr = 3e-3
+log_every = 2
+checkpoint_every = 2
+"""
+
+
+@pytest.fixture(scope="module")
+def plugin_dir(tmp_path_factory) -> Path:
+    folder = write_plugin(tmp_path_factory.mktemp("outside") / "plugin")
+    assert REPO not in folder.parents
+    return folder
+
+
+@pytest.fixture
+def plugin_on_path(plugin_dir, monkeypatch) -> Path:
+    monkeypatch.syspath_prepend(str(plugin_dir))
+    return plugin_dir
+
+
+def cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    """``plateau-lens ARGS`` in a fresh process (nothing of the plugin imported beforehand)."""
+    return subprocess.run([sys.executable, "-m", "plateau_lens.cli", *args], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def tree_bytes(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# ------------------------------------------------------------------ the contract (in-process)
+def test_shipped_tasks_declare_what_they_offer():
+    """Each declared capability is backed by the members it promises, and a task that offers
+    those members declares it (the declaration replaced attribute sniffing, so the two must
+    agree on every shipped task and encoding)."""
+    promised = {"matrix": ("m", "n", "rank"), "value_readout": ("predictions",),
+                "answers": ("prompt_length", "answer_length", "answer_rows")}
+    for name in TASKS:
+        for settings in ({}, {"encoding": "tokens"}) if name in ("lrmc", "lrmc_mixed") else ({},):
+            task = make_task(name, **settings)
+            declared = capabilities_of(task)
+            assert declared <= set(CAPABILITIES), (name, declared)
+            for capability, members in promised.items():
+                offers = all(hasattr(task, m) for m in members)
+                assert (capability in declared) == offers, (name, settings, capability)
+            encoding = getattr(task, "encoding", None)
+            assert ("real_inputs" in declared) == (encoding == "real"), (name, settings)
+            assert ("mask_token" in declared) == (encoding == "tokens"), (name, settings)
+
+
+def test_register_task_from_python_then_a_config_builds_it(plugin_on_path):
+    import labtasks
+
+    config = load_config({"task": {"name": TASK_NAME, "n_inputs": 2, "modulus": 3}})
+    assert config.task == {"name": TASK_NAME, "source": PATH_NAME, "n_inputs": 2, "modulus": 3}
+    task = config.make_task()
+    assert isinstance(task, labtasks.CumulativeSumMod) and (task.n_inputs, task.modulus) == (2, 3)
+    batch = task.sample(5, torch.Generator().manual_seed(0))
+    digits, answers = batch.tokens[:, :2], batch.answers  # the task's own data, by hand
+    assert torch.equal(answers, torch.stack([digits[:, 0] % 3, (digits[:, 0] + digits[:, 1]) % 3], 1))
+    with pytest.raises(ValueError, match=r"unknown \[task\] field\(s\) \['width'\] for task 'cumsum_mod'"):
+        load_config({"task": {"name": TASK_NAME, "width": 3}})
+    with pytest.raises(ValueError, match="task.modulus must be an integer >= 2, got 1"):
+        load_config({"task": {"name": TASK_NAME, "modulus": 1}})
+
+
+def test_bad_task_classes_and_names_are_refused_with_what_is_missing():
+    @dataclasses.dataclass(frozen=True)
+    class NoLoss:
+        size: int = 2
+        name = "no_loss"
+
+    with pytest.raises(TypeError, match=r"lacks \[.*'loss'.*\] of the task contract"):
+        register_task("no_loss")(NoLoss)
+    with pytest.raises(TypeError, match="a task is a dataclass"):
+        register_task("plain")(type("Plain", (), {}))
+    shipped = TASKS["mws"]
+    with pytest.raises(ValueError, match="'mws' is already registered"):
+        register_task("mws")(dataclasses.make_dataclass("Other", [], bases=(shipped,), frozen=True))
+    bad = dataclasses.make_dataclass("Bad", [], bases=(shipped,), frozen=True,
+                                     namespace={"capabilities": frozenset({"flying"})})
+    with pytest.raises(TypeError, match=r"unknown capabilities \['flying'\]; allowed: \['answers'"):
+        register_task("bad_capability")(bad)
+    with pytest.raises(ValueError, match="task.name must be one of .*'mws'.* or a 'module:ClassName' "
+                                         "path, got 'nonesuch'"):
+        load_config({"task": {"name": "nonesuch"}})
+    with pytest.raises(ValueError, match="task.name: cannot import task module 'no_such_module_xyz'"):
+        load_config({"task": {"name": "no_such_module_xyz:Task"}})
+
+
+def test_entry_point_task_is_found_from_the_dist_info_beside_the_module(plugin_on_path):
+    config = load_config({"task": {"name": ENTRY_POINT_NAME, "n_inputs": 2}})
+    assert config.task["source"] == PATH_NAME
+    assert type(config.make_task()).__name__ == CLASS
+
+
+def test_analyze_run_refuses_an_analyzer_whose_needs_the_task_lacks(small_lrmc_config, tmp_path):
+    """Before any checkpoint is read: the registered analyzer needs 'answers'; lrmc has none."""
+    from plateau_lens import analyze_run, load_run, train
+
+    calls = []
+
+    @register_analyzer("needs_answers_probe", needs={"answers"}, replace=True)
+    def needs_answers(model, batch):
+        calls.append(1)
+        return pd.DataFrame({"metric": ["x"], "value": [0.0]})
+
+    run = load_run(train(small_lrmc_config.replace(train={"steps": 1}), tmp_path / "r", progress=False))
+    with pytest.raises(ValueError, match="analyzer needs_answers_probe: defined for tasks with answers "
+                                         "to generate .*not task 'lrmc'"):
+        analyze_run(run, ["needs_answers_probe"], progress=False)
+    assert not calls
+    with pytest.raises(ValueError, match="needs \\['wings'\\] are not task capabilities"):
+        register_analyzer("winged", needs={"wings"})
+
+
+# ------------------------------------------------------------------ through the command line
+def test_plugin_task_trains_resumes_loads_and_is_analysed_through_the_cli(plugin_dir, tmp_path):
+    env = plugin_env(plugin_dir, REPO)
+    (tmp_path / "task.toml").write_text(CONFIG)
+
+    done = cli(["train", "task.toml", "--out", "run", "--quiet"], env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())["task"]
+    assert recorded == {"name": PATH_NAME, "n_inputs": 3}
+    done = cli(["resume", "run", "--set", "train.steps=8", "--quiet"], env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    done = cli(["analyze", "run", "--analyzers", f"{ANALYZER},ablate_heads", "--batch-size", "64",
+                "--quiet"], env, tmp_path)
+    assert done.returncode == 0, done.stderr
+
+    # load_run in a fresh process that never imported the plugin: the run's config imports it;
+    # then the analyzers' rows against the task's metrics and logits computed here, per step
+    check = r"""
+import json, sys
+import torch
+assert "labtasks" not in sys.modules
+from plateau_lens import load_run
+from plateau_lens.analysis import analysis_batch
+run = load_run("run")
+batch = analysis_batch(run, 64)
+rows = {}
+for step in run.steps:
+    model = run.model(step)
+    with torch.no_grad():
+        logits = model.network(batch.inputs).double()
+    answers = batch.answers
+    part = logits[:, run.task.answer_rows().start:]
+    correct = part.gather(-1, answers[..., None])[..., 0]
+    other = part.clone()
+    other.scatter_(-1, answers[..., None], float("-inf"))
+    margin = (correct - other.max(-1).values).mean().item()
+    loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch.targets.flatten()).item()
+    rows[step] = [margin, loss]
+print(json.dumps({"module": type(run.task).__module__, "steps": run.steps, "rows": rows}))
+"""
+    done = subprocess.run([sys.executable, "-c", check], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(done.stdout)
+    assert loaded["module"] == MODULE and loaded["steps"] == [0, 1, 2, 4, 6, 8]
+    expected = {int(step): values for step, values in loaded["rows"].items()}
+
+    margin = pd.read_csv(tmp_path / "run" / "analysis" / f"{ANALYZER}.csv")
+    assert list(margin["step"]) == loaded["steps"]
+    for step, value in zip(margin["step"], margin["value"]):
+        assert value == pytest.approx(expected[step][0], abs=1e-5), step
+    assert margin["value"].nunique() == len(margin)  # each row read its own step's weights
+    ablation = pd.read_csv(tmp_path / "run" / "analysis" / "ablate_heads.csv")
+    clean = ablation[(ablation["condition"] == "clean") & (ablation["metric"] == "loss")]
+    assert list(clean["step"]) == loaded["steps"]
+    for step, value in zip(clean["step"], clean["value"]):
+        assert value == pytest.approx(expected[step][1], rel=1e-4), step
+    ablated = ablation[(ablation["condition"] == "ablated") & (ablation["metric"] == "loss")]
+    assert (ablated["value"].to_numpy() != clean["value"].to_numpy()).any()
+
+    # the entry point: the recorded source is where the class lives
+    done = cli(["train", "task.toml", "--dry-run", "--set", f'task.name="{ENTRY_POINT_NAME}"'],
+               env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    task_table = json.loads(done.stdout[done.stdout.index("{"):])["task"]
+    assert task_table == {"name": ENTRY_POINT_NAME, "source": PATH_NAME}
+
+
+def test_unimportable_task_module_is_exit_2_naming_it_and_the_run_and_changes_nothing(
+        plugin_dir, tmp_path):
+    env = plugin_env(plugin_dir, REPO)
+    (tmp_path / "task.toml").write_text(CONFIG.replace("steps = 4", "steps = 2"))
+    done = cli(["train", "task.toml", "--out", "run", "--quiet"], env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    before = tree_bytes(tmp_path / "run")
+
+    without = plugin_env(tmp_path / "elsewhere", REPO)  # the plugin folder is off the path
+    for args in (["resume", "run", "--set", "train.steps=4"], ["analyze", "run", "--analyzers",
+                                                                ANALYZER]):
+        done = cli(args, without, tmp_path)
+        assert done.returncode == 2, (args, done.stderr)
+        message = done.stderr.strip().splitlines()[-1]
+        assert message.startswith("plateau-lens: error: run/config.json: "), message
+        assert f"cannot import task module '{MODULE}'" in message and "ModuleNotFoundError" in message
+        assert tree_bytes(tmp_path / "run") == before
+
+
+def test_plugin_task_and_analyzer_in_a_sweep_on_two_ray_workers(plugin_dir, tmp_path):
+    """Ray's workers import the plugin from the recorded task path; the plugin's analyzer runs
+    on them and lands in the sweep's analysis table."""
+    pytest.importorskip("ray")
+    env = plugin_env(plugin_dir, REPO)
+    (tmp_path / "task.toml").write_text(CONFIG)
+    (tmp_path / "sweep.toml").write_text('base = "task.toml"\n[grid]\ntrain.seed = [0, 1]\n')
+    done = cli(["sweep", "sweep.toml", "--out", "out", "--workers", "2", "--threads", "1",
+                "--analyze", ANALYZER, "--quiet"], env, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    table = pd.read_csv(tmp_path / "out" / "analysis.csv")
+    assert set(table["analyzer"]) == {ANALYZER}
+    assert sorted(table["run"].unique()) == ["seed=0", "seed=1"]
+    for run in ("seed=0", "seed=1"):
+        rows = table[table["run"] == run]
+        assert list(rows["step"]) == [0, 1, 2, 4]
+        assert rows["value"].notna().all()
+    first = table[table["step"] == 0].set_index("run")["value"]
+    assert first["seed=0"] != first["seed=1"]  # each run's own weights
