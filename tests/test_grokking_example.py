@@ -148,7 +148,7 @@ def test_progress_measures_on_a_one_frequency_model(grokking):
     assert other["excluded_loss"] == pytest.approx(train_loss, rel=1e-9)
 
 
-def test_example_trains_from_a_temp_dir(tmp_path):
+def test_example_trains_from_a_temp_dir(tmp_path, grokking):
     """``python -m grokking.train`` with examples/grokking on PYTHONPATH only (the repository
     root for plateau_lens, as an installed package would be), a small p; then the progress
     measures over its checkpoints."""
@@ -163,6 +163,11 @@ def test_example_trains_from_a_temp_dir(tmp_path):
               "from grokking.progress import progress_over_run; "
               "frame, keys = progress_over_run(sys.argv[2], n_key=2); "
               "frame.to_csv('progress.csv', index=False); print('keys', keys)")
+    # then, in a fresh process that never imported grokking: the registered analyzers by name
+    analyze = ("import sys; from plateau_lens import analyze_run, load_run; "
+               "table = analyze_run(load_run(sys.argv[1]), ['grokking_progress', "
+               "'grokking_fourier_embedding'], progress=False); "
+               "table.to_csv('analyzers.csv', index=False)")
     result = subprocess.run([sys.executable, "-c", script, "--out", str(tmp_path / "run"),
                              "--config", str(config), "--steps", "4", "--no-progress"],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
@@ -173,3 +178,24 @@ def test_example_trains_from_a_temp_dir(tmp_path):
     progress = pd.read_csv(tmp_path / "progress.csv")
     assert list(progress["step"]) == [0, 2, 4]
     assert progress[["restricted_loss", "excluded_loss"]].notna().all().all()
+    result = subprocess.run([sys.executable, "-c", analyze, str(tmp_path / "run")], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "analyzers.csv")
+    assert set(table["analyzer"]) == {"grokking_progress", "grokking_fourier_embedding"}
+    assert sorted(table.loc[table["analyzer"] == "grokking_fourier_embedding", "frequency"].unique()) == [1, 2, 3, 4, 5]
+    final = table[(table["analyzer"] == "grokking_progress") & (table["step"] == 4)].set_index("metric")["value"]
+    assert final["train_loss"] == pytest.approx(metrics_after_update(tmp_path / "run"), rel=1e-4)
+
+
+def metrics_after_update(run_dir: Path) -> float:
+    """train_loss of the last metrics row (step 3 is not logged at log_every 10: recompute
+    checkpoint 4's train loss by hand instead, from the saved network)."""
+    from plateau_lens import load_run
+
+    run = load_run(run_dir)
+    task, network = run.task, run.network(4)
+    train = task.dataset("train")
+    with torch.no_grad():
+        logits = network(train.inputs)[:, -1].double()
+    return _cross_entropy(logits, train.tokens[:, 3])

@@ -10,3 +10,5 @@ on 30 % of the pairs (a, b) of a + b mod 113 fits them early and generalises muc
   restricted loss, excluded loss) over a run's checkpoints;
 * ``python -m grokking.train``: train the README's run.
 """
+
+from . import analyzers  # noqa: E402,F401  registers grokking_progress, grokking_fourier_embedding
