@@ -152,3 +152,29 @@ def test_resumed_run_equals_uninterrupted(tiny_sum, tmp_path, batch_size):
     a, b = load_run(tmp_path / "whole").network(6), load_run(tmp_path / "split").network(6)
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(x, y), name
+
+
+def test_adamw_on_every_parameter_with_betas_matches_torch():
+    """weight_decay_scope = "all" and betas: the same update as torch.optim.AdamW over
+    model.parameters() (Nanda et al.'s optimizer), embeddings and biases decayed too."""
+    import copy
+
+    from plateau_lens import ModelConfig, build_network
+    from plateau_lens.config import TrainConfig
+    from plateau_lens.training.optimizers import build_optimizer
+
+    task = make_task("mws")
+    ours = build_network(task, ModelConfig(d_model=16, n_heads=2, normalization="none"), seed=0)
+    theirs = copy.deepcopy(ours)
+    train_config = TrainConfig(optimizer="adamw", lr=1e-2, weight_decay=1.0,
+                               weight_decay_scope="all", betas=[0.9, 0.98])
+    optimizer = build_optimizer(ours, train_config, torch.device("cpu"))
+    reference = torch.optim.AdamW(theirs.parameters(), lr=1e-2, betas=(0.9, 0.98), weight_decay=1.0)
+    batch = task.sample(8, torch.Generator().manual_seed(0))
+    for network, opt in ((ours, optimizer), (theirs, reference)):
+        for _ in range(3):
+            opt.zero_grad()
+            task.loss(network(batch.inputs), batch).backward()
+            opt.step()
+    for (name, a), (_, b) in zip(ours.named_parameters(), theirs.named_parameters()):
+        assert torch.allclose(a, b, atol=1e-7), name
