@@ -41,16 +41,34 @@ class AnalyzerEntry:
 
 ANALYZERS: dict[str, AnalyzerEntry] = {}
 
-# (model, batch) -> DataFrame analyzers shipped with the package, and what each needs
+TASK_KINDS = {
+    "matrix": "matrix-completion tasks (lrmc, lrmc_gpt)",
+    "value_readout": "matrix-completion tasks with a value read-out (lrmc; not lrmc_gpt)",
+    "answers": "tasks with answers to generate (the algorithmic tasks, lrmc_gpt)",
+}
+"""A capability an analyzer may need (``plateau_lens.tasks.protocol.CAPABILITIES``), and the
+tasks that declare it, in words (for refusals)."""
+
+ANALYZER_NEEDS = {
+    "attention_structure": "matrix",
+    **dict.fromkeys(["copying_test", "compare_to_nuclear_norm", "ood_evaluation",
+                     "permuted_positions", "value_embeddings", "positional_embeddings",
+                     "positional_embedding_norms", "positional_embedding_tsne",
+                     "positional_embedding_neighbours"], "value_readout"),
+    "repetition": "answers",
+}
+"""The shipped analyzers defined for one kind of task (registered or not: the others take
+more than (model, batch)), and the capability that kind declares; the rest run on any task."""
+
+# (model, batch) -> DataFrame analyzers shipped with the package, by path (loaded on use)
 SHIPPED = {
-    "attention_progress": ("plateau_lens.analysis.attention_progress:attention_progress", ()),
-    "attention_structure": ("plateau_lens.analysis.attention_structure:attention_structure",
-                            ("matrix",)),
-    "ablation_sweep": ("plateau_lens.analysis.ablation:ablation_sweep", ()),
-    "copying_test": ("plateau_lens.analysis.copying:copying_test", ("value_readout",)),
-    "repetition": ("plateau_lens.analysis.collapse:repetition", ("answers",)),
-    "representation_collapse": ("plateau_lens.analysis.collapse:representation_collapse", ()),
-    "ablate_heads": ("plateau_lens.analysis.ablation:ablate_heads", ()),
+    "attention_progress": "plateau_lens.analysis.attention_progress:attention_progress",
+    "attention_structure": "plateau_lens.analysis.attention_structure:attention_structure",
+    "ablation_sweep": "plateau_lens.analysis.ablation:ablation_sweep",
+    "copying_test": "plateau_lens.analysis.copying:copying_test",
+    "repetition": "plateau_lens.analysis.collapse:repetition",
+    "representation_collapse": "plateau_lens.analysis.collapse:representation_collapse",
+    "ablate_heads": "plateau_lens.analysis.ablation:ablate_heads",
 }
 
 
@@ -79,7 +97,9 @@ def register_analyzer(name: str, *, needs: Iterable[str] = (), replace: bool = F
             raise TypeError(f"analyzer {name!r} must be a function (model, batch) -> DataFrame, "
                             f"got {fn!r}")
         existing = ANALYZERS.get(name)
-        if existing is not None and existing.target is not fn and not replace:
+        same = (existing is not None and not isinstance(existing.target, str)
+                and _path_of(existing.target) == _path_of(fn))  # its module imported again
+        if existing is not None and existing.target is not fn and not (replace or same):
             raise ValueError(f"analyzer {name!r} is already registered; pass replace=True")
         ANALYZERS[name] = AnalyzerEntry(name, fn, checked)
         return fn
@@ -87,8 +107,13 @@ def register_analyzer(name: str, *, needs: Iterable[str] = (), replace: bool = F
     return decorate
 
 
-for _name, (_path, _needs) in SHIPPED.items():
-    ANALYZERS[_name] = AnalyzerEntry(_name, _path, frozenset(_needs))
+for _name, _path in SHIPPED.items():
+    _need = ANALYZER_NEEDS.get(_name)
+    ANALYZERS[_name] = AnalyzerEntry(_name, _path, frozenset() if _need is None else frozenset({_need}))
+
+
+def _path_of(fn: Callable) -> str:
+    return f"{getattr(fn, '__module__', '')}:{getattr(fn, '__qualname__', '')}"
 
 
 def _import_path(path: str) -> Callable:
@@ -139,12 +164,10 @@ def resolve_analyzer(name: str) -> AnalyzerEntry:
 
 
 def needs_of(name: str) -> frozenset[str]:
-    """The capabilities analyzer ``name`` needs: its registration's, else the shipped
-    analyzers' table (``hooks.ANALYZER_NEEDS``) for the functions outside the registry."""
+    """The capabilities analyzer ``name`` needs: its registration's, else
+    :data:`ANALYZER_NEEDS` (shipped analyzers outside the registry)."""
     if name in ANALYZERS:
         return ANALYZERS[name].needs
-    from .analysis.hooks import ANALYZER_NEEDS
-
     need = ANALYZER_NEEDS.get(name)
     return frozenset() if need is None else frozenset({need})
 

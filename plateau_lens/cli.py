@@ -92,10 +92,10 @@ def cmd_analyze(args) -> int:
     ``RUN/analysis/<name>.csv`` (or ``--out DIR``). Everything (the run, its task module, each
     analyzer and what it needs from the task) is checked before any checkpoint is read."""
     from .analysis.over_training import analyze_run, resolve_analyzers
+    from .analyzers import parse_analyzers
     from .io import write_table
     from .run import load_run
-
-    from .analyzers import parse_analyzers
+    from .sweep.analyze import ANALYSIS_DIR
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -110,7 +110,7 @@ def cmd_analyze(args) -> int:
         except ValueError:
             raise ValueError(f"--steps must be comma-separated checkpoint steps, got {args.steps!r}; "
                              f"available: {run.steps}") from None
-    out = Path(args.out) if args.out else run.path / "analysis"
+    out = Path(args.out) if args.out else run.path / ANALYSIS_DIR
     for name in names:
         frame = analyze_run(run, [name], steps=steps, batch_size=args.batch_size,
                             progress=not args.quiet)

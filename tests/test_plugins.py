@@ -62,8 +62,10 @@ def cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Completed
                           capture_output=True, text=True, timeout=600)
 
 
-def tree_bytes(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+def tree_bytes(folder: Path) -> dict[str, bytes | None]:
+    """Every file's bytes and every folder (None) under ``folder``."""
+    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None
+            for p in sorted(folder.rglob("*"))}
 
 
 # ------------------------------------------------------------------ the contract (in-process)
@@ -153,23 +155,27 @@ def test_analyze_run_refuses_an_analyzer_whose_needs_the_task_lacks(small_lrmc_c
 
 
 # ------------------------------------------------------------------ through the command line
-def test_plugin_task_trains_resumes_loads_and_is_analysed_through_the_cli(plugin_dir, tmp_path):
-    env = plugin_env(plugin_dir, REPO)
-    (tmp_path / "task.toml").write_text(CONFIG)
-
-    done = cli(["train", "task.toml", "--out", "run", "--quiet"], env, tmp_path)
+@pytest.fixture(scope="module")
+def cli_run(plugin_dir, tmp_path_factory) -> Path:
+    """A plugin run trained to step 4 by the CLI in a process that sees the plugin only on
+    PYTHONPATH; returns the folder holding ``run``."""
+    folder = tmp_path_factory.mktemp("cli")
+    (folder / "task.toml").write_text(CONFIG)
+    done = cli(["train", "task.toml", "--out", "run", "--quiet"], plugin_env(plugin_dir, REPO), folder)
     assert done.returncode == 0, done.stderr
-    recorded = json.loads((tmp_path / "run" / "config.json").read_text())["task"]
+    recorded = json.loads((folder / "run" / "config.json").read_text())["task"]
     assert recorded == {"name": PATH_NAME, "n_inputs": 3}
-    done = cli(["resume", "run", "--set", "train.steps=8", "--quiet"], env, tmp_path)
-    assert done.returncode == 0, done.stderr
-    done = cli(["analyze", "run", "--analyzers", f"{ANALYZER},ablate_heads", "--batch-size", "64",
-                "--quiet"], env, tmp_path)
-    assert done.returncode == 0, done.stderr
+    return folder
 
-    # load_run in a fresh process that never imported the plugin: the run's config imports it;
-    # then the analyzers' rows against the task's metrics and logits computed here, per step
-    check = r"""
+
+@pytest.fixture
+def plugin_not_imported(monkeypatch):
+    """This process as a fresh one would be: the plugin module not imported (a run naming it
+    must import it again)."""
+    monkeypatch.delitem(sys.modules, MODULE, raising=False)
+
+
+LOAD_CHECK = r"""
 import json, sys
 import torch
 assert "labtasks" not in sys.modules
@@ -192,19 +198,31 @@ for step in run.steps:
     rows[step] = [margin, loss]
 print(json.dumps({"module": type(run.task).__module__, "steps": run.steps, "rows": rows}))
 """
-    done = subprocess.run([sys.executable, "-c", check], env=env, cwd=tmp_path, capture_output=True,
-                          text=True, timeout=600)
+"""In a fresh process that never imported the plugin: load_run imports it from the run's
+config; per checkpoint, the answer margin and the loss from the native network's logits."""
+
+
+def test_plugin_task_trains_resumes_loads_and_is_analysed_through_the_cli(
+        plugin_dir, cli_run, plugin_not_imported, plugin_on_path, monkeypatch):
+    monkeypatch.chdir(cli_run)
+    assert main(["resume", "run", "--set", "train.steps=8", "--quiet"]) == 0
+    assert MODULE in sys.modules  # the run's config imported it
+    monkeypatch.delitem(sys.modules, MODULE)
+    assert main(["analyze", "run", "--analyzers", f"{ANALYZER},ablate_heads", "--batch-size", "64",
+                 "--quiet"]) == 0
+    done = subprocess.run([sys.executable, "-c", LOAD_CHECK], env=plugin_env(plugin_dir, REPO),
+                          cwd=cli_run, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     loaded = json.loads(done.stdout)
     assert loaded["module"] == MODULE and loaded["steps"] == [0, 1, 2, 4, 6, 8]
     expected = {int(step): values for step, values in loaded["rows"].items()}
 
-    margin = pd.read_csv(tmp_path / "run" / "analysis" / f"{ANALYZER}.csv")
+    margin = pd.read_csv(cli_run / "run" / "analysis" / f"{ANALYZER}.csv")
     assert list(margin["step"]) == loaded["steps"]
     for step, value in zip(margin["step"], margin["value"]):
         assert value == pytest.approx(expected[step][0], abs=1e-5), step
     assert margin["value"].nunique() == len(margin)  # each row read its own step's weights
-    ablation = pd.read_csv(tmp_path / "run" / "analysis" / "ablate_heads.csv")
+    ablation = pd.read_csv(cli_run / "run" / "analysis" / "ablate_heads.csv")
     clean = ablation[(ablation["condition"] == "clean") & (ablation["metric"] == "loss")]
     assert list(clean["step"]) == loaded["steps"]
     for step, value in zip(clean["step"], clean["value"]):
@@ -212,31 +230,26 @@ print(json.dumps({"module": type(run.task).__module__, "steps": run.steps, "rows
     ablated = ablation[(ablation["condition"] == "ablated") & (ablation["metric"] == "loss")]
     assert (ablated["value"].to_numpy() != clean["value"].to_numpy()).any()
 
-    # the entry point: the recorded source is where the class lives
-    done = cli(["train", "task.toml", "--dry-run", "--set", f'task.name="{ENTRY_POINT_NAME}"'],
-               env, tmp_path)
-    assert done.returncode == 0, done.stderr
-    task_table = json.loads(done.stdout[done.stdout.index("{"):])["task"]
-    assert task_table == {"name": ENTRY_POINT_NAME, "source": PATH_NAME}
+
+def test_entry_point_task_through_the_cli_records_its_source(plugin_on_path, tmp_path, capsys):
+    (tmp_path / "task.toml").write_text(CONFIG)
+    assert main(["train", str(tmp_path / "task.toml"), "--dry-run", "--set",
+                 f'task.name="{ENTRY_POINT_NAME}"']) == 0  # another task name: a fresh table
+    out = capsys.readouterr().out
+    assert json.loads(out[out.index("{"):])["task"] == {"name": ENTRY_POINT_NAME, "source": PATH_NAME}
 
 
 def test_unimportable_task_module_is_exit_2_naming_it_and_the_run_and_changes_nothing(
-        plugin_dir, tmp_path):
-    env = plugin_env(plugin_dir, REPO)
-    (tmp_path / "task.toml").write_text(CONFIG.replace("steps = 4", "steps = 2"))
-    done = cli(["train", "task.toml", "--out", "run", "--quiet"], env, tmp_path)
-    assert done.returncode == 0, done.stderr
-    before = tree_bytes(tmp_path / "run")
-
-    without = plugin_env(tmp_path / "elsewhere", REPO)  # the plugin folder is off the path
-    for args in (["resume", "run", "--set", "train.steps=4"], ["analyze", "run", "--analyzers",
-                                                                ANALYZER]):
-        done = cli(args, without, tmp_path)
-        assert done.returncode == 2, (args, done.stderr)
-        message = done.stderr.strip().splitlines()[-1]
+        cli_run, plugin_not_imported, monkeypatch, capsys):
+    monkeypatch.chdir(cli_run)  # the plugin folder is not on sys.path here
+    before = tree_bytes(cli_run / "run")
+    for args in (["resume", "run", "--set", "train.steps=10"],
+                 ["analyze", "run", "--analyzers", ANALYZER, "--out", "run/more"]):
+        assert main(args) == 2, args
+        message = capsys.readouterr().err.strip().splitlines()[-1]
         assert message.startswith("plateau-lens: error: run/config.json: "), message
         assert f"cannot import task module '{MODULE}'" in message and "ModuleNotFoundError" in message
-        assert tree_bytes(tmp_path / "run") == before
+        assert tree_bytes(cli_run / "run") == before
 
 
 def test_plugin_task_and_analyzer_in_a_sweep_on_two_ray_workers(plugin_dir, tmp_path):
@@ -258,3 +271,30 @@ def test_plugin_task_and_analyzer_in_a_sweep_on_two_ray_workers(plugin_dir, tmp_
         assert rows["value"].notna().all()
     first = table[table["step"] == 0].set_index("run")["value"]
     assert first["seed=0"] != first["seed=1"]  # each run's own weights
+
+
+# ------------------------------------------------------------------ shipped configs as package data
+def test_shipped_configs_are_package_data_that_cover_every_toml_of_tasks():
+    """demo and reproduce read the configs from the package (plateau_lens/configs, a symlink to
+    the top-level tasks/), and pyproject's package-data globs ship every TOML under tasks/:
+    a plain `pip install .` then has them (the wheel itself was checked by hand in a fresh venv)."""
+    import fnmatch
+    import sys as _sys
+
+    import plateau_lens
+    from plateau_lens.reproduce.common import TASKS_DIR, config_path
+
+    if _sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    assert TASKS_DIR == Path(plateau_lens.__file__).parent / "configs"
+    assert config_path("mws.toml").read_bytes() == (REPO / "tasks" / "mws.toml").read_bytes()
+    globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["plateau_lens"]
+    shipped = [p.relative_to(REPO / "tasks") for p in (REPO / "tasks").rglob("*.toml")]
+    assert shipped
+    unshipped = [str(p) for p in shipped
+                 if not any(fnmatch.fnmatch(f"configs/{p.as_posix()}", g) and
+                            g.count("/") == f"configs/{p.as_posix()}".count("/") for g in globs)]
+    assert not unshipped, f"TOMLs under tasks/ that a wheel would leave out: {unshipped}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from ..analyzers import ANALYZER_NEEDS, ANALYZERS, TASK_KINDS, needs_of
 from ..models.handle import PlateauModel
 from ..tasks.protocol import has_capability
 
@@ -29,32 +30,9 @@ def prepare(model, batch, task=None) -> PlateauModel:
     return handle
 
 
-TASK_KINDS = {
-    "matrix": "matrix-completion tasks (lrmc, lrmc_gpt)",
-    "value_readout": "matrix-completion tasks with a value read-out (lrmc; not lrmc_gpt)",
-    "answers": "tasks with answers to generate (the algorithmic tasks, lrmc_gpt)",
-}
-"""What a task must declare (a capability, ``plateau_lens.tasks.protocol.CAPABILITIES``) for
-an analyzer defined for one kind of task, and that kind in words."""
-
-ANALYZER_NEEDS = {
-    "attention_structure": "matrix",
-    **dict.fromkeys(["copying_test", "compare_to_nuclear_norm", "ood_evaluation",
-                     "permuted_positions", "value_embeddings", "positional_embeddings",
-                     "positional_embedding_norms", "positional_embedding_tsne",
-                     "positional_embedding_neighbours"], "value_readout"),
-    "repetition": "answers",
-}
-"""The analyzers defined for one kind of task, and the capability (a key of
-:data:`TASK_KINDS`) that the kind's tasks declare; every other analyzer runs on any task.
-Registered analyzers (``plateau_lens.analyzers``) declare theirs with ``needs``."""
-
-
 def task_problem(task, analyzer: str) -> str | None:
     """None when ``analyzer`` is defined for ``task`` (its ``needs``, from the analyzer
     registry or :data:`ANALYZER_NEEDS`), else why not: "defined for <kind>, not task <name>"."""
-    from ..analyzers import needs_of
-
     missing = [c for c in needs_of(analyzer) if not has_capability(task, c)]
     if not missing:
         return None
@@ -65,8 +43,6 @@ def task_problem(task, analyzer: str) -> str | None:
 def require(handle: PlateauModel, analyzer: str) -> None:
     """Raise ``ValueError`` when ``analyzer`` is defined for another kind of task than the
     model's (:func:`task_problem`); ``analyzer`` must be a key of :data:`ANALYZER_NEEDS`."""
-    from ..analyzers import ANALYZERS
-
     if analyzer not in ANALYZER_NEEDS and analyzer not in ANALYZERS:
         raise KeyError(f"{analyzer!r} is not in ANALYZER_NEEDS nor registered: declare the kind "
                        f"of task it needs")

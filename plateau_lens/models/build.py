@@ -69,9 +69,9 @@ def check_model_for_task(task, model_config: ModelConfig) -> None:
     _check_row_column(task, model_config)
     _check_tied(task, model_config)
     if model_config.mask_embedding == "zero" and not has_capability(task, "mask_token"):
-        raise ValueError(f"model.mask_embedding='zero' needs a task whose token 0 is a MASK "
-                         f"token (capability 'mask_token': lrmc, lrmc_mixed with encoding = "
-                         f"'tokens'), got task {task.name!r}; allowed here: 'learned'")
+        raise ValueError(f"model.mask_embedding='zero' needs a task with the token encoding, "
+                         f"token 0 its MASK (capability 'mask_token': lrmc, lrmc_mixed with "
+                         f"encoding = 'tokens'), got task {task.name!r}; allowed here: 'learned'")
 
 
 def _check_row_column(task, model_config: ModelConfig) -> None:

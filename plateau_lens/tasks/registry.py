@@ -67,12 +67,15 @@ def check_task_class(cls: Any, name: str) -> type:
 
 
 def add(name: str, cls: type, source: str | None, *, replace: bool = False) -> None:
+    """Register ``cls`` as ``name``; another class under a taken name is refused, unless it
+    comes from the same ``source`` (its module imported again, e.g. ``importlib.reload``)."""
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise ValueError(f"task name must be letters, digits, '_', '.' or '-' (starting with a "
                          f"letter or '_'), got {name!r}")
     check_task_class(cls, name)
     existing = _REGISTRY.get(name)
-    if existing is not None and existing.cls is not cls and not replace:
+    reloaded = existing is not None and source is not None and existing.source == source
+    if existing is not None and existing.cls is not cls and not (replace or reloaded):
         raise ValueError(f"task name {name!r} is already registered ({existing.source or 'shipped'}); "
                          f"pass replace=True to register_task to replace it")
     _REGISTRY[name] = TaskEntry(cls, source)
