@@ -226,7 +226,8 @@ class RunConfig(StrictModel):
 
     def to_dict(self) -> dict[str, Any]:
         values = {"task": dict(self.task), "model": self.model.to_dict(),
-                  "train": self.train.model_dump()}
+                  "train": {k: list(v) if isinstance(v, tuple) else v  # JSON-shaped (betas)
+                            for k, v in self.train.model_dump().items()}}
         if self.init.active:
             values["init"] = {k: list(v) if isinstance(v, tuple) else v
                               for k, v in self.init.model_dump().items()}
