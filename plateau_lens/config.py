@@ -86,6 +86,13 @@ class TrainConfig(StrictModel):
     weight_decay: Float(ge=0) = 0.0
     """Decoupled weight decay of ``adamw`` (linear-layer weights only) and of ``muon``'s
     AdamW part (see ``plateau_lens.training.optimizers``)."""
+    weight_decay_scope: Literal["linear", "all"] = "linear"
+    """``adamw``: "linear" (the study's minGPT rule: weights of linear layers only) or "all"
+    (every parameter, ``torch.optim.AdamW(model.parameters())`` as Nanda et al. 2023 train
+    their grokking transformer)."""
+    betas: Annotated[tuple[Float(ge=0, lt=1), Float(ge=0, lt=1)], Field(strict=False),
+                     Allowed("two numbers in [0, 1), e.g. [0.9, 0.98]")] = (0.9, 0.999)
+    """(β₁, β₂) of ``adam`` and ``adamw`` (PyTorch's default; Nanda et al. 2023: (0.9, 0.98))."""
     muon_lr: Float(gt=0) = 0.02
     """``muon``: learning rate of the block matrices (``lr`` is the AdamW part's)."""
     muon_weight_decay: Float(ge=0) = 0.0

@@ -40,9 +40,11 @@ def reference_config(model) -> RefConfig:
         n_layers=config.n_layers, n_heads=config.n_heads, d_model=config.d_model,
         d_mlp=config.resolved_d_mlp, attention=config.attention,
         causal=task.attention_dir == "causal", act_fn=config.act_fn, eps=config.layer_norm_eps,
-        norm="post" if config.architecture == "bert" else "pre",
+        norm="post" if config.architecture == "bert" else (
+            "pre" if config.normalization == "layer_norm" else "none"),
         embedding="real" if getattr(task, "encoding", "tokens") == "real" else "tokens",
-        pos=config.pos_embedding, m=getattr(task, "m", None), n=getattr(task, "n", None))
+        pos=config.pos_embedding, m=getattr(task, "m", None), n=getattr(task, "n", None),
+        mlp=not config.attn_only, tied=config.tied_embeddings, rotary_base=config.rotary_base)
 
 
 def reference(model, inputs, edits=None):

@@ -141,7 +141,7 @@ def test_bad_model_config():
     with pytest.raises(ValueError, match="n_layers"):
         ModelConfig(n_layers=0)
     with pytest.raises(ValueError, match="pos_embedding"):
-        ModelConfig(pos_embedding="sinusoidal")
+        ModelConfig(pos_embedding="alibi")
     with pytest.raises(ValueError, match="needs a matrix task"):
         build_network(make_task("mws"), ModelConfig(pos_embedding="row_column"))
 

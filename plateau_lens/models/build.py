@@ -21,7 +21,8 @@ from ..tasks.protocol import has_capability
 from .bert import PostNormModel, init_bert, post_norm_components
 from .config import ModelConfig
 from .handle import PlateauModel, attention_bias_of
-from .layers import AttentionBias, PlateauAttention, RowColumnEmbedding, ValueEmbedding
+from .layers import (AttentionBias, NoPositions, PlateauAttention, RowColumnEmbedding,
+                     SinusoidalEmbedding, ValueEmbedding)
 
 NATIVE_ARCHITECTURE = "TransformerLensNative"
 
@@ -48,7 +49,10 @@ def bridge_config(task, model_config: ModelConfig, seed: int = 0) -> Transformer
         d_vocab_out=task.d_vocab_out,
         act_fn=model_config.act_fn,
         eps=model_config.layer_norm_eps,
-        normalization_type="LN",
+        normalization_type="LN" if model_config.normalization == "layer_norm" else None,
+        attn_only=model_config.attn_only,
+        positional_embedding_type="rotary" if model_config.pos_embedding == "rotary" else "standard",
+        rotary_base=model_config.rotary_base,
         attention_dir=task.attention_dir,
         architecture=NATIVE_ARCHITECTURE,
         init_mode="gpt2",
@@ -63,6 +67,7 @@ def check_model_for_task(task, model_config: ModelConfig) -> None:
     would do nothing). Run when a run is made (train, --dry-run, each sweep point); building a
     saved run checks only what building needs, so runs saved before a check existed load."""
     _check_row_column(task, model_config)
+    _check_tied(task, model_config)
     if model_config.mask_embedding == "zero" and not has_capability(task, "mask_token"):
         raise ValueError(f"model.mask_embedding='zero' needs a task with the token encoding, "
                          f"token 0 its MASK (capability 'mask_token': lrmc, lrmc_mixed with "
@@ -73,6 +78,17 @@ def _check_row_column(task, model_config: ModelConfig) -> None:
     if model_config.pos_embedding == "row_column" and not has_capability(task, "matrix"):
         raise ValueError(f"model.pos_embedding='row_column' needs a matrix task (capability "
                          f"'matrix': lrmc, lrmc_gpt), got task {task.name!r}")
+
+
+def _check_tied(task, model_config: ModelConfig) -> None:
+    if not model_config.tied_embeddings:
+        return
+    if has_capability(task, "real_inputs") or task.d_vocab != task.d_vocab_out:
+        raise ValueError(f"model.tied_embeddings=true needs token inputs and as many outputs as "
+                         f"input tokens (W_U = W_Eᵀ), got task {task.name!r} with d_vocab "
+                         f"{task.d_vocab}, d_vocab_out {task.d_vocab_out}"
+                         f"{' and real-valued inputs' if has_capability(task, 'real_inputs') else ''}; "
+                         f"set tied_embeddings=false")
 
 
 def build_network(task, model_config: ModelConfig, seed: int = 0) -> NativeModel:
@@ -92,7 +108,7 @@ def build_network(task, model_config: ModelConfig, seed: int = 0) -> NativeModel
         network = PostNormModel(cfg) if bert else NativeModel(cfg)
         for block in network.layers:
             block.attn = PlateauAttention(cfg, kind=model_config.attention,
-                                          attention_bias=attention_bias)
+                                          attention_bias=attention_bias, rotary=network.rotary)
         if has_capability(task, "real_inputs"):
             network.tok_embed = ValueEmbedding(cfg.d_model)
         elif has_capability(task, "mask_token") and model_config.mask_embedding == "zero":
@@ -117,6 +133,14 @@ def build_network(task, model_config: ModelConfig, seed: int = 0) -> NativeModel
                 embed.weight[embed.padding_idx].zero_()
         if isinstance(embed, ValueEmbedding):
             nn.init.zeros_(embed.bias)
+        # fixed tables after the init (it would redraw any table it finds)
+        if model_config.pos_embedding == "sinusoidal":
+            network.pos = SinusoidalEmbedding(cfg.n_ctx, cfg.d_model)
+        elif model_config.pos_embedding == "none":  # rotary: no table (pos stays None)
+            network.pos = NoPositions(cfg.n_ctx, cfg.d_model)
+        if model_config.tied_embeddings:
+            _check_tied(task, model_config)
+            network.head.weight = embed.weight  # one parameter: W_U = W_Eᵀ
     return network
 
 

@@ -9,8 +9,6 @@ from pydantic import model_validator
 from ..schema import ConfigError, Float, Int, StrictModel
 
 ACT_FNS = ("gelu", "gelu_new", "relu")
-POS_EMBEDDINGS = ("learned", "row_column")
-ARCHITECTURES = ("gpt2", "bert")
 
 
 class ModelConfig(StrictModel):
@@ -41,9 +39,23 @@ class ModelConfig(StrictModel):
     init_std: Float(gt=0) = 0.02
     mask_embedding: Literal["learned", "zero"] = "learned"
     """``tokens`` encoding only: "zero" keeps MASK's embedding at 0 (the study's padding_idx)."""
-    pos_embedding: Literal["learned", "row_column"] = "learned"
+    pos_embedding: Literal["learned", "row_column", "sinusoidal", "rotary", "none"] = "learned"
     """"learned": one free vector per position (the studies'); "row_column" (matrix tasks):
-    a learned row vector plus a learned column vector, see ``RowColumnEmbedding``."""
+    a learned row vector plus a learned column vector, see ``RowColumnEmbedding``;
+    "sinusoidal": the fixed table of Vaswani et al. 2017 (``SinusoidalEmbedding``, no
+    parameters); "rotary": RoPE on queries and keys (Su et al. 2021, TransformerLens' native
+    ``NativeRotary``, adjacent-pair convention, base ``rotary_base``), no table added to the
+    residual stream; "none": no positional information at all (a causal model can still
+    count positions through its mask)."""
+    rotary_base: Float(gt=1) = 10000.0
+    """``pos_embedding = "rotary"``: θ_i = base^(-2i/d_head)."""
+    normalization: Literal["layer_norm", "none"] = "layer_norm"
+    """"layer_norm" (the studies'): the architecture's LayerNorms; "none": no LayerNorm
+    anywhere (``gpt2`` only), as in Nanda et al. 2023's grokking transformer."""
+    attn_only: bool = False
+    """Attention-only blocks: no MLP (``gpt2`` only; leave ``d_mlp`` unset)."""
+    tied_embeddings: bool = False
+    """Tied unembedding W_U = W_Eᵀ (one parameter; needs d_vocab = d_vocab_out, token inputs)."""
     architecture: Literal["gpt2", "bert"] = "gpt2"
     """"gpt2" (pre-LN) or "bert" (post-LN + embedding LayerNorm + BERT init), see above."""
     max_positions: Optional[Int(ge=1)] = None
@@ -57,6 +69,32 @@ class ModelConfig(StrictModel):
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"model.d_model must be divisible by n_heads={self.n_heads}, got {self.d_model}")
+        return self
+
+    @model_validator(mode="after")
+    def _shape_options_fit(self) -> "ModelConfig":
+        """Combinations of the shape options that cannot be built, refused by field name."""
+        if self.architecture == "bert":
+            gpt2_only = {"normalization": ("none", self.normalization == "none"),
+                         "attn_only": (True, self.attn_only),
+                         "tied_embeddings": (True, self.tied_embeddings),
+                         "pos_embedding": (self.pos_embedding,
+                                           self.pos_embedding not in ("learned", "row_column"))}
+            for name, (value, clash) in gpt2_only.items():
+                if clash:
+                    raise ValueError(
+                        f"model.{name}={value!r} needs model.architecture='gpt2' (the post-LN "
+                        f"'bert' architecture has its LayerNorms, MLPs, an untied read-out and "
+                        f"'learned' or 'row_column' positions), got architecture='bert'")
+        if self.attn_only and self.d_mlp is not None:
+            raise ValueError(f"model.d_mlp={self.d_mlp} is set but model.attn_only=true builds "
+                             f"no MLP: leave d_mlp unset or set attn_only=false")
+        if self.pos_embedding == "rotary" and self.d_head % 2:
+            raise ValueError(f"model.pos_embedding='rotary' needs an even d_head = d_model / "
+                             f"n_heads, got {self.d_model} / {self.n_heads} = {self.d_head}")
+        if self.max_positions is not None and self.pos_embedding == "none":
+            raise ValueError("model.max_positions sizes the position table, but "
+                             "model.pos_embedding='none' has none: leave max_positions unset")
         return self
 
     @property

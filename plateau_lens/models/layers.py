@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens.model_bridge.sources.native import NativeAttention
+from transformer_lens.model_bridge.sources.native.model import NativeRotary
 
 from ..codec import FIXED_POINT_MASK, FIXED_POINT_SCALE
 
@@ -37,6 +38,9 @@ class PlateauAttention(NativeAttention):
     * ``kind="softmax"``: A = softmax(QKᵀ/√d_head + mask).
     * ``kind="linear"`` (the loss-plateau study's default): A = QKᵀ/√d_head with masked
       (future) entries set to 0 and no softmax; output A·V.
+    * ``rotary`` (``pos_embedding = "rotary"``): TransformerLens' ``NativeRotary`` rotates
+      queries and keys by their positions before the scores (``hook_q``/``hook_k`` hold them
+      unrotated).
     * ``attention_bias`` (attention biasing, an :class:`AttentionBias` shared by all layers): if its
       multiplier is set, a [query, key] tensor that multiplies A elementwise after masking
       (after the softmax for softmax attention; no renormalisation), in training,
@@ -48,8 +52,9 @@ class PlateauAttention(NativeAttention):
     pattern is materialised so hooks can read and edit it.
     """
 
-    def __init__(self, cfg, kind: str = "softmax", attention_bias: AttentionBias | None = None):
-        super().__init__(cfg)
+    def __init__(self, cfg, kind: str = "softmax", attention_bias: AttentionBias | None = None,
+                 rotary: NativeRotary | None = None):
+        super().__init__(cfg, rotary=rotary)
         if kind not in ATTENTION_KINDS:
             raise ValueError(f"attention must be one of {list(ATTENTION_KINDS)}, got {kind!r}")
         self.kind = kind
@@ -69,6 +74,8 @@ class PlateauAttention(NativeAttention):
             einops.rearrange(proj(hidden_states), "b p (h d) -> b h p d", h=self.n_heads)
             for proj in (self.q, self.k, self.v)
         )
+        if self.rotary is not None:  # RoPE (pos_embedding = "rotary"): rotate q and k
+            q, k = self.rotary.apply_rope(q, k, position_ids=position_ids)
         multiplier = self.attention_bias.multiplier
         if pattern_fn is None and multiplier is None and self.kind == "softmax":
             z = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal,
@@ -135,6 +142,42 @@ class RowColumnEmbedding(nn.Module):
     def weight(self) -> Float[Tensor, "pos d_model"]:
         table = self.row[:, None, :] + self.column[None, :, :]
         return einops.rearrange(table, "m n d -> (m n) d")
+
+    def forward(self, position_ids: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
+        return self.weight[position_ids]
+
+
+class SinusoidalEmbedding(nn.Module):
+    """The fixed positional table of Vaswani et al. 2017 ("Attention is all you need", §3.5):
+    PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos(p / 10000^(2i/d)). A buffer, not a
+    parameter (nothing to train, nothing in the state dict); ``weight`` is the n_ctx × d_model
+    table TransformerLens reads as ``W_pos``."""
+
+    weight: Tensor
+
+    def __init__(self, n_ctx: int, d_model: int, base: float = 10000.0):
+        super().__init__()
+        position = torch.arange(n_ctx, dtype=torch.float64)[:, None]
+        inverse_wavelength = base ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)
+        angle = position * inverse_wavelength
+        table = torch.zeros(n_ctx, d_model, dtype=torch.float64)
+        table[:, 0::2] = torch.sin(angle)
+        table[:, 1::2] = torch.cos(angle[:, : d_model // 2])
+        self.register_buffer("weight", table.float(), persistent=False)
+
+    def forward(self, position_ids: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
+        return self.weight[position_ids]
+
+
+class NoPositions(nn.Module):
+    """``pos_embedding = "none"``: adds nothing (a zero table, no parameters); kept as a module
+    so the bridge's ``hook_pos_embed`` exists (and reads 0) like on every other model."""
+
+    weight: Tensor
+
+    def __init__(self, n_ctx: int, d_model: int):
+        super().__init__()
+        self.register_buffer("weight", torch.zeros(n_ctx, d_model), persistent=False)
 
     def forward(self, position_ids: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
         return self.weight[position_ids]

@@ -30,6 +30,8 @@ CAPABILITIES: dict[str, str] = {
                "generation accuracy and repetition",
     "real_inputs": "inputs are real values (a value embedding, not a token table)",
     "mask_token": "token id 0 is the MASK token (model.mask_embedding = 'zero' allowed)",
+    "finite_data": "a fixed data set, dataset(split, device) -> the whole 'train' or 'test' "
+                   "split as one batch: training draws from it, both splits' metrics are logged",
 }
 """The capabilities a task may declare, and what declaring one promises."""
 
@@ -105,3 +107,26 @@ class Task(Protocol):
     def collapse_positions(self) -> list[int]: ...
 
     def optimal_attention(self) -> Tensor | None: ...
+
+
+SPLITS = ("train", "test")
+
+
+@runtime_checkable
+class FiniteTask(Task, Protocol):
+    """A task with a fixed data set (grokking: Power et al. 2022, Nanda et al. 2023) instead
+    of an online generator, declared by the capability ``"finite_data"``: a training split the trainer draws its batches from (the whole
+    split when ``train.batch_size`` covers it, else shuffled epochs) and a held-out split.
+    Each split is a pure function of the task's settings (its own seed among them), so a
+    resumed run sees the same data. The trainer logs ``train_<metric>`` and ``test_<metric>``
+    of ``metrics`` over each whole split (``train_loss``, ``train_accuracy``, ``test_loss``,
+    ``test_accuracy``, …); ``sample`` still serves analyzers that ask for a batch."""
+
+    def dataset(self, split: str, device: Any = "cpu") -> Batch:
+        """The whole ``split`` ("train" or "test") as one batch, in a fixed order."""
+        ...
+
+
+def is_finite(task) -> bool:
+    """Whether ``task`` trains on a fixed data set (declares ``"finite_data"``)."""
+    return has_capability(task, "finite_data")

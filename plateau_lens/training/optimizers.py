@@ -5,7 +5,9 @@
 * ``adamw``: ``torch.optim.AdamW`` with ``weight_decay`` on the weights of linear layers
   only — attention, MLP and the unembedding; biases, LayerNorms and the token and position
   embeddings are not decayed — as the study's ``GPTLinear.configure_optimizers`` ("only used
-  for weight decay experiments", Figs. 36–40).
+  for weight decay experiments", Figs. 36–40); with ``weight_decay_scope = "all"`` on every
+  parameter (Nanda et al. 2023's grokking setup).
+* ``adam``/``adamw`` take ``betas`` (default PyTorch's (0.9, 0.999)).
 * ``muon``: :class:`MuonWithAuxAdamW` (``src/train_mws_muon.py``, Figs. 32–33): Muon on the
   2-D weights inside the transformer blocks (lr ``muon_lr``, decay ``muon_weight_decay``),
   AdamW on everything else (lr ``lr``, decay ``weight_decay``, betas (0.9, 0.95), eps
@@ -135,10 +137,13 @@ def build_optimizer(network: torch.nn.Module, train, device: torch.device) -> to
     params = [p for _, p in named]
     if train.optimizer == "sgd":
         return torch.optim.SGD(params, lr=train.lr)
+    betas = tuple(train.betas)
     if train.optimizer == "adamw":
+        if train.weight_decay_scope == "all":
+            return torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay, betas=betas)
         groups = [{"params": [p for n, p in named if _decays(n, p)], "weight_decay": train.weight_decay},
                   {"params": [p for n, p in named if not _decays(n, p)], "weight_decay": 0.0}]
-        return torch.optim.AdamW([g for g in groups if g["params"]], lr=train.lr)
+        return torch.optim.AdamW([g for g in groups if g["params"]], lr=train.lr, betas=betas)
     if train.optimizer == "muon":
         hidden = [p for n, p in named if _is_block_matrix(n, p)]
         rest = [p for n, p in named if not _is_block_matrix(n, p)]
@@ -146,7 +151,7 @@ def build_optimizer(network: torch.nn.Module, train, device: torch.device) -> to
                        weight_decay=train.muon_weight_decay),
                   dict(params=rest, use_muon=False, lr=train.lr, weight_decay=train.weight_decay)]
         return MuonWithAuxAdamW([g for g in groups if g["params"]])
-    return torch.optim.Adam(params, lr=train.lr, fused=device.type == "cuda")
+    return torch.optim.Adam(params, lr=train.lr, betas=betas, fused=device.type == "cuda")
 
 
 def build_schedule(optimizer: torch.optim.Optimizer, train) -> torch.optim.lr_scheduler.LambdaLR:

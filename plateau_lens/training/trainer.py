@@ -34,12 +34,14 @@ from ..models.handle import PlateauModel
 from ..progress import progress_bar
 from ..tasks.base import step_generator
 from ..tracking import Tracking
+from ..tasks.protocol import SPLITS, is_finite
 from .checkpoint import (
     CHECKPOINT_DIR, STATE_SUFFIX, WEIGHTS_SUFFIX, CheckpointError, CheckpointMismatch,
     LegacyCheckpointError, checkpoint_name, list_checkpoints, load_checkpoint, read_metadata,
     restore_rng_states, save_checkpoint,
 )
 from .evaluation import training_log_row
+from .finite import split_metrics, training_batch
 from .optimizers import build_optimizer, build_schedule
 
 log = logging.getLogger("plateau_lens")
@@ -306,7 +308,10 @@ class Trainer:
         self.forward = torch.compile(self.network) if config.train.compile else self.network
         self.model = PlateauModel(bridge=wrap_in_bridge(self.network), task=self.task,
                                   network=self.network, config=config.model)
-        self.eval_batch = self.test_batch(0)
+        self.splits = ({split: self.task.dataset(split, self.device) for split in SPLITS}
+                       if is_finite(self.task) else None)
+        """A finite task's data set (``dataset(split)`` of each split), else None (online)."""
+        self.eval_batch = self.splits["test"] if self.splits else self.test_batch(0)
         self.tracking = Tracking(config.train.trackers, self.run_dir, config.to_dict(),
                                  config.train.tracker_group)  # checks them; writes nothing
 
@@ -508,14 +513,18 @@ class Trainer:
         step ``self.step``'s update), in eval mode: ``loss`` (and the task's other metrics) on
         the training batch that update is computed from, the evaluation metrics on
         ``test_batch(self.step)`` (``training_log_row``); ``lr``: the learning rate that
-        update uses. See docs/run-directory.md."""
-        train = self.config.train
-        batch = self.task.sample(train.batch_size,
-                                 step_generator(train.seed, self.step, self.device), self.device)
+        update uses. A finite task logs ``loss`` (that batch) and ``train_*``/``test_*``: its
+        metrics over each whole split (``training.finite.split_metrics``). See
+        docs/run-directory.md."""
+        batch = self.next_batch()
         row = {"step": self.step, "lr": self.scheduler.get_last_lr()[0]}
         self.network.eval()
-        with self.autocast():
-            row.update(training_log_row(self.model, batch, self.test_batch(self.step), self.forward))
+        with self.autocast(), torch.no_grad():
+            if self.splits is not None:  # finite data: the step's batch, then both whole splits
+                row["loss"] = self.task.loss(self.forward(batch.inputs), batch).item()
+                row.update(split_metrics(self.task, self.splits, self.forward))
+            else:
+                row.update(training_log_row(self.model, batch, self.test_batch(self.step), self.forward))
         self.network.train()
         return row
 
@@ -530,6 +539,14 @@ class Trainer:
             self.tracking.log_row(self.rows[-1])
         if self.config.train.is_checkpoint_step(step) and step != self.saved_step:
             self.save()
+
+    def next_batch(self):
+        """Batch ``self.step``: a pure function of (seed, step) for online and finite tasks."""
+        train = self.config.train
+        if self.splits is not None:
+            return training_batch(self.splits["train"], train.batch_size, train.seed, self.step)
+        return self.task.sample(train.batch_size, step_generator(train.seed, self.step, self.device),
+                                self.device)
 
     def run(self, stop_at: int | None = None, progress: bool = True) -> Path:
         """Train until ``config.train.steps`` (or ``stop_at``); returns the run directory.
@@ -550,8 +567,7 @@ class Trainer:
                     bar.set_postfix(loss=f"{self.rows[-1]['loss']:.4g}")
                 if self.step >= end:
                     break
-                batch = self.task.sample(train.batch_size,
-                                         step_generator(train.seed, self.step, self.device), self.device)
+                batch = self.next_batch()
                 with self.autocast():
                     output = self.forward(batch.inputs)
                     loss = self.task.loss(output, batch)

@@ -61,9 +61,12 @@ class RefConfig:
     eps: float = 1e-5  # LayerNorm eps
     norm: str = "pre"  # "pre" (GPT-2 style) | "post" (BERT style)
     embedding: str = "tokens"  # "tokens" | "real"
-    pos: str = "learned"  # "learned" | "row_column" (needs m, n)
+    pos: str = "learned"  # "learned" | "row_column" (needs m, n) | "sinusoidal" | "rotary" | "none"
     m: int | None = None
     n: int | None = None
+    mlp: bool = True  # False: attention-only blocks
+    tied: bool = False  # W_U = W_E^T (the state dict's head.weight must be that same matrix)
+    rotary_base: float = 10000.0
 
     @property
     def d_head(self) -> int:
@@ -113,8 +116,20 @@ LAYER_NAMES: dict[str, str] = {  # "{l}" = layer index; ref name is prefixed "bl
 def _required_globals(cfg: RefConfig) -> list[str]:
     names = ["W_E", "W_U"]
     names += ["b_E"] if cfg.embedding == "real" else []
-    names += ["W_pos"] if cfg.pos == "learned" else ["W_row", "W_col"]
-    names += ["ln_final.w", "ln_final.b"] if cfg.norm == "pre" else ["embed_ln.w", "embed_ln.b"]
+    names += {"learned": ["W_pos"], "row_column": ["W_row", "W_col"]}.get(cfg.pos, [])
+    names += {"pre": ["ln_final.w", "ln_final.b"], "post": ["embed_ln.w", "embed_ln.b"]}.get(cfg.norm, [])
+    return names
+
+
+def _layer_names(cfg: RefConfig) -> dict[str, str]:
+    """LAYER_NAMES less the norms (norm="none") and the MLP (mlp=False)."""
+    names = dict(LAYER_NAMES)
+    if cfg.norm == "none" or not cfg.mlp:
+        names = {k: v for k, v in names.items() if not k.startswith("ln2")}
+    if cfg.norm == "none":
+        names = {k: v for k, v in names.items() if not k.startswith("ln1")}
+    if not cfg.mlp:
+        names = {k: v for k, v in names.items() if not k.startswith("mlp")}
     return names
 
 
@@ -133,7 +148,7 @@ def weights_from_state_dict(state_dict: dict[str, Tensor], cfg: RefConfig) -> di
     if "head.bias" in sd:
         wanted["b_U"] = "head.bias"
     for l in range(cfg.n_layers):
-        wanted.update({f"blocks.{l}.{ref}": proj.format(l=l) for ref, proj in LAYER_NAMES.items()})
+        wanted.update({f"blocks.{l}.{ref}": proj.format(l=l) for ref, proj in _layer_names(cfg).items()})
     missing = sorted(proj for proj in wanted.values() if proj not in sd)
     unused = sorted(set(sd) - set(wanted.values()))
     if missing or unused:
@@ -147,9 +162,15 @@ def weights_from_state_dict(state_dict: dict[str, Tensor], cfg: RefConfig) -> di
             w[a + f"W_{x}"] = rearrange(w[a + f"W_{x}"], "(h e) d -> h d e", h=h)
             w[a + f"b_{x}"] = rearrange(w[a + f"b_{x}"], "(h e) -> h e", h=h)
         w[a + "W_O"] = rearrange(w[a + "W_O"], "d (h e) -> h e d", h=h)
-        w[f"blocks.{l}.mlp.W_in"] = w[f"blocks.{l}.mlp.W_in"].T.contiguous()
-        w[f"blocks.{l}.mlp.W_out"] = w[f"blocks.{l}.mlp.W_out"].T.contiguous()
-    w["W_U"] = w["W_U"].T.contiguous()
+        if cfg.mlp:
+            w[f"blocks.{l}.mlp.W_in"] = w[f"blocks.{l}.mlp.W_in"].T.contiguous()
+            w[f"blocks.{l}.mlp.W_out"] = w[f"blocks.{l}.mlp.W_out"].T.contiguous()
+    if cfg.tied:
+        if not torch.equal(w["W_U"], w["W_E"]):
+            raise ValueError("tied=True but the state dict's head.weight differs from tok_embed.weight")
+        w["W_U"] = w["W_E"].T.contiguous()
+    else:
+        w["W_U"] = w["W_U"].T.contiguous()
     return w
 
 
@@ -160,9 +181,9 @@ def weights_from_state_dict(state_dict: dict[str, Tensor], cfg: RefConfig) -> di
 _CHOICES = {
     "attention": ("softmax", "linear"),
     "act_fn": ("gelu", "gelu_new", "relu"),
-    "norm": ("pre", "post"),
+    "norm": ("pre", "post", "none"),
     "embedding": ("tokens", "real"),
-    "pos": ("learned", "row_column"),
+    "pos": ("learned", "row_column", "sinusoidal", "rotary", "none"),
 }
 
 
@@ -198,11 +219,11 @@ def activation(x: Tensor, act_fn: str) -> Tensor:
 def site_names(cfg: RefConfig) -> list[str]:
     """Every site that forward caches (and that ``edits`` may name), in forward order."""
     names = ["hook_embed", "hook_pos_embed"] + (["embed_ln.hook_out"] if cfg.norm == "post" else [])
+    mlp_sites = ("hook_resid_mid", "mlp.hook_pre", "mlp.hook_post", "hook_mlp_out") if cfg.mlp else ()
     for l in range(cfg.n_layers):
         names += [f"blocks.{l}.{s}" for s in (
             "hook_resid_pre", "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_pattern",
-            "attn.hook_z", "hook_attn_out", "hook_resid_mid", "mlp.hook_pre", "mlp.hook_post",
-            "hook_mlp_out", "hook_resid_post")]
+            "attn.hook_z", "hook_attn_out", *mlp_sites, "hook_resid_post")]
     if cfg.norm == "pre":
         names += ["ln_final.hook_normalized", "ln_final.hook_out"]
     return names
@@ -250,12 +271,37 @@ def embed(
 
 
 def pos_embed(weights: dict[str, Tensor], cfg: RefConfig, n_pos: int) -> Float[Tensor, "p d"]:
-    """learned: P[p]. row_column (m x n matrix, row-major): row[p // n] + column[p % n]."""
+    """learned: P[p]. row_column (m x n matrix, row-major): row[p // n] + column[p % n].
+    sinusoidal (Vaswani et al. 2017): P[p, 2i] = sin(p w_i), P[p, 2i+1] = cos(p w_i),
+    w_i = 10000^(-2i/d). rotary, none: 0 (rotary acts on q and k instead)."""
     p = torch.arange(n_pos)
     if cfg.pos == "learned":
         return weights["W_pos"][p]
+    if cfg.pos in ("rotary", "none"):
+        return torch.zeros(n_pos, cfg.d_model, dtype=torch.float64)
+    if cfg.pos == "sinusoidal":
+        table = torch.empty(n_pos, cfg.d_model, dtype=torch.float64)
+        for i in range(0, cfg.d_model, 2):
+            angle = p.double() / 10000.0 ** (i / cfg.d_model)
+            table[:, i] = torch.sin(angle)
+            if i + 1 < cfg.d_model:
+                table[:, i + 1] = torch.cos(angle)
+        return table
     assert cfg.m is not None and cfg.n is not None and n_pos <= cfg.m * cfg.n
     return weights["W_row"][p // cfg.n] + weights["W_col"][p % cfg.n]
+
+
+def rotate(x: Float[Tensor, "b p h e"], base: float) -> Float[Tensor, "b p h e"]:
+    """RoPE (Su et al. 2021) on adjacent pairs: (x_2i, x_2i+1) at position p turned by the
+    angle p * theta_i, theta_i = base^(-2i/e), over the whole head dimension e."""
+    e = x.shape[-1]
+    p = torch.arange(x.shape[1], dtype=torch.float64)
+    theta = base ** (-torch.arange(0, e, 2, dtype=torch.float64) / e)
+    angle = (p[:, None] * theta[None, :])[None, :, None, :]  # [1 p 1 e/2]
+    even, odd = x[..., 0::2], x[..., 1::2]
+    turned_even = even * torch.cos(angle) - odd * torch.sin(angle)
+    turned_odd = even * torch.sin(angle) + odd * torch.cos(angle)
+    return torch.stack((turned_even, turned_odd), dim=-1).flatten(-2)
 
 
 def attention(
@@ -267,6 +313,8 @@ def attention(
     q = site(pre + "q", einsum(x, weights[a + "W_Q"], "b p d, h d e -> b p h e") + weights[a + "b_Q"])
     k = site(pre + "k", einsum(x, weights[a + "W_K"], "b p d, h d e -> b p h e") + weights[a + "b_K"])
     v = site(pre + "v", einsum(x, weights[a + "W_V"], "b p d, h d e -> b p h e") + weights[a + "b_V"])
+    if cfg.pos == "rotary":
+        q, k = rotate(q, cfg.rotary_base), rotate(k, cfg.rotary_base)
     scores = einsum(q, k, "b q h e, b k h e -> b h q k") / math.sqrt(cfg.d_head)
     T = x.shape[1]
     future = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)  # key > query
@@ -321,12 +369,17 @@ def forward(
         blk = f"blocks.{l}."
 
         def ln(name: str, t: Tensor) -> Tensor:
+            if cfg.norm == "none":
+                return t
             return layer_norm(t, weights[blk + name + ".w"], weights[blk + name + ".b"], eps)
 
         x = site(blk + "hook_resid_pre", x)
         attn_in = x if post else ln("ln1", x)
         attn_out = site(blk + "hook_attn_out",
                         attention(weights, cfg, l, attn_in, site, pattern_multiplier))
+        if not cfg.mlp:  # attention-only block
+            x = site(blk + "hook_resid_post", x + attn_out)
+            continue
         mid = site(blk + "hook_resid_mid", ln("ln1", x + attn_out) if post else x + attn_out)
         mlp_in = mid if post else ln("ln2", mid)
         h_pre = site(blk + "mlp.hook_pre", mlp_in @ weights[blk + "mlp.W_in"] + weights[blk + "mlp.b_in"])
@@ -334,7 +387,7 @@ def forward(
         mlp_out = site(blk + "hook_mlp_out", h_post @ weights[blk + "mlp.W_out"] + weights[blk + "mlp.b_out"])
         x = site(blk + "hook_resid_post", ln("ln2", mid + mlp_out) if post else mid + mlp_out)
 
-    if not post:
+    if cfg.norm == "pre":
         x = site("ln_final.hook_normalized", normalize(x, eps))
         x = site("ln_final.hook_out", x * weights["ln_final.w"] + weights["ln_final.b"])
     out = x @ weights["W_U"]
