@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from perturbed import perturbed_model, sample
 from plateau_lens import ModelConfig, ablate_heads, make_task, representation_collapse
 from plateau_lens.config import RunConfig, task_schema
+from plateau_lens.tasks import task_class
 from plateau_lens.errors import PlateauLensError
 from plateau_lens.models.config import ModelConfig as ModelSchema
 from plateau_lens.config import TrainConfig
@@ -42,7 +43,7 @@ ANY_VALUE = st.one_of(
 
 
 def field_names(section: str, task_name: str) -> list[str]:
-    model = {"train": TrainConfig, "model": ModelSchema}.get(section) or task_schema(task_name)
+    model = {"train": TrainConfig, "model": ModelSchema}.get(section) or task_schema(task_class(task_name))
     return sorted(model.model_fields)
 
 

@@ -309,8 +309,11 @@ def test_interrupted_and_killed_sweep_resumes_and_trains_every_run_once(tmp_path
             assert [s["start_step"] for s in new] == [max(killed_at[name], 0)]
         if after_interrupt[name] > 0:  # resumed after Ctrl-C from where it stopped
             assert starts[1] == after_interrupt[name]
-        metrics = load_run(out / "runs" / name).metrics
-        assert list(metrics["step"]) == list(range(0, STEPS, 5))  # logged once each, no gap
+        run = load_run(out / "runs" / name)
+        # logged once each, no gap: every log_every step, every checkpoint step, the last step
+        train = run.config.train
+        expected = sorted(set(range(0, STEPS + 1, train.log_every)) | set(train.checkpoint_steps()))
+        assert list(run.metrics["step"]) == expected
 
     # the failing point: tried, retried once, recorded with its error; the others went on
     fail_sessions = status[failing]["sessions"]
