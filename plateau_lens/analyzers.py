@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from .plugin_paths import import_path
+
 ENTRY_POINT_GROUP = "plateau_lens.analyzers"
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 PATH_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -117,16 +119,7 @@ def _path_of(fn: Callable) -> str:
 
 
 def _import_path(path: str) -> Callable:
-    module_name, _, qualname = path.partition(":")
-    try:
-        value = importlib.import_module(module_name)
-    except Exception as error:  # noqa: BLE001 - any failure of the user's module is reported
-        raise ValueError(f"cannot import analyzer module {module_name!r} ({path!r}): "
-                         f"{type(error).__name__}: {error}") from None
-    for part in qualname.split("."):
-        if not hasattr(value, part):
-            raise ValueError(f"analyzer module {module_name!r} has no {qualname!r}")
-        value = getattr(value, part)
+    value = import_path(path, f"analyzer {path!r}")
     if not callable(value):
         raise ValueError(f"analyzer {path!r} is not a function")
     return value

@@ -139,6 +139,17 @@ class PretrainedModel:
         return self.bridge(tokens)
 
 
+
+def tokenizer_beside(directory: Path):
+    """The study's tokenizer saved beside a local checkpoint; :class:`CheckpointLoadError`
+    saying what to do when there is none."""
+    try:
+        return study_tokenizer(directory)
+    except Exception as error:
+        raise CheckpointLoadError(
+            f"no usable tokenizer in {directory} ({type(error).__name__}: {error}); save "
+            f"one beside the model (tokenizer.save_pretrained) or pass tokenizer=") from error
+
 def load_checkpoint_model(name: str | None = None, step: int | None = None,
                           revision: str | None = None, local_dir: str | Path | None = None,
                           dtype: torch.dtype | None = None, device: str | None = None,
@@ -175,12 +186,7 @@ def load_checkpoint_model(name: str | None = None, step: int | None = None,
                 f"{directory} holds a {architecture}, not a {expected_architecture} like the rest "
                 f"of the series")
         if tokenizer is None:
-            try:
-                tokenizer = study_tokenizer(directory)
-            except Exception as error:
-                raise CheckpointLoadError(
-                    f"no usable tokenizer in {directory} ({type(error).__name__}: {error}); save "
-                    f"one beside the model (tokenizer.save_pretrained) or pass tokenizer=") from error
+            tokenizer = tokenizer_beside(directory)
         try:
             bridge = TransformerBridge.boot_transformers(str(directory), dtype=dtype,
                                                          device=device, tokenizer=tokenizer)

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from .checkpoints import CheckpointLoadError, PretrainedModel, study_tokenizer
+from .checkpoints import CheckpointLoadError, PretrainedModel, tokenizer_beside
 
 log = logging.getLogger("plateau_lens")
 
@@ -218,12 +218,7 @@ class SeriesLoader:
         key = tokenizer_key(directory)
         if self.model is not None and key == self._tokenizer_key:
             return self.model.tokenizer
-        try:
-            tokenizer = study_tokenizer(directory)
-        except Exception as error:
-            raise CheckpointLoadError(
-                f"no usable tokenizer in {directory} ({type(error).__name__}: {error}); save "
-                f"one beside the model (tokenizer.save_pretrained) or pass tokenizer=") from error
+        tokenizer = tokenizer_beside(directory)
         self._tokenizer_key = key
         return tokenizer
 

@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..plugin_paths import import_path
+
 ENTRY_POINT_GROUP = "plateau_lens.tasks"
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 SOURCE_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -99,17 +101,7 @@ def import_source(source: str) -> type:
     """The class at ``"module:QualName"``; ``TaskImportError`` naming the module otherwise."""
     if not isinstance(source, str) or not SOURCE_PATTERN.match(source):
         raise TaskImportError(f"a task source is 'module.path:ClassName', got {source!r}")
-    module_name, _, qualname = source.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as error:  # noqa: BLE001 - any failure of the user's module is reported
-        raise TaskImportError(f"cannot import task module {module_name!r} (task {source!r}): "
-                              f"{type(error).__name__}: {error}") from None
-    value: Any = module
-    for part in qualname.split("."):
-        if not hasattr(value, part):
-            raise TaskImportError(f"task module {module_name!r} has no {qualname!r} (task {source!r})")
-        value = getattr(value, part)
+    value = import_path(source, f"task {source!r}", TaskImportError)
     return check_task_class(value, source)
 
 
