@@ -124,14 +124,14 @@ def _split_metrics_by_hand(network, split_batch) -> tuple[float, float]:
 
 
 def test_both_splits_logged_and_match_a_recomputation(tiny_sum, tmp_path):
-    """Row s is measured after update s: the weights of checkpoint s + 1. Rows 2 and 5 are
+    """Row s is measured on checkpoint s's weights (docs/run-directory.md). Rows 3 and 6 are
     recomputed from checkpoints 3 and 6 with plain torch on each whole split."""
     train(_config(batch_size=10), tmp_path / "run", progress=False)
     run = load_run(tmp_path / "run")
     metrics = run.metrics.set_index("step")
     for name in ("train_loss", "train_accuracy", "test_loss", "test_accuracy"):
         assert name in metrics
-    for row, checkpoint in ((2, 3), (5, 6)):
+    for row, checkpoint in ((3, 3), (6, 6)):
         network = run.network(checkpoint)
         for split in ("train", "test"):
             loss, accuracy = _split_metrics_by_hand(network, tiny_sum.dataset(split))

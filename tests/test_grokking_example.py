@@ -173,7 +173,7 @@ def test_example_trains_from_a_temp_dir(tmp_path, grokking):
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
-    assert list(metrics["step"]) == [0]
+    assert list(metrics["step"]) == [0, 2, 4]  # row 0 (log_every 10) and every checkpoint's row
     assert {"train_loss", "train_accuracy", "test_loss", "test_accuracy"} <= set(metrics)
     progress = pd.read_csv(tmp_path / "progress.csv")
     assert list(progress["step"]) == [0, 2, 4]
