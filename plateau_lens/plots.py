@@ -255,8 +255,8 @@ def collapse_by_site(table: pd.DataFrame, transition: Transition | None = None, 
     figure, axis = plt.subplots(figsize=(6.5, 4))
     sns.lineplot(data=data, x="step", y="value", hue="site", ax=axis, marker="o", markersize=3)
     axis.set_ylabel("mean pairwise cosine similarity")
-    if transition is not None:
-        axis.axvline(transition.drop_step, color="tab:red", ls="--", lw=1)
+    step_axis(axis, data["step"])
+    mark_drop(axis, transition)
     axis.legend(fontsize=7)
     axis.set_title(title)
     figure.tight_layout()
@@ -273,6 +273,8 @@ def probe_accuracy_vs_step(probes: pd.DataFrame, metrics: pd.DataFrame,
     left.set_yscale("log")
     sns.lineplot(data=probes, x="step", y="value", hue="metric", ax=right, marker="o", markersize=3)
     right.set_ylabel("next-token probe accuracy")
+    step_axis(left, metrics["step"])
+    step_axis(right, probes["step"])
     for axis in (left, right):
         if transition is not None:
             axis.axvline(transition.drop_step, color="tab:red", ls="--", lw=1)
@@ -427,17 +429,23 @@ def positional_tsne_progress_figure(tsne: pd.DataFrame, title: str = ""):
     return _scatter_by_step(points, "tsne_1", "tsne_2", "column", "tab10", 40, title)
 
 
-def permuted_positions_figure(frame: pd.DataFrame, metric: str = "masked_mse", title: str = ""):
+def permuted_positions_figure(frame: pd.DataFrame, metric: str = "masked_mse", title: str = "",
+                              transition: Transition | None = None):
     """Task metric with shuffled positional embeddings (``permuted_positions``), per
-    permutation scope, beside the unshuffled model; vs step when ``frame`` has one."""
+    permutation scope, beside the unshuffled model; vs step when ``frame`` has one (log-spaced
+    checkpoints on a symlog axis, the drop marked)."""
     sns.set_theme(style="whitegrid")
     data = frame[frame["metric"] == metric].copy()
     data["scope"] = data["scope"].fillna("none (clean)")
     figure, axis = plt.subplots(figsize=(7, 4))
     if "step" in data and data["step"].nunique() > 1:
         sns.lineplot(data=data, x="step", y="value", hue="scope", marker="o", ax=axis)
+        step_axis(axis, data["step"])
+        mark_drop(axis, transition)
+        axis.legend(title="positions shuffled", fontsize=8)
     else:
         sns.barplot(data=data, x="scope", y="value", ax=axis, errorbar="sd")
+        axis.set_xlabel("positions shuffled (scope)")
     axis.set_ylabel(metric)
     axis.set_yscale("log")
     return _finish(figure, title)
@@ -529,7 +537,7 @@ def condition_bars(table: pd.DataFrame, metrics: list[str], x: str = "condition"
         sns.barplot(data=subset, x=x, y="value", hue=hue, ax=axis)
         if log_y and (subset["value"] > 0).all():
             axis.set_yscale("log")
-        axis.set(title=metric, ylabel=metric, xlabel="")
+        axis.set(title=metric, ylabel=metric, xlabel=x.replace("_", " "))
         axis.tick_params(axis="x", rotation=45, labelsize=8)
     return _finish(figure, title)
 

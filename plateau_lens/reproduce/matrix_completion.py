@@ -408,7 +408,8 @@ def permuted(setup: Setup, entry_id: str, context: Context):
     table = _label_steps(_by_step(run, lambda m, b: permuted_positions(m, b, progress=False),
                                   steps, batch, context.progress), points)
     figure = permuted_positions_figure(table, "masked_mse",
-                                       "masked MSE with the positional embeddings shuffled")
+                                       "masked MSE with the positional embeddings shuffled",
+                                       detected_transition(run))
     return _save(context, entry_id, {"permuted": figure}, {"permuted": table}, how)
 
 
