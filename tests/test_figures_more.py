@@ -159,3 +159,28 @@ def test_figure_reads_without_the_code(name):
         assert problems == [], problems
     finally:
         plt.close(figure)
+
+
+def test_sweep_loss_curves_of_two_tiny_runs_read_without_the_code(tmp_path):
+    """``loss_curves_figure`` reads each run's metrics.csv from its directory: two real runs
+    (lr 1e-3 and 3e-3), one curve and one legend entry each, the legend inside the canvas."""
+    from plateau_lens import load_config, train
+    from plateau_lens.sweep.figures import loss_curves_figure
+
+    paths = []
+    for lr in (1e-3, 3e-3):
+        config = load_config({
+            "task": {"name": "lrmc", "m": 3, "n": 3, "rank": 1},
+            "model": {"n_layers": 1, "n_heads": 1, "d_model": 8, "attention": "softmax"},
+            "train": {"steps": 4, "batch_size": 4, "eval_batch_size": 4, "lr": lr, "log_every": 1,
+                      "checkpoint_every": 4, "checkpoint_log_spaced": False, "seed": 0}})
+        paths.append(train(config, tmp_path / f"lr{lr:g}", progress=False))
+    frame = pd.DataFrame({"train.lr": [1e-3, 3e-3], "path": paths})
+    figure = draw(loss_curves_figure(frame, "train.lr"))
+    try:
+        assert check_figure(figure) == []
+        (axis,) = figure.axes
+        assert [t.get_text() for t in axis.get_legend().get_texts()] == ["0.001", "0.003"]
+        assert axis.get_xlabel() and axis.get_ylabel() == "masked_mse"
+    finally:
+        plt.close(figure)
