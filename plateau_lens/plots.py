@@ -367,10 +367,11 @@ def token_embedding_figure(norms: pd.DataFrame, pca: pd.DataFrame, title: str = 
     sns.set_theme(style="whitegrid")
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
     sns.lineplot(data=norms, x="entry_value", y="value", ax=axes[0])
-    axes[0].set(xlabel="value", ylabel="ℓ2 norm of the token embedding")
+    axes[0].set(xlabel="matrix entry value", ylabel="ℓ2 norm of the token embedding")
     points = _pc_table(pca)
     sns.scatterplot(data=points, x="pc1", y="pc2", hue="value_range", palette="viridis", ax=axes[1], s=14)
-    axes[1].legend(fontsize=7, title="value")
+    axes[1].set(xlabel="PC1 of the token embeddings", ylabel="PC2 of the token embeddings")
+    axes[1].legend(fontsize=7, title="entry value range")
     return _finish(figure, title)
 
 
@@ -394,7 +395,7 @@ def positional_embedding_figure(norms: pd.DataFrame, tsne: pd.DataFrame, title: 
                               values="value").reset_index()
     for axis, key in zip(axes[1:], ("column", "row")):
         sns.scatterplot(data=points, x="tsne_1", y="tsne_2", hue=key, palette="tab10", ax=axis, s=60)
-        axis.set_title(f"t-SNE, coloured by {key}")
+        axis.set(title=f"t-SNE, coloured by {key}", xlabel="t-SNE 1 (no units)", ylabel="t-SNE 2 (no units)")
         axis.legend(fontsize=7, title=key, ncol=2)
     return _finish(figure, title)
 
@@ -497,9 +498,13 @@ def lambda_sweep_figure(table: pd.DataFrame, title: str = ""):
     sns.lineplot(data=regularised, x="lam", y="value", hue="metric", marker="o", ax=axis,
                  hue_order=metrics)
     palette = dict(zip(metrics, sns.color_palette(n_colors=3)))
-    for _, row in data[data["condition"] == "exact"].iterrows():
+    exact = data[data["condition"] == "exact"]
+    for _, row in exact.iterrows():
         axis.axhline(row["value"], ls=":", color=palette[row["metric"]], lw=1)
-    axis.set(xscale="log", yscale="log", xlabel="λ", ylabel="MSE")
+    if not exact.empty:  # name the dotted lines: the exact (constrained) form, same colours
+        axis.plot([], [], ls=":", color="0.3", lw=1, label="exact form (dotted, same colours)")
+        axis.legend(title="metric", fontsize=8)
+    axis.set(xscale="log", yscale="log", xlabel="regularisation strength λ", ylabel="MSE")
     return _finish(figure, title)
 
 

@@ -184,3 +184,31 @@ def test_sweep_loss_curves_of_two_tiny_runs_read_without_the_code(tmp_path):
         assert axis.get_xlabel() and axis.get_ylabel() == "masked_mse"
     finally:
         plt.close(figure)
+
+
+def test_lambda_sweep_names_the_exact_form_s_dotted_lines():
+    """The exact nuclear-norm minimiser is drawn as dotted horizontal lines (which the generic
+    check skips as markers): the legend must say what they are."""
+    figure = draw(FIGURES["lambda_sweep"]())
+    try:
+        (axis,) = figure.axes
+        dotted = [line for line in axis.get_lines() if line.get_linestyle() == ":" and len(line.get_xdata())]
+        assert len(dotted) == 3  # one per metric of the exact form
+        labels = [t.get_text() for t in axis.get_legend().get_texts()]
+        assert any("exact" in text for text in labels), labels
+        assert {"observed_mse", "masked_mse", "mse"} <= set(labels)
+    finally:
+        plt.close(figure)
+
+
+def test_colourbar_coded_lines_need_no_legend_but_other_colours_do():
+    """figure_checks accepts lines coloured from a colourbar's colormap (LLC traces) and still
+    flags a line whose colour neither a legend nor a colourbar explains."""
+    figure = draw(FIGURES["llc"]())
+    try:
+        assert check_figure(figure) == []
+        traces = figure.axes[1]
+        traces.plot([0, 4], [0.5, 0.6], color="tab:red")
+        assert any("no legend entry" in p for p in check_figure(figure))
+    finally:
+        plt.close(figure)
