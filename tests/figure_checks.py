@@ -97,6 +97,10 @@ def check_figure(figure, transition_step: float | None = None) -> list[str]:
             problems.append(f"{name}: no y-axis label")
         if maps and not has_colorbar:
             problems.append(f"{name}: a heatmap without a colourbar")
+        mapped = [c for c in axis.collections if c not in maps and c.get_array() is not None
+                  and np.unique(np.asarray(c.get_array(), float)).size > 1]
+        if mapped and not has_colorbar:  # points coloured through a colormap (by step, say)
+            problems.append(f"{name}: points coloured by a value without a colourbar")
         colours = {to_rgba(line.get_color()) for line in lines}
         if len(colours) > 1:
             missing = [c for c in colours if not any(np.allclose(c, l) for l in legend_rgba)

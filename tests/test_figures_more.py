@@ -212,3 +212,18 @@ def test_colourbar_coded_lines_need_no_legend_but_other_colours_do():
         assert any("no legend entry" in p for p in check_figure(figure))
     finally:
         plt.close(figure)
+
+
+def test_a_legend_proxy_is_not_taken_for_the_drop_mark():
+    """seaborn's hue legend adds empty lines to the axes; np.all of their empty x data is True,
+    so they once counted as a vertical line at any step. An unmarked curve must be flagged."""
+    import seaborn as sns
+
+    data = permuted_table(True).fillna({"scope": "none"})
+    figure, axis = plt.subplots()
+    sns.lineplot(data=data, x="step", y="value", hue="scope", ax=axis)
+    axis.set(xscale="symlog", ylabel="masked_mse")
+    try:
+        assert any("not marked" in p for p in check_figure(draw(figure), TRANSITION.drop_step))
+    finally:
+        plt.close(figure)
