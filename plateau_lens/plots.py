@@ -430,6 +430,51 @@ def positional_tsne_progress_figure(tsne: pd.DataFrame, title: str = ""):
     return _scatter_by_step(points, "tsne_1", "tsne_2", "column", "tab10", 40, title)
 
 
+def attention_structure_figure(summary: pd.DataFrame, transition: Transition | None = None,
+                               title: str = ""):
+    """The largest per-head attention share on same-row / same-column entries vs step (the
+    study's Sec. 4 attention structure; ``attention_structure`` rows reduced to the max over
+    heads: columns step, metric, value)."""
+    sns.set_theme(style="whitegrid")
+    figure, axis = plt.subplots(figsize=(7, 3.6))
+    sns.lineplot(data=summary, x="step", y="value", hue="metric", marker="o", ax=axis)
+    axis.set_ylabel("largest per-head attention share")
+    step_axis(axis, summary["step"])
+    mark_drop(axis, transition)
+    axis.legend(title="keys in the query's", fontsize=8)
+    return _finish(figure, title)
+
+
+def position_neighbours_figure(neighbours: pd.DataFrame, transition: Transition | None = None,
+                               title: str = ""):
+    """``positional_embedding_neighbours`` vs step: the fraction of positions whose nearest
+    position vector is in the same column / row, the chance levels as dotted lines."""
+    sns.set_theme(style="whitegrid")
+    figure, axis = plt.subplots(figsize=(7, 3.6))
+    measured = neighbours[~neighbours["metric"].str.startswith("chance_")]
+    sns.lineplot(data=measured, x="step", y="value", hue="metric", ax=axis, marker="o")
+    for index, (metric, chance) in enumerate(
+            neighbours[neighbours["metric"].str.startswith("chance_")].groupby("metric")["value"]):
+        axis.axhline(chance.mean(), ls=":", lw=1.2, color=f"C{index + 2}", label=metric)
+    step_axis(axis, measured["step"])
+    mark_drop(axis, transition)
+    axis.legend(fontsize="small")
+    axis.set_ylabel("fraction of positions")
+    axis.set_title("nearest position vector in the same column / row (chance: dotted)")
+    return _finish(figure, title)
+
+
+def curves_by_figure(table: pd.DataFrame, hue: str, title: str, palette: str | None = None):
+    """Masked MSE over training, one curve per value of ``hue`` (component-wise training,
+    width / depth sweeps: the runs' metrics.csv rows with a ``hue`` column)."""
+    sns.set_theme(style="whitegrid")
+    figure, axis = plt.subplots(figsize=(8, 4))
+    sns.lineplot(data=table, x="step", y="masked_mse", hue=hue, palette=palette, ax=axis)
+    axis.set(yscale="log", ylabel="masked-entry MSE", title=title)
+    step_axis(axis, table["step"])
+    return _finish(figure)
+
+
 def permuted_positions_figure(frame: pd.DataFrame, metric: str = "masked_mse", title: str = "",
                               transition: Transition | None = None):
     """Task metric with shuffled positional embeddings (``permuted_positions``), per

@@ -124,7 +124,31 @@ def llc_tables():
     return estimates, traces
 
 
+def structure_summary():
+    return pd.DataFrame([dict(step=s, metric=m, value=min(1, 0.2 + (i + 1) * s / 400))
+                         for s in STEPS for i, m in enumerate(("same_row", "same_column"))])
+
+
+def neighbours_table():
+    rows = [dict(step=s, metric=m, value=min(1, 0.1 + (i + 1) * s / 300))
+            for s in STEPS for i, m in enumerate(("same_column_neighbour", "same_row_neighbour"))]
+    rows += [dict(step=s, metric=m, value=2 / 8) for s in STEPS for m in ("chance_same_column", "chance_same_row")]
+    return pd.DataFrame(rows)
+
+
+def curves_table(hue, values):
+    """metrics.csv rows of several runs (log-spaced checkpoint rows, as the trainer writes)."""
+    return pd.concat([pd.DataFrame(dict(step=STEPS, masked_mse=[(i + 1) / (1 + s) for s in STEPS], **{hue: v}))
+                      for i, v in enumerate(values)], ignore_index=True)
+
+
 FIGURES = {
+    "attention_structure": lambda: plots.attention_structure_figure(structure_summary(), TRANSITION),
+    "position_neighbours": lambda: plots.position_neighbours_figure(neighbours_table(), TRANSITION),
+    "curves_by_component": lambda: plots.curves_by_figure(
+        curves_table("trained", ["embeddings", "attention", "MLP"]), "trained", "component-wise training"),
+    "curves_by_width": lambda: plots.curves_by_figure(curves_table("width", [16, 32, 64, 128]), "width",
+                                                      "masked MSE for each width", palette="viridis"),
     "token_embedding": lambda: plots.token_embedding_figure(*token_tables()),
     "positional_embedding": lambda: plots.positional_embedding_figure(*position_tables()),
     "token_progress": lambda: plots.token_progress_figure(token_progress()),
@@ -140,7 +164,7 @@ FIGURES = {
     "head_scores": lambda: plot_head_scores(head_scores(), TRANSITION),
     "llc": lambda: plot_llc(*llc_tables(), TRANSITION),
 }
-MARKED = {"permuted_positions_vs_step", "head_scores", "essential_dynamics", "llc"}
+MARKED = {"attention_structure", "position_neighbours", "permuted_positions_vs_step", "head_scores", "essential_dynamics", "llc"}
 
 
 def draw(figure):
