@@ -15,6 +15,7 @@ from plateau_lens import plots
 from plateau_lens.development.essential_dynamics import EssentialDynamics, plot_essential_dynamics
 from plateau_lens.development.head_scores import plot_head_scores
 from plateau_lens.development.llc import plot_llc
+from plateau_lens.development.report import metrics_figure, onset_figure
 from plateau_lens.transition import Transition
 
 from figure_checks import check_figure, is_colorbar
@@ -142,7 +143,20 @@ def curves_table(hue, values):
                       for i, v in enumerate(values)], ignore_index=True)
 
 
+def report_metrics():
+    steps = np.arange(0, 201, 2)
+    drop = 1 / (1 + np.exp((steps - 100) / 5))
+    return pd.DataFrame(dict(step=steps, loss=0.1 + 0.9 * drop, accuracy=1 - 0.9 * drop))
+
+
+def onsets():
+    return pd.DataFrame(dict(measure=["loss", "ED PC1", "previous_token L0H1"], onset_step=[90, 60, 40],
+                             end_step=[120, 110, 80]))
+
+
 FIGURES = {
+    "report_metrics": lambda: metrics_figure(report_metrics(), ["loss", "accuracy"], TRANSITION, "run"),
+    "report_onsets": lambda: onset_figure(onsets(), TRANSITION, "onset order"),
     "attention_structure": lambda: plots.attention_structure_figure(structure_summary(), TRANSITION),
     "position_neighbours": lambda: plots.position_neighbours_figure(neighbours_table(), TRANSITION),
     "curves_by_component": lambda: plots.curves_by_figure(
@@ -164,7 +178,7 @@ FIGURES = {
     "head_scores": lambda: plot_head_scores(head_scores(), TRANSITION),
     "llc": lambda: plot_llc(*llc_tables(), TRANSITION),
 }
-MARKED = {"attention_structure", "position_neighbours", "permuted_positions_vs_step", "head_scores", "essential_dynamics", "llc"}
+MARKED = {"report_metrics", "report_onsets", "attention_structure", "position_neighbours", "permuted_positions_vs_step", "head_scores", "essential_dynamics", "llc"}
 
 
 def draw(figure):
