@@ -91,6 +91,7 @@ def attention_grid(patterns_by_step: dict[int, "object"], title: str = "batch-me
     first = patterns_by_step[steps[0]]
     n_layers, n_heads, n_positions = first.shape[0], first.shape[1], first.shape[-1]
     figure, axes = plt.subplots(len(steps) * n_layers, n_heads, squeeze=False, layout="constrained",
+                                sharex=True, sharey=True,  # one query / key position axis for all
                                 figsize=(1.9 * n_heads + 1.6, 1.7 * len(steps) * n_layers + 0.9))
     ticks = list(range(0, n_positions, max(1, n_positions // 4)))
     for s, step in enumerate(steps):

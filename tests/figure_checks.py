@@ -64,13 +64,15 @@ def spread_over_decades(xs: np.ndarray) -> bool:
 
 
 def labelled_nearby(axis, axes, getter: str, position: str) -> bool:
-    """An axes of a grid may leave its label to a neighbour: the bottom one of its column
-    (x) or the first one of its row (y), or the axes it is a twin of."""
+    """An axes of a grid may leave its label to a neighbour that shares that axis with it
+    (sharex / sharey): the bottom one of its column (x) or the first one of its row (y); a
+    panel with an axis of its own must label it."""
     box = axis.get_position()
     for other in axes:
         other_box = other.get_position()
         same = (abs(other_box.x0 - box.x0) < 1e-3) if position == "column" else (abs(other_box.y0 - box.y0) < 1e-3)
-        if other is not axis and same and getattr(other, getter)():
+        shared = (other.get_shared_x_axes() if position == "column" else other.get_shared_y_axes())
+        if other is not axis and same and getattr(other, getter)() and shared.joined(axis, other):
             return True
     return False
 
