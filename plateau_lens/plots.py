@@ -91,6 +91,7 @@ def attention_grid(patterns_by_step: dict[int, "object"], title: str = "batch-me
     first = patterns_by_step[steps[0]]
     n_layers, n_heads, n_positions = first.shape[0], first.shape[1], first.shape[-1]
     figure, axes = plt.subplots(len(steps) * n_layers, n_heads, squeeze=False, layout="constrained",
+                                sharex=True, sharey=True,  # one query / key position axis for all
                                 figsize=(1.9 * n_heads + 1.6, 1.7 * len(steps) * n_layers + 0.9))
     ticks = list(range(0, n_positions, max(1, n_positions // 4)))
     for s, step in enumerate(steps):
@@ -255,8 +256,8 @@ def collapse_by_site(table: pd.DataFrame, transition: Transition | None = None, 
     figure, axis = plt.subplots(figsize=(6.5, 4))
     sns.lineplot(data=data, x="step", y="value", hue="site", ax=axis, marker="o", markersize=3)
     axis.set_ylabel("mean pairwise cosine similarity")
-    if transition is not None:
-        axis.axvline(transition.drop_step, color="tab:red", ls="--", lw=1)
+    step_axis(axis, data["step"])
+    mark_drop(axis, transition)
     axis.legend(fontsize=7)
     axis.set_title(title)
     figure.tight_layout()
@@ -273,6 +274,8 @@ def probe_accuracy_vs_step(probes: pd.DataFrame, metrics: pd.DataFrame,
     left.set_yscale("log")
     sns.lineplot(data=probes, x="step", y="value", hue="metric", ax=right, marker="o", markersize=3)
     right.set_ylabel("next-token probe accuracy")
+    step_axis(left, metrics["step"])
+    step_axis(right, probes["step"])
     for axis in (left, right):
         if transition is not None:
             axis.axvline(transition.drop_step, color="tab:red", ls="--", lw=1)
@@ -365,10 +368,11 @@ def token_embedding_figure(norms: pd.DataFrame, pca: pd.DataFrame, title: str = 
     sns.set_theme(style="whitegrid")
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
     sns.lineplot(data=norms, x="entry_value", y="value", ax=axes[0])
-    axes[0].set(xlabel="value", ylabel="ℓ2 norm of the token embedding")
+    axes[0].set(xlabel="matrix entry value", ylabel="ℓ2 norm of the token embedding")
     points = _pc_table(pca)
     sns.scatterplot(data=points, x="pc1", y="pc2", hue="value_range", palette="viridis", ax=axes[1], s=14)
-    axes[1].legend(fontsize=7, title="value")
+    axes[1].set(xlabel="PC1 of the token embeddings", ylabel="PC2 of the token embeddings")
+    axes[1].legend(fontsize=7, title="entry value range")
     return _finish(figure, title)
 
 
@@ -392,7 +396,7 @@ def positional_embedding_figure(norms: pd.DataFrame, tsne: pd.DataFrame, title: 
                               values="value").reset_index()
     for axis, key in zip(axes[1:], ("column", "row")):
         sns.scatterplot(data=points, x="tsne_1", y="tsne_2", hue=key, palette="tab10", ax=axis, s=60)
-        axis.set_title(f"t-SNE, coloured by {key}")
+        axis.set(title=f"t-SNE, coloured by {key}", xlabel="t-SNE 1 (no units)", ylabel="t-SNE 2 (no units)")
         axis.legend(fontsize=7, title=key, ncol=2)
     return _finish(figure, title)
 
@@ -427,17 +431,68 @@ def positional_tsne_progress_figure(tsne: pd.DataFrame, title: str = ""):
     return _scatter_by_step(points, "tsne_1", "tsne_2", "column", "tab10", 40, title)
 
 
-def permuted_positions_figure(frame: pd.DataFrame, metric: str = "masked_mse", title: str = ""):
+def attention_structure_figure(summary: pd.DataFrame, transition: Transition | None = None,
+                               title: str = ""):
+    """The largest per-head attention share on same-row / same-column entries vs step (the
+    study's Sec. 4 attention structure; ``attention_structure`` rows reduced to the max over
+    heads: columns step, metric, value)."""
+    sns.set_theme(style="whitegrid")
+    figure, axis = plt.subplots(figsize=(7, 3.6))
+    sns.lineplot(data=summary, x="step", y="value", hue="metric", marker="o", ax=axis)
+    axis.set_ylabel("largest per-head attention share")
+    step_axis(axis, summary["step"])
+    mark_drop(axis, transition)
+    axis.legend(title="keys in the query's", fontsize=8)
+    return _finish(figure, title)
+
+
+def position_neighbours_figure(neighbours: pd.DataFrame, transition: Transition | None = None,
+                               title: str = ""):
+    """``positional_embedding_neighbours`` vs step: the fraction of positions whose nearest
+    position vector is in the same column / row, the chance levels as dotted lines."""
+    sns.set_theme(style="whitegrid")
+    figure, axis = plt.subplots(figsize=(7, 3.6))
+    measured = neighbours[~neighbours["metric"].str.startswith("chance_")]
+    sns.lineplot(data=measured, x="step", y="value", hue="metric", ax=axis, marker="o")
+    for index, (metric, chance) in enumerate(
+            neighbours[neighbours["metric"].str.startswith("chance_")].groupby("metric")["value"]):
+        axis.axhline(chance.mean(), ls=":", lw=1.2, color=f"C{index + 2}", label=metric)
+    step_axis(axis, measured["step"])
+    mark_drop(axis, transition)
+    axis.legend(fontsize="small")
+    axis.set_ylabel("fraction of positions")
+    axis.set_title("nearest position vector in the same column / row (chance: dotted)")
+    return _finish(figure, title)
+
+
+def curves_by_figure(table: pd.DataFrame, hue: str, title: str, palette: str | None = None):
+    """Masked MSE over training, one curve per value of ``hue`` (component-wise training,
+    width / depth sweeps: the runs' metrics.csv rows with a ``hue`` column)."""
+    sns.set_theme(style="whitegrid")
+    figure, axis = plt.subplots(figsize=(8, 4))
+    sns.lineplot(data=table, x="step", y="masked_mse", hue=hue, palette=palette, ax=axis)
+    axis.set(yscale="log", ylabel="masked-entry MSE", title=title)
+    step_axis(axis, table["step"])
+    return _finish(figure)
+
+
+def permuted_positions_figure(frame: pd.DataFrame, metric: str = "masked_mse", title: str = "",
+                              transition: Transition | None = None):
     """Task metric with shuffled positional embeddings (``permuted_positions``), per
-    permutation scope, beside the unshuffled model; vs step when ``frame`` has one."""
+    permutation scope, beside the unshuffled model; vs step when ``frame`` has one (log-spaced
+    checkpoints on a symlog axis, the drop marked)."""
     sns.set_theme(style="whitegrid")
     data = frame[frame["metric"] == metric].copy()
     data["scope"] = data["scope"].fillna("none (clean)")
     figure, axis = plt.subplots(figsize=(7, 4))
     if "step" in data and data["step"].nunique() > 1:
         sns.lineplot(data=data, x="step", y="value", hue="scope", marker="o", ax=axis)
+        step_axis(axis, data["step"])
+        mark_drop(axis, transition)
+        axis.legend(title="positions shuffled", fontsize=8)
     else:
         sns.barplot(data=data, x="scope", y="value", ax=axis, errorbar="sd")
+        axis.set_xlabel("positions shuffled (scope)")
     axis.set_ylabel(metric)
     axis.set_yscale("log")
     return _finish(figure, title)
@@ -489,9 +544,13 @@ def lambda_sweep_figure(table: pd.DataFrame, title: str = ""):
     sns.lineplot(data=regularised, x="lam", y="value", hue="metric", marker="o", ax=axis,
                  hue_order=metrics)
     palette = dict(zip(metrics, sns.color_palette(n_colors=3)))
-    for _, row in data[data["condition"] == "exact"].iterrows():
+    exact = data[data["condition"] == "exact"]
+    for _, row in exact.iterrows():
         axis.axhline(row["value"], ls=":", color=palette[row["metric"]], lw=1)
-    axis.set(xscale="log", yscale="log", xlabel="λ", ylabel="MSE")
+    if not exact.empty:  # name the dotted lines: the exact (constrained) form, same colours
+        axis.plot([], [], ls=":", color="0.3", lw=1, label="exact form (dotted, same colours)")
+        axis.legend(title="metric", fontsize=8)
+    axis.set(xscale="log", yscale="log", xlabel="regularisation strength λ", ylabel="MSE")
     return _finish(figure, title)
 
 
@@ -529,7 +588,7 @@ def condition_bars(table: pd.DataFrame, metrics: list[str], x: str = "condition"
         sns.barplot(data=subset, x=x, y="value", hue=hue, ax=axis)
         if log_y and (subset["value"] > 0).all():
             axis.set_yscale("log")
-        axis.set(title=metric, ylabel=metric, xlabel="")
+        axis.set(title=metric, ylabel=metric, xlabel=x.replace("_", " "))
         axis.tick_params(axis="x", rotation=45, labelsize=8)
     return _finish(figure, title)
 

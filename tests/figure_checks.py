@@ -1,6 +1,7 @@
 """What a reader needs from a figure, checked on its matplotlib objects (not on pixels):
 labelled axes, a legend entry for every series, legends inside the saved canvas, a colourbar beside heatmaps, no line hidden
-under another, every point inside the x-limits with a margin, the transition marked."""
+under another, every point inside the x-limits with a margin, log-spaced steps on a log axis,
+the transition marked."""
 
 from __future__ import annotations
 
@@ -48,14 +49,30 @@ def legend_colours(figure) -> list[tuple]:
     return colours
 
 
+def colorbar_colours(figure) -> list[np.ndarray]:
+    """Every colourbar's colours (its colormap sampled at 256 points): lines coloured by a
+    colourbar (one line per checkpoint, say) are named by it instead of a legend."""
+    return [bar._colorbar.cmap(np.linspace(0, 1, 256)) for bar in figure.axes if is_colorbar(bar)]
+
+
+def spread_over_decades(xs: np.ndarray) -> bool:
+    """Steps spread over decades (0, 1, 2, 4, …, 200): the positive values span two decades and
+    at least 40 % of them lie below a tenth of the largest (an evenly spaced axis has ~10 %)."""
+    positive = np.unique(xs[xs > 0])
+    return (len(positive) >= 5 and positive[-1] / positive[0] >= 100
+            and np.mean(positive < positive[-1] / 10) >= 0.4)
+
+
 def labelled_nearby(axis, axes, getter: str, position: str) -> bool:
-    """An axes of a grid may leave its label to a neighbour: the bottom one of its column
-    (x) or the first one of its row (y), or the axes it is a twin of."""
+    """An axes of a grid may leave its label to a neighbour that shares that axis with it
+    (sharex / sharey): the bottom one of its column (x) or the first one of its row (y); a
+    panel with an axis of its own must label it."""
     box = axis.get_position()
     for other in axes:
         other_box = other.get_position()
         same = (abs(other_box.x0 - box.x0) < 1e-3) if position == "column" else (abs(other_box.y0 - box.y0) < 1e-3)
-        if other is not axis and same and getattr(other, getter)():
+        shared = (other.get_shared_x_axes() if position == "column" else other.get_shared_y_axes())
+        if other is not axis and same and getattr(other, getter)() and shared.joined(axis, other):
             return True
     return False
 
@@ -68,6 +85,7 @@ def check_figure(figure, transition_step: float | None = None) -> list[str]:
     sup_x = getattr(figure, "_supxlabel", None)
     sup_y = getattr(figure, "_supylabel", None)
     legend_rgba = legend_colours(figure)
+    colourbar_rgba = colorbar_colours(figure)
     for index, axis in enumerate(axes):
         lines, maps = data_lines(axis), heatmaps(axis)
         if not lines and not maps and not axis.collections and not axis.patches:
@@ -81,9 +99,15 @@ def check_figure(figure, transition_step: float | None = None) -> list[str]:
             problems.append(f"{name}: no y-axis label")
         if maps and not has_colorbar:
             problems.append(f"{name}: a heatmap without a colourbar")
+        mapped = [c for c in axis.collections if c not in maps and c.get_array() is not None
+                  and np.unique(np.asarray(c.get_array(), float)).size > 1]
+        if mapped and not has_colorbar:  # points coloured through a colormap (by step, say)
+            problems.append(f"{name}: points coloured by a value without a colourbar")
         colours = {to_rgba(line.get_color()) for line in lines}
         if len(colours) > 1:
-            missing = [c for c in colours if not any(np.allclose(c, l) for l in legend_rgba)]
+            missing = [c for c in colours if not any(np.allclose(c, l) for l in legend_rgba)
+                       and not any(np.abs(table - np.asarray(c)).max(axis=1).min() < 2e-3
+                                   for table in colourbar_rgba)]
             if missing:
                 problems.append(f"{name}: {len(missing)} of {len(colours)} line colours have no legend entry")
         for i, a in enumerate(lines):
@@ -100,9 +124,14 @@ def check_figure(figure, transition_step: float | None = None) -> list[str]:
             if xs.min() <= low or xs.max() >= high:
                 problems.append(f"{name}: points at the x-limits' edge ({xs.min()}, {xs.max()} in "
                                 f"[{low}, {high}])")
-        if transition_step is not None and (lines or axis.collections):
-            marks = [line for line in axis.get_lines()
-                     if np.all(np.asarray(line.get_xdata(), float) == float(transition_step))]
+            if "step" in axis.get_xlabel().lower() and spread_over_decades(xs) \
+                    and axis.get_xscale() == "linear":
+                problems.append(f"{name}: log-spaced steps on a linear x-axis (the plateau's "
+                                f"checkpoints are squeezed into its left edge)")
+        if transition_step is not None and (lines or axis.collections) \
+                and "step" in axis.get_xlabel().lower():  # a panel drawn against the step
+            marks = [line for line in axis.get_lines() if len(line.get_xdata())  # not a legend proxy
+                     and np.all(np.asarray(line.get_xdata(), float) == float(transition_step))]
             if not marks:
                 problems.append(f"{name}: the transition (step {transition_step}) is not marked")
     renderer = figure.canvas.get_renderer()

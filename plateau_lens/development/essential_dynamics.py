@@ -158,7 +158,9 @@ def plot_essential_dynamics(result: EssentialDynamics, transition=None, title: s
         curves.axvline(step, color="red", ls=":", lw=1, label="turning point" if i == 0 else None)
     if transition is not None:
         curves.axvline(transition.drop_step, color="black", ls="--", lw=1, label="loss drop")
-    curves.set_xlabel("training step")
+    from ..plots import step_axis
+
+    step_axis(curves, steps, "training step")
     curves.set_ylabel("component score (smoothed, output units)")
     curves.legend(loc="best", fontsize=8)
     curves.set_title("components against the step")

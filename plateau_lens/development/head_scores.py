@@ -158,6 +158,8 @@ def plot_head_scores(scores: pd.DataFrame, transition=None, title: str = ""):
     import seaborn as sns
     from matplotlib.figure import Figure
 
+    from ..plots import step_axis
+
     metrics = list(dict.fromkeys(scores["metric"]))
     figure = Figure(figsize=(4.2 * len(metrics), 3.8), layout="constrained")
     axes = figure.subplots(1, len(metrics), squeeze=False)[0]
@@ -169,7 +171,7 @@ def plot_head_scores(scores: pd.DataFrame, transition=None, title: str = ""):
         if transition is not None:
             axis.axvline(transition.drop_step, color="black", ls="--", lw=1, label="loss drop")
         axis.set_title(metric.replace("_", " "))
-        axis.set_xlabel("training step")
+        step_axis(axis, frame["step"], "training step")
         axis.set_ylabel("score (share of attention)")
     if axes[-1].get_legend() is not None:
         axes[-1].legend(title="head", fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))

@@ -252,7 +252,9 @@ def plot_llc(estimates: pd.DataFrame, traces: pd.DataFrame, transition=None, tit
                   ms=3, capsize=2, label="LLC estimate (± std over chains)")
     if transition is not None:
         left.axvline(transition.drop_step, color="black", ls="--", lw=1, label="loss drop")
-    left.set_xlabel("training step")
+    from ..plots import step_axis
+
+    step_axis(left, estimates["step"], "training step")
     left.set_ylabel("local learning coefficient λ̂")
     left.legend(fontsize=8)
     left.set_title("LLC over training (devinterp SGLD)")

@@ -121,6 +121,7 @@ def onset_figure(table: pd.DataFrame, transition, title: str):
     axis.set_yticks(y, label.tolist(), fontsize=7)
     axis.invert_yaxis()
     axis.set_xlabel("training step")
+    axis.set_ylabel("measure")
     axis.legend(fontsize=7, loc="lower right")
     axis.set_title(title)
     return figure

@@ -33,7 +33,8 @@ from ..analysis import (ablate_heads, ablation_sweep, analysis_batch, analyze_ru
                         token_embedding_pca, token_progress)
 from ..interventions import COMPONENTS, components_of
 from ..io import write_table
-from ..plots import (attention_grid, condition_bars, lambda_sweep_figure, loss_curve,
+from ..plots import (attention_grid, attention_structure_figure, condition_bars, curves_by_figure,
+                     position_neighbours_figure, lambda_sweep_figure, loss_curve,
                      mc_training_curves, nuclear_norm_figure, ood_figure, patching_heatmaps,
                      permuted_positions_figure,
                      positional_embedding_figure, positional_tsne_progress_figure, probes_by_layer,
@@ -246,16 +247,7 @@ def attention_maps(setup: Setup, entry_id: str, context: Context):
                          context.progress)
     summary = structure[structure["metric"].isin(["same_row", "same_column"])]
     summary = summary.groupby(["step", "metric"], as_index=False)["value"].max()
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    figure, axis = plt.subplots(figsize=(7, 3.6))
-    sns.lineplot(data=summary, x="step", y="value", hue="metric", marker="o", ax=axis)
-    axis.set_ylabel("largest per-head attention share")
-    transition = detected_transition(run)
-    if transition is not None:
-        axis.axvline(transition.drop_step, color="tab:red", ls="--", lw=1)
-    figure.tight_layout()
+    figure = attention_structure_figure(summary, detected_transition(run))
     return _save(context, entry_id, {"maps": grid, "structure": figure},
                  {"structure": _label_steps(structure, points)}, how)
 
@@ -381,19 +373,7 @@ def embedding_progress(setup: Setup, entry_id: str, context: Context):
                           None, context.progress)
     tsne_figure = positional_tsne_progress_figure(
         tsne, "t-SNE of the positional embeddings, coloured by column")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    curve, axis = plt.subplots(figsize=(7, 3.6))
-    measured = neighbours[~neighbours["metric"].str.startswith("chance_")]
-    sns.lineplot(data=measured, x="step", y="value", hue="metric", ax=axis, marker="o")
-    for index, (metric, chance) in enumerate(
-            neighbours[neighbours["metric"].str.startswith("chance_")].groupby("metric")["value"]):
-        axis.axhline(chance.mean(), ls=":", lw=1.2, color=f"C{index + 2}", label=metric)
-    axis.legend(fontsize="small")
-    axis.set_ylabel("fraction of positions")
-    axis.set_title("nearest position vector in the same column / row (chance: dotted)")
-    curve.tight_layout()
+    curve = position_neighbours_figure(neighbours, detected_transition(run))
     return _save(context, entry_id, {"tokens": token_progress_figure(
         progress, "token embeddings on the final checkpoint's top-2 PCs (uncentred, as the study)"),
         "positions": tsne_figure, "neighbours": curve},
@@ -408,7 +388,8 @@ def permuted(setup: Setup, entry_id: str, context: Context):
     table = _label_steps(_by_step(run, lambda m, b: permuted_positions(m, b, progress=False),
                                   steps, batch, context.progress), points)
     figure = permuted_positions_figure(table, "masked_mse",
-                                       "masked MSE with the positional embeddings shuffled")
+                                       "masked MSE with the positional embeddings shuffled",
+                                       detected_transition(run))
     return _save(context, entry_id, {"permuted": figure}, {"permuted": table}, how)
 
 
@@ -443,15 +424,8 @@ def component_wise(setup: Setup, entry_id: str, context: Context):
                         init={"checkpoint": reference, "components": copied, "freeze": True})
         curves.append(run.metrics.assign(trained=label))
     table = pd.concat(curves, ignore_index=True)
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    sns.set_theme(style="whitegrid")
-    figure, axis = plt.subplots(figsize=(8, 4))
-    sns.lineplot(data=table, x="step", y="masked_mse", hue="trained", ax=axis)
-    axis.set(yscale="log", title="component-wise training: one component from scratch, the rest "
-                                 "copied from the final checkpoint and frozen")
-    figure.tight_layout()
+    figure = curves_by_figure(table, "trained", "component-wise training: one component from "
+                              "scratch, the rest copied from the final checkpoint and frozen")
     return _save(context, entry_id, {"components": figure},
                  {"curves": table[["trained", "step", "loss", "masked_mse", "observed_mse"]]})
 
@@ -472,14 +446,8 @@ def sweep(setup: Setup, entry_id: str, context: Context, kind: str):
         value = run.config.model.d_model if kind == "width" else run.config.model.n_layers
         curves.append(run.metrics.assign(**{kind: value}))
     table = pd.concat(curves, ignore_index=True)
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    sns.set_theme(style="whitegrid")
-    figure, axis = plt.subplots(figsize=(8, 4))
-    sns.lineplot(data=table, x="step", y="masked_mse", hue=kind, palette="viridis", ax=axis)
-    axis.set(yscale="log", title=f"masked MSE over training for each model {kind}")
-    figure.tight_layout()
+    figure = curves_by_figure(table, kind, f"masked MSE over training for each model {kind}",
+                              palette="viridis")
     return _save(context, entry_id, {kind: figure},
                  {"curves": table[[kind, "step", "loss", "masked_mse", "observed_mse"]]})
 
