@@ -7,6 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
+from ..errors import InputError, check_integer
 from ..tasks.base import check_choice
 from .hooks import prepare, require
 from .schema import metric_records, tidy
@@ -45,8 +46,9 @@ def copying_test(model, batch, fill_value: float | None = STUDY_FILL_VALUE,
     check_choice("matrix", matrix, MATRIX_KINDS)
     if fill_value is not None and (isinstance(fill_value, bool) or not isinstance(fill_value, (int, float))
                                    or not abs(fill_value) <= 10):
-        raise ValueError(f"fill_value must be a number in [-10, 10] (the token range) or None, "
+        raise InputError(f"fill_value must be a number in [-10, 10] (the token range) or None, "
                          f"got {fill_value!r}")
+    check_integer("seed", seed, 0, 2**63 - 1)
     model = prepare(model, batch, task)
     require(model, "copying_test")
     task = model.task
