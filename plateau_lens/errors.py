@@ -162,3 +162,19 @@ def check_finite_number(name: str, value: float) -> float:
     if not math.isfinite(value):
         raise InputError(f"{name} is {value}: the model's output is not finite on this input")
     return value
+
+
+def check_finite_output(output, what: str = "the model's output"):
+    """Return ``output`` (a tensor) unchanged, or raise :class:`InputError` when it holds nan
+    or inf although the weights are finite (an input or hook that overflows): a metric or an
+    argmax read from it would be an artefact (argmax of nan logits is token 0)."""
+    import torch
+
+    finite = torch.isfinite(output)
+    if not bool(finite.all()):
+        n_nan = int(torch.isnan(output).sum())
+        n_inf = int((~finite).sum()) - n_nan
+        raise InputError(f"{what} is not finite on this input ({n_nan} nan, {n_inf} inf of "
+                         f"{output.numel()} values) although the weights are: an input or a hook "
+                         f"overflows; no metric is computed from it")
+    return output

@@ -22,7 +22,7 @@ from transformer_lens.patching import (
     layer_head_pattern_patch_setter, layer_head_vector_patch_setter, layer_pos_patch_setter,
 )
 
-from ..metrics import scalar_metrics
+from ..metrics import finite_scalar_metrics
 from ..models.handle import PlateauModel
 from ..tasks.base import check_choice
 from ..errors import InputError, check_finite_weights, check_name_list
@@ -92,9 +92,9 @@ def patch_sites(name: str, activation: Tensor, granularity: str
 def _metrics(task, output: Tensor, truth_batch, other_batch=None) -> dict[str, float]:
     """The task metrics against ``truth_batch``; with ``other_batch``, also against its truth
     (``*_vs_corrupted``: e.g. LRMC's MSE to −X)."""
-    row = scalar_metrics(task, output, truth_batch)
+    row = finite_scalar_metrics(task, output, truth_batch)
     if other_batch is not None:
-        other = scalar_metrics(task, output, other_batch)
+        other = finite_scalar_metrics(task, output, other_batch)
         row.update({f"{name}_vs_corrupted": value for name, value in other.items()})
     return row
 

@@ -19,7 +19,7 @@ from typing import Sequence
 import pandas as pd
 import torch
 
-from ..metrics import scalar_metrics
+from ..metrics import finite_scalar_metrics
 from ..models.build import build_model
 from ..models.handle import PlateauModel
 from ..errors import InputError, check_names
@@ -86,7 +86,7 @@ def swap_attention(pre_model, post_model, batch, parts: Sequence[str] = SWAP_PAR
         variants[f"{part}_pre+rest_post"] = hybrid_model(pre, post, part)
     records = []
     for name, variant in variants.items():
-        records += metric_records(scalar_metrics(post.task, variant(batch.inputs), batch),
+        records += metric_records(finite_scalar_metrics(post.task, variant(batch.inputs), batch),
                                   condition=name)
     return tidy(records)
 
