@@ -9,7 +9,7 @@ import torch
 from perturbed import perturbed_model, sample
 from plateau_lens import ModelConfig, make_task
 from plateau_lens.analysis import (ablate_heads, ablation_sweep, copying_test, patch_activations,
-                                   repetition, swap_attention)
+                                   permuted_positions, repetition, swap_attention)
 from plateau_lens.errors import InputError, check_finite_weights
 
 CONFIG = ModelConfig(n_layers=1, n_heads=2, d_model=16, attention="softmax")
@@ -44,6 +44,8 @@ CASES = {
     "repetition": lambda mws, lrmc: repetition(mws, sample(MWS, 3)),
     "patch_activations": lambda mws, lrmc: patch_activations(lrmc, sample(LRMC, 3), progress=False),
     "copying_test": lambda mws, lrmc: copying_test(lrmc, sample(LRMC, 3)),
+    "permuted_positions": lambda mws, lrmc: permuted_positions(lrmc, sample(LRMC, 3), n_permutations=2,
+                                                               progress=False),
     "swap_attention": lambda mws, lrmc: swap_attention(perturbed_model(LRMC, CONFIG, seed=1), lrmc,
                                                        sample(LRMC, 3)),
 }
