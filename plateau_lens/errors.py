@@ -116,6 +116,25 @@ def check_names(name: str, values: Any, allowed: Iterable[str]) -> list[str]:
     return list(values)
 
 
+def check_integer(name: str, value: Any, minimum: int, maximum: int) -> int:
+    """``value`` as an int in [minimum, maximum]; :class:`InputError` naming ``name`` otherwise."""
+    if isinstance(value, bool) or not _is_int(value) or not minimum <= int(value) <= maximum:
+        raise InputError(f"{name} must be an integer in [{minimum}, {maximum}], got {value!r}")
+    return int(value)
+
+
+def check_name_list(name: str, values: Any) -> list[str]:
+    """``values`` (one string or a non-empty list of strings) as a list of strings;
+    :class:`InputError` naming ``name`` otherwise (before any name is looked up)."""
+    if isinstance(values, str):
+        values = [values]
+    if isinstance(values, (list, tuple)) and not values:
+        raise InputError(f"{name} is empty: give at least one name")
+    if not isinstance(values, (list, tuple)) or not all(isinstance(v, str) for v in values):
+        raise InputError(f"{name} must be a name or a non-empty list of names, got {values!r}")
+    return list(values)
+
+
 def _is_int(value: Any) -> bool:
     import numbers
 
@@ -143,3 +162,19 @@ def check_finite_number(name: str, value: float) -> float:
     if not math.isfinite(value):
         raise InputError(f"{name} is {value}: the model's output is not finite on this input")
     return value
+
+
+def check_finite_output(output, what: str = "the model's output"):
+    """Return ``output`` (a tensor) unchanged, or raise :class:`InputError` when it holds nan
+    or inf although the weights are finite (an input or hook that overflows): a metric or an
+    argmax read from it would be an artefact (argmax of nan logits is token 0)."""
+    import torch
+
+    finite = torch.isfinite(output)
+    if not bool(finite.all()):
+        n_nan = int(torch.isnan(output).sum())
+        n_inf = int((~finite).sum()) - n_nan
+        raise InputError(f"{what} is not finite on this input ({n_nan} nan, {n_inf} inf of "
+                         f"{output.numel()} values) although the weights are: an input or a hook "
+                         f"overflows; no metric is computed from it")
+    return output

@@ -9,6 +9,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from .errors import check_finite_output
+
 ForwardFn = Callable[[Tensor], Tensor]
 
 
@@ -25,6 +27,18 @@ def scalar_metrics(task, output: Tensor, batch) -> dict[str, float]:
     """``task.metrics`` as plain floats (LRMC: loss, masked_mse, observed_mse,
     masked_abs_pred; sequence tasks: loss and teacher-forced accuracy)."""
     return {name: value.item() for name, value in task.metrics(output, batch).items()}
+
+
+def finite_scalar_metrics(task, output: Tensor, batch, what: str = "the model's output") -> dict[str, float]:
+    """:func:`scalar_metrics` for analyzers: refuses (``InputError``) a non-finite output
+    instead of returning metrics computed from nan or inf."""
+    return scalar_metrics(task, check_finite_output(output, what), batch)
+
+
+def finite_forward(forward: ForwardFn, what: str = "the model's logits") -> ForwardFn:
+    """``forward`` whose every output is checked finite (greedy generation's argmax of nan
+    logits would be token 0, a plausible-looking answer)."""
+    return lambda tokens: check_finite_output(forward(tokens), what)
 
 
 def mean_pairwise_cosine(hidden: Float[Tensor, "batch pos d"]) -> float:

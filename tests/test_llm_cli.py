@@ -117,7 +117,8 @@ def test_steps_read_as_a_reader_means_them():
 @pytest.mark.parametrize("args, flag", [
     (["--n-prompts", "0"], "--n-prompts"), (["--n-prompts", "-1"], "--n-prompts"),
     (["--steps", ""], "--steps"), (["--steps", "1,2,5,...,100"], "--steps"),
-    (["--new-tokens", "1"], "--new-tokens"), (["--steps", "0,3"], "--steps")])
+    (["--new-tokens", "1"], "--new-tokens"), (["--steps", "0,3"], "--steps"),
+    (["--n-prompts", "100001"], "--n-prompts"), (["--new-tokens", "4097"], "--new-tokens")])
 def test_bad_arguments_are_refused_before_any_work(series, tmp_path, capsys, args, flag):
     out = tmp_path / "res"
     try:

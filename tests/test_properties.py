@@ -12,11 +12,13 @@ import re
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from perturbed import perturbed_model, sample
 from plateau_lens import ModelConfig, ablate_heads, make_task, representation_collapse
+from plateau_lens.analysis import (ablation_sweep, copying_test, linear_probes, next_token_probe,
+                                   patch_activations, patch_between_models, swap_attention)
 from plateau_lens.config import RunConfig, task_schema
 from plateau_lens.tasks import task_class
 from plateau_lens.errors import PlateauLensError
@@ -129,3 +131,120 @@ def test_ablate_heads_arguments(mws_model, heads, mode):
         return
     assert_finite_result(frame)
     assert torch.isfinite(torch.tensor(frame["value"].to_numpy())).all()
+
+
+# --- the other public analyzers taking (model, batch, ...) ---------------------------------
+# One generic check: a call either returns a frame whose values are all finite, or raises our
+# error type with a message naming one of the arguments that were generated.
+
+LRMC = make_task("lrmc", m=3, n=3, rank=1)
+ANALYZER_SETTINGS = settings(max_examples=25, deadline=None, derandomize=True, report_multiple_bugs=False,
+                             phases=[Phase.explicit, Phase.reuse, Phase.generate],  # no shrinking: bounded time
+                             suppress_health_check=[HealthCheck.too_slow,
+                                                    HealthCheck.function_scoped_fixture])
+
+
+@pytest.fixture(scope="module")
+def lrmc_models():
+    return perturbed_model(LRMC, MODEL_CONFIG), perturbed_model(LRMC, MODEL_CONFIG, seed=1)
+
+
+def works_or_names(call, names: list[str]) -> None:
+    """Run ``call()``; a refusal must be ours and name one of ``names``; a result must be finite."""
+    try:
+        frame = call()
+    except PlateauLensError as error:
+        message = str(error)
+        assert re.search(rf"\b({'|'.join(names)})\b", message), message
+        return
+    assert_finite_result(frame)
+
+
+
+
+def mostly(valid, *others):
+    """A valid value 3 times in 4 (so that the other arguments' checks are reached with this
+    one valid), else any value (``others`` or :data:`ARGUMENT`)."""
+    valid = st.sampled_from(valid)
+    return st.one_of(valid, valid, valid, st.one_of(*others, ARGUMENT).map(lambda value: value))
+
+
+@ANALYZER_SETTINGS
+@given(mode=mostly(["uniform", "mean"]), layers=mostly([True, False]))
+def test_ablation_sweep_arguments(mws_model, mode, layers):
+    works_or_names(lambda: ablation_sweep(mws_model, sample(MWS, 3), mode=mode, layers=layers,
+                                          progress=False), ["mode", "layers"])
+
+
+@ANALYZER_SETTINGS
+@given(hooks=mostly(["attn.hook_z", "hook_resid_post", "blocks.0.hook_resid_pre"]),
+       granularity=mostly(["layer", "head", "position"]),
+       direction=mostly(["denoise", "noise"]),
+       corrupted_size=st.sampled_from([3, 3, 2, 0]))
+def test_patch_activations_arguments(lrmc_models, hooks, granularity, direction, corrupted_size):
+    corrupted = None if corrupted_size == 0 else sample(LRMC, corrupted_size, seed=5)
+    works_or_names(lambda: patch_activations(lrmc_models[0], sample(LRMC, 3), corrupted,
+                                             hooks=hooks, granularity=granularity,
+                                             direction=direction, progress=False),
+                   ["hooks", "granularity", "direction", "corrupted_batch"])
+
+
+@ANALYZER_SETTINGS
+@given(hooks=mostly(["attn.hook_z", "hook_resid_post"]), granularity=mostly(["layer", "head"]))
+def test_patch_between_models_arguments(lrmc_models, hooks, granularity):
+    works_or_names(lambda: patch_between_models(*lrmc_models, sample(LRMC, 3), hooks=hooks,
+                                                granularity=granularity, progress=False),
+                   ["hooks", "granularity"])
+
+
+@ANALYZER_SETTINGS
+@given(targets=st.one_of(st.none(), st.lists(st.sampled_from(["X", "mask", "nope"]), max_size=2),
+                         ARGUMENT),
+       hooks=st.one_of(st.none(), st.just(["blocks.0.hook_resid_post"]), ARGUMENT),
+       classifier=mostly(["least_squares"]))
+def test_linear_probes_arguments(lrmc_models, targets, hooks, classifier):
+    works_or_names(lambda: linear_probes(lrmc_models[0], sample(LRMC, 24), sample(LRMC, 8, seed=3),
+                                         targets=targets, hooks=hooks, classifier=classifier),
+                   ["targets", "hooks", "classifier"])
+
+
+@ANALYZER_SETTINGS
+@given(fill_value=st.one_of(st.none(), st.floats(-10, 10), ARGUMENT),
+       matrix=mostly(["low_rank", "random"]), seed=mostly([0, 1]))
+def test_copying_test_arguments(lrmc_models, fill_value, matrix, seed):
+    works_or_names(lambda: copying_test(lrmc_models[0], sample(LRMC, 3), fill_value=fill_value,
+                                        matrix=matrix, seed=seed),
+                   ["fill_value", "matrix", "seed"])
+
+
+@ANALYZER_SETTINGS
+@given(parts=st.one_of(st.lists(st.sampled_from(["qkv", "attention"]), min_size=1, max_size=2),
+                       ARGUMENT))
+def test_swap_attention_arguments(lrmc_models, parts):
+    works_or_names(lambda: swap_attention(*lrmc_models, sample(LRMC, 3), parts=parts),
+                   ["parts", "part"])
+
+
+@settings(max_examples=12, deadline=None, derandomize=True, report_multiple_bugs=False,
+          phases=[Phase.explicit, Phase.reuse, Phase.generate],
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(hook=st.one_of(st.none(), st.just("blocks.1.hook_attn_out"), ARGUMENT),
+       hidden_units=mostly([4]), max_iter=mostly([5]))
+def test_next_token_probe_arguments(mws_model, hook, hidden_units, max_iter):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn's ConvergenceWarning at max_iter=5
+        works_or_names(lambda: next_token_probe(mws_model, sample(MWS, 8), sample(MWS, 4, seed=2),
+                                                hook=hook, hidden_units=hidden_units,
+                                                max_iter=max_iter),
+                       ["hook", "hidden_units", "max_iter"])
+
+
+@pytest.mark.parametrize("analyzer", ["attention_progress", "attention_structure", "repetition"])
+def test_batch_free_analyzers_are_finite(mws_model, lrmc_models, analyzer):
+    """The analyzers with no argument but (model, batch): finite on a perturbed model."""
+    import plateau_lens.analysis as analysis
+
+    model, task = (mws_model, MWS) if analyzer != "attention_structure" else (lrmc_models[0], LRMC)
+    assert_finite_result(getattr(analysis, analyzer)(model, sample(task, 3)))

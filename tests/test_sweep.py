@@ -68,6 +68,22 @@ model.d_mlp = [256, 512]
     assert len({p.name for p in sweep.points}) == len(sweep.points)
 
 
+HUGE_GRID = (f"[grid]\ntrain.seed = {list(range(101))}\n"
+             f"train.batch_size = {list(range(1, 101))}\n")
+"""10100 points: past MAX_POINTS (10 000)."""
+
+
+def test_a_grid_past_max_points_is_refused_before_any_point_is_built(tmp_path, monkeypatch):
+    """The count is checked on the lists' lengths: no point's config is validated first."""
+    import plateau_lens.sweep.spec as spec
+
+    built = []
+    monkeypatch.setattr(spec, "apply", lambda *args, **kwargs: built.append(args) or args[0])
+    with pytest.raises(spec.SweepError, match=r"10100 runs .*more than the 10000"):
+        load_sweep(write_sweep(tmp_path, HUGE_GRID))
+    assert len(built) == 1  # only the [set] table was applied, no point
+
+
 @pytest.mark.parametrize("body, expected", [
     ("[grid]\ntrain.sed = [0, 1]\n", ["train.sed", "allowed", "seed"]),
     ("[grid]\nmodel.d_modl = [64]\n", ["model.d_modl", "allowed", "d_model"]),
@@ -82,6 +98,7 @@ model.d_mlp = [256, 512]
     ("[set]\ntrain.seed = 1\n[grid]\ntrain.seed = [0, 1]\n", ["train.seed", "twice"]),
     ("[grdi]\ntrain.seed = [0]\n", ["grdi", "allowed", "grid"]),
     ("[set]\ntrain.steps = 10\n", ["nothing to sweep"]),
+    (HUGE_GRID, ["10100 runs", "[grid] train.seed: 101", "[grid] train.batch_size: 100", "10000"]),
 ])
 def test_bad_sweep_file_is_refused_naming_the_field_and_nothing_is_written(tmp_path, capsys, body,
                                                                            expected):

@@ -14,7 +14,7 @@ from torch import Tensor
 from ..progress import progress_bar
 
 from ..errors import InputError
-from ..metrics import scalar_metrics
+from ..metrics import finite_scalar_metrics
 from ..models.handle import PlateauModel
 from ..tasks.base import check_choice
 from .hooks import prepare
@@ -119,7 +119,7 @@ def clean_pass(model: PlateauModel, batch, mode: str) -> tuple[dict[str, float],
     output, cache = model.bridge.run_with_cache(batch.inputs, names_filter=lambda n: n in wanted)
     means = ({layer: cache[name].mean(0, keepdim=True) for layer, name in patterns.items()}
              if mode == "mean" else None)
-    return (scalar_metrics(model.task, output, batch), means,
+    return (finite_scalar_metrics(model.task, output, batch), means,
             {layer: cache[name] for layer, name in residuals.items()})
 
 
@@ -181,7 +181,7 @@ def hooked_ablation_metrics(model: PlateauModel, batch, heads: list[tuple[int, i
             output = model.bridge(batch.inputs)
         else:
             output = forward_from_layer(model, residuals[first_layer], first_layer)
-    return scalar_metrics(model.task, output, batch)
+    return finite_scalar_metrics(model.task, output, batch)
 
 
 def ablation_records(heads: list[tuple[int, int]], mode: str, clean: dict[str, float],
@@ -300,7 +300,7 @@ def native_sweep_records(model: PlateauModel, batch, targets, mode: str, progres
                       for layer, items in by_layer.items()}
     outputs = native_sweep_outputs(model, shared, heads_by_layer, mode, means, progress)
     every_output = [shared.output] + [copy for layer in by_layer for copy in outputs[layer]]
-    clean, *ablated = parallel_map(lambda output: scalar_metrics(model.task, output, batch),
+    clean, *ablated = parallel_map(lambda output: finite_scalar_metrics(model.task, output, batch),
                                    every_output, analysis_workers(shared.output.device))
     records = []
     ablated_metrics = iter(ablated)

@@ -7,7 +7,7 @@ from typing import Sequence
 import pandas as pd
 import torch
 
-from ..metrics import (generation_metrics, mean_cosine_over_pairs, mean_pairwise_cosine,
+from ..metrics import (finite_forward, generation_metrics, mean_cosine_over_pairs, mean_pairwise_cosine,
                        readout_input_hook)
 from ..errors import check_layers, check_names, check_positions
 from .hooks import check_hook_names, prepare, require
@@ -110,4 +110,4 @@ def repetition(model, batch, task=None) -> pd.DataFrame:
     and accuracy overall and per answer position (metrics ``accuracy_pos_{i}``)."""
     model = prepare(model, batch, task)
     require(model, "repetition")
-    return tidy(metric_records(generation_metrics(model.task, model.bridge, batch)))
+    return tidy(metric_records(generation_metrics(model.task, finite_forward(model.bridge), batch)))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
+from ..errors import InputError, check_finite_output, check_integer
 from ..tasks.base import check_choice
 from .hooks import prepare, require
 from .schema import metric_records, tidy
@@ -45,14 +46,15 @@ def copying_test(model, batch, fill_value: float | None = STUDY_FILL_VALUE,
     check_choice("matrix", matrix, MATRIX_KINDS)
     if fill_value is not None and (isinstance(fill_value, bool) or not isinstance(fill_value, (int, float))
                                    or not abs(fill_value) <= 10):
-        raise ValueError(f"fill_value must be a number in [-10, 10] (the token range) or None, "
+        raise InputError(f"fill_value must be a number in [-10, 10] (the token range) or None, "
                          f"got {fill_value!r}")
+    check_integer("seed", seed, 0, 2**63 - 1)
     model = prepare(model, batch, task)
     require(model, "copying_test")
     task = model.task
     if matrix == "random":
         batch = task.with_inputs(batch, matrix=random_full_rank(batch, seed))
-    prediction = task.predictions(model(batch.inputs)).double()
+    prediction = task.predictions(check_finite_output(model(batch.inputs))).double()
     truth = task.target(batch).double()  # rounded to 2 decimals under the token encoding
     masked = ~batch.observed
     squared = (prediction - truth) ** 2
@@ -66,7 +68,7 @@ def copying_test(model, batch, fill_value: float | None = STUDY_FILL_VALUE,
         filled_matrix = torch.where(masked, torch.full_like(batch.matrix, fill_value), batch.matrix)
         filled = task.with_inputs(batch, matrix=filled_matrix,
                                   observed=torch.ones_like(batch.observed))
-        filled_prediction = task.predictions(model(filled.inputs)).double()
+        filled_prediction = task.predictions(check_finite_output(model(filled.inputs))).double()
         filled_squared = (filled_prediction - truth) ** 2
         metrics.update({
             "fill_copy_mse": ((filled_prediction - fill_value)[masked] ** 2).mean().item(),

@@ -38,7 +38,7 @@ from jaxtyping import Float
 from torch import Tensor
 from ..progress import progress_bar
 
-from ..metrics import scalar_metrics
+from ..metrics import finite_scalar_metrics
 from ..models.handle import PlateauModel
 from ..tasks.base import check_choice, check_int
 from .hooks import prepare, require
@@ -318,7 +318,7 @@ def permuted_positions(model, batch, n_permutations: int = 8,
     for scope in scopes:
         check_choice("scope", scope, PERMUTATION_SCOPES)
     task = model.task
-    records = metric_records(scalar_metrics(task, model(batch.inputs), batch), condition="clean",
+    records = metric_records(finite_scalar_metrics(task, model(batch.inputs), batch), condition="clean",
                              scope=None, permutation=None)
     generator = torch.Generator().manual_seed(seed)
     jobs = [(scope, index) for scope in scopes for index in range(n_permutations)]
@@ -330,7 +330,7 @@ def permuted_positions(model, batch, n_permutations: int = 8,
 
         with model.bridge.hooks(fwd_hooks=[(POSITION_HOOK, shuffle)]):
             output = model(batch.inputs)
-        records += metric_records(scalar_metrics(task, output, batch), condition="permuted",
+        records += metric_records(finite_scalar_metrics(task, output, batch), condition="permuted",
                                   hook=POSITION_HOOK, scope=scope, permutation=index)
     frame = tidy(records, ["scope", "permutation"])
     frame["permutation"] = frame["permutation"].astype("Int64")

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ..errors import check_finite_weights
+from ..errors import InputError, check_finite_weights, check_name_list
 from ..analyzers import ANALYZER_NEEDS, ANALYZERS, TASK_KINDS, needs_of
 from ..models.handle import PlateauModel
 from ..tasks.protocol import has_capability
 
 
-def check_hook_names(bridge, names: Iterable[str]) -> list[str]:
-    """Raise ``ValueError`` for a hook name the model does not have (before any work)."""
-    names = list(names)
+def check_hook_names(bridge, names: Iterable[str], argument: str = "hooks") -> list[str]:
+    """Raise :class:`InputError` naming ``argument`` for a hook name the model does not have,
+    or a value that is not a list of names (before any work)."""
+    names = check_name_list(argument, names)
     available = set(bridge.hook_dict)
     missing = [n for n in names if n not in available]
     if missing:
         examples = sorted(n for n in available if n.startswith("blocks.0."))[:12]
-        raise ValueError(
-            f"unknown hook name(s) {missing}; the model has hooks such as {examples}"
+        raise InputError(
+            f"{argument}: unknown hook name(s) {missing}; the model has hooks such as {examples}"
         )
     return names
 

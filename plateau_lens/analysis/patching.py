@@ -22,10 +22,10 @@ from transformer_lens.patching import (
     layer_head_pattern_patch_setter, layer_head_vector_patch_setter, layer_pos_patch_setter,
 )
 
-from ..metrics import scalar_metrics
+from ..metrics import finite_scalar_metrics
 from ..models.handle import PlateauModel
 from ..tasks.base import check_choice
-from ..errors import InputError, check_finite_weights
+from ..errors import InputError, check_finite_weights, check_name_list
 from .hooks import check_hook_names, prepare, task_differences
 from .schema import metric_records, tidy
 
@@ -43,9 +43,7 @@ PatchFn = Callable[[Tensor, Tensor], Tensor]
 def hook_names(bridge, hooks: str | Sequence[str]) -> list[str]:
     """Expand per-layer names (``"attn.hook_z"``, ``"hook_resid_post"``) to
     ``blocks.{l}.…`` for every layer; full names pass through; validate all."""
-    hooks = [hooks] if isinstance(hooks, str) else list(hooks)
-    if not hooks:
-        raise ValueError("hooks is empty: give at least one hook name")
+    hooks = check_name_list("hooks", hooks)
     names = []
     for hook in hooks:
         if hook not in bridge.hook_dict and hook.startswith(PER_LAYER_PREFIXES):
@@ -84,7 +82,7 @@ def patch_sites(name: str, activation: Tensor, granularity: str
             yield None, position, patch
     else:
         if axes == "position_first":
-            raise ValueError(f"granularity 'head' needs a per-head hook ({', '.join(HEAD_VECTOR_HOOKS + PATTERN_HOOKS)}), got {name}")
+            raise InputError(f"granularity 'head' needs a per-head hook ({', '.join(HEAD_VECTOR_HOOKS + PATTERN_HOOKS)}), got {name}")
         setter = layer_head_vector_patch_setter if axes == "head_vector" else layer_head_pattern_patch_setter
         heads = activation.shape[2] if axes == "head_vector" else activation.shape[1]
         for head in range(heads):
@@ -94,9 +92,9 @@ def patch_sites(name: str, activation: Tensor, granularity: str
 def _metrics(task, output: Tensor, truth_batch, other_batch=None) -> dict[str, float]:
     """The task metrics against ``truth_batch``; with ``other_batch``, also against its truth
     (``*_vs_corrupted``: e.g. LRMC's MSE to −X)."""
-    row = scalar_metrics(task, output, truth_batch)
+    row = finite_scalar_metrics(task, output, truth_batch)
     if other_batch is not None:
-        other = scalar_metrics(task, output, other_batch)
+        other = finite_scalar_metrics(task, output, other_batch)
         row.update({f"{name}_vs_corrupted": value for name, value in other.items()})
     return row
 
@@ -143,7 +141,7 @@ def patch_activations(model, clean_batch, corrupted_batch=None,
         corrupted_batch = corrupt(task, clean_batch) if corrupt else task.default_corruption(clean_batch)
     task.check_batch(corrupted_batch)
     if len(corrupted_batch) != len(clean_batch):
-        raise ValueError(f"corrupted_batch has {len(corrupted_batch)} samples, clean_batch "
+        raise InputError(f"corrupted_batch has {len(corrupted_batch)} samples, clean_batch "
                          f"{len(clean_batch)}: they must pair up")
     names = hook_names(model.bridge, hooks)
     source, target = ((clean_batch, corrupted_batch) if direction == "denoise"
@@ -184,7 +182,7 @@ def patch_between_models(source_model, target_model, batch,
                  for field in SHAPE_FIELDS
                  if getattr(source.cfg, field, None) != getattr(target.cfg, field, None)]
     if different:
-        raise ValueError(f"source_model and target_model must have the same shape to patch "
+        raise InputError(f"source_model and target_model must have the same shape to patch "
                          f"between them; they differ in {', '.join(different)}")
     names = hook_names(target.bridge, hooks)
     check_hook_names(source.bridge, names)

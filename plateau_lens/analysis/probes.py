@@ -15,6 +15,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from ..errors import InputError, check_names
 from ..tasks.base import ProbeTarget, check_choice, check_int, step_generator
 from ..tasks.protocol import capabilities_of
 from .hooks import check_hook_names, prepare
@@ -310,15 +311,15 @@ def linear_probes(model, train_batch, test_batch, targets: Sequence[str] | None 
     task = model.task
     task.check_batch(test_batch)
     available = available_targets(task)
-    targets = list(available) if targets is None else list(targets)
+    targets = list(available) if targets is None else check_names("targets", targets, available)
     unknown = [t for t in targets if t not in available]
     if unknown or not targets:
-        raise ValueError(f"targets must be a non-empty list of {sorted(available)}, got {targets!r}")
+        raise InputError(f"targets must be a non-empty list of {sorted(available)}, got {targets!r}")
     hooks = check_hook_names(model.bridge, default_hooks(model) if hooks is None else hooks)
     train_cache = hook_activations(model, train_batch.inputs, hooks)
     not_3d = {name: tuple(train_cache[name].shape) for name in hooks if train_cache[name].ndim != 3}
     if not_3d:
-        raise ValueError(f"probes read [batch, pos, d] activations; hooks {not_3d} are not "
+        raise InputError(f"hooks: probes read [batch, pos, d] activations; hooks {not_3d} are not "
                          f"(per-head or pattern hooks: probe blocks.{{l}}.hook_attn_out or the "
                          f"residual stream instead)")
     test_cache = hook_activations(model, test_batch.inputs, hooks)

@@ -19,9 +19,10 @@ from typing import Sequence
 import pandas as pd
 import torch
 
-from ..metrics import scalar_metrics
+from ..metrics import finite_scalar_metrics
 from ..models.build import build_model
 from ..models.handle import PlateauModel
+from ..errors import InputError, check_names
 from ..tasks.base import check_choice
 from .hooks import prepare
 from .schema import metric_records, tidy
@@ -70,11 +71,7 @@ def swap_attention(pre_model, post_model, batch, parts: Sequence[str] = SWAP_PAR
     Q/K/V/O and its LayerNorm, of pre; embeddings, MLPs, their norms and the read-out of
     post). Originals are untouched. Reads only the output (the read-out). Rows (see
     :mod:`.schema`): one condition per model variant."""
-    parts = list(parts)
-    if not parts:
-        raise ValueError(f"parts must be a non-empty list of {list(SWAP_PARTS)}")
-    for part in parts:
-        check_choice("part", part, SWAP_PARTS)
+    parts = check_names("parts", parts, SWAP_PARTS)
     post = prepare(post_model, batch, task)
     pre = PlateauModel.resolve(pre_model, post.task)
     if pre.network is None or post.network is None:
@@ -89,7 +86,7 @@ def swap_attention(pre_model, post_model, batch, parts: Sequence[str] = SWAP_PAR
         variants[f"{part}_pre+rest_post"] = hybrid_model(pre, post, part)
     records = []
     for name, variant in variants.items():
-        records += metric_records(scalar_metrics(post.task, variant(batch.inputs), batch),
+        records += metric_records(finite_scalar_metrics(post.task, variant(batch.inputs), batch),
                                   condition=name)
     return tidy(records)
 

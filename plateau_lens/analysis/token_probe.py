@@ -9,6 +9,7 @@ import einops
 import pandas as pd
 import torch
 
+from ..errors import InputError, check_integer
 from .hooks import check_hook_names, prepare
 from .schema import metric_records, tidy
 
@@ -26,18 +27,21 @@ def next_token_probe(model, train_batch, test_batch, hook: str | None = None,
     rest; ``plateau-lens reproduce lp-fig20-probe`` passes that split (64 / 1984 sequences)."""
     from sklearn.neural_network import MLPClassifier
 
+    check_integer("hidden_units", hidden_units, 1, 1_000_000)
+    check_integer("max_iter", max_iter, 1, 10_000_000)
+    check_integer("seed", seed, 0, 2**32 - 1)  # scikit-learn's random_state range
     model = prepare(model, train_batch, task)
     model.task.check_batch(test_batch)
     if not hasattr(model.task, "answer_rows"):
         raise ValueError(f"next_token_probe needs a sequence task, not {model.task.name!r}")
     hook = hook or f"blocks.{model.cfg.n_layers - 1}.hook_attn_out"
-    check_hook_names(model.bridge, [hook])
+    check_hook_names(model.bridge, [hook], "hook")
     rows = list(model.task.answer_rows())
 
     def features(batch):
         _, cache = model.bridge.run_with_cache(batch.inputs, names_filter=lambda n: n == hook)
         if cache[hook].ndim != 3:
-            raise ValueError(f"next_token_probe reads a [batch, pos, d] activation; {hook} is "
+            raise InputError(f"hook: next_token_probe reads a [batch, pos, d] activation; {hook} is "
                              f"{tuple(cache[hook].shape)}")
         x = einops.rearrange(cache[hook][:, rows].float(), "b p d -> (b p) d").cpu().numpy()
         y = batch.targets[:, rows].flatten().cpu().numpy()

@@ -105,14 +105,23 @@ def _steps_argument(text: str):
         raise argparse.ArgumentTypeError(str(error)) from error
 
 
-def _at_least(minimum: int, what: str):
+MAX_N_PROMPTS = 100_000
+"""--n-prompts at most: 1000 times the study's 100; each prompt's hidden states of every
+generated step are kept per checkpoint."""
+MAX_NEW_TOKENS = 4_096
+"""--new-tokens at most: 512 times the study's 8, and beyond most checkpoints' context."""
+
+
+def _at_least(minimum: int, what: str, maximum: int | None = None):
+    allowed = f"an integer >= {minimum}" if maximum is None else f"an integer in [{minimum}, {maximum}]"
+
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be an integer >= {minimum}, got {text!r}")
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{what} must be an integer >= {minimum}, got {value}")
+            raise argparse.ArgumentTypeError(f"{what} must be {allowed}, got {text!r}")
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"{what} must be {allowed}, got {value}")
         return value
     return parse
 
@@ -134,14 +143,16 @@ def add_llm_parser(sub) -> None:
         f"folder there (= 'all'), else the study's Pythia steps {STUDY_STEPS}"))
     p.add_argument("--prompts", default="arc-easy", help="'arc-easy' (the study's ARC-Easy test "
                    "questions, needs the datasets cache offline) or a text file, one prompt per line")
-    p.add_argument("--n-prompts", type=_at_least(1, "--n-prompts"), default=100,
-                   help="how many prompts (an integer >= 1; default 100, the study's)")
+    p.add_argument("--n-prompts", type=_at_least(1, "--n-prompts", MAX_N_PROMPTS),
+                   default=100, help=f"how many prompts (an integer in [1, {MAX_N_PROMPTS}]; default "
+                   "100, the study's)")
     p.add_argument("--prompt-seed", type=int, default=0, help="seed of the ARC-Easy shuffle "
                    "(default 0; the study shuffled without a seed); recorded in the results")
     p.add_argument("--first-prompts", action="store_true", help="take the first --n-prompts "
                    "ARC-Easy questions in split order instead of a shuffle (as the study's olmo.py)")
-    p.add_argument("--new-tokens", type=_at_least(2, "--new-tokens"), default=8,
-                   help="greedy tokens generated per prompt, exactly (an integer >= 2; default 8)")
+    p.add_argument("--new-tokens", type=_at_least(2, "--new-tokens", MAX_NEW_TOKENS),
+                   default=8, help=f"greedy tokens generated per prompt, exactly (an integer in "
+                   f"[2, {MAX_NEW_TOKENS}]; default 8)")
     p.add_argument("--prepend-bos", action="store_true", help="put the BOS token in front of "
                    "each prompt (not the study's recipe: its AutoTokenizer adds none)")
     p.add_argument("--local-dir", help="offline series: a directory of step{N} sub-directories "

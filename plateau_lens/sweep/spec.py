@@ -23,6 +23,7 @@ so an error names the field and the allowed values.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import sys
 from dataclasses import dataclass
@@ -38,6 +39,10 @@ else:  # pragma: no cover
 SWEEP_KEYS = ("base", "set", "grid", "zip")
 SECTIONS = ("task", "model", "train", "init")
 MAX_NAME = 120
+MAX_POINTS = 10_000
+"""Runs one sweep file may define (the product of the [grid] lists' lengths times each
+[[zip]] group's): each point is a whole training run with its own directory, so a bigger
+grid is a mistake (or belongs in several sweeps); checked before any point is built."""
 
 
 class SweepError(ValueError):
@@ -151,6 +156,18 @@ def check_list(key: str, values: Any, where: str) -> list:
     return values
 
 
+def check_point_count(path: Path, axes: list[list], grid_keys: list[str], zips: list[dict]) -> None:
+    """Raise ``SweepError`` naming every axis and its length when the sweep would define more
+    than :data:`MAX_POINTS` runs (before the product is built)."""
+    count = math.prod(len(axis) for axis in axes)
+    if count > MAX_POINTS:
+        names = [f"[grid] {key}" for key in grid_keys] + [
+            f"[[zip]] #{index + 1} ({', '.join(group)})" for index, group in enumerate(zips) if group]
+        lengths = ", ".join(f"{name}: {len(axis)}" for name, axis in zip(names, axes))
+        raise SweepError(f"{path}: the grid defines {count} runs ({lengths}), more than the "
+                         f"{MAX_POINTS} one sweep may hold; shorten the lists or split the sweep")
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise SweepError(f"sweep file {path} does not exist")
@@ -220,6 +237,7 @@ def load_sweep(path: str | Path) -> Sweep:
             count = next(iter(lengths.values()))
             axes.append([{k: group[k][i] for k in group} for i in range(count)])
 
+    check_point_count(path, axes, list(grid), zips)
     fields = list(grid) + [key for group in zips for key in group]
     shorts = short_names(fields)
     points: list[Point] = []
