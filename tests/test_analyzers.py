@@ -219,7 +219,7 @@ def test_hooks_are_removed_when_the_metric_raises(monkeypatch):
 
     model, batch = perturbed_model(LRMC, LRMC_CONFIG), sample(LRMC, 8)
     calls = {"n": 0}
-    real = ablation.scalar_metrics
+    real = ablation.finite_scalar_metrics
 
     def failing(*args):
         calls["n"] += 1
@@ -227,7 +227,7 @@ def test_hooks_are_removed_when_the_metric_raises(monkeypatch):
             raise RuntimeError("boom")
         return real(*args)
 
-    monkeypatch.setattr(ablation, "scalar_metrics", failing)
+    monkeypatch.setattr(ablation, "finite_scalar_metrics", failing)
     with pytest.raises(RuntimeError, match="boom"):
         ablate_heads(model, batch, "all")
     assert calls["n"] == 2 and remaining_hooks(model.bridge) == 0

@@ -433,7 +433,7 @@ def test_swap_offers_both_of_the_studys_directions_against_the_reference():
         assert metrics_of(result, condition=condition) == pytest.approx(expected, rel=1e-5), condition
         losses.add(round(expected["loss"], 6))
     assert len(losses) == 6
-    with pytest.raises(ValueError, match="part must be one of"):
+    with pytest.raises(ValueError, match="parts must be a non-empty list of"):
         swap_attention(pre, post, batch, parts=["mlp"])
 
 
