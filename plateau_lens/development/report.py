@@ -204,7 +204,8 @@ def series_sections(directory: Path, prompts_file: str | None = None, llc_checkp
     """The sections of a local LLM checkpoint series (``step{N}`` folders)."""
     import json
 
-    from ..llm.checkpoints import iter_checkpoints, local_steps
+    from ..llm.checkpoints import local_steps
+    from ..llm.reuse import iter_checkpoints
     from ..llm.prompts import load_prompts
     from ..llm.series import analyze_series
     from ..transition import detect_transition

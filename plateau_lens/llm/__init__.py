@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 from ..lazy import lazy_package
 
 __getattr__, __dir__, __all__ = lazy_package(__name__, __path__, {
-    "checkpoints": ["PYTHIA_STEPS", "CheckpointLoadError", "iter_checkpoints", "load_checkpoint_model",
+    "checkpoints": ["PYTHIA_STEPS", "CheckpointLoadError", "load_checkpoint_model",
                     "pythia_revision", "PretrainedModel", "study_tokenizer"],
+    "reuse": ["iter_checkpoints"],
     "generation": ["generation_metrics", "tokenize_prompts"],
     "batching": ["LeftPadded", "greedy_generate", "left_pad"],
     "pretrain": ["PretrainConfig", "pretrain_series", "pythia_like_schedule"],
@@ -18,8 +19,9 @@ __getattr__, __dir__, __all__ = lazy_package(__name__, __path__, {
 })
 
 if TYPE_CHECKING:
-    from .checkpoints import (PYTHIA_STEPS, CheckpointLoadError, PretrainedModel, iter_checkpoints,
+    from .checkpoints import (PYTHIA_STEPS, CheckpointLoadError, PretrainedModel,
                               load_checkpoint_model, pythia_revision, study_tokenizer)
+    from .reuse import iter_checkpoints
     from .batching import LeftPadded, greedy_generate, left_pad
     from .generation import generation_metrics, tokenize_prompts
     from .pretrain import PretrainConfig, pretrain_series, pythia_like_schedule

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import gc
 import json
 import re
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import torch
 
@@ -214,34 +213,3 @@ def load_checkpoint_model(name: str | None = None, step: int | None = None,
         ) from error
     return PretrainedModel(bridge, tokenizer, f"{repo}@{revision}")
 
-
-def iter_checkpoints(name: str | None, steps: Iterable[int], **kwargs) -> Iterator[tuple[int, object]]:
-    """Yield ``(step, PretrainedModel)`` one checkpoint at a time, so a series of a large model
-    never holds two models. With ``local_dir=`` one bridge serves the series (each checkpoint's
-    weights read into it, the next one's files read ahead: :class:`~plateau_lens.llm.reuse.SeriesLoader`),
-    so a yielded model shows the next checkpoint's weights once the loop moves on; from the hub
-    each revision boots its own bridge, the previous one freed first."""
-    steps = list(steps)
-    local_dir = kwargs.get("local_dir")
-    if local_dir is not None and set(kwargs) <= {"local_dir", "dtype", "device", "tokenizer"}:
-        from .reuse import SeriesLoader
-
-        loader = SeriesLoader(kwargs.get("dtype"), kwargs.get("device"), kwargs.get("tokenizer"))
-        for index, step in enumerate(steps):
-            model = loader.load(local_checkpoint_dir(local_dir, step))
-            if index + 1 < len(steps):
-                try:
-                    loader.prefetch(local_checkpoint_dir(local_dir, steps[index + 1]))
-                except CheckpointLoadError:
-                    pass  # raised when its turn comes
-            yield step, model
-        return
-    for step in steps:
-        model = load_checkpoint_model(name, step=step, **kwargs)
-        try:
-            yield step, model
-        finally:
-            del model
-            gc.collect()
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()

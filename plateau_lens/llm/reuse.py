@@ -21,11 +21,12 @@ import struct
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import torch
 
-from .checkpoints import CheckpointLoadError, PretrainedModel, tokenizer_beside
+from .checkpoints import (CheckpointLoadError, PretrainedModel, load_checkpoint_model,
+                          local_checkpoint_dir, tokenizer_beside)
 
 log = logging.getLogger("plateau_lens")
 
@@ -317,3 +318,33 @@ class SeriesLoader:
                 if fresh.bias is not None:
                     own.bias.copy_(fresh.bias)
         return True
+
+
+def iter_checkpoints(name: str | None, steps: Iterable[int], **kwargs) -> Iterator[tuple[int, object]]:
+    """Yield ``(step, PretrainedModel)`` one checkpoint at a time, so a series of a large model
+    never holds two models. With ``local_dir=`` one bridge serves the series (each checkpoint's
+    weights read into it, the next one's files read ahead: :class:`SeriesLoader`),
+    so a yielded model shows the next checkpoint's weights once the loop moves on; from the hub
+    each revision boots its own bridge, the previous one freed first."""
+    steps = list(steps)
+    local_dir = kwargs.get("local_dir")
+    if local_dir is not None and set(kwargs) <= {"local_dir", "dtype", "device", "tokenizer"}:
+        loader = SeriesLoader(kwargs.get("dtype"), kwargs.get("device"), kwargs.get("tokenizer"))
+        for index, step in enumerate(steps):
+            model = loader.load(local_checkpoint_dir(local_dir, step))
+            if index + 1 < len(steps):
+                try:
+                    loader.prefetch(local_checkpoint_dir(local_dir, steps[index + 1]))
+                except CheckpointLoadError:
+                    pass  # raised when its turn comes
+            yield step, model
+        return
+    for step in steps:
+        model = load_checkpoint_model(name, step=step, **kwargs)
+        try:
+            yield step, model
+        finally:
+            del model
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
