@@ -14,7 +14,6 @@ that step is written.
 from __future__ import annotations
 
 import logging
-import math
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -508,15 +507,14 @@ class Trainer:
                                 step_generator(train.seed + EVAL_SEED_OFFSET, step, self.device),
                                 self.device)
 
-    def log_step(self) -> dict:
+    def log_step(self, batch) -> dict:
         """The row of step ``self.step``, measured on checkpoint ``self.step``'s weights (before
         step ``self.step``'s update), in eval mode: ``loss`` (and the task's other metrics) on
         the training batch that update is computed from, the evaluation metrics on
         ``test_batch(self.step)`` (``training_log_row``); ``lr``: the learning rate that
         update uses. A finite task logs ``loss`` (that batch) and ``train_*``/``test_*``: its
         metrics over each whole split (``training.finite.split_metrics``). See
-        docs/run-directory.md."""
-        batch = self.next_batch()
+        docs/run-directory.md. ``batch``: that training batch (``next_batch()``)."""
         row = {"step": self.step, "lr": self.scheduler.get_last_lr()[0]}
         self.network.eval()
         with self.autocast(), torch.no_grad():
@@ -528,14 +526,14 @@ class Trainer:
         self.network.train()
         return row
 
-    def log_and_save(self, end: int) -> None:
+    def log_and_save(self, end: int, batch) -> None:
         """At step ``self.step`` (before its update): its row if it is a logged step, a
         checkpoint step or the last step of this call (``end``), then its checkpoint if it is
         a checkpoint step. Each at most once (a resumed run has both of its start step)."""
         step = self.step
         wanted = step % self.config.train.log_every == 0 or self.config.train.is_checkpoint_step(step) or step == end
         if wanted and not (self.rows and int(self.rows[-1]["step"]) >= step):
-            self.rows.append(self.log_step())
+            self.rows.append(self.log_step(batch))
             self.tracking.log_row(self.rows[-1])
         if self.config.train.is_checkpoint_step(step) and step != self.saved_step:
             self.save()
@@ -562,12 +560,12 @@ class Trainer:
         try:
             while True:
                 self.update_attention_bias()
-                self.log_and_save(end)
+                batch = self.next_batch()  # once per step: the row's batch and the update's
+                self.log_and_save(end, batch)
                 if self.rows and self.rows[-1]["step"] == self.step:
                     bar.set_postfix(loss=f"{self.rows[-1]['loss']:.4g}")
                 if self.step >= end:
                     break
-                batch = self.next_batch()
                 with self.autocast():
                     output = self.forward(batch.inputs)
                     loss = self.task.loss(output, batch)
