@@ -15,13 +15,11 @@ This module imports nothing heavy: the shipped analyzers are named by path and l
 
 from __future__ import annotations
 
-import importlib
-import importlib.metadata
 import re
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from .plugin_paths import import_path
+from .plugin_paths import entry_points_of, import_path, load_entry_point
 
 ENTRY_POINT_GROUP = "plateau_lens.analyzers"
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -127,7 +125,7 @@ def _import_path(path: str) -> Callable:
 
 def analyzer_names() -> list[str]:
     """Registered analyzers in registration order (the shipped ones first), then entry points."""
-    entry_points = sorted({ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    entry_points = sorted(set(entry_points_of(ENTRY_POINT_GROUP))
                           - set(ANALYZERS))
     return [*ANALYZERS, *entry_points]
 
@@ -137,13 +135,9 @@ def resolve_analyzer(name: str) -> AnalyzerEntry:
     path); ``ValueError`` naming the names there are."""
     if name in ANALYZERS:
         return ANALYZERS[name]
-    points = {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    points = entry_points_of(ENTRY_POINT_GROUP)
     if name in points:
-        try:
-            target = points[name].load()
-        except Exception as error:  # noqa: BLE001
-            raise ValueError(f"cannot import analyzer {name!r} from entry point "
-                             f"{points[name].value!r}: {type(error).__name__}: {error}") from None
+        target = load_entry_point(points[name], f"analyzer {name!r}")
         if name not in ANALYZERS:  # loading may have registered it with its needs
             ANALYZERS[name] = AnalyzerEntry(name, target, frozenset())
         return ANALYZERS[name]

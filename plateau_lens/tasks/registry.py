@@ -10,13 +10,12 @@ workers re-import the task from it, in a process where nothing registered it.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import importlib.metadata
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..plugin_paths import import_path
+from ..plugin_paths import entry_points_of, import_path, load_entry_point
 
 ENTRY_POINT_GROUP = "plateau_lens.tasks"
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -106,7 +105,7 @@ def import_source(source: str) -> type:
 
 
 def entry_points() -> dict[str, importlib.metadata.EntryPoint]:
-    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    return entry_points_of(ENTRY_POINT_GROUP)
 
 
 def resolve(name: str, source: str | None = None) -> TaskEntry:
@@ -121,11 +120,7 @@ def resolve(name: str, source: str | None = None) -> TaskEntry:
         return TaskEntry(import_source(name), name)
     points = entry_points()
     if name in points:
-        try:
-            cls = points[name].load()
-        except Exception as error:  # noqa: BLE001
-            raise TaskImportError(f"cannot import task {name!r} from entry point "
-                                  f"{points[name].value!r}: {type(error).__name__}: {error}") from None
+        cls = load_entry_point(points[name], f"task {name!r}", TaskImportError)
         add(name, check_task_class(cls, name), points[name].value)
         return _REGISTRY[name]
     if source is not None:
