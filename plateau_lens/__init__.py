@@ -17,8 +17,8 @@ __getattr__, __dir__, __all__ = lazy_package(__name__, __path__, {
                  "patch_activations", "patch_between_models", "representation_collapse",
                  "repetition", "swap_attention", "register_analyzer"],
     "builder": ["build_model"],
-    "config": ["RunConfig", "TrainConfig", "load_config"],
-    "models": ["ModelConfig", "PlateauModel", "build_network", "set_attention_bias", "wrap_in_bridge"],
+    "config": ["ModelConfig", "RunConfig", "TrainConfig", "load_config"],
+    "models": ["PlateauModel", "build_network", "set_attention_bias", "wrap_in_bridge"],
     "tasks": ["TASKS", "make_task", "register_task"],
     "llm": ["iter_checkpoints", "load_checkpoint_model"],
     "run": ["Run", "load_run"],
@@ -33,9 +33,9 @@ if TYPE_CHECKING:  # what static tools and IDEs read
                            patch_activations, patch_between_models, representation_collapse,
                            register_analyzer, repetition, swap_attention)
     from .builder import build_model
-    from .config import RunConfig, TrainConfig, load_config
+    from .config import ModelConfig, RunConfig, TrainConfig, load_config
     from .llm import iter_checkpoints, load_checkpoint_model
-    from .models import ModelConfig, PlateauModel, build_network, set_attention_bias, wrap_in_bridge
+    from .models import PlateauModel, build_network, set_attention_bias, wrap_in_bridge
     from .run import Run, load_run
     from .tasks import TASKS, make_task, register_task
     from .training import CheckpointError, resume, train

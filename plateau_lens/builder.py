@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import RunConfig, load_config
+from .config import ModelConfig, RunConfig, load_config
 from .models.build import build_model as build_for_task
-from .models.config import ModelConfig
 from .models.handle import PlateauModel
 
 

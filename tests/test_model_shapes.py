@@ -14,7 +14,7 @@ import torch
 
 from perturbed import perturbed_model, reference
 from plateau_lens import ModelConfig, build_model
-from plateau_lens.schema import ConfigError
+from plateau_lens.config import ConfigError
 from plateau_lens.tasks import make_task
 from reference.forward import RefConfig, pos_embed, rotate
 

@@ -22,7 +22,7 @@ from plateau_lens.analysis import (ablation_sweep, copying_test, linear_probes, 
 from plateau_lens.config import RunConfig, task_schema
 from plateau_lens.tasks import task_class
 from plateau_lens.errors import PlateauLensError
-from plateau_lens.models.config import ModelConfig as ModelSchema
+from plateau_lens.config import ModelConfig as ModelSchema
 from plateau_lens.config import TrainConfig
 
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True,

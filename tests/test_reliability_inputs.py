@@ -389,7 +389,7 @@ def test_prompt_files_are_named(tmp_path, caplog):
 
 
 def test_our_errors_share_one_base():
-    from plateau_lens.schema import ConfigError
+    from plateau_lens.config import ConfigError
     from plateau_lens.training import CheckpointError, TrainingDiverged
     from plateau_lens.io import RunLockedError
 

@@ -8,13 +8,11 @@ from ..lazy import lazy_package
 
 __getattr__, __dir__, __all__ = lazy_package(__name__, __path__, {
     "build": ["build_model", "build_network", "with_max_positions", "wrap_in_bridge"],
-    "config": ["ModelConfig"],
     "handle": ["PlateauModel", "plateau_attentions", "set_attention_bias"],
     "layers": ["AttentionBias", "PlateauAttention", "ValueEmbedding"],
 })
 
 if TYPE_CHECKING:
     from .build import build_model, build_network, with_max_positions, wrap_in_bridge
-    from .config import ModelConfig
     from .handle import PlateauModel, plateau_attentions, set_attention_bias
     from .layers import AttentionBias, PlateauAttention, ValueEmbedding

@@ -19,7 +19,7 @@ from transformer_lens.model_bridge.sources.native import NativeModel, initialize
 
 from ..tasks.protocol import has_capability
 from .bert import PostNormModel, init_bert, post_norm_components
-from .config import ModelConfig
+from ..config.model import ModelConfig
 from .handle import PlateauModel, attention_bias_of
 from .layers import (AttentionBias, NoPositions, PlateauAttention, RowColumnEmbedding,
                      SinusoidalEmbedding, ValueEmbedding)

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .config import ModelConfig
+from ..config.model import ModelConfig
 from .layers import AttentionBias, PlateauAttention
 
 

@@ -29,7 +29,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from ..config import load_config
+from ..config import SECTIONS, load_config
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -37,7 +37,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SWEEP_KEYS = ("base", "set", "grid", "zip")
-SECTIONS = ("task", "model", "train", "init")
 MAX_NAME = 120
 MAX_POINTS = 10_000
 """Runs one sweep file may define (the product of the [grid] lists' lengths times each

@@ -27,7 +27,7 @@ from ..interventions import (
     configured_attention_bias, copy_components, freeze_components, set_attention_bias,
 )
 from ..io import RunLock, read_table, remove_stale_temp_files, write_table, write_text
-from ..limits import check_memory
+from ..config.limits import check_memory
 from ..models.build import build_network, check_model_for_task, wrap_in_bridge
 from ..models.handle import PlateauModel
 from ..progress import progress_bar

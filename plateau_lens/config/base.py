@@ -1,5 +1,5 @@
-"""Strict config models: pydantic v2 with exact types, no unknown fields, finite numbers, and
-error messages that name the field, what it allows and what it got.
+"""The strict base of every config section: pydantic v2 with exact types, no unknown fields,
+finite numbers, and error messages that name the field, what it allows and what it got.
 
 ``ConfigError`` (a ``ValueError``) carries messages such as
 ``train.lr must be > 0 (a finite number), got '1e-3' (a string)``.
@@ -7,13 +7,14 @@ error messages that name the field, what it allows and what it got.
 
 from __future__ import annotations
 
+import difflib
 import typing
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from .errors import InputError
+from ..errors import InputError
 
 
 class ConfigError(InputError):
@@ -171,10 +172,18 @@ def format_errors(error: ValidationError, model: type[BaseModel], section: str) 
                 shown += f" ({type_name(value)})"
         words = allowed_words(model, name) if len(loc) == 1 else "a known name"
         lines.append(f"{where} must be {words}, got {shown}")
+    renamed = getattr(model, "renamed", {})
+    for old in sorted(set(unknown) & set(renamed), reverse=True):
+        lines.insert(0, f"{prefix}{old} is now called {prefix}{renamed[old]} (the name the "
+                        f"other config sections use): rename the field")
+    unknown = [name for name in unknown if name not in renamed]
     if unknown:
         allowed = sorted(model.model_fields)
         table = f"[{section}]" if section else "config"
-        lines.insert(0, f"unknown {table} field(s) {sorted(unknown)}; allowed: {allowed}")
+        near = sorted({close for name in unknown
+                       for close in difflib.get_close_matches(name, allowed, n=2, cutoff=0.6)})
+        hint = f"; did you mean {near}?" if near else ""
+        lines.insert(0, f"unknown {table} field(s) {sorted(unknown)}; allowed: {allowed}{hint}")
     return lines
 
 
@@ -184,6 +193,8 @@ class StrictModel(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, validate_default=True)
     section: ClassVar[str] = ""
+    renamed: ClassVar[dict[str, str]] = {}
+    """Old field name -> its name now: an old name given is refused with the new one."""
 
     def __init__(self, **values: Any) -> None:
         try:

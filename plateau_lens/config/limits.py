@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from .schema import ConfigError
+from .base import ConfigError
 
 MAX_VOCAB = 2**24
 """Token ids a task may use (LLM vocabularies are ~2**18)."""

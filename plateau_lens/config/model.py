@@ -1,4 +1,5 @@
-"""Model hyper-parameters, validated on construction (strict types, finite ranges)."""
+"""The ``[model]`` section: transformer size and shape, validated on construction (strict
+types, finite ranges, combinations that cannot be built refused by field name)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ from typing import Any, ClassVar, Literal, Optional
 
 from pydantic import model_validator
 
-from ..schema import ConfigError, Float, Int, StrictModel
+from .base import ConfigError, Float, Int, StrictModel
 
-ACT_FNS = ("gelu", "gelu_new", "relu")
+AttentionKind = Literal["softmax", "linear"]
+"""``model.attention``: softmax attention, or the loss-plateau study's linear attention
+(``plateau_lens.models.layers.PlateauAttention``)."""
 
 
 class ModelConfig(StrictModel):
@@ -33,7 +36,7 @@ class ModelConfig(StrictModel):
     n_heads: Int(ge=1) = 1
     d_model: Int(ge=1) = 256
     d_mlp: Optional[Int(ge=1)] = None
-    attention: Literal["softmax", "linear"] = "linear"
+    attention: AttentionKind = "linear"
     act_fn: Literal["gelu", "gelu_new", "relu"] = "gelu_new"
     layer_norm_eps: Float(gt=0, lt=1) = 1e-5
     init_std: Float(gt=0) = 0.02
