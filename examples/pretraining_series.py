@@ -58,7 +58,7 @@ def parse_args():
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--warmup", type=int, default=35)
+    parser.add_argument("--warmup-steps", type=int, default=35)
     parser.add_argument("--last", type=int, default=3500, help="last training step")
     parser.add_argument("--every", type=int, default=500,
                         help="checkpoint spacing after the powers of two")
@@ -90,8 +90,10 @@ def main() -> int:
     if not args.analyse_only:
         config = PretrainConfig(n_layers=args.layers, d_model=args.d_model, n_heads=args.heads,
                                 d_mlp=args.d_mlp, vocab_size=args.vocab, seq_len=args.seq_len,
-                                batch_size=args.batch_size, lr=args.lr, warmup=args.warmup,
-                                steps=pythia_like_schedule(args.last, args.every), seed=args.seed)
+                                batch_size=args.batch_size, lr=args.lr,
+                                warmup_steps=args.warmup_steps, steps=args.last,
+                                checkpoint_steps=pythia_like_schedule(args.last, args.every),
+                                seed=args.seed)
         summary = pretrain_series(series, train, config)
         logging.info("pretrained %.2f M parameters on %d tokens (%d characters) in %.0f s",
                      summary["parameters"] / 1e6, summary["tokens"], summary["characters"],

@@ -136,9 +136,8 @@ def pydoc_text(n_characters=60_000):
 def pretrain_tiny_series(directory, last=64):
     """A 2-layer GPT-NeoX (d_model 32) pretrained for ``last`` steps on a little pydoc text,
     with a 1024-token byte-level BPE, saved at 0, 1, 2, 4, ..., ``last``."""
-    from plateau_lens.llm.pretrain import PretrainConfig, pretrain_series, pythia_like_schedule
+    from plateau_lens.llm.pretrain import PretrainConfig, pretrain_series
 
     config = PretrainConfig(n_layers=2, d_model=32, n_heads=4, d_mlp=64, vocab_size=1024,
-                            seq_len=32, batch_size=8, lr=3e-3, warmup=4,
-                            steps=pythia_like_schedule(last), seed=0)
+                            seq_len=32, batch_size=8, lr=3e-3, warmup_steps=4, steps=last, seed=0)
     return pretrain_series(directory, pydoc_text(), config)

@@ -39,7 +39,7 @@ import plateau_lens as pl
 import plateau_lens.plots
 from plateau_lens.llm import generation_metrics
 from plateau_lens.llm.pretrain import (PretrainConfig, pretrain_series, prompts_from_documents,
-                                       python_documentation, pythia_like_schedule, split_documents)
+                                       python_documentation, split_documents)
 from plateau_lens.llm.series import analyze_series, plot_series
 
 torch.set_num_threads(1)
@@ -58,10 +58,10 @@ print(prompts[:3])
 
 # %%
 config = PretrainConfig(n_layers=2, d_model=64, n_heads=4, d_mlp=256, vocab_size=1024,
-                        seq_len=64, batch_size=8, warmup=10, steps=pythia_like_schedule(128))
+                        seq_len=64, batch_size=8, warmup_steps=10, steps=128)
 series = workdir / "checkpoints"
 summary = pretrain_series(series, train_documents, config)
-print(config.steps)
+print(config.save_steps())                                 # pythia_like_schedule(128)
 print(sorted(path.name for path in series.iterdir()))
 
 # %% [markdown]
@@ -86,7 +86,7 @@ print(per_prompt[["prompt", "repetition_frequency", "cosine_similarity"]].head()
 # axis.
 
 # %%
-results = analyze_series("docs-neox-tiny", config.steps, prompts, workdir / "results",
+results = analyze_series("docs-neox-tiny", config.save_steps(), prompts, workdir / "results",
                          local_dir=series, progress=False)
 print(results[["step", "repetition_frequency", "cosine_similarity"]].round(3).to_string(index=False))
 

@@ -21,6 +21,7 @@ module             holds
 ``run``            ``RunConfig`` (all sections), ``SECTIONS``, ``RESUME_MUTABLE``
 ``loading``        ``load_config`` (TOML/JSON), ``--set`` overrides
 ``compare``        ``config_mismatch``, ``with_defaults``
+``pretrain``       ``PretrainConfig`` (what ``plateau_lens.llm.pretrain`` trains)
 =================  ===============================================================
 """
 
@@ -29,14 +30,15 @@ from .compare import config_mismatch, with_defaults
 from .init import ComponentList, InitConfig
 from .loading import apply_overrides, load_config, parse_override
 from .model import AttentionKind, ModelConfig
+from .pretrain import PretrainConfig, pythia_like_schedule
 from .run import RESUME_MUTABLE, SECTIONS, RunConfig, Section
 from .task import task_schema, validate_task
 from .train import (MAX_CHECKPOINTS, MAX_METRICS_ROWS, SEED_MAX, SIZE_MAX, STEPS_MAX,
                     TrainConfig)
 
 __all__ = ["Allowed", "AttentionKind", "ComponentList", "ConfigError", "Float", "InitConfig",
-           "Int", "Label", "MAX_CHECKPOINTS", "MAX_METRICS_ROWS", "ModelConfig",
+           "Int", "Label", "MAX_CHECKPOINTS", "MAX_METRICS_ROWS", "ModelConfig", "PretrainConfig",
            "RESUME_MUTABLE", "RunConfig", "SECTIONS", "SEED_MAX", "SIZE_MAX", "STEPS_MAX",
            "Section", "StrictModel", "TrainConfig", "apply_overrides", "config_mismatch",
-           "load_config", "parse_override", "task_schema", "type_name", "validate_task",
-           "with_defaults"]
+           "load_config", "parse_override", "pythia_like_schedule", "task_schema", "type_name",
+           "validate_task", "with_defaults"]

@@ -18,30 +18,19 @@ import logging
 import math
 import sysconfig
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import torch
 
+from ..config.pretrain import PretrainConfig, pythia_like_schedule  # noqa: F401 (the config and its
+# schedule, defined with the other configs, are imported from here with what they drive)
 from ..io import write_text
 
 log = logging.getLogger("plateau_lens")
 
 EOS = "<|endoftext|>"
 PAD = "<|padding|>"
-
-
-def pythia_like_schedule(last: int, every: int = 500) -> list[int]:
-    """Pythia's checkpoint schedule scaled down: 0 and the powers of two up to 512 (as far as
-    ``last``), then every ``every`` steps above 512, and ``last``:
-    ``pythia_like_schedule(3500)`` → 0, 1, 2, 4, …, 512, 1000, 1500, …, 3500 (Pythia itself is
-    ``every=1000`` to 143 000)."""
-    if last < 0 or every < 1:
-        raise ValueError(f"last must be >= 0 and every >= 1, got last={last}, every={every}")
-    steps = {0, last} | {2 ** k for k in range(10) if 2 ** k <= last}
-    steps |= {s for s in range(every, last + 1, every) if s > 512}
-    return sorted(steps)
 
 
 # --------------------------------------------------------------------------- text
@@ -139,26 +128,6 @@ def train_tokenizer(documents: Iterable[str], vocab_size: int = 4096):
 
 
 # --------------------------------------------------------------------------- model and training
-@dataclass
-class PretrainConfig:
-    """What ``pretrain_series`` trains (defaults: the example of docs/pretrained.md, about 1.6 M parameters)."""
-
-    n_layers: int = 3
-    d_model: int = 128
-    n_heads: int = 4
-    d_mlp: int = 512
-    vocab_size: int = 4096
-    seq_len: int = 128
-    batch_size: int = 16
-    lr: float = 1e-3
-    min_lr_ratio: float = 0.1
-    warmup: int = 35
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    steps: list[int] = field(default_factory=lambda: pythia_like_schedule(3500))
-    seed: int = 0
-
-
 def build_model(config: PretrainConfig, vocab_size: int):
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
@@ -181,22 +150,25 @@ def token_stream(tokenizer, documents: Sequence[str]) -> torch.Tensor:
 
 
 def learning_rate(config: PretrainConfig, step: int, total: int) -> float:
-    """Linear warm-up over ``warmup`` updates, then cosine decay to ``min_lr_ratio × lr``."""
-    if step < config.warmup:
-        return config.lr * (step + 1) / config.warmup
-    progress = min(1.0, (step - config.warmup) / max(1, total - config.warmup))
+    """Linear warm-up over ``warmup_steps`` updates, then cosine decay to ``min_lr_ratio × lr``."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = min(1.0, (step - config.warmup_steps) / max(1, total - config.warmup_steps))
     return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def pretrain_series(out_dir: str | Path, documents: Sequence[str],
-                    config: PretrainConfig | None = None, tokenizer=None) -> dict:
-    """Train a GPT-NeoX on ``documents`` and ``save_pretrained`` it (with the tokenizer) into
-    ``out_dir/step{N}/`` at every step of ``config.steps`` (0 = the random init). Returns a
-    summary (parameters, tokens, wall time, loss at each saved step), also written to
-    ``out_dir/pretrain.json``."""
-    config = config or PretrainConfig()
-    if not config.steps or min(config.steps) < 0:
-        raise ValueError(f"steps must be a non-empty list of steps >= 0, got {config.steps}")
+                    config: PretrainConfig | dict | None = None, tokenizer=None) -> dict:
+    """Train a GPT-NeoX on ``documents`` for ``config.steps`` updates and ``save_pretrained``
+    it (with the tokenizer) into ``out_dir/step{N}/`` at every step of
+    ``config.save_steps()`` (0 = the random init). ``config``: a :class:`PretrainConfig` or
+    a dict of its fields (validated first). Returns a summary (parameters, tokens, wall time,
+    loss at each saved step), also written to ``out_dir/pretrain.json``."""
+    if config is None or isinstance(config, dict):
+        config = PretrainConfig(**(config or {}))
+    elif not isinstance(config, PretrainConfig):
+        raise TypeError(f"config must be a PretrainConfig or a dict of its fields, got "
+                        f"{type(config).__name__}")
     out = Path(out_dir)
     start = time.perf_counter()
     if tokenizer is None:
@@ -212,10 +184,10 @@ def pretrain_series(out_dir: str | Path, documents: Sequence[str],
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=config.lr, betas=(0.9, 0.95), eps=1e-8)
+                                  lr=config.lr, betas=config.betas, eps=1e-8)
     generator = torch.Generator().manual_seed(config.seed)
-    save_at = sorted(set(config.steps))
-    total = save_at[-1]
+    save_at = config.save_steps()
+    total = config.steps
     losses: dict[int, float] = {}
     recent: list[float] = []
 
@@ -246,7 +218,7 @@ def pretrain_series(out_dir: str | Path, documents: Sequence[str],
         recent.append(loss.item())
         if step in save_at:
             save(step)
-    summary = {"config": asdict(config), "parameters": n_parameters, "tokens": len(stream),
+    summary = {"config": {**config.model_dump(mode="json"), "checkpoint_steps": save_at}, "parameters": n_parameters, "tokens": len(stream),
                "documents": len(documents), "characters": sum(len(d) for d in documents),
                "wall_seconds": round(time.perf_counter() - start, 1),
                "training_loss": {str(k): v for k, v in losses.items()}}
