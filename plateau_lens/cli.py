@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import typing
 from pathlib import Path
 
 log = logging.getLogger("plateau_lens")
@@ -22,6 +23,7 @@ from .errors import (  # noqa: F401  (EXIT_* are this module's public names too)
     EXIT_DIVERGED, EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_REFUSED, PlateauLensError,
     describe_os_error, os_error_exit_code,
 )
+from .config.train import Precision
 DEBUG_FLAG = "--debug"
 PICKLE_HELP = ("also read legacy pickle checkpoints (step_N.pt): unpickling runs any code in the "
                "file, so only for runs you wrote yourself (better: `plateau-lens convert RUN`)")
@@ -164,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="shorthand for --set train.steps=N")
     p.add_argument("--seed", type=int, help="shorthand for --set train.seed=N")
     p.add_argument("--device", help="shorthand for --set train.device=...")
-    p.add_argument("--precision", choices=["fp32", "bf16"], help="shorthand for --set train.precision=...")
+    p.add_argument("--precision", choices=typing.get_args(Precision),
+                   help="shorthand for --set train.precision=...")
     p.add_argument("--compile", action="store_true", help="shorthand for --set train.compile=true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)

@@ -5,7 +5,9 @@ Every section is a strict pydantic model (:mod:`.base`): exact types (a float fi
 int, nothing else converts: ``lr = "1e-3"``, ``compile = "no"`` and ``components = "attn"``
 are refused), unknown fields refused, every number finite and in range. A bad value raises
 ``ConfigError`` naming ``<table>.<field>``, what it allows and what it got, before any work
-starts. Where a field has a fixed set of values, the section's ``Literal`` is that set's one
+starts. Names load on first use (``lazy_loader``), so that the command line's parser reads
+a section's ``Literal`` without importing the tasks (and torch). Where a field has a fixed
+set of values, the section's ``Literal`` is that set's one
 definition (``typing.get_args`` gives it to whoever needs the list).
 
 =================  ===============================================================
@@ -25,20 +27,31 @@ module             holds
 =================  ===============================================================
 """
 
-from .base import Allowed, ConfigError, Float, Int, Label, StrictModel, type_name
-from .compare import config_mismatch, with_defaults
-from .init import ComponentList, InitConfig
-from .loading import apply_overrides, load_config, parse_override
-from .model import AttentionKind, ModelConfig
-from .pretrain import PretrainConfig, pythia_like_schedule
-from .run import RESUME_MUTABLE, SECTIONS, RunConfig, Section
-from .task import task_schema, validate_task
-from .train import (MAX_CHECKPOINTS, MAX_METRICS_ROWS, SEED_MAX, SIZE_MAX, STEPS_MAX,
-                    TrainConfig)
+from typing import TYPE_CHECKING
 
-__all__ = ["Allowed", "AttentionKind", "ComponentList", "ConfigError", "Float", "InitConfig",
-           "Int", "Label", "MAX_CHECKPOINTS", "MAX_METRICS_ROWS", "ModelConfig", "PretrainConfig",
-           "RESUME_MUTABLE", "RunConfig", "SECTIONS", "SEED_MAX", "SIZE_MAX", "STEPS_MAX",
-           "Section", "StrictModel", "TrainConfig", "apply_overrides", "config_mismatch",
-           "load_config", "parse_override", "pythia_like_schedule", "task_schema", "type_name",
-           "validate_task", "with_defaults"]
+from ..lazy import lazy_package
+
+__getattr__, __dir__, __all__ = lazy_package(__name__, __path__, {
+    "base": ["Allowed", "ConfigError", "Float", "Int", "Label", "StrictModel", "type_name"],
+    "compare": ["config_mismatch", "with_defaults"],
+    "init": ["ComponentList", "InitConfig"],
+    "loading": ["apply_overrides", "load_config", "parse_override"],
+    "model": ["AttentionKind", "ModelConfig"],
+    "pretrain": ["PretrainConfig", "pythia_like_schedule"],
+    "run": ["RESUME_MUTABLE", "SECTIONS", "RunConfig", "Section"],
+    "task": ["task_schema", "validate_task"],
+    "train": ["MAX_CHECKPOINTS", "MAX_METRICS_ROWS", "SEED_MAX", "SIZE_MAX", "STEPS_MAX",
+              "Optimizer", "Precision", "Schedule", "TrainConfig"],
+})
+
+if TYPE_CHECKING:
+    from .base import Allowed, ConfigError, Float, Int, Label, StrictModel, type_name
+    from .compare import config_mismatch, with_defaults
+    from .init import ComponentList, InitConfig
+    from .loading import apply_overrides, load_config, parse_override
+    from .model import AttentionKind, ModelConfig
+    from .pretrain import PretrainConfig, pythia_like_schedule
+    from .run import RESUME_MUTABLE, SECTIONS, RunConfig, Section
+    from .task import task_schema, validate_task
+    from .train import (MAX_CHECKPOINTS, MAX_METRICS_ROWS, SEED_MAX, SIZE_MAX, STEPS_MAX,
+                        Optimizer, Precision, Schedule, TrainConfig)

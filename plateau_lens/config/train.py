@@ -10,6 +10,13 @@ from pydantic import Field, field_validator, model_validator
 from .base import Allowed, Float, Int, Label, StrictModel
 from .trackers import TRACKER_NAMES, check_tracker_names
 
+Optimizer = Literal["adam", "adamw", "sgd", "muon"]
+"""``train.optimizer`` (see ``plateau_lens.training.optimizers``)."""
+Schedule = Literal["constant", "cosine"]
+"""``train.schedule``: after the linear warm-up, constant or a half cosine to 0."""
+Precision = Literal["fp32", "bf16"]
+"""``train.precision``: float32, or bfloat16 autocast (``torch.autocast``)."""
+
 SEED_MAX = 2**63 - 1
 STEPS_MAX = 10**10
 """train.steps: ~3 years at 100 steps/s; beyond it a number is a typo, not a plan."""
@@ -39,8 +46,8 @@ class TrainConfig(StrictModel):
     steps: Int(ge=1, le=STEPS_MAX) = 400
     batch_size: Int(ge=1, le=SIZE_MAX) = 256
     lr: Float(gt=0) = 1e-4
-    optimizer: Literal["adam", "adamw", "sgd", "muon"] = "adam"
-    schedule: Literal["constant", "cosine"] = "constant"
+    optimizer: Optimizer = "adam"
+    schedule: Schedule = "constant"
     warmup_steps: Int(ge=0, le=STEPS_MAX) = 0
     grad_clip: Annotated[Float(ge=0), Allowed(">= 0 (a finite number; 0 = off)")] = 0.0
     seed: Int(ge=0, le=SEED_MAX) = 0
@@ -50,7 +57,7 @@ class TrainConfig(StrictModel):
     checkpoint_log_spaced: bool = True
     """Also checkpoint at steps 0, 1, 2, 4, 8, … below ``checkpoint_every``."""
     device: Annotated[str, Allowed("'cpu', 'cuda', 'cuda:N' or 'auto'")] = "cpu"
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Precision = "fp32"
     compile: bool = False
     attention_bias: Annotated[Float(gt=0), Label("attention_bias (c)")] = 1.0
     """Attention biasing c: optimal attention entries × c (loss-plateau study); 1 = off."""
@@ -71,7 +78,8 @@ class TrainConfig(StrictModel):
     muon_weight_decay: Float(ge=0) = 0.0
     eval_batch: Literal["fresh", "fixed"] = "fresh"
     """"fresh" (the study's): a new test batch at every evaluation, a pure function of
-    (seed, step); "fixed": the same test batch all run long."""
+    (seed, step); "fixed": the same test batch (step 0's) all run long, so that differences
+    between evaluations are the model's alone."""
     trackers: Annotated[tuple[str, ...], Field(strict=False),
                         Allowed(f"a list of tracker names from {list(TRACKER_NAMES)}")] = ()
     """Experiment trackers that watch the run (``plateau_lens.tracking``), e.g. ``["tensorboard"]``."""

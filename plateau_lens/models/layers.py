@@ -6,6 +6,7 @@ them with the standard hook points (``hook_embed``, ``blocks.{l}.attn.hook_patte
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -19,8 +20,7 @@ from transformer_lens.model_bridge.sources.native import NativeAttention
 from transformer_lens.model_bridge.sources.native.model import NativeRotary
 
 from ..codec import FIXED_POINT_MASK, FIXED_POINT_SCALE
-
-ATTENTION_KINDS = ("softmax", "linear")
+from ..config.model import AttentionKind
 
 
 @dataclass(eq=False)
@@ -52,11 +52,12 @@ class PlateauAttention(NativeAttention):
     pattern is materialised so hooks can read and edit it.
     """
 
-    def __init__(self, cfg, kind: str = "softmax", attention_bias: AttentionBias | None = None,
-                 rotary: NativeRotary | None = None):
+    def __init__(self, cfg, kind: AttentionKind = "softmax",
+                 attention_bias: AttentionBias | None = None, rotary: NativeRotary | None = None):
         super().__init__(cfg, rotary=rotary)
-        if kind not in ATTENTION_KINDS:
-            raise ValueError(f"attention must be one of {list(ATTENTION_KINDS)}, got {kind!r}")
+        if kind not in typing.get_args(AttentionKind):
+            raise ValueError(f"attention must be one of {list(typing.get_args(AttentionKind))}, "
+                             f"got {kind!r}")
         self.kind = kind
         self.attention_bias = AttentionBias() if attention_bias is None else attention_bias
 

@@ -22,8 +22,8 @@ Two input encodings:
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import einops
 import torch
@@ -34,11 +34,13 @@ from ..codec import (FIXED_POINT_MASK, TOKEN_MASK, TOKEN_VOCAB_SIZE, round_to_to
                      values_to_fixed_point, values_to_tokens)
 from .base import MatrixBatch, ProbeTarget, check_batch_type, check_choice, check_int
 
-FACTOR_DISTRIBUTIONS = ("uniform", "gaussian", "laplace")
-ENCODINGS = ("real", "tokens")
+FactorDistribution = Literal["uniform", "gaussian", "laplace"]
+"""Distribution of the factors U, V (``factor_distribution``)."""
+Encoding = Literal["real", "tokens"]
+"""How entries enter the model (``encoding``)."""
 
 
-def _input_capability(encoding: str) -> str:
+def _input_capability(encoding: Encoding) -> str:
     """``real``: a value embedding reads the inputs; ``tokens``: id 0 is the MASK token."""
     return "real_inputs" if encoding == "real" else "mask_token"
 
@@ -70,8 +72,8 @@ class LowRankMatrixCompletion:
     n: int = 7
     rank: int = 2
     p_mask: float = 0.3
-    encoding: str = "real"
-    factor_distribution: str = "uniform"
+    encoding: Encoding = "real"
+    factor_distribution: FactorDistribution = "uniform"
     factor_scale: float = 0.5
 
     name = "lrmc"
@@ -90,8 +92,8 @@ class LowRankMatrixCompletion:
         check_int("rank", self.rank, 1, min(self.m, self.n), bounded_by="m, n")
         if isinstance(self.p_mask, bool) or not isinstance(self.p_mask, (int, float)) or not 0 <= self.p_mask < 1:
             raise ValueError(f"p_mask must be in [0, 1), got {self.p_mask!r}")
-        check_choice("encoding", self.encoding, ENCODINGS)
-        check_choice("factor_distribution", self.factor_distribution, FACTOR_DISTRIBUTIONS)
+        check_choice("encoding", self.encoding, get_args(Encoding))
+        check_choice("factor_distribution", self.factor_distribution, get_args(FactorDistribution))
         if (isinstance(self.factor_scale, bool) or not isinstance(self.factor_scale, (int, float))
                 or not 0 < self.factor_scale < math.inf):
             raise ValueError(f"factor_scale must be a finite number > 0, got {self.factor_scale!r}")
@@ -309,8 +311,8 @@ class MixedSizeMatrixCompletion:
     sizes: tuple = (5, 7, 9)
     rank: int = 1
     p_mask: float = 0.3
-    encoding: str = "real"
-    factor_distribution: str = "uniform"
+    encoding: Encoding = "real"
+    factor_distribution: FactorDistribution = "uniform"
     factor_scale: float = 0.5
 
     name = "lrmc_mixed"

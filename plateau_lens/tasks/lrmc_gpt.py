@@ -25,6 +25,7 @@ batch 256; it "only learns to copy observed entries" (the paper).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import get_args
 
 import torch
 from jaxtyping import Float, Int
@@ -32,7 +33,7 @@ from torch import Tensor
 
 from .algorithmic import SEQUENCE_PROBE_TARGETS, SequenceTask
 from .base import ProbeTarget, SequenceBatch, check_choice, check_int
-from .lrmc import FACTOR_DISTRIBUTIONS, LowRankMatrixCompletion
+from .lrmc import FactorDistribution, LowRankMatrixCompletion
 
 GPT_MASK = 0
 GPT_SEPARATOR = 404
@@ -75,7 +76,7 @@ class MatrixCompletionSequence(SequenceTask):
     n: int = 7
     rank: int = 2
     p_mask: float = 0.3
-    factor_distribution: str = "uniform"
+    factor_distribution: FactorDistribution = "uniform"
     factor_scale: float = 0.5
     name = "lrmc_gpt"
     capabilities = frozenset({"matrix", "answers"})
@@ -83,7 +84,7 @@ class MatrixCompletionSequence(SequenceTask):
     def __post_init__(self) -> None:
         check_int("m", self.m, 1)
         check_int("n", self.n, 1)
-        check_choice("factor_distribution", self.factor_distribution, FACTOR_DISTRIBUTIONS)
+        check_choice("factor_distribution", self.factor_distribution, get_args(FactorDistribution))
         limit = min(self.m, self.n)
         if self.factor_distribution == "uniform":
             limit = min(limit, int(GPT_VALUE_LIMIT))  # |X_ij| <= rank must fit [-2, 2]

@@ -31,12 +31,6 @@ from ..metrics import (ForwardFn, attention_masks, attention_progress_score, gen
 from ..models.handle import PlateauModel
 from ..tasks.protocol import has_capability
 
-EVAL_BATCHES = ("fresh", "fixed")
-"""``[train] eval_batch``: "fresh" (default, the study's): a new test batch every evaluation,
-a pure function of (seed, step); "fixed": one test batch for the whole run (step 0's),
-so that differences between evaluations are the model's alone."""
-
-
 def collapse_measures(task) -> dict[str, list[tuple[int, int]]]:
     """Logged name → position pairs of the task's representation-collapse measures."""
     if hasattr(task, "collapse_pairs"):

@@ -25,23 +25,33 @@ linear warm-up s / W for s < W — the study's (transformers' ``get_*_schedule_w
 from __future__ import annotations
 
 import math
+import typing
 
 import torch
 
-OPTIMIZERS = ("adam", "adamw", "sgd", "muon")
-SCHEDULES = ("constant", "cosine")
+from ..config.train import Optimizer, Schedule
+
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 """Coefficients of the quintic Newton–Schulz iteration (Keller Jordan's Muon)."""
 
 
-def lr_factor(step: int, schedule: str, warmup_steps: int, total_steps: int) -> float:
+def _unbuilt(field: str, value: str, kind: typing.Any) -> ValueError:
+    """A value the config's ``Literal`` allows but this module does not build (a value added
+    to the ``Literal`` alone)."""
+    return ValueError(f"train.{field} must be one of {list(typing.get_args(kind))}, got {value!r} "
+                      f"(no implementation in plateau_lens.training.optimizers)")
+
+
+def lr_factor(step: int, schedule: Schedule, warmup_steps: int, total_steps: int) -> float:
     """The multiplier of the base learning rate for the update made at ``step``."""
     if step < warmup_steps:
         return step / warmup_steps
     if schedule == "cosine":
         progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
         return max(0.0, 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
-    return 1.0
+    if schedule == "constant":
+        return 1.0
+    raise _unbuilt("schedule", schedule, Schedule)
 
 
 def orthogonalize(matrix: torch.Tensor, steps: int = 5, eps: float = 1e-7,
@@ -133,27 +143,33 @@ def _decays(name: str, parameter: torch.nn.Parameter) -> bool:
 
 def build_optimizer(network: torch.nn.Module, train, device: torch.device) -> torch.optim.Optimizer:
     """The optimizer ``train.optimizer`` names, over the trainable parameters."""
+    optimizer: Optimizer = train.optimizer
     named = [(n, p) for n, p in network.named_parameters() if p.requires_grad]
     params = [p for _, p in named]
-    if train.optimizer == "sgd":
+    if optimizer == "sgd":
         return torch.optim.SGD(params, lr=train.lr)
     betas = tuple(train.betas)
-    if train.optimizer == "adamw":
+    if optimizer == "adamw":
         if train.weight_decay_scope == "all":
             return torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay, betas=betas)
         groups = [{"params": [p for n, p in named if _decays(n, p)], "weight_decay": train.weight_decay},
                   {"params": [p for n, p in named if not _decays(n, p)], "weight_decay": 0.0}]
         return torch.optim.AdamW([g for g in groups if g["params"]], lr=train.lr, betas=betas)
-    if train.optimizer == "muon":
+    if optimizer == "muon":
         hidden = [p for n, p in named if _is_block_matrix(n, p)]
         rest = [p for n, p in named if not _is_block_matrix(n, p)]
         groups = [dict(params=hidden, use_muon=True, lr=train.muon_lr,
                        weight_decay=train.muon_weight_decay),
                   dict(params=rest, use_muon=False, lr=train.lr, weight_decay=train.weight_decay)]
         return MuonWithAuxAdamW([g for g in groups if g["params"]])
-    return torch.optim.Adam(params, lr=train.lr, betas=betas, fused=device.type == "cuda")
+    if optimizer == "adam":
+        return torch.optim.Adam(params, lr=train.lr, betas=betas, fused=device.type == "cuda")
+    raise _unbuilt("optimizer", optimizer, Optimizer)
 
 
 def build_schedule(optimizer: torch.optim.Optimizer, train) -> torch.optim.lr_scheduler.LambdaLR:
+    """``LambdaLR`` over :func:`lr_factor`; a schedule it does not build is refused here, at
+    the first step past the warm-up, not when training gets there."""
+    lr_factor(train.warmup_steps, train.schedule, train.warmup_steps, train.steps)
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, train.schedule, train.warmup_steps, train.steps))
