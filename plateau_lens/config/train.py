@@ -26,8 +26,8 @@ the trainer holds them in memory (~1 KB a row: 1 GB at the limit)."""
 MAX_CHECKPOINTS = 100_000
 """Checkpoint files a run may write (steps / checkpoint_every)."""
 SIZE_MAX = 2**20
-"""Any batch size: a bound well above what fits; the memory estimate (``plateau_lens.limits``)
-is the real limit."""
+"""Any batch size: a bound well above what fits; the memory estimate
+(``plateau_lens.config.limits``) is the real limit."""
 
 
 def _check_device(value: str) -> str:
