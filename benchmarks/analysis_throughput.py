@@ -65,11 +65,11 @@ from plateau_lens import ablate_heads, ablation_sweep, linear_probes, load_confi
 from plateau_lens.analysis import analysis_batch, analyze_run  # noqa: E402
 from plateau_lens.analysis.ablation import sweep_targets  # noqa: E402
 from plateau_lens.analysis.collapse import representation_collapse  # noqa: E402
-from plateau_lens.analysis.parallel import run_parallel  # noqa: E402
+from plateau_lens.analysis.fastpath.parallel import run_parallel  # noqa: E402
 from plateau_lens.analysis.probes import (available_targets, default_hooks, probe_flops, probe_plan,  # noqa: E402
                                          refinement_flops)
 from plateau_lens.training import Trainer  # noqa: E402
-from plateau_lens.training.checkpoint import list_checkpoints  # noqa: E402
+from plateau_lens.runs.layout import list_checkpoints  # noqa: E402
 
 
 def ensure_run(path: Path, config_path: str, checkpoints: int) -> Path:

@@ -16,13 +16,12 @@ __getattr__, __dir__, __all__ = lazy_package(__name__, __path__, {
                  "copying_test", "linear_probes", "next_token_probe", "nuclear_norm_complete",
                  "patch_activations", "patch_between_models", "representation_collapse",
                  "repetition", "swap_attention", "register_analyzer"],
-    "builder": ["build_model"],
     "config": ["ModelConfig", "RunConfig", "TrainConfig", "load_config"],
-    "models": ["PlateauModel", "build_network", "set_attention_bias", "wrap_in_bridge"],
+    "models": ["PlateauModel", "build_model", "build_network", "set_attention_bias", "wrap_in_bridge"],
     "tasks": ["TASKS", "make_task", "register_task"],
     "llm": ["iter_checkpoints", "load_checkpoint_model"],
-    "run": ["Run", "load_run"],
-    "training": ["CheckpointError", "resume", "train"],
+    "runs": ["CheckpointError", "Run", "load_run"],
+    "training": ["resume", "train"],
     "transition": ["Transition", "detect_transition"],
 })
 
@@ -32,11 +31,10 @@ if TYPE_CHECKING:  # what static tools and IDEs read
                            copying_test, linear_probes, next_token_probe, nuclear_norm_complete,
                            patch_activations, patch_between_models, representation_collapse,
                            register_analyzer, repetition, swap_attention)
-    from .builder import build_model
     from .config import ModelConfig, RunConfig, TrainConfig, load_config
     from .llm import iter_checkpoints, load_checkpoint_model
-    from .models import PlateauModel, build_network, set_attention_bias, wrap_in_bridge
-    from .run import Run, load_run
+    from .models import PlateauModel, build_model, build_network, set_attention_bias, wrap_in_bridge
+    from .runs import CheckpointError, Run, load_run
     from .tasks import TASKS, make_task, register_task
-    from .training import CheckpointError, resume, train
+    from .training import resume, train
     from .transition import Transition, detect_transition

@@ -83,11 +83,11 @@ def cmd_train(args) -> int:
 def cmd_resume(args) -> int:
     from .config import apply_overrides, load_config
     from .training import resume
-    from .training.trainer import CONFIG_FILE
+    from .runs.layout import config_path
 
     config = None
     if args.set:
-        config = apply_overrides(load_config(Path(args.run) / CONFIG_FILE), args.set)
+        config = apply_overrides(load_config(config_path(args.run)), args.set)
     out = resume(args.run, progress=not args.quiet, config=config,
                  allow_pickle=args.allow_legacy_pickle)
     log.info("run %s finished", out)
@@ -101,8 +101,8 @@ def cmd_analyze(args) -> int:
     from .analysis.over_training import analyze_run, resolve_analyzers
     from .analyzers import parse_analyzers
     from .io import write_table
-    from .run import load_run
-    from .sweep.analyze import ANALYSIS_DIR
+    from .runs.load import load_run
+    from .runs.layout import analysis_dir, analysis_file
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -117,14 +117,14 @@ def cmd_analyze(args) -> int:
         except ValueError:
             raise ValueError(f"--steps must be comma-separated checkpoint steps, got {args.steps!r}; "
                              f"available: {run.steps}") from None
-    out = Path(args.out) if args.out else run.path / ANALYSIS_DIR
+    out = Path(args.out) if args.out else analysis_dir(run.path)
     for name in names:
         frame = analyze_run(run, [name], steps=steps, batch_size=args.batch_size,
                             progress=not args.quiet)
         out.mkdir(parents=True, exist_ok=True)
-        write_table(frame, out / f"{name}.csv")
+        write_table(frame, out / analysis_file(name))
         log.info("%s: %d rows over %d checkpoints -> %s", name, len(frame),
-                 frame["step"].nunique(), out / f"{name}.csv")
+                 frame["step"].nunique(), out / analysis_file(name))
     return 0
 
 
@@ -296,11 +296,11 @@ def report_errors(work, debug: bool = False, interrupted=lambda: "", prog: str =
 
 def _resume_hint(args: argparse.Namespace) -> str:
     """For an interrupted train / resume / demo: where its run stands and how to go on."""
-    from .training.checkpoint import list_checkpoints
+    from .runs.layout import config_path, list_checkpoints
 
     run_dir = {"train": getattr(args, "out", None), "demo": getattr(args, "out", None),
                "resume": getattr(args, "run", None)}.get(args.command)
-    if run_dir is None or not (Path(run_dir) / "config.json").is_file():
+    if run_dir is None or not config_path(run_dir).is_file():
         return ""
     steps = list_checkpoints(run_dir)
     kept = f"keeps its checkpoints up to step {max(steps)}" if steps else "has no checkpoint yet"

@@ -7,8 +7,10 @@ from pathlib import Path
 from . import plots
 from .analysis import analyze_run, attention_progress
 from .config import load_config
-from .run import load_run
+from .runs.load import load_run
 from .io import write_table
+from .runs.layout import (ATTENTION_PROGRESS_FIGURE, ATTENTION_PROGRESS_FILE, LOSS_CURVE_FIGURE,
+                          checkpoint_dir, figure_path, metrics_path)
 from .training import train_or_resume
 
 
@@ -22,14 +24,14 @@ def run_demo(config_path: str | Path, out: Path, steps: int | None = None,
     transition = run.transition()
     figure = plots.loss_curve(run.metrics, ["loss", "accuracy"], transition,
                               title=f"{run.task.name}: loss and greedy accuracy")
-    curve_path = Path(plots.save(figure, out / "figures" / "loss_curve.png"))
+    curve_path = Path(plots.save(figure, figure_path(out, LOSS_CURVE_FIGURE)))
     progress_table = analyze_run(run, attention_progress, progress=progress)
-    progress_path = out / "attention_progress.csv"
+    progress_path = out / ATTENTION_PROGRESS_FILE
     write_table(progress_table, progress_path)
     per_step = progress_table.groupby("step")["value"].mean().reset_index(name="attention_progress")
     figure = plots.loss_curve(per_step, ["attention_progress"], transition,
                               title="attention progress over checkpoints", log_y=False)
-    progress_figure = Path(plots.save(figure, out / "figures" / "attention_progress.png"))
+    progress_figure = Path(plots.save(figure, figure_path(out, ATTENTION_PROGRESS_FIGURE)))
     final = run.metrics.iloc[-1]
     print("\n=== plateau-lens demo ===")
     if transition is None:
@@ -39,8 +41,8 @@ def run_demo(config_path: str | Path, out: Path, steps: int | None = None,
     print(f"final logged step {int(final['step'])}: loss {final['loss']:.4f}, "
           f"accuracy {final['accuracy']:.3f}")
     paths = {
-        "run directory": out, "metrics": out / "metrics.csv",
-        "checkpoints": out / "checkpoints", "loss curve": curve_path,
+        "run directory": out, "metrics": metrics_path(out),
+        "checkpoints": checkpoint_dir(out), "loss curve": curve_path,
         "attention progress table": progress_path, "attention progress figure": progress_figure,
     }
     for label, path in paths.items():

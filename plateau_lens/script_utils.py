@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from .config import SIZE_MAX, STEPS_MAX
-from .run import Run, load_run
+from .runs.load import Run, load_run
 
 
 def run_script(main: Callable[[], object], argv: list[str] | None = None) -> int:

@@ -17,11 +17,11 @@ from plateau_lens import (
 from plateau_lens.analysis import (ood_evaluation, permuted_positions, remaining_hooks, token_embedding_norms,
                                    wide)
 from plateau_lens.analysis.attention_structure import mask_rows
-from plateau_lens.analysis.clean_pass import hook_activations
-from plateau_lens.analysis.partial_forward import forward_from_layer, runs_native_modules
+from plateau_lens.analysis.fastpath.clean_pass import hook_activations
+from plateau_lens.analysis.fastpath.partial_forward import forward_from_layer, runs_native_modules
 from plateau_lens.analysis.probes import fit_least_squares, refined_least_squares
-from plateau_lens.interventions import attention_bias_multiplier
-from plateau_lens.run import load_run
+from plateau_lens.models.attention_bias import attention_bias_multiplier
+from plateau_lens.runs.load import load_run
 from reference import replace_slice
 
 LRMC = make_task("lrmc", m=3, n=4, rank=1)
@@ -827,7 +827,7 @@ FAULTS_PER_ALLOCATION = """
 import resource, sys, torch
 import plateau_lens.analysis  # the process reuse_freed_memory is for: the analysis stack loaded
 if sys.argv[1] == "reuse":
-    from plateau_lens.allocator import reuse_freed_memory
+    from plateau_lens.analysis.fastpath.allocator import reuse_freed_memory
     assert reuse_freed_memory()
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -848,7 +848,7 @@ def test_reuse_freed_memory_stops_page_faults_on_repeated_buffers():
     again costs 16 384 page faults (4 KiB pages) each time by default; with the heap kept,
     allocations after the warm-up cost none. (In a bare ``import torch`` process it still
     cost 16 384 with the heap kept: glibc placed each buffer anew above the last; see
-    :mod:`plateau_lens.allocator`.)"""
+    :mod:`plateau_lens.analysis.fastpath.allocator`.)"""
     import subprocess
     import sys
 
@@ -862,7 +862,7 @@ def test_reuse_freed_memory_stops_page_faults_on_repeated_buffers():
 
 
 def test_reuse_freed_memory_refuses_a_threshold_outside_a_c_int():
-    from plateau_lens.allocator import reuse_freed_memory
+    from plateau_lens.analysis.fastpath.allocator import reuse_freed_memory
 
     for bad in (0, -1, 2 ** 31):
         with pytest.raises(ValueError, match=r"threshold_bytes must be in \[1, 2\*\*31 - 1\]"):

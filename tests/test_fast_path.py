@@ -11,13 +11,13 @@ import torch
 
 from perturbed import perturbed_model, sample
 from plateau_lens import ModelConfig, ablate_heads, ablation_sweep, linear_probes, make_task
-from plateau_lens.analysis import parallel
+from plateau_lens.analysis.fastpath import parallel
 from plateau_lens.analysis import probes as probes_module
 from plateau_lens.analysis.ablation import clean_pass as hooked_clean_pass, sweep_targets
-from plateau_lens.analysis.clean_pass import shared_clean_pass
-from plateau_lens.analysis.clean_pass import hook_activations
-from plateau_lens.analysis.partial_forward import runs_native_modules
-from plateau_lens.interventions import attention_bias_multiplier
+from plateau_lens.analysis.fastpath.clean_pass import shared_clean_pass
+from plateau_lens.analysis.fastpath.clean_pass import hook_activations
+from plateau_lens.analysis.fastpath.partial_forward import runs_native_modules
+from plateau_lens.models.attention_bias import attention_bias_multiplier
 
 LRMC = make_task("lrmc", m=3, n=4, rank=1)
 LRMC_REAL = make_task("lrmc", m=3, n=4, rank=1, encoding="real")

@@ -148,7 +148,8 @@ def test_muon_trains_and_resumes_bit_for_bit(tmp_path, small_mws_config):
     """The Muon optimizer's state goes through the checkpoint: a resumed run equals an
     uninterrupted one."""
     from plateau_lens import resume, train
-    from plateau_lens.training.checkpoint import checkpoint_path, load_checkpoint
+    from plateau_lens.runs.checkpoint import load_checkpoint
+    from plateau_lens.runs.layout import checkpoint_path
 
     config = small_mws_config.replace(train={"optimizer": "muon", "steps": 6, "checkpoint_every": 3})
     full = train(config, tmp_path / "full", progress=False)

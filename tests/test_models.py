@@ -235,7 +235,7 @@ def test_post_ln_hooks_equal_the_reference_at_every_site(variant):
     ``embed.hook_out``: on post-LN models TransformerLens aliases ``hook_embed`` to the
     embedding LayerNorm's output (BERT's embeddings output), as for its own BERT."""
     from perturbed import perturbed_model, reference, reference_config, sample
-    from plateau_lens.analysis.partial_forward import native_clean_pass
+    from plateau_lens.analysis.fastpath.partial_forward import native_clean_pass
     from plateau_lens.metrics import readout_input_hook
     from reference import site_names
 
@@ -261,7 +261,7 @@ def test_post_ln_hooks_equal_the_reference_at_every_site(variant):
 
 
 def test_architecture_is_validated_and_the_embedding_layernorm_is_a_component():
-    from plateau_lens.interventions import component_parameters
+    from plateau_lens.training.interventions import component_parameters
 
     with pytest.raises(ValueError, match=r"architecture must be one of \['gpt2', 'bert'\]"):
         ModelConfig(architecture="t5")

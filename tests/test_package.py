@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-PACKAGES = ("plateau_lens", "plateau_lens.config", "plateau_lens.models", "plateau_lens.llm",
+PACKAGES = ("plateau_lens", "plateau_lens.config", "plateau_lens.models", "plateau_lens.runs", "plateau_lens.llm",
             "plateau_lens.sweep", "plateau_lens.reproduce", "plateau_lens.development")
 HEAVY = ("torch", "transformer_lens", "transformers", "pandas", "matplotlib")
 

@@ -7,12 +7,14 @@ import torch
 from plateau_lens import ModelConfig, build_model, load_config, make_task, train
 from plateau_lens.analysis import (attention_progress, next_token_probe, repetition,
                                    representation_collapse)
-from plateau_lens.interventions import attention_bias_multiplier, component_parameters
+from plateau_lens.models.attention_bias import attention_bias_multiplier
+from plateau_lens.training.interventions import component_parameters
 from plateau_lens.metrics import attention_progress_score, mean_pairwise_cosine
 from plateau_lens.models import set_attention_bias
-from plateau_lens.run import load_run
+from plateau_lens.runs.load import load_run
 from plateau_lens.tasks import step_generator
-from plateau_lens.training.checkpoint import checkpoint_path, load_checkpoint
+from plateau_lens.runs.checkpoint import load_checkpoint
+from plateau_lens.runs.layout import checkpoint_path
 from plateau_lens.metrics import repetition_frequency as repetition_frequency_of
 
 MWS = make_task("mws")

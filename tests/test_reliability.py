@@ -19,13 +19,10 @@ import torch
 
 from plateau_lens import cli, load_config, resume, train
 from plateau_lens.io import RunLock, RunLockedError, read_table
-from plateau_lens.run import load_run
-from plateau_lens.training import (
-    CheckpointError, CheckpointMismatch, Trainer, TrainingDiverged, train_or_resume,
-)
-from plateau_lens.training.checkpoint import (
-    LEGACY_FORMAT, checkpoint_path, list_checkpoints, load_checkpoint, state_path,
-)
+from plateau_lens.runs.load import load_run
+from plateau_lens.runs.checkpoint import LEGACY_FORMAT, CheckpointError, CheckpointMismatch, load_checkpoint
+from plateau_lens.runs.layout import checkpoint_path, list_checkpoints, state_path
+from plateau_lens.training import Trainer, TrainingDiverged, train_or_resume
 from plateau_lens.training.convert import convert_run
 
 SMALL = {

@@ -28,11 +28,12 @@ from plateau_lens.errors import EXIT_ENVIRONMENT, EXIT_REFUSED, InputError, Plat
 from plateau_lens.io import RunLock
 from plateau_lens.llm.generation import generation_metrics
 from plateau_lens.llm.prompts import load_prompts
-from plateau_lens.run import load_run
+from plateau_lens.runs.load import load_run
 from plateau_lens.script_utils import run_script
 from plateau_lens.tasks.base import SequenceBatch
 from plateau_lens.training import Trainer
-from plateau_lens.training.checkpoint import list_checkpoints, load_checkpoint
+from plateau_lens.runs.checkpoint import load_checkpoint
+from plateau_lens.runs.layout import list_checkpoints
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = {
@@ -331,7 +332,7 @@ def test_empty_prompts_are_refused():
 
 # ------------------------------------------------ 5. messages that say what to fix
 def residuals_of_another_batch(model):
-    from plateau_lens.analysis.clean_pass import hook_activations
+    from plateau_lens.analysis.fastpath.clean_pass import hook_activations
 
     other = sample(MWS, 7, seed=1)
     return {0: hook_activations(model, other.inputs, ["blocks.0.hook_resid_pre"])["blocks.0.hook_resid_pre"]}
@@ -390,7 +391,8 @@ def test_prompt_files_are_named(tmp_path, caplog):
 
 def test_our_errors_share_one_base():
     from plateau_lens.config import ConfigError
-    from plateau_lens.training import CheckpointError, TrainingDiverged
+    from plateau_lens.runs.checkpoint import CheckpointError
+    from plateau_lens.training import TrainingDiverged
     from plateau_lens.io import RunLockedError
 
     for error in (ConfigError, CheckpointError, TrainingDiverged, RunLockedError, InputError):

@@ -10,7 +10,8 @@ import torch
 from plateau_lens import train
 from plateau_lens.models.build import build_network
 from plateau_lens.tasks.base import step_generator
-from plateau_lens.training.checkpoint import checkpoint_path, list_checkpoints, load_checkpoint
+from plateau_lens.runs.checkpoint import load_checkpoint
+from plateau_lens.runs.layout import checkpoint_path, list_checkpoints
 from plateau_lens.training.trainer import EVAL_SEED_OFFSET
 
 

@@ -17,7 +17,7 @@ from plateau_lens import load_config, load_run
 from plateau_lens.cli import main
 from plateau_lens.sweep import load_sweep
 from plateau_lens.sweep.rundir import is_locked, read_status
-from plateau_lens.training.checkpoint import list_checkpoints
+from plateau_lens.runs.layout import list_checkpoints
 
 TINY = """
 [task]

@@ -19,7 +19,7 @@ from plateau_lens import load_config
 from plateau_lens.config import ConfigError
 from plateau_lens.tracking import TRACKERS, Tracker, TrackerError, Tracking
 from plateau_lens.training import train
-from plateau_lens.training.checkpoint import list_checkpoints
+from plateau_lens.runs.layout import list_checkpoints
 from plateau_lens.transition import detect_transition
 
 from wandb_records import offline_run_file, read_run

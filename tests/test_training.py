@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from plateau_lens import CheckpointError, load_config, resume, train
-from plateau_lens.run import load_run
-from plateau_lens.training.checkpoint import checkpoint_path, list_checkpoints, load_checkpoint
+from plateau_lens.runs.load import load_run
+from plateau_lens.runs.checkpoint import load_checkpoint
+from plateau_lens.runs.layout import checkpoint_path, list_checkpoints
 
 
 def weights(run_dir, step):
@@ -207,7 +208,7 @@ def test_rng_states_loaded_onto_a_gpu_restore(tmp_path):
     give back numpy's exact stream."""
     import numpy as np
 
-    from plateau_lens.training.checkpoint import restore_rng_states, rng_states
+    from plateau_lens.runs.checkpoint import restore_rng_states, rng_states
 
     saved = rng_states()
     expected = np.random.rand(3)

@@ -144,7 +144,7 @@ def test_a_run_too_short_to_tell_has_no_transition_and_the_demo_says_so(tmp_path
     after training)."""
     from plateau_lens import train
     from plateau_lens.cli import main
-    from plateau_lens.run import load_run
+    from plateau_lens.runs.load import load_run
     from plateau_lens.transition import MIN_POINTS
 
     short = train(small_mws_config.replace(train={"steps": 6}), tmp_path / "short", progress=False)
@@ -177,7 +177,7 @@ def test_the_demo_finds_its_default_config_from_any_directory(tmp_path, monkeypa
     runs (a relative default failed outside the checkout)."""
     from plateau_lens import load_config
     from plateau_lens.cli import main
-    from plateau_lens.run import load_run
+    from plateau_lens.runs.load import load_run
 
     monkeypatch.chdir(tmp_path)
     assert main(["demo", "--out", "demo", "--steps", "2", "--quiet"]) == 0

@@ -2,7 +2,7 @@
 TransformerBridge with ``task=``) and a batch, reads it through hook names, and returns a
 tidy pandas DataFrame in one schema (:mod:`.schema`). On plateau-lens' own models with no
 hook attached, ``ablation_sweep`` and ``linear_probes`` compute the same values on the
-native modules (:mod:`.partial_forward`)."""
+native modules (:mod:`.fastpath.partial_forward`)."""
 
 from .ablation import ablate_heads, ablation_sweep, uniform_pattern
 from .attention_progress import attention_progress
@@ -17,7 +17,7 @@ from .nuclear_norm import (compare_to_nuclear_norm, nuclear_norm_batch, nuclear_
                            nuclear_norm_lambda_sweep)
 from .ood import OODCondition, default_conditions, ood_evaluation
 from .over_training import analysis_batch, analyze_run
-from .partial_forward import remaining_hooks
+from .fastpath.partial_forward import remaining_hooks
 from .patching import patch_activations, patch_between_models
 from ..analyzers import ANALYZERS, register_analyzer, resolve_analyzer
 from .probes import fit_least_squares, linear_probes, probe_batches

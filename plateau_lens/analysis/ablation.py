@@ -18,9 +18,9 @@ from ..metrics import finite_scalar_metrics
 from ..models.handle import PlateauModel
 from ..tasks.base import check_choice
 from .hooks import prepare
-from .clean_pass import CleanPass, shared_clean_pass
-from .parallel import analysis_workers, parallel_map, run_parallel, sample_chunks
-from .partial_forward import (forward_from_layer, materialised, native_block, native_readout,
+from .fastpath.clean_pass import CleanPass, shared_clean_pass
+from .fastpath.parallel import analysis_workers, parallel_map, run_parallel, sample_chunks
+from .fastpath.partial_forward import (forward_from_layer, materialised, native_block, native_readout,
                               runs_native_modules)
 from .schema import metric_records, tidy
 

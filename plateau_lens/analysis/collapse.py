@@ -11,7 +11,7 @@ from ..metrics import (finite_forward, generation_metrics, mean_cosine_over_pair
                        readout_input_hook)
 from ..errors import check_layers, check_names, check_positions
 from .hooks import check_hook_names, prepare, require
-from .parallel import one_intra_op_thread
+from .fastpath.parallel import one_intra_op_thread
 from .schema import metric_records, record, tidy
 
 BLOCK_SITES = {

@@ -58,7 +58,7 @@ def analyze_run(run, analyzers: str | Callable | dict[str, Callable | str] | Ite
     plugin's ``register_analyzer`` name), checked against the run's task first.
 
     One model is built and each checkpoint's weights are loaded into it. On glibc, calling
-    ``plateau_lens.allocator.reuse_freed_memory()`` once beforehand keeps freed activation
+    ``plateau_lens.analysis.fastpath.allocator.reuse_freed_memory()`` once beforehand keeps freed activation
     buffers in the heap for the next checkpoint (the process then keeps its peak memory; the
     docs' Python page gives what it measured): an explicit opt-in, since it changes the whole process."""
     analyzers = resolve_analyzers(analyzers, run.task)

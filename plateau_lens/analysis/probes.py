@@ -19,8 +19,8 @@ from ..errors import InputError, check_names
 from ..tasks.base import ProbeTarget, check_choice, check_int, step_generator
 from ..tasks.protocol import capabilities_of
 from .hooks import check_hook_names, prepare
-from .clean_pass import hook_activations, tensor_key
-from .parallel import ROWS_PER_CHUNK, analysis_workers, parallel_map
+from .fastpath.clean_pass import hook_activations, tensor_key
+from .fastpath.parallel import ROWS_PER_CHUNK, analysis_workers, parallel_map
 from .schema import record, tidy
 from ..tasks import SequenceTask
 

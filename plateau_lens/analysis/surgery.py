@@ -56,7 +56,7 @@ def hybrid_model(part_source: PlateauModel, rest_source: PlateauModel, part: str
     if not any(selected(name) for name in state):
         raise ValueError(f"no {part!r} parameters found in this network (names such as "
                          f"{list(state)[:4]})")
-    model = build_model(rest_source.task, rest_source.config)
+    model = build_model((rest_source.task, rest_source.config))
     model.network.load_state_dict(state)
     model.set_attention_bias(rest_source.attention_bias.multiplier)
     return model.eval()

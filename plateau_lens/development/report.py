@@ -31,6 +31,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from ..runs.layout import (METRICS_FILE, PRETRAIN_SUMMARY_FILE, PROMPTS_FILE, REPORT_CACHE_DIR,
+                           REPORT_FILE, REPORT_TABLES, config_path)
 from .essential_dynamics import checkpoint_features, component_curves, essential_dynamics, plot_essential_dynamics
 from .head_scores import head_curves, head_scores_over_checkpoints, plot_head_scores
 from .llc import LLCSettings, llc_over_checkpoints, plot_llc
@@ -39,7 +41,6 @@ from .onsets import MIN_CURVE_POINTS, onset_summary, onset_table
 log = logging.getLogger("plateau_lens")
 
 MIN_CHECKPOINTS = MIN_CURVE_POINTS
-REPORT_FILE = "report.html"
 SKIPPED_METRIC_COLUMNS = ("step", "lr", "time", "wall_time", "seconds", "elapsed")
 
 
@@ -154,7 +155,7 @@ def run_sections(run, llc_checkpoints: int = 20, llc_settings: LLCSettings = LLC
     if columns:
         long = metrics.melt(id_vars="step", value_vars=columns, var_name="measure").dropna()
         sections.append(Section("Training metrics (metrics.csv)",
-                                metrics_figure(metrics, columns, transition, "metrics.csv"), long))
+                                metrics_figure(metrics, columns, transition, METRICS_FILE), long))
     else:
         sections.append(Section("Training metrics (metrics.csv)",
                                 note=f"no metrics.csv with {MIN_CHECKPOINTS}+ rows in {run.path}"))
@@ -215,13 +216,13 @@ def series_sections(directory: Path, prompts_file: str | None = None, llc_checkp
     if len(steps) < MIN_CHECKPOINTS:
         raise ValueError(f"{directory} has {len(steps)} step{{N}} checkpoint folder(s) ({steps}); "
                          f"the report needs at least {MIN_CHECKPOINTS}")
-    prompts_path = Path(prompts_file) if prompts_file else directory / "prompts.txt"
+    prompts_path = Path(prompts_file) if prompts_file else directory / PROMPTS_FILE
     if not prompts_path.is_file():
         raise FileNotFoundError(f"no prompts for the series: {prompts_path} does not exist; pass "
                                 f"--prompts FILE (one prompt a line)")
     prompts = load_prompts(prompts_path, n=32)
     sections, transition = [], None
-    summary = directory / "pretrain.json"
+    summary = directory / PRETRAIN_SUMMARY_FILE
     loss_curve = pd.DataFrame()
     if summary.is_file():
         losses = json.loads(summary.read_text()).get("training_loss", {})
@@ -322,7 +323,7 @@ def build_report(sources: Sequence[str | Path], out: str | Path, llc_checkpoints
     Every source is checked (kind, enough checkpoints) before any work."""
     from ..io import write_table, write_text
     from ..llm.checkpoints import local_steps
-    from ..run import load_run
+    from ..runs.load import load_run
 
     sources = [Path(s) for s in sources]
     if not sources:
@@ -334,7 +335,7 @@ def build_report(sources: Sequence[str | Path], out: str | Path, llc_checkpoints
         raise FileExistsError(f"--out {out} exists and is not a directory")
     kinds = []
     for source in sources:
-        if (source / "config.json").is_file():
+        if config_path(source).is_file():
             run = load_run(source)
             if len(run.steps) < MIN_CHECKPOINTS:
                 raise ValueError(
@@ -362,7 +363,7 @@ def build_report(sources: Sequence[str | Path], out: str | Path, llc_checkpoints
             label, seed = item.name, None
             sections, transition = series_sections(item, prompts, min(llc_checkpoints, 10),
                                                    progress=progress, timings=timings,
-                                                   work_dir=out / "series_cache")
+                                                   work_dir=out / REPORT_CACHE_DIR)
         transitions[seed] = transition
         notes.append(f"{label}: " + (f"loss transition: {transition.describe()}" if transition
                                      else "no plateau-and-drop found in the loss; leads are NA"))
@@ -387,9 +388,9 @@ def build_report(sources: Sequence[str | Path], out: str | Path, llc_checkpoints
                   notes + [f"{row.measure}: {row.note}" for row in table.itertuples() if row.note])
     path = out / REPORT_FILE
     write_text(path, page)
-    write_table(table, out / "onsets.csv")
-    write_table(curve_frame, out / "curves.csv")
-    write_table(timing_frame, out / "timings.csv")
+    write_table(table, out / REPORT_TABLES["onsets"])
+    write_table(curve_frame, out / REPORT_TABLES["curves"])
+    write_table(timing_frame, out / REPORT_TABLES["timings"])
     log.info("report: %s (%d measures, %d figures)", path, curve_frame["measure"].nunique(),
              sum(section.figure is not None for _, section in labelled))
     return path

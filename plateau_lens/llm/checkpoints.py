@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from ..runs.layout import HF_CONFIG_FILE, is_checkpoint_folder, series_step_dir, series_step_of
 
 PYTHIA_STEPS: tuple[int, ...] = (0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512) + tuple(
     range(1000, 143_001, 1000))
@@ -41,15 +42,6 @@ def pythia_revision(step: int) -> str:
     return f"step{step}"
 
 
-STEP_DIR = re.compile(r"^step(\d+)$")
-
-
-def step_of(directory: str | Path) -> int | None:
-    """``…/step3500`` → 3500; ``None`` for a folder not named ``step{N}``."""
-    match = STEP_DIR.match(Path(directory).name)
-    return int(match.group(1)) if match else None
-
-
 def local_steps(local_dir: str | Path) -> dict[int, Path]:
     """The ``step{N}`` sub-directories of a series, by step (empty when there are none)."""
     root = Path(local_dir)
@@ -57,7 +49,7 @@ def local_steps(local_dir: str | Path) -> dict[int, Path]:
         return {}
     found = {}
     for child in root.iterdir():
-        step = step_of(child)
+        step = series_step_of(child)
         if step is not None and child.is_dir():
             found[step] = child
     return dict(sorted(found.items()))
@@ -66,7 +58,7 @@ def local_steps(local_dir: str | Path) -> dict[int, Path]:
 def is_single_checkpoint(local_dir: str | Path) -> bool:
     """A ``save_pretrained`` folder itself (a ``config.json``, no ``step{N}`` sub-directories)."""
     root = Path(local_dir)
-    return (root / "config.json").is_file() and not local_steps(root)
+    return is_checkpoint_folder(root) and not local_steps(root)
 
 
 def local_checkpoint_dir(local_dir: str | Path, step: int | None = None,
@@ -80,17 +72,17 @@ def local_checkpoint_dir(local_dir: str | Path, step: int | None = None,
     if revision is not None:
         candidates.append(root / revision)
     if step is not None:
-        candidates.append(root / f"step{step}")
+        candidates.append(series_step_dir(root, step))
     for candidate in candidates:
-        if (candidate / "config.json").is_file():
+        if is_checkpoint_folder(candidate):
             return candidate
-    if (root / "config.json").is_file() and not candidates:
+    if is_checkpoint_folder(root) and not candidates:
         return root
     wanted = ", ".join(str(c) for c in candidates) or str(root)
     present = sorted(local_steps(root))
     have = f"; {root} has step{{N}} folders for steps {present}" if present else ""
     raise CheckpointLoadError(
-        f"no checkpoint at {wanted} (expected a config.json from save_pretrained){have}")
+        f"no checkpoint at {wanted} (expected a {HF_CONFIG_FILE} from save_pretrained){have}")
 
 
 def checkpoint_fingerprint(directory: str | Path) -> str:
@@ -104,9 +96,9 @@ def checkpoint_fingerprint(directory: str | Path) -> str:
 
 def architecture_of(directory: Path) -> str:
     try:
-        config = json.loads((directory / "config.json").read_text())
+        config = json.loads((directory / HF_CONFIG_FILE).read_text())
     except (OSError, json.JSONDecodeError) as error:
-        raise CheckpointLoadError(f"{directory}/config.json is unreadable: {error}") from error
+        raise CheckpointLoadError(f"{directory / HF_CONFIG_FILE} is unreadable: {error}") from error
     return (config.get("architectures") or [config.get("model_type", "unknown")])[0]
 
 

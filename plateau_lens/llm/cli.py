@@ -167,7 +167,8 @@ def add_llm_parser(sub) -> None:
 # --------------------------------------------------------------------------- running
 def resolve_steps(steps, model: str, local_dir: str | None) -> list[int]:
     """The steps to analyse, checked against what exists, before any work."""
-    from .checkpoints import PYTHIA_STEPS, is_single_checkpoint, local_steps, step_of
+    from ..runs.layout import series_step_of
+    from .checkpoints import PYTHIA_STEPS, is_single_checkpoint, local_steps
 
     if local_dir is None:
         if "pythia" not in model.lower():
@@ -183,7 +184,7 @@ def resolve_steps(steps, model: str, local_dir: str | None) -> list[int]:
     if not root.is_dir():
         raise FileNotFoundError(f"--local-dir {root} is not a directory")
     if is_single_checkpoint(root):
-        label = step_of(root)
+        label = series_step_of(root)
         if steps in (None, "all"):
             if label is None:
                 raise ValueError(f"--local-dir {root} is one checkpoint (a save_pretrained folder) "

@@ -26,6 +26,7 @@ import torch
 from ..config.pretrain import PretrainConfig, pythia_like_schedule  # noqa: F401 (the config and its
 # schedule, defined with the other configs, are imported from here with what they drive)
 from ..io import write_text
+from ..runs.layout import PRETRAIN_SUMMARY_FILE, series_step_dir
 
 log = logging.getLogger("plateau_lens")
 
@@ -128,7 +129,10 @@ def train_tokenizer(documents: Iterable[str], vocab_size: int = 4096):
 
 
 # --------------------------------------------------------------------------- model and training
-def build_model(config: PretrainConfig, vocab_size: int):
+def build_gpt_neox(config: PretrainConfig, vocab_size: int):
+    """A fresh ``transformers`` GPT-NeoX (Pythia's architecture) for the pretraining series:
+    a Hugging Face model saved with ``save_pretrained``, not a plateau-lens toy model (those
+    come from :func:`plateau_lens.models.build_model`)."""
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
     torch.manual_seed(config.seed)
@@ -176,7 +180,7 @@ def pretrain_series(out_dir: str | Path, documents: Sequence[str],
     stream = token_stream(tokenizer, documents)
     if len(stream) <= config.seq_len + 1:
         raise ValueError(f"{len(stream)} tokens of text is too little for windows of {config.seq_len}")
-    model = build_model(config, len(tokenizer))
+    model = build_gpt_neox(config, len(tokenizer))
     n_parameters = sum(p.numel() for p in model.parameters())
     log.info("pretraining a %d-layer GPT-NeoX (d_model %d, %.2f M parameters) on %d tokens",
              config.n_layers, config.d_model, n_parameters / 1e6, len(stream))
@@ -192,7 +196,7 @@ def pretrain_series(out_dir: str | Path, documents: Sequence[str],
     recent: list[float] = []
 
     def save(step: int) -> None:
-        directory = out / f"step{step}"
+        directory = series_step_dir(out, step)
         model.save_pretrained(directory)
         tokenizer.save_pretrained(directory)
         losses[step] = sum(recent) / len(recent) if recent else float("nan")
@@ -222,5 +226,5 @@ def pretrain_series(out_dir: str | Path, documents: Sequence[str],
                "documents": len(documents), "characters": sum(len(d) for d in documents),
                "wall_seconds": round(time.perf_counter() - start, 1),
                "training_loss": {str(k): v for k, v in losses.items()}}
-    write_text(out / "pretrain.json", json.dumps(summary, indent=1) + "\n")
+    write_text(out / PRETRAIN_SUMMARY_FILE, json.dumps(summary, indent=1) + "\n")
     return summary

@@ -25,6 +25,7 @@ from typing import Any, Iterable, Iterator
 
 import torch
 
+from ..runs.layout import HF_CONFIG_FILE
 from .checkpoints import (CheckpointLoadError, PretrainedModel, load_checkpoint_model,
                           local_checkpoint_dir, tokenizer_beside)
 
@@ -123,9 +124,9 @@ def read_ahead(paths: list[Path]) -> None:
 def config_key(directory: Path) -> str:
     """``config.json`` without the fields that do not change the model."""
     try:
-        config = json.loads((directory / "config.json").read_text())
+        config = json.loads((directory / HF_CONFIG_FILE).read_text())
     except (OSError, json.JSONDecodeError) as error:
-        raise CheckpointLoadError(f"{directory}/config.json is unreadable: {error}") from error
+        raise CheckpointLoadError(f"{directory / HF_CONFIG_FILE} is unreadable: {error}") from error
     for field in _IGNORED_CONFIG_FIELDS:
         config.pop(field, None)
     return json.dumps(config, sort_keys=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -161,8 +162,24 @@ def wrap_in_bridge(network: NativeModel):
     return bridge
 
 
-def build_model(task, model_config: ModelConfig, seed: int = 0) -> PlateauModel:
-    """A :class:`PlateauModel` for ``task``: a fresh network and the bridge over it."""
+def build_model(config: Any, seed: int | None = None) -> PlateauModel:
+    """A freshly initialised :class:`PlateauModel`: a network (``build_network``) and the
+    bridge over it (``wrap_in_bridge``). ``config`` is a run config (a ``RunConfig``, its dict
+    or a TOML/JSON path; ``seed``: its ``train.seed`` unless given) or a
+    ``(task, ModelConfig)`` pair (``seed`` 0 unless given)."""
+    if isinstance(config, tuple):
+        if len(config) != 2 or not isinstance(config[1], ModelConfig):
+            raise ValueError(f"build_model((task, model_config)) needs a ModelConfig, got "
+                             f"{type(config[-1]).__name__ if config else 'an empty tuple'}")
+        task, model_config = config
+        seed = 0 if seed is None else seed
+    else:
+        if not all(hasattr(config, name) for name in ("make_task", "model", "train")):
+            from ..config import load_config  # a dict or a path: validated as a run config
+
+            config = load_config(config)
+        task, model_config = config.make_task(), config.model
+        seed = config.train.seed if seed is None else seed
     network = build_network(task, model_config, seed)
     return PlateauModel(bridge=wrap_in_bridge(network), task=task, network=network,
                         config=model_config)

@@ -1,6 +1,6 @@
 """Names of the network components that ``[init]`` copies or freezes, and the parameter-name
 patterns each covers. A plain table with no imports, so that configs can validate component
-names without importing the model code (``interventions`` uses the same table)."""
+names without importing the model code (``training.interventions`` uses the same table)."""
 
 COMPONENTS: dict[str, tuple[str, ...]] = {
     "embed": ("tok_embed.",),

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..config import load_config
 from ..io import write_table
-from ..run import Run, load_run
+from ..runs.load import Run, load_run
 from ..training import train_or_resume
 from .registry import Context
 from ..plots import save

@@ -22,12 +22,13 @@ from typing import Any, Callable
 import pandas as pd
 
 from ..io import write_table
+from ..runs.layout import PROMPTS_FILE, is_checkpoint_folder, series_step_dir
 from ..plots import (PLATEAU_PANELS, collapse_by_site, llm_series_panels, plateau_dynamics,
                      probe_accuracy_vs_step)
 from .common import save_outputs, trained_run
 from .registry import Context, Reproduction, register
 from ..analysis import analyze_run, next_token_probe, representation_collapse
-from ..interventions import OPTIMAL_INIT
+from ..training.interventions import OPTIMAL_INIT
 from ..llm import analyze_series, load_prompts
 from ..tasks.base import step_generator
 
@@ -148,7 +149,7 @@ dynamics_entry(
 # ------------------------------------------------------------------ optimal init (Fig. 5)
 def optimal_init(context: Context) -> dict[str, Path]:
     """The reference is Fig. 2's trained MWS model (its final checkpoint); each variant
-    copies and freezes the components of ``interventions.OPTIMAL_INIT`` from it and trains
+    copies and freezes the components of ``training.interventions.OPTIMAL_INIT`` from it and trains
     the rest from the seed-1 init."""
 
     reference = trained_run(context, MWS, "mws")
@@ -326,13 +327,13 @@ def llm_prompts(context: Context) -> list[str]:
     """``LOCAL/prompts.txt`` (one prompt per line) if given, else the first 100 ARC-Easy test
     questions (``datasets``; the hub or a filled cache)."""
 
-    local = context.local_dir / "prompts.txt" if context.local_dir else None
+    local = context.local_dir / PROMPTS_FILE if context.local_dir else None
     return load_prompts(local if local is not None and local.is_file() else "arc-easy", 100,
                         prompts_hint="LOCAL/prompts.txt with --local-dir LOCAL")
 
 
 def local_steps(directory: Path, steps) -> list[int]:
-    return [s for s in steps if (directory / f"step{s}" / "config.json").is_file()]
+    return [s for s in steps if is_checkpoint_folder(series_step_dir(directory, s))]
 
 
 def llm_series(context: Context, models: dict[str, str], steps, entry_id: str,

@@ -31,7 +31,8 @@ from ..analysis import (ablate_heads, ablation_sweep, analysis_batch, analyze_ru
                         positional_embedding_norms, positional_embedding_tsne, probe_batches,
                         study_row_mask, swap_attention, token_embedding_norms,
                         token_embedding_pca, token_progress)
-from ..interventions import COMPONENTS, components_of
+from ..models.components import COMPONENTS
+from ..training.interventions import components_of
 from ..io import write_table
 from ..plots import (attention_grid, attention_structure_figure, condition_bars, curves_by_figure,
                      position_neighbours_figure, lambda_sweep_figure, loss_curve,
@@ -40,7 +41,7 @@ from ..plots import (attention_grid, attention_structure_figure, condition_bars,
                      positional_embedding_figure, positional_tsne_progress_figure, probes_by_layer,
                      save, token_embedding_figure,
                      token_progress_figure)
-from ..run import Run
+from ..runs.load import Run
 from .common import trained_run
 from .registry import Context, Reproduction, register
 from ..config import load_config

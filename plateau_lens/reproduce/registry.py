@@ -9,6 +9,7 @@ from typing import Callable
 
 import pandas as pd
 
+from ..runs.layout import named_run_dir
 from .measured import MEASURED, NOT_RUN, Measured
 
 STUDIES = {
@@ -39,7 +40,7 @@ class Context:
         beside the full-size one instead of being refused as a config change."""
         if self.batch_size is not None:
             name = f"{name}_b{self.batch_size}"
-        return self.out / "runs" / name
+        return named_run_dir(self.out, name)
 
 
 Runner = Callable[[Context], dict[str, Path]]

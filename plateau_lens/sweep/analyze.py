@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
+from ..runs.layout import analysis_path, runs_dir
+
 if TYPE_CHECKING:
     import pandas as pd
 
-ANALYSIS_DIR = "analysis"
-ANALYSIS_FILE = "analysis.csv"
 
 
 def parse_analyzers(text: str | None) -> list[str]:
@@ -67,10 +67,10 @@ def analysis_table(out: Path, analyzers: Sequence[str], fields: Sequence[str]) -
     from .rundir import read_point
 
     frames = []
-    for run_dir in sorted(Path(out, "runs").iterdir()):
+    for run_dir in sorted(runs_dir(out).iterdir()):
         params = read_point(run_dir).get("params", {})
         for name in analyzers:
-            path = run_dir / ANALYSIS_DIR / f"{name}.csv"
+            path = analysis_path(run_dir, name)
             if not path.is_file():
                 continue
             frame = pd.read_csv(path)

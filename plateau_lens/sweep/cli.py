@@ -54,13 +54,14 @@ def print_table(frame) -> None:
 
 def cmd_summarize(directory: str) -> int:
     from .figures import write_figures
-    from .summary import SUMMARY_FILE, summarize
+    from ..runs.layout import FIGURE_DIR, SWEEP_SUMMARY_FILE
+    from .summary import summarize
 
     out = Path(directory)
     frame = summarize(out)
     figures = write_figures(frame, swept_columns(frame), out)
     print_table(frame)
-    print(f"{len(frame)} runs -> {out / SUMMARY_FILE}; {len(figures)} figures in {out / 'figures'}")
+    print(f"{len(frame)} runs -> {out / SWEEP_SUMMARY_FILE}; {len(figures)} figures in {out / FIGURE_DIR}")
     return 0
 
 
@@ -74,7 +75,7 @@ def cmd_sweep(args) -> int:
     from .analyze import check_analyzers_apply, parse_analyzers
     from .engine import check_existing, import_ray, run_sweep
     from .spec import load_sweep
-    from .summary import SUMMARY_FILE
+    from ..runs.layout import FIGURE_DIR, SWEEP_SUMMARY_FILE, named_run_dir, SWEEP_LOG_FILE
 
     for flag in ("workers", "threads"):
         value = getattr(args, flag)
@@ -96,12 +97,12 @@ def cmd_sweep(args) -> int:
         print_table(outcome.summary)
     counts = outcome.summary["status"].value_counts().to_dict()
     print(f"{len(outcome.summary)} runs ({', '.join(f'{n} {s}' for s, n in counts.items())}) -> "
-          f"{out / SUMMARY_FILE}; {len(outcome.figures)} figures in {out / 'figures'}"
+          f"{out / SWEEP_SUMMARY_FILE}; {len(outcome.figures)} figures in {out / FIGURE_DIR}"
           + (f"; analysis -> {outcome.analysis}" if outcome.analysis else ""))
     for name, message in outcome.failed.items():
-        print(f"failed: {name}: {message} (log: {out / 'runs' / name / 'sweep.log'})")
+        print(f"failed: {name}: {message} (log: {named_run_dir(out, name) / SWEEP_LOG_FILE})")
     for name, message in outcome.analysis_failed.items():
-        print(f"analysis failed: {name}: {message} (log: {out / 'runs' / name / 'sweep.log'})")
+        print(f"analysis failed: {name}: {message} (log: {named_run_dir(out, name) / SWEEP_LOG_FILE})")
     if outcome.interrupted:
         print("interrupted: finished runs are kept and unfinished ones keep their checkpoints; "
               "re-run the same command to resume")

@@ -23,9 +23,11 @@ import pandas as pd
 
 from .rundir import RunBusyError, RunLock, is_finished, log, read_status, write_point, write_status
 from .spec import Point, Sweep, SweepError
-from .summary import SWEEP_FILE, summarize
+from .summary import summarize
 from .worker import analyze_point, describe, train_point
-from ..run import load_run
+from ..runs.load import load_run
+from ..runs.layout import (SWEEP_ANALYSIS_FILE, SWEEP_FILE, SWEEP_SUMMARY_FILE, named_run_dir,
+                           runs_dir)
 
 INSTALL_HINT = ('plateau-lens sweep runs on Ray, which is not installed here: '
                 'pip install "plateau-lens[sweep]"   (or: pip install "ray[client]>=2.40")')
@@ -66,7 +68,7 @@ def check_existing(sweep: Sweep, out: Path) -> None:
     directory another config."""
 
     for point in sweep.points:
-        run_dir = Path(out) / "runs" / point.name
+        run_dir = named_run_dir(out, point.name)
         try:
             existing = load_run(run_dir).config
         except FileNotFoundError:
@@ -82,12 +84,12 @@ def check_existing(sweep: Sweep, out: Path) -> None:
 
 
 def prepare(sweep: Sweep, out: Path) -> None:
-    (out / "runs").mkdir(parents=True, exist_ok=True)
+    runs_dir(out).mkdir(parents=True, exist_ok=True)
     record = {"sweep_file": str(sweep.path), "base": str(sweep.base), "fields": list(sweep.fields),
               "set": sweep.fixed, "runs": [p.name for p in sweep.points]}
     (out / SWEEP_FILE).write_text(json.dumps(record, indent=2, default=str))
     for point in sweep.points:
-        run_dir = out / "runs" / point.name
+        run_dir = named_run_dir(out, point.name)
         run_dir.mkdir(exist_ok=True)
         write_point(run_dir, point.name, point.params)
 
@@ -214,7 +216,7 @@ def run_sweep(sweep: Sweep, out: str | Path, *, workers: int | None = None,
 def drive(ray, sweep: Sweep, out: Path, address, workers, threads, cpus_per_task, gpus_per_run,
           analyzers, progress, lock_timeout) -> Outcome:
     outcome = Outcome()
-    run_dirs = {p.name: out / "runs" / p.name for p in sweep.points}
+    run_dirs = {p.name: named_run_dir(out, p.name) for p in sweep.points}
     finished = [p for p in sweep.points if is_finished(run_dirs[p.name], p.config.train.steps)]
     done = {p.name for p in finished}
     jobs: deque[tuple[str, Point, int]] = deque(("analyze", p, 1) for p in finished if analyzers)
@@ -292,7 +294,7 @@ def update_summary(out: Path) -> None:
     try:
         summarize(out)
     except Exception as error:  # noqa: BLE001 - reported, and rebuilt at the end
-        print(f"warning: could not update {out / 'sweep.csv'}: {describe(error)}", file=sys.stderr)
+        print(f"warning: could not update {out / SWEEP_SUMMARY_FILE}: {describe(error)}", file=sys.stderr)
 
 
 def cancel(ray, inflight: dict) -> None:
@@ -337,7 +339,7 @@ def record_failure(run_dir: Path, message: str, attempts: int) -> None:
 
 
 def finish(sweep: Sweep, out: Path, analyzers: list[str], outcome: Outcome) -> Outcome:
-    from .analyze import ANALYSIS_FILE, analysis_table
+    from .analyze import analysis_table
     from .figures import write_figures
 
     outcome.summary = summarize(out)
@@ -348,8 +350,8 @@ def finish(sweep: Sweep, out: Path, analyzers: list[str], outcome: Outcome) -> O
     if analyzers:
         table = analysis_table(out, analyzers, list(sweep.fields))
         if not table.empty:
-            tmp = out / f".{ANALYSIS_FILE}.tmp"
+            tmp = out / f".{SWEEP_ANALYSIS_FILE}.tmp"
             table.to_csv(tmp, index=False)
-            os.replace(tmp, out / ANALYSIS_FILE)
-            outcome.analysis = out / ANALYSIS_FILE
+            os.replace(tmp, out / SWEEP_ANALYSIS_FILE)
+            outcome.analysis = out / SWEEP_ANALYSIS_FILE
     return outcome

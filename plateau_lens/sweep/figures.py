@@ -12,9 +12,9 @@ matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from ..run import load_run
+from ..runs.load import load_run
+from ..runs.layout import FIGURE_DIR
 
-FIGURE_DIR = "figures"
 # two-sided 95 % Student t quantiles by degrees of freedom (1.96 beyond 30)
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
        9: 2.262, 10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042}

@@ -20,12 +20,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from ..run import load_run
+from ..runs.load import load_run
+from ..runs.layout import SWEEP_LOCK_FILE, SWEEP_LOG_FILE, SWEEP_POINT_FILE, SWEEP_STATUS_FILE
 
-POINT_FILE = "sweep_point.json"
-STATUS_FILE = "sweep_status.json"
-LOG_FILE = "sweep.log"
-LOCK_FILE = ".sweep.lock"
 
 
 class RunBusyError(RuntimeError):
@@ -52,25 +49,25 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def write_point(run_dir: Path, name: str, params: dict[str, Any]) -> None:
-    write_json(Path(run_dir) / POINT_FILE, {"name": name, "params": params})
+    write_json(Path(run_dir) / SWEEP_POINT_FILE, {"name": name, "params": params})
 
 
 def read_point(run_dir: Path) -> dict[str, Any]:
-    return read_json(Path(run_dir) / POINT_FILE)
+    return read_json(Path(run_dir) / SWEEP_POINT_FILE)
 
 
 def read_status(run_dir: Path) -> dict[str, Any]:
     status = {"status": "pending", "attempts": 0, "error": "", "sessions": []}
-    status.update(read_json(Path(run_dir) / STATUS_FILE))
+    status.update(read_json(Path(run_dir) / SWEEP_STATUS_FILE))
     return status
 
 
 def write_status(run_dir: Path, status: dict[str, Any]) -> None:
-    write_json(Path(run_dir) / STATUS_FILE, status)
+    write_json(Path(run_dir) / SWEEP_STATUS_FILE, status)
 
 
 def log(run_dir: Path, message: str) -> None:
-    with open(Path(run_dir) / LOG_FILE, "a") as handle:
+    with open(Path(run_dir) / SWEEP_LOG_FILE, "a") as handle:
         handle.write(f"[{now()} {socket.gethostname()} pid {os.getpid()}] {message}\n")
 
 
@@ -95,7 +92,7 @@ class RunLock:
     sweep's worker is still dying), then raises :class:`RunBusyError` naming the holder."""
 
     def __init__(self, run_dir: Path, timeout: float = 120.0, poll: float = 0.5):
-        self.path = Path(run_dir) / LOCK_FILE
+        self.path = Path(run_dir) / SWEEP_LOCK_FILE
         self.timeout, self.poll = timeout, poll
         self.handle = None
 

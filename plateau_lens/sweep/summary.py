@@ -12,10 +12,9 @@ from typing import Any
 import pandas as pd
 
 from .rundir import read_point, read_status
-from ..run import load_run
+from ..runs.load import load_run
+from ..runs.layout import SWEEP_FILE, SWEEP_SUMMARY_FILE, runs_dir
 
-SUMMARY_FILE = "sweep.csv"
-SWEEP_FILE = "sweep.json"
 TRANSITION_COLUMNS = ("plateau_start", "plateau_end", "plateau_length", "drop_step", "drop_end")
 
 
@@ -85,7 +84,7 @@ def summarize_run(run_dir: Path) -> dict[str, Any]:
 def summarize(out: str | Path, write: bool = True) -> pd.DataFrame:
     """The sweep table of ``out`` (written to ``out/sweep.csv`` unless ``write=False``)."""
     out = Path(out)
-    runs = out / "runs"
+    runs = runs_dir(out)
     if not runs.is_dir():
         raise FileNotFoundError(f"{out} holds no sweep (no {runs} folder)")
     rows = [summarize_run(run_dir) for run_dir in sorted(runs.iterdir()) if run_dir.is_dir()]
@@ -96,7 +95,7 @@ def summarize(out: str | Path, write: bool = True) -> pd.DataFrame:
                "final_accuracy", "steps_per_s", "wall_time_s", "attempts", "error", "path"]
     frame = pd.DataFrame(records, columns=columns)
     if write:
-        tmp = out / f".{SUMMARY_FILE}.{os.getpid()}.tmp"
+        tmp = out / f".{SWEEP_SUMMARY_FILE}.{os.getpid()}.tmp"
         frame.to_csv(tmp, index=False)
-        os.replace(tmp, out / SUMMARY_FILE)
+        os.replace(tmp, out / SWEEP_SUMMARY_FILE)
     return frame

@@ -12,10 +12,11 @@ import traceback
 from pathlib import Path
 from typing import Any, Sequence
 
-from .rundir import RunLock, log, newest_checkpoint, read_status, write_status, LOG_FILE
+from ..runs.layout import SWEEP_LOG_FILE, analysis_path
+from .rundir import RunLock, log, newest_checkpoint, read_status, write_status
 from ..analysis import analyze_run
 from ..config import load_config
-from ..run import load_run
+from ..runs.load import load_run
 from ..training import resume, train
 
 
@@ -70,7 +71,7 @@ def train_point(run_dir: str, config: dict[str, Any], threads: int, attempt: int
                      f"(attempt {attempt}, {threads} torch thread(s))")
         began = time.perf_counter()
         try:
-            with open(run_dir / LOG_FILE, "a") as output, \
+            with open(run_dir / SWEEP_LOG_FILE, "a") as output, \
                     contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
                 if start is None:
                     train(run_config, run_dir, progress=False)
@@ -79,7 +80,7 @@ def train_point(run_dir: str, config: dict[str, Any], threads: int, attempt: int
         except BaseException as error:
             seconds = time.perf_counter() - began
             interrupted = isinstance(error, KeyboardInterrupt)
-            with open(run_dir / LOG_FILE, "a") as output:
+            with open(run_dir / SWEEP_LOG_FILE, "a") as output:
                 traceback.print_exc(file=output)
             log(run_dir, f"session {len(status['sessions'])}: "
                          f"{'interrupted' if interrupted else 'failed: ' + describe(error)} "
@@ -115,7 +116,7 @@ def analyze_point(run_dir: str, analyzers: Sequence[str], threads: int,
     then runs only those)."""
     import pandas as pd
 
-    from .analyze import ANALYSIS_DIR, analyzer_function
+    from .analyze import analyzer_function
 
     set_threads(threads)
     run_dir = Path(run_dir)
@@ -123,7 +124,7 @@ def analyze_point(run_dir: str, analyzers: Sequence[str], threads: int,
     with RunLock(run_dir, timeout=lock_timeout):
         run = load_run(run_dir)
         for name in analyzers:
-            path = run_dir / ANALYSIS_DIR / f"{name}.csv"
+            path = analysis_path(run_dir, name)
             if path.is_file() and sorted(pd.read_csv(path)["step"].unique()) == run.steps:
                 written.append(str(path))
                 continue
@@ -133,7 +134,7 @@ def analyze_point(run_dir: str, analyzers: Sequence[str], threads: int,
                 frame = analyze_run(run, {name: analyzer_function(name)}, progress=False)
             except Exception as error:  # noqa: BLE001 - recorded, raised with the others below
                 failed[name] = describe(error)
-                with open(run_dir / LOG_FILE, "a") as output:
+                with open(run_dir / SWEEP_LOG_FILE, "a") as output:
                     traceback.print_exc(file=output)
                 log(run_dir, f"analysis {name} failed: {failed[name]}")
                 continue

@@ -8,15 +8,15 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+from ..runs.layout import CONFIG_FILE, FIGURE_DIR, MLFLOW_DIR
 from .base import RunInfo, Tracker, TrackerError, require
 
-STORE_DIR = "mlruns"
 DEFAULT_EXPERIMENT = "plateau-lens"
 BATCH = 100  # MLflow's log_batch takes at most 100 params / 1000 metrics
 
 
 def tracking_uri(info: RunInfo) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or (info.run_dir.resolve() / STORE_DIR).as_uri()
+    return os.environ.get("MLFLOW_TRACKING_URI") or (info.run_dir.resolve() / MLFLOW_DIR).as_uri()
 
 
 def flat(values: dict, prefix: str = "") -> dict[str, str]:
@@ -67,7 +67,7 @@ class MlflowTracker(Tracker):
         experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(name)
         tags = {"run_dir": str(info.run_dir.resolve())} | ({"group": info.group} if info.group else {})
         self.run_id = self.client.create_run(experiment_id, run_name=info.name, tags=tags).info.run_id
-        self.client.log_dict(self.run_id, info.config, "config.json")
+        self.client.log_dict(self.run_id, info.config, CONFIG_FILE)
         from mlflow.entities import Param
 
         params = [Param(k, v) for k, v in flat(info.config).items()]
@@ -81,7 +81,7 @@ class MlflowTracker(Tracker):
         self.client.log_batch(self.run_id, metrics=[Metric(k, v, now, step) for k, v in values.items()])
 
     def log_figure(self, name: str, path: Path, step: int) -> None:
-        self.client.log_artifact(self.run_id, str(path), "figures")
+        self.client.log_artifact(self.run_id, str(path), FIGURE_DIR)
 
     def log_checkpoints(self, checkpoints: dict[int, Path], step: int) -> None:
         self.client.log_dict(self.run_id, {str(s): str(p) for s, p in sorted(checkpoints.items())},

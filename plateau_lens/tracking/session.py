@@ -9,12 +9,13 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ..runs.layout import FIGURE_DIR, LOSS_CURVE_FIGURE, list_checkpoints
 from .base import RunInfo, Tracker, TrackerError
 from .registry import tracker_class
 
 log = logging.getLogger("plateau_lens")
 
-FIGURE_GLOBS = ("*.png", "figures/*.png")
+FIGURE_GLOBS = ("*.png", f"{FIGURE_DIR}/*.png")
 """The run's figures: PNGs in the run directory and its ``figures/`` folder."""
 
 
@@ -100,8 +101,6 @@ class Tracking:
         if not self.trackers:
             self.started = False
             return
-        from ..training.checkpoint import list_checkpoints
-
         run_dir = self.info.run_dir
         step = self.last_step
         checkpoints = {int(s): p.resolve() for s, p in list_checkpoints(run_dir).items()}
@@ -134,7 +133,7 @@ class Tracking:
         from .. import plots
 
         figure = plots.loss_curve(metrics, transition=transition, title=f"{self.info.name}: training curves")
-        return plots.save(figure, folder / "loss_curve.png")
+        return plots.save(figure, folder / LOSS_CURVE_FIGURE)
 
     def close(self) -> None:
         for name, tracker in list(self.trackers.items()):

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..runs.layout import TENSORBOARD_DIR
 from .base import RunInfo, Tracker, require
-
-LOG_DIR = "tensorboard"
 
 
 def markdown_table(header: tuple[str, str], rows) -> str:
@@ -29,7 +28,7 @@ class TensorBoardTracker(Tracker):
         super().__init__(info)
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(log_dir=str(info.run_dir / LOG_DIR))
+        self.writer = SummaryWriter(log_dir=str(info.run_dir / TENSORBOARD_DIR))
         self.writer.add_text("config", f"```json\n{json.dumps(info.config, indent=2, sort_keys=True)}\n```")
         if info.group:
             self.writer.add_text("group", info.group)

@@ -1,5 +1,3 @@
-from .checkpoint import CheckpointError, CheckpointMismatch, list_checkpoints, load_checkpoint
 from .trainer import Trainer, TrainingDiverged, resume, train, train_or_resume
 
-__all__ = ["CheckpointError", "CheckpointMismatch", "list_checkpoints", "load_checkpoint", "Trainer",
-           "TrainingDiverged", "resume", "train", "train_or_resume"]
+__all__ = ["Trainer", "TrainingDiverged", "resume", "train", "train_or_resume"]

@@ -18,10 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..io import RunLock, read_table
-from .checkpoint import (
-    CHECKPOINT_DIR, LEGACY_SUFFIX, NAME_PATTERN, WEIGHTS_SUFFIX, CheckpointError, load_checkpoint,
-    save_checkpoint,
-)
+from ..runs.layout import LEGACY_FORM, WEIGHTS_SUFFIX, checkpoint_dir, legacy_checkpoints, metrics_path
+from ..runs.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 log = logging.getLogger("plateau_lens")
 
@@ -29,12 +27,11 @@ log = logging.getLogger("plateau_lens")
 def convert_run(run_dir: str | Path) -> list[Path]:
     """Write the new-format checkpoint of every legacy one not yet converted; returns them."""
     run_dir = Path(run_dir)
-    directory = run_dir / CHECKPOINT_DIR
-    legacy = sorted(p for p in directory.glob(f"step_*{LEGACY_SUFFIX}") if NAME_PATTERN.match(p.name))
+    legacy = legacy_checkpoints(run_dir)
     if not legacy:
-        raise FileNotFoundError(f"{directory} holds no legacy step_NNNNNNNN.pt checkpoints")
-    metrics_path = run_dir / "metrics.csv"
-    frame = read_table(metrics_path) if metrics_path.is_file() else None
+        raise FileNotFoundError(f"{checkpoint_dir(run_dir)} holds no legacy {LEGACY_FORM} checkpoints")
+    metrics = metrics_path(run_dir)
+    frame = read_table(metrics) if metrics.is_file() else None
     written = []
     with RunLock(run_dir) as lock:
         lock.record_owner()
@@ -49,7 +46,7 @@ def convert_run(run_dir: str | Path) -> list[Path]:
             elif step == 0:
                 rows = []
             else:
-                raise CheckpointError(f"{metrics_path} is missing or has no 'step' column: the "
+                raise CheckpointError(f"{metrics} is missing or has no 'step' column: the "
                                       f"metrics of step {step} cannot be carried over")
             save_checkpoint(target, step=step, config=payload["config"], model=payload["model"],
                             optimizer=payload.get("optimizer"), scheduler=payload.get("scheduler"),

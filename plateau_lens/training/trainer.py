@@ -23,34 +23,32 @@ import torch
 
 from ..config import RESUME_MUTABLE, SECTIONS, RunConfig, config_mismatch, load_config
 from ..errors import InputError, PlateauLensError
-from ..interventions import (
-    configured_attention_bias, copy_components, freeze_components, set_attention_bias,
-)
 from ..io import RunLock, read_table, remove_stale_temp_files, write_table, write_text
 from ..config.limits import check_memory
+from ..models.attention_bias import configured_attention_bias
 from ..models.build import build_network, check_model_for_task, wrap_in_bridge
-from ..models.handle import PlateauModel
+from ..models.handle import PlateauModel, set_attention_bias
 from ..progress import progress_bar
 from ..tasks.base import step_generator
 from ..tracking import Tracking
 from ..tasks.protocol import SPLITS, is_finite
-from .checkpoint import (
-    CHECKPOINT_DIR, STATE_SUFFIX, WEIGHTS_SUFFIX, CheckpointError, CheckpointMismatch,
-    LegacyCheckpointError, checkpoint_name, list_checkpoints, load_checkpoint, read_metadata,
+from ..runs.layout import (
+    CHECKPOINT_DIR, CONFIG_FILE, METRICS_FILE, RUN_FILES, WEIGHTS_SUFFIX, checkpoint_path,
+    list_checkpoints, state_sidecars,
+)
+from ..runs.load import metrics_text
+from ..runs.checkpoint import (
+    CheckpointError, CheckpointMismatch, LegacyCheckpointError, load_checkpoint, read_metadata,
     restore_rng_states, save_checkpoint,
 )
 from .evaluation import training_log_row
 from .finite import split_metrics, training_batch
+from .interventions import copy_components, freeze_components
 from .optimizers import build_optimizer, build_schedule
 
 log = logging.getLogger("plateau_lens")
 
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.csv"
 EVAL_SEED_OFFSET = 10_000_019
-RUN_FILES = (CONFIG_FILE, METRICS_FILE, CHECKPOINT_DIR)
-"""What ``train`` writes into ``--out``: a directory holding any of them that is not a
-plateau-lens run is refused rather than overwritten."""
 
 
 class TrainingDiverged(PlateauLensError, RuntimeError):
@@ -98,19 +96,13 @@ def tidy_run_dir(run_dir: Path) -> None:
     """Delete what killed writes left: temp files, and training-state sidecars whose weights
     file was never written. Only under the run lock (a live writer's temp files look the same)."""
     removed = remove_stale_temp_files(run_dir) + remove_stale_temp_files(run_dir / CHECKPOINT_DIR)
-    directory = run_dir / CHECKPOINT_DIR
-    if directory.is_dir():
-        for sidecar in sorted(directory.glob(f"step_*{STATE_SUFFIX}")):
-            if not sidecar.with_suffix(WEIGHTS_SUFFIX).exists():
-                sidecar.unlink()
-                removed.append(sidecar)
+    for sidecar in state_sidecars(run_dir):
+        if not sidecar.with_suffix(WEIGHTS_SUFFIX).exists():
+            sidecar.unlink()
+            removed.append(sidecar)
     if removed:
         log.info("removed %d leftover file(s) of interrupted writes: %s", len(removed),
                  ", ".join(p.name for p in removed))
-
-
-def _metrics_text(rows: list[dict]) -> str:
-    return pd.DataFrame(rows).to_csv(index=False)
 
 
 @dataclass
@@ -207,7 +199,7 @@ def plan_resume(run_dir: Path, requested=None, allow_pickle: bool = False) -> Re
             text = metrics_path.read_text()
         except (OSError, UnicodeDecodeError) as error:
             text, rebuild = "", f"unreadable ({type(error).__name__})"
-        if not text.startswith(_metrics_text(rows)):
+        if not text.startswith(metrics_text(rows)):
             rebuild = rebuild or "truncated or damaged"
     if rows and int(rows[-1]["step"]) < step:
         log.warning("%s: checkpoint %d carries no row of its own step: its rows were written on "
@@ -492,7 +484,7 @@ class Trainer:
         self.check_finite_state()
         write_table(pd.DataFrame(self.rows), self.run_dir / METRICS_FILE)
         save_checkpoint(
-            self.run_dir / CHECKPOINT_DIR / checkpoint_name(self.step), step=self.step,
+            checkpoint_path(self.run_dir, self.step), step=self.step,
             config=self.config.to_dict(), model=self.network.state_dict(),
             optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
             metrics=self.rows)

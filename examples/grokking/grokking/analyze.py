@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from plateau_lens.runs.layout import metrics_path
+
 
 def first_step(metrics: pd.DataFrame, column: str, threshold: float, strict: bool = False) -> int | None:
     """The first logged step where ``column`` reaches ``threshold`` (> with ``strict``)."""
@@ -29,7 +31,7 @@ def first_step(metrics: pd.DataFrame, column: str, threshold: float, strict: boo
 def summarise(run_dir: Path) -> dict:
     from plateau_lens import detect_transition
 
-    metrics = pd.read_csv(run_dir / "metrics.csv")
+    metrics = pd.read_csv(metrics_path(run_dir))
     transition = detect_transition(metrics, loss="test_loss")
     return {
         "last_logged_step": int(metrics["step"].iloc[-1]),
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
     progress, keys = progress_over_run(args.run, n_key=args.n_key)
     summary["key_frequencies"] = keys
     progress.to_csv(args.out / "progress.csv", index=False)
-    metrics = pd.read_csv(args.run / "metrics.csv")
+    metrics = pd.read_csv(metrics_path(args.run))
     figure(metrics, progress, summary, args.out / "grokking.png")
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
     print(json.dumps(summary, indent=2, default=float))

@@ -24,7 +24,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from transformer_lens.utilities.activation_functions import apply_softcap
 
-from ..models.handle import PlateauModel
+from ...models.handle import PlateauModel
 
 
 def remaining_hooks(bridge) -> int:

@@ -23,7 +23,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from ..models.handle import PlateauModel, attention_bias_of
+from ...models.handle import PlateauModel, attention_bias_of
 from .parallel import analysis_workers, parallel_map, run_parallel, sample_chunks
 from .partial_forward import native_clean_pass, residual_depth, runs_native_modules
 

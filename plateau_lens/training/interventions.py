@@ -1,16 +1,17 @@
-"""Training interventions of the loss-plateau study: attention biasing, component-wise and
-optimal-init training, frozen components."""
+"""Training interventions of the loss-plateau study (Gopalani & Hu 2025, arXiv 2506.13688):
+optimal-init training, i.e. components copied from a trained model and frozen (``[init]
+checkpoint / components / freeze``). Its other intervention, attention biasing, is part of the
+model at every step it applies to, so loading a checkpoint replays it: it lives in
+:mod:`plateau_lens.models.attention_bias`."""
 
 from __future__ import annotations
 
 from typing import Iterable
 
 import torch
-from jaxtyping import Float
 from torch import Tensor
 
-from .models.components import COMPONENTS
-from .models.handle import plateau_attentions, set_attention_bias  # noqa: F401  (re-exported)
+from ..models.components import COMPONENTS
 
 
 OPTIMAL_INIT = {
@@ -26,27 +27,6 @@ and embeddings); its commented-out alternatives are attention Q/K + embeddings +
 (``attn_qk_embed_ln1``), the whole attention + embeddings + ln_1 (``attn_embed_ln1``) and
 embeddings + lm_head + ln_f (``embed_unembed_lnf``). "embeddings" is the study's wte and wpe:
 our ``embed`` and ``pos_embed``. Use as ``[init] components``."""
-
-
-def attention_bias_multiplier(task, c: float) -> Float[Tensor, "query key"]:
-    """1 + (c − 1)·M for the task's optimal-attention mask M, leaving the first answer row
-    (the separator's row) unscaled, as in the study."""
-    if not c > 0:
-        raise ValueError(f"attention bias c must be > 0, got {c}")
-    optimal = task.optimal_attention()
-    if optimal is None:
-        raise ValueError(f"attention biasing needs an optimal attention mask, and task "
-                         f"{task.name!r} defines none")
-    optimal = optimal.clone()
-    optimal[task.prompt_length - 1] = 0
-    return 1 + (c - 1) * optimal
-
-
-def configured_attention_bias(task, train_config, step: int) -> Tensor | None:
-    """The multiplier a run's ``[train] attention_bias`` asks for at ``step`` (None: off)."""
-    if train_config.attention_bias == 1.0 or step < train_config.attention_bias_start:
-        return None
-    return attention_bias_multiplier(task, train_config.attention_bias)
 
 
 def components_of(network: torch.nn.Module, names: Iterable[str] = COMPONENTS) -> list[str]:

@@ -27,7 +27,6 @@ import io
 import json
 import logging
 import random
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,16 +37,12 @@ import torch
 from ..config import config_mismatch
 from ..errors import InputError
 from ..io import atomic_write
+from .layout import CHECKPOINT_FORM, LEGACY_SUFFIX, WEIGHTS_SUFFIX, state_path, step_of_checkpoint
 
 log = logging.getLogger("plateau_lens")
 
 CHECKPOINT_FORMAT = "plateau-lens-checkpoint/2"
 LEGACY_FORMAT = "plateau-lens-checkpoint/1"
-CHECKPOINT_DIR = "checkpoints"
-WEIGHTS_SUFFIX = ".safetensors"
-STATE_SUFFIX = ".state"
-LEGACY_SUFFIX = ".pt"
-NAME_PATTERN = re.compile(r"^step_(\d{8})(\.safetensors|\.pt)$")
 PICKLE_WARNING = ("unpickling runs any code the file holds: pass allow_pickle=True "
                   "(CLI: --allow-legacy-pickle) only for files you wrote yourself")
 
@@ -64,24 +59,11 @@ class LegacyCheckpointError(CheckpointError):
     """A pickle checkpoint of the old format, refused without ``allow_pickle``."""
 
 
-def checkpoint_name(step: int) -> str:
-    return f"step_{step:08d}{WEIGHTS_SUFFIX}"
-
-
-def checkpoint_path(run_dir: str | Path, step: int) -> Path:
-    return Path(run_dir) / CHECKPOINT_DIR / checkpoint_name(step)
-
-
 def checkpoint_step(path: Path) -> int:
-    match = NAME_PATTERN.match(Path(path).name)
-    if match is None:
-        raise CheckpointError(f"{path} is not named like a checkpoint (step_NNNNNNNN.safetensors)")
-    return int(match.group(1))
-
-
-def state_path(path: str | Path) -> Path:
-    """The training-state sidecar of a weights file."""
-    return Path(path).with_suffix(STATE_SUFFIX)
+    step = step_of_checkpoint(path)
+    if step is None:
+        raise CheckpointError(f"{path} is not named like a checkpoint ({CHECKPOINT_FORM})")
+    return step
 
 
 # ------------------------------------------------------------------------- RNG states
@@ -250,8 +232,8 @@ def _checked_metadata(path: Path, metadata: dict[str, str]) -> dict[str, Any]:
         if isinstance(error, CheckpointError):
             raise
         raise CheckpointError(f"checkpoint {path} is corrupt (header field {error})") from None
-    match = NAME_PATTERN.match(path.name)
-    if match and int(match.group(1)) != step:
+    named = step_of_checkpoint(path)
+    if named is not None and named != step:
         raise CheckpointError(f"checkpoint {path} holds step {step}, not the step in its name")
     return {**metadata, "step": step, "config": config}
 
@@ -328,21 +310,3 @@ def load_checkpoint(path: str | Path, expected_config: dict | None = None,
             raise CheckpointMismatch(
                 f"checkpoint {path} belongs to another model: {', '.join(mismatched)}")
     return payload
-
-
-def list_checkpoints(run_dir: str | Path) -> dict[int, Path]:
-    """``{step: path}`` of a run's checkpoints: ``step_NNNNNNNN.safetensors`` files (a legacy
-    ``step_NNNNNNNN.pt`` where no safetensors file has its step). Any other file (temp files,
-    sidecars, ``step_backup.pt``) is ignored; files are listed, not verified."""
-    directory = Path(run_dir) / CHECKPOINT_DIR
-    if not directory.is_dir():
-        return {}
-    found: dict[int, Path] = {}
-    for path in sorted(directory.iterdir()):
-        match = NAME_PATTERN.match(path.name)
-        if match is None or not path.is_file():
-            continue
-        step = int(match.group(1))
-        if path.suffix == WEIGHTS_SUFFIX or step not in found:
-            found[step] = path
-    return dict(sorted(found.items()))

@@ -1,4 +1,4 @@
-"""A saved run: its config, metrics table and lazily loaded checkpoints."""
+"""A saved run read back: its config, metrics table and lazily loaded checkpoints."""
 
 from __future__ import annotations
 
@@ -12,15 +12,15 @@ from typing import Any, Iterable, Iterator
 import pandas as pd
 import torch
 
-from .config import RunConfig, load_config
-from .interventions import configured_attention_bias
-from .models.build import build_network, wrap_in_bridge
-from .models.handle import PlateauModel, set_attention_bias
-from .errors import InputError
-from .io import read_table
-from .training.checkpoint import WEIGHTS_SUFFIX, CheckpointError, list_checkpoints, load_checkpoint
-from .training.trainer import CONFIG_FILE, METRICS_FILE, _metrics_text
-from .transition import MIN_POINTS, Transition, detect_transition
+from ..config import RunConfig, load_config
+from ..errors import InputError
+from ..io import read_table
+from ..models.attention_bias import configured_attention_bias
+from ..models.build import build_network, wrap_in_bridge
+from ..models.handle import PlateauModel, set_attention_bias
+from ..transition import MIN_POINTS, Transition, detect_transition
+from .checkpoint import CheckpointError, load_checkpoint
+from .layout import METRICS_FILE, WEIGHTS_SUFFIX, config_path, list_checkpoints, metrics_path
 
 log = logging.getLogger("plateau_lens")
 
@@ -72,7 +72,7 @@ class Run:
         return self._metrics
 
     def _checked_metrics(self) -> pd.DataFrame:
-        path = self.path / METRICS_FILE
+        path = metrics_path(self.path)
         try:
             text = path.read_text() if path.is_file() else None
         except (OSError, UnicodeDecodeError) as error:
@@ -87,12 +87,12 @@ class Run:
                 raise InputError(f"{path} is {problem} and no checkpoint of {self.path} carries "
                                  f"its rows")
             return _read_metrics(path)
-        if problem is None and (not rows or text.startswith(_metrics_text(rows))):
+        if problem is None and (not rows or text.startswith(metrics_text(rows))):
             return _read_metrics(path)
         log.warning("%s is %s: using the %d rows that checkpoint step %d carries (plateau-lens "
                     "resume rewrites the file the same way)", path, problem or "truncated or damaged",
                     len(rows), max(self.checkpoints))
-        return read_table(io.StringIO(_metrics_text(rows))) if rows else pd.DataFrame()
+        return read_table(io.StringIO(metrics_text(rows))) if rows else pd.DataFrame()
 
     def _newest_rows(self) -> list[dict] | None:
         """The metrics rows the newest checkpoint carries (None: no checkpoint, a legacy one,
@@ -174,6 +174,11 @@ class Run:
         return detect_transition(self.metrics, loss)
 
 
+def metrics_text(rows: list[dict]) -> str:
+    """Metrics rows as the text of a metrics table (what the trainer writes)."""
+    return pd.DataFrame(rows).to_csv(index=False)
+
+
 def _read_metrics(path: Path) -> pd.DataFrame:
     """A metrics.csv as a DataFrame (an empty file: an empty frame); ``InputError`` when it
     is not a table."""
@@ -189,7 +194,7 @@ def _read_metrics(path: Path) -> pd.DataFrame:
 def load_run(path: str | Path, allow_pickle: bool = False) -> Run:
     """Open a run directory written by ``plateau-lens train`` (``allow_pickle``: see ``Run``)."""
     path = Path(path)
-    if not (path / CONFIG_FILE).is_file():
-        raise FileNotFoundError(f"{path} is not a plateau-lens run (no {CONFIG_FILE})")
-    return Run(path=path, config=load_config(path / CONFIG_FILE), checkpoints=list_checkpoints(path),
+    if not config_path(path).is_file():
+        raise FileNotFoundError(f"{path} is not a plateau-lens run (no {config_path(path).name})")
+    return Run(path=path, config=load_config(config_path(path)), checkpoints=list_checkpoints(path),
                allow_pickle=allow_pickle)
