@@ -122,10 +122,15 @@ def perturbed_neox(directory):
 
 
 def test_head_scores_equal_transformer_lens_detect_head(tmp_path):
-    """On a GPT-NeoX bridge with a tokenizer, ``detect_head`` itself runs: same scores."""
+    """On a GPT-NeoX bridge (Pythia's parallel residual and partial rotary, every weight,
+    bias and LN affine perturbed) with a tokenizer, ``detect_head`` itself runs: same scores."""
     from transformer_lens.head_detector import detect_head
 
     model = perturbed_neox(tmp_path / "neox")
+    config = model.bridge.cfg
+    assert config.parallel_attn_mlp and config.positional_embedding_type == "rotary"
+    layer_norm = model.bridge.original_model.gpt_neox.layers[0].input_layernorm
+    assert (layer_norm.weight - 1).abs().min() > 0 and layer_norm.bias.abs().min() > 0
     texts = ["the a of to the a of to", "cell plant energy sun cell plant energy sun moon",
              "water water heat light water heat light"]
     tokens = [model.bridge.to_tokens(text) for text in texts]
