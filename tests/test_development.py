@@ -272,16 +272,17 @@ def test_report_refuses_too_few_checkpoints_before_any_work(tmp_path, capsys):
 
 
 def test_report_on_a_local_llm_series(tmp_path, monkeypatch):
-    """Six tiny GPT-NeoX checkpoints (step{N} folders) with a prompts.txt: the page has the
-    series' repetition and collapse, head scores, essential dynamics and the LLC."""
+    """Six tiny GPT-NeoX checkpoints (step{N} folders, log-spaced like Pythia's) with a
+    prompts.txt and no pretrain.json: the page has the series' repetition and collapse, head
+    scores, essential dynamics and the LLC, and says in one line each what it does not show."""
     from fixtures_llm import PROMPTS, offline, save_model
 
     from plateau_lens.cli import main
 
     offline(monkeypatch)
     series = tmp_path / "series"
-    for step in range(6):
-        save_model(series / f"step{step}", "neox", seed=step)
+    for index, step in enumerate((0, 1, 4, 16, 64, 256)):
+        save_model(series / f"step{step}", "neox", seed=index)
     (series / "prompts.txt").write_text("\n".join(PROMPTS * 8) + "\n")  # 32 prompts: 10 token rows
     assert main(["report", str(series), "--out", str(tmp_path / "report"), "--llc-checkpoints",
                  "2", "--llc-draws", "3", "--llc-burnin", "1", "--quiet"]) == 0
@@ -289,3 +290,6 @@ def test_report_on_a_local_llm_series(tmp_path, monkeypatch):
     measures = set(pd.read_csv(tmp_path / "report" / "onsets.csv")["measure"])
     assert {"repetition_frequency", "cosine_similarity", "ED PC1", "LLC", "induction L1H3"} <= measures
     assert page.count("<img") == 5  # onsets, series metrics, head scores, essential dynamics, LLC
+    not_shown = page[page.index("Not shown: does not apply or skipped"):page.index("<img")]
+    assert "training loss: not recorded" in not_shown and "pretrain.json absent" in not_shown
+    assert "metrics.csv columns" in not_shown and "local learning coefficient" not in not_shown
