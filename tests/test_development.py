@@ -293,3 +293,4 @@ def test_report_on_a_local_llm_series(tmp_path, monkeypatch):
     not_shown = page[page.index("Not shown: does not apply or skipped"):page.index("<img")]
     assert "training loss: not recorded" in not_shown and "pretrain.json absent" in not_shown
     assert "metrics.csv columns" in not_shown and "local learning coefficient" not in not_shown
+    assert "2 chains × 3 draws after 1 burn-in" in page  # the CLI's LLC settings reach the series

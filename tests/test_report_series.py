@@ -72,3 +72,24 @@ def test_head_score_figure_marks_the_onset_of_the_head_that_rises_most():
     assert texts == [f"onset L1H0: step {step}\n(change {onsets.loc['induction L1H0', 'change']:+.3f})"]
     assert any(list(line.get_xdata()) == [step, step] for line in induction_axis.lines)
     assert induction_axis.get_xscale() == "symlog"
+
+
+def test_llc_checkpoints_are_spread_in_log_steps_on_a_log_spaced_schedule():
+    from plateau_lens.development.report import select_steps
+
+    # by hand: log(1 + 3500) / 5 = 1.632; targets e^(1.632 k) - 1 = 0, 4.1, 25, 133, 684, 3500;
+    # nearest in log(1 + step): 0, 4, 32, 128, 512, 3500
+    assert select_steps(PYTHIA.astype(int).tolist(), 6) == [0, 4, 32, 128, 512, 3500]
+    assert select_steps(list(range(0, 401, 4)), 5) == [0, 100, 200, 300, 400]
+
+
+def test_head_score_figure_says_when_no_head_rises():
+    rows = [{"step": s, "metric": "induction", "layer": 0, "head": head, "value": v}
+            for head in range(2) for s, v in zip(PYTHIA, log_ramp(256, 1500, high=0.011,
+                                                                   low=0.002 + 0.001 * head))]
+    scores = pd.DataFrame(rows)
+    onsets = onset_table(head_curves(scores), log_steps=True)
+    axis = plot_head_scores(scores, onsets=onsets).axes[0]
+    largest = onsets["change"].max()
+    assert largest < 0
+    assert [t.get_text() for t in axis.texts] == [f"no head's score rises (largest change {largest:+.4f})"]

@@ -157,7 +157,7 @@ def plot_head_scores(scores: pd.DataFrame, transition=None, title: str = "",
     """One panel per metric: each head's score against the step (one line per layer·head), the
     loss's drop as a dashed line. With ``onsets`` (an :func:`~.onsets.onset_table` of
     :func:`head_curves`), each panel marks the onset of its head whose score rises most (largest
-    ``change``) by a dotted line in that head's colour."""
+    ``change``) by a dotted line in that head's colour, or says that no head's score rises."""
     import seaborn as sns
     from matplotlib.figure import Figure
 
@@ -177,7 +177,11 @@ def plot_head_scores(scores: pd.DataFrame, transition=None, title: str = "",
             axis.axvline(transition.drop_step, color="black", ls="--", lw=1, label="loss drop")
         rising = None if onsets is None else onsets[
             onsets["measure"].str.startswith(metric + " ") & onsets["onset_step"].notna()]
-        if rising is not None and len(rising):
+        if rising is not None and len(rising) and rising["change"].astype(float).max() <= 0:
+            axis.annotate(f"no head's score rises (largest change "
+                          f"{rising['change'].astype(float).max():+.4f})", (0.02, 0.97),
+                          xycoords="axes fraction", va="top", fontsize=7)
+        elif rising is not None and len(rising):
             top = rising.loc[rising["change"].astype(float).idxmax()]
             head = top["measure"].split(" ", 1)[1]
             axis.axvline(float(top["onset_step"]), color=palette.get(head, "grey"), ls=":", lw=1.5)

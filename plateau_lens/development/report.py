@@ -56,12 +56,21 @@ class Section:
 
 def select_steps(steps: Sequence[int], count: int) -> list[int]:
     """``count`` checkpoints spread evenly over the step axis (nearest available to each of
-    ``count`` evenly spaced steps), first and last included."""
+    ``count`` evenly spaced steps), first and last included; on a log-spaced schedule
+    (:func:`plateau_lens.plots.log_spaced`) evenly in log(1 + step), so that the early
+    checkpoints, where a Pythia-style series changes most, are not all skipped."""
+    from ..plots import log_spaced
+
     steps = sorted(steps)
     if count >= len(steps):
         return steps
-    targets = np.linspace(steps[0], steps[-1], count)
-    chosen = {min(steps, key=lambda s: (abs(s - t), s)) for t in targets}
+    if log_spaced(steps):
+        axis = np.log1p(np.asarray(steps, dtype=float))
+        targets = np.linspace(axis[0], axis[-1], count)
+        chosen = {steps[int(np.argmin(np.abs(axis - t)))] for t in targets}
+    else:
+        targets = np.linspace(steps[0], steps[-1], count)
+        chosen = {min(steps, key=lambda s: (abs(s - t), s)) for t in targets}
     return sorted(chosen)
 
 
@@ -193,20 +202,25 @@ def run_sections(run, llc_checkpoints: int = 20, llc_settings: LLCSettings = LLC
                                                  seed=run.config.train.seed, progress=progress,
                                                  total=len(llc_steps))
         _time(timings, "LLC", started, len(llc_steps))
-        negative = int(estimates["negative_chains"].sum())
-        sections.append(Section(
-            "Local learning coefficient (devinterp SGLD)", plot_llc(estimates, traces, transition),
-            pd.DataFrame({"measure": "LLC", "step": estimates["step"], "value": estimates["llc"]}),
-            note=(f"{len(llc_steps)} checkpoints; ε = {llc_settings.lr:g}, nβ = "
-                  f"{estimates['nbeta'].iloc[0]:.3g}, γ = {llc_settings.localization:g}, "
-                  f"{llc_settings.chains} chains × {llc_settings.draws} draws after "
-                  f"{llc_settings.burnin} burn-in; {negative} negative chain estimate(s)")))
+        sections.append(_llc_section(estimates, traces, transition, llc_settings))
     else:
         skipped.append(LLC_SKIPPED)
     return sections, transition
 
 
 LLC_SKIPPED = "local learning coefficient: skipped (--llc-checkpoints 0)"
+
+
+def _llc_section(estimates: pd.DataFrame, traces, transition, settings: LLCSettings) -> Section:
+    """The LLC figure, curve and a note with the sampler's settings."""
+    negative = int(estimates["negative_chains"].sum())
+    return Section(
+        "Local learning coefficient (devinterp SGLD)", plot_llc(estimates, traces, transition),
+        pd.DataFrame({"measure": "LLC", "step": estimates["step"], "value": estimates["llc"]}),
+        note=(f"{len(estimates)} checkpoints; ε = {settings.lr:g}, nβ = "
+              f"{estimates['nbeta'].iloc[0]:.3g}, γ = {settings.localization:g}, minibatch m = "
+              f"{settings.batch_size}, {settings.chains} chains × {settings.draws} draws after "
+              f"{settings.burnin} burn-in; {negative} negative chain estimate(s)"))
 
 
 def _head_section(scores: pd.DataFrame, transition, steps: Sequence[int]) -> Section:
@@ -311,9 +325,7 @@ def series_sections(directory: Path, prompts_file: str | None = None, llc_checkp
         estimates, traces = llc_over_checkpoints(_causal_lms(directory, llc_steps), tokens, llc_settings, progress=progress,
                                                  total=len(llc_steps))
         _time(timings, "LLC", started, len(llc_steps))
-        sections.append(Section(
-            "Local learning coefficient (devinterp SGLD)", plot_llc(estimates, traces, transition),
-            pd.DataFrame({"measure": "LLC", "step": estimates["step"], "value": estimates["llc"]})))
+        sections.append(_llc_section(estimates, traces, transition, llc_settings))
     return sections, transition
 
 
@@ -412,7 +424,7 @@ def build_report(sources: Sequence[str | Path], out: str | Path, llc_checkpoints
         else:
             label, seed = item.name, None
             sections, transition = series_sections(item, prompts, min(llc_checkpoints, 10),
-                                                   progress=progress, timings=timings,
+                                                   llc_settings, progress=progress, timings=timings,
                                                    work_dir=out / "series_cache", skipped=skipped)
         transitions[seed] = transition
         notes.append(f"{label}: " + (f"loss transition: {transition.describe()}" if transition
