@@ -111,9 +111,11 @@ def metrics_figure(metrics: pd.DataFrame, columns: list[str], transition, title:
     return figure
 
 
-def onset_figure(table: pd.DataFrame, transition, title: str, steps: Sequence[int]):
+def onset_figure(table: pd.DataFrame, transition, title: str,
+                 steps: Sequence[int] | None = None):
     """Each measure's change: onset (dot) to end (bar), the loss drop dashed; ``steps`` (the
-    checkpoints) set the axis (log-scaled for a log-spaced schedule)."""
+    checkpoints; default the table's onset and end steps) set the axis (log-scaled for a
+    log-spaced schedule)."""
     from matplotlib.figure import Figure
 
     from ..plots import step_axis
@@ -135,6 +137,8 @@ def onset_figure(table: pd.DataFrame, transition, title: str, steps: Sequence[in
                      label=f"plateau end (step {transition.plateau_end})")
     axis.set_yticks(y, label.tolist(), fontsize=7)
     axis.invert_yaxis()
+    if steps is None:
+        steps = pd.concat([table["onset_step"], table["end_step"]]).astype(float)
     step_axis(axis, steps, "training step")
     axis.set_ylabel("measure")
     axis.legend(fontsize=7, loc="lower right")
