@@ -438,9 +438,12 @@ def build_report(sources: Sequence[str | Path], out: str | Path, llc_checkpoints
             if len(section.curves):
                 curves.append(section.curves.assign(seed=seed) if len(kinds) > 1 else section.curves)
     curve_frame = pd.concat(curves, ignore_index=True)
+    # the grid is chosen from the checkpoints, as for the head-score figure's onsets
+    checkpoint_steps = sorted({int(s) for kind, item in kinds
+                               for s in (item.steps if kind == "run" else local_steps(item))})
     started = time.perf_counter()
     table = onset_table(curve_frame, transitions if len(kinds) > 1 else transitions[next(iter(transitions))],
-                        **onset_options(curve_frame["step"].unique()))
+                        **onset_options(checkpoint_steps))
     _time(timings, "onsets (ruptures)", started, curve_frame["measure"].nunique())
     tables = [("Onset table (lead_steps > 0: the measure changes before the loss's plateau ends)",
                table.drop(columns=["note"]))]
@@ -448,7 +451,7 @@ def build_report(sources: Sequence[str | Path], out: str | Path, llc_checkpoints
         tables.insert(0, ("Onsets over seeds", onset_summary(table)))
     single = transitions[next(iter(transitions))] if len(kinds) == 1 else None
     labelled.insert(0, ("all", Section("Onset order", onset_figure(table, single, "onset order",
-                                                                   curve_frame["step"]))))
+                                                                   checkpoint_steps))))
     timing_frame = pd.DataFrame(timings)
     tables.append(("Cost of each piece (this machine)", timing_frame))
     title = "plateau-lens report: " + ", ".join(str(s) for s in sources)
