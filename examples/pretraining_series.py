@@ -32,7 +32,7 @@ and the LLC beside repetition and collapse on one (log) step axis, and
 Found on the default series (docs/development.md, "A Pythia-style series"): repetition and
 collapse jump at step 8 and fall between 128 and 512; previous-token heads form in layer 1
 from ~270 steps (L1H2 to 0.29); no induction head forms by step 3 500 (largest induction score
-0.011 on repeated random tokens at every checkpoint, the random init's level).
+0.011-0.012 on repeated random tokens at every checkpoint, the random init's level).
 """
 
 from __future__ import annotations
