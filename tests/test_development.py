@@ -122,10 +122,15 @@ def perturbed_neox(directory):
 
 
 def test_head_scores_equal_transformer_lens_detect_head(tmp_path):
-    """On a GPT-NeoX bridge with a tokenizer, ``detect_head`` itself runs: same scores."""
+    """On a GPT-NeoX bridge (Pythia's parallel residual and partial rotary, every weight,
+    bias and LN affine perturbed) with a tokenizer, ``detect_head`` itself runs: same scores."""
     from transformer_lens.head_detector import detect_head
 
     model = perturbed_neox(tmp_path / "neox")
+    config = model.bridge.cfg
+    assert config.parallel_attn_mlp and config.positional_embedding_type == "rotary"
+    layer_norm = model.bridge.original_model.gpt_neox.layers[0].input_layernorm
+    assert (layer_norm.weight - 1).abs().min() > 0 and layer_norm.bias.abs().min() > 0
     texts = ["the a of to the a of to", "cell plant energy sun cell plant energy sun moon",
              "water water heat light water heat light"]
     tokens = [model.bridge.to_tokens(text) for text in texts]
@@ -267,16 +272,17 @@ def test_report_refuses_too_few_checkpoints_before_any_work(tmp_path, capsys):
 
 
 def test_report_on_a_local_llm_series(tmp_path, monkeypatch):
-    """Six tiny GPT-NeoX checkpoints (step{N} folders) with a prompts.txt: the page has the
-    series' repetition and collapse, head scores, essential dynamics and the LLC."""
+    """Six tiny GPT-NeoX checkpoints (step{N} folders, log-spaced like Pythia's) with a
+    prompts.txt and no pretrain.json: the page has the series' repetition and collapse, head
+    scores, essential dynamics and the LLC, and says in one line each what it does not show."""
     from fixtures_llm import PROMPTS, offline, save_model
 
     from plateau_lens.cli import main
 
     offline(monkeypatch)
     series = tmp_path / "series"
-    for step in range(6):
-        save_model(series / f"step{step}", "neox", seed=step)
+    for index, step in enumerate((0, 1, 4, 16, 64, 256)):
+        save_model(series / f"step{step}", "neox", seed=index)
     (series / "prompts.txt").write_text("\n".join(PROMPTS * 8) + "\n")  # 32 prompts: 10 token rows
     assert main(["report", str(series), "--out", str(tmp_path / "report"), "--llc-checkpoints",
                  "2", "--llc-draws", "3", "--llc-burnin", "1", "--quiet"]) == 0
@@ -284,3 +290,7 @@ def test_report_on_a_local_llm_series(tmp_path, monkeypatch):
     measures = set(pd.read_csv(tmp_path / "report" / "onsets.csv")["measure"])
     assert {"repetition_frequency", "cosine_similarity", "ED PC1", "LLC", "induction L1H3"} <= measures
     assert page.count("<img") == 5  # onsets, series metrics, head scores, essential dynamics, LLC
+    not_shown = page[page.index("Not shown: does not apply or skipped"):page.index("<img")]
+    assert "training loss: not recorded" in not_shown and "pretrain.json absent" in not_shown
+    assert "metrics.csv columns" in not_shown and "local learning coefficient" not in not_shown
+    assert "2 chains × 3 draws after 1 burn-in" in page  # the CLI's LLC settings reach the series

@@ -30,6 +30,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .llc import LLCSettings
     from .report import build_report
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
     settings = LLCSettings(lr=args.llc_lr, nbeta=args.llc_nbeta, chains=args.llc_chains,
                            draws=args.llc_draws, burnin=args.llc_burnin,
                            batch_size=args.llc_batch_size)
@@ -65,5 +70,8 @@ def add_report_parser(sub) -> None:
     p.add_argument("--batch-size", type=_non_negative, default=64,
                    help="held-out examples every checkpoint is measured on (default 64)")
     p.add_argument("--prompts", help="LLM series: prompt file (default SERIES/prompts.txt)")
+    p.add_argument("--threads", type=_non_negative, default=0,
+                   help="torch threads (default 0: torch's own choice). On a shared, loaded "
+                        "machine 1 can be several times faster (measured: docs/development.md)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_report)

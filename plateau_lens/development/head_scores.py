@@ -152,9 +152,12 @@ def head_curves(scores: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"measure": measure, "step": scores["step"], "value": scores["value"]})
 
 
-def plot_head_scores(scores: pd.DataFrame, transition=None, title: str = ""):
+def plot_head_scores(scores: pd.DataFrame, transition=None, title: str = "",
+                     onsets: pd.DataFrame | None = None):
     """One panel per metric: each head's score against the step (one line per layer·head), the
-    loss's drop as a dashed line."""
+    loss's drop as a dashed line. With ``onsets`` (an :func:`~.onsets.onset_table` of
+    :func:`head_curves`), each panel marks the onset of its head whose score rises most (largest
+    ``change``) by a dotted line in that head's colour, or says that no head's score rises."""
     import seaborn as sns
     from matplotlib.figure import Figure
 
@@ -165,11 +168,26 @@ def plot_head_scores(scores: pd.DataFrame, transition=None, title: str = ""):
     axes = figure.subplots(1, len(metrics), squeeze=False)[0]
     frame = scores.assign(head_label="L" + scores["layer"].astype(str) + "H"
                           + scores["head"].astype(str))
+    labels = list(dict.fromkeys(frame["head_label"]))
+    palette = dict(zip(labels, sns.color_palette("husl", len(labels))))
     for axis, metric in zip(axes, metrics):
         sns.lineplot(frame[frame["metric"] == metric], x="step", y="value", hue="head_label",
-                     ax=axis, legend=axis is axes[-1])
+                     palette=palette, ax=axis, legend=axis is axes[-1])
         if transition is not None:
             axis.axvline(transition.drop_step, color="black", ls="--", lw=1, label="loss drop")
+        rising = None if onsets is None else onsets[
+            onsets["measure"].str.startswith(metric + " ") & onsets["onset_step"].notna()]
+        if rising is not None and len(rising) and rising["change"].astype(float).max() <= 0:
+            axis.annotate(f"no head's score rises (largest change "
+                          f"{rising['change'].astype(float).max():+.4f})", (0.02, 0.97),
+                          xycoords="axes fraction", va="top", fontsize=7)
+        elif rising is not None and len(rising):
+            top = rising.loc[rising["change"].astype(float).idxmax()]
+            head = top["measure"].split(" ", 1)[1]
+            axis.axvline(float(top["onset_step"]), color=palette.get(head, "grey"), ls=":", lw=1.5)
+            axis.annotate(f"onset {head}: step {int(top['onset_step'])}\n(change "
+                          f"{float(top['change']):+.3f})", (0.02, 0.97), xycoords="axes fraction",
+                          va="top", fontsize=7)
         axis.set_title(metric.replace("_", " "))
         step_axis(axis, frame["step"], "training step")
         axis.set_ylabel("score (share of attention)")

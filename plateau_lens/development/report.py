@@ -42,6 +42,7 @@ log = logging.getLogger("plateau_lens")
 
 MIN_CHECKPOINTS = MIN_CURVE_POINTS
 SKIPPED_METRIC_COLUMNS = ("step", "lr", "time", "wall_time", "seconds", "elapsed")
+LOG_Y_COLUMNS = ("loss", "masked_mse", "observed_mse", "training_loss")
 
 
 @dataclass
@@ -56,12 +57,21 @@ class Section:
 
 def select_steps(steps: Sequence[int], count: int) -> list[int]:
     """``count`` checkpoints spread evenly over the step axis (nearest available to each of
-    ``count`` evenly spaced steps), first and last included."""
+    ``count`` evenly spaced steps), first and last included; on a log-spaced schedule
+    (:func:`plateau_lens.plots.log_spaced`) evenly in log(1 + step), so that the early
+    checkpoints, where a Pythia-style series changes most, are not all skipped."""
+    from ..plots import log_spaced
+
     steps = sorted(steps)
     if count >= len(steps):
         return steps
-    targets = np.linspace(steps[0], steps[-1], count)
-    chosen = {min(steps, key=lambda s: (abs(s - t), s)) for t in targets}
+    if log_spaced(steps):
+        axis = np.log1p(np.asarray(steps, dtype=float))
+        targets = np.linspace(axis[0], axis[-1], count)
+        chosen = {steps[int(np.argmin(np.abs(axis - t)))] for t in targets}
+    else:
+        targets = np.linspace(steps[0], steps[-1], count)
+        chosen = {min(steps, key=lambda s: (abs(s - t), s)) for t in targets}
     return sorted(chosen)
 
 
@@ -76,6 +86,8 @@ def metrics_figure(metrics: pd.DataFrame, columns: list[str], transition, title:
     steepest drop dashed."""
     from matplotlib.figure import Figure
 
+    from ..plots import step_axis
+
     n = len(columns)
     cols = min(3, n)
     rows = -(-n // cols)
@@ -88,10 +100,10 @@ def metrics_figure(metrics: pd.DataFrame, columns: list[str], transition, title:
             axis.axvspan(transition.plateau_start, transition.plateau_end, color="0.85",
                          label="plateau")
             axis.axvline(transition.drop_step, color="black", ls="--", lw=1, label="loss drop")
-        if column in ("loss", "masked_mse", "observed_mse") and (frame[column] > 0).all():
+        if column in LOG_Y_COLUMNS and (frame[column] > 0).all():
             axis.set_yscale("log")
         axis.set_title(column)
-        axis.set_xlabel("training step")
+        step_axis(axis, metrics["step"], "training step")
         axis.set_ylabel(column)
     axes[0].legend(fontsize=7)
     for axis in axes[n:]:
@@ -100,9 +112,14 @@ def metrics_figure(metrics: pd.DataFrame, columns: list[str], transition, title:
     return figure
 
 
-def onset_figure(table: pd.DataFrame, transition, title: str):
-    """Each measure's change: onset (dot) to end (bar), the loss drop dashed."""
+def onset_figure(table: pd.DataFrame, transition, title: str,
+                 steps: Sequence[int] | None = None):
+    """Each measure's change: onset (dot) to end (bar), the loss drop dashed; ``steps`` (the
+    checkpoints; default the table's onset and end steps) set the axis (log-scaled for a
+    log-spaced schedule)."""
     from matplotlib.figure import Figure
+
+    from ..plots import step_axis
 
     table = table.dropna(subset=["onset_step"]).copy()
     label = (table["measure"] if "seed" not in table
@@ -121,11 +138,21 @@ def onset_figure(table: pd.DataFrame, transition, title: str):
                      label=f"plateau end (step {transition.plateau_end})")
     axis.set_yticks(y, label.tolist(), fontsize=7)
     axis.invert_yaxis()
-    axis.set_xlabel("training step")
+    if steps is None:
+        steps = pd.concat([table["onset_step"], table["end_step"]]).astype(float)
+    step_axis(axis, steps, "training step")
     axis.set_ylabel("measure")
     axis.legend(fontsize=7, loc="lower right")
     axis.set_title(title)
     return figure
+
+
+def onset_options(steps: Sequence[int]) -> dict:
+    """Change-point options for a schedule: onsets on a log(1 + step) grid where the checkpoints
+    are log-spaced (:func:`plateau_lens.plots.log_spaced`), else on an even grid."""
+    from ..plots import log_spaced
+
+    return {"log_steps": bool(log_spaced(steps))}
 
 
 def _time(timings: list, piece: str, started: float, checkpoints: int) -> None:
@@ -135,12 +162,14 @@ def _time(timings: list, piece: str, started: float, checkpoints: int) -> None:
 
 
 def run_sections(run, llc_checkpoints: int = 20, llc_settings: LLCSettings = LLCSettings(),
-                 batch_size: int = 64, progress: bool = True, timings: list | None = None
-                 ) -> tuple[list[Section], object]:
-    """The sections of one toy run and its detected transition (None when none is found)."""
+                 batch_size: int = 64, progress: bool = True, timings: list | None = None,
+                 skipped: list | None = None) -> tuple[list[Section], object]:
+    """The sections of one toy run and its detected transition (None when none is found);
+    what does not apply is appended to ``skipped``, one line each."""
     from ..analysis.over_training import analysis_batch
 
     timings = [] if timings is None else timings
+    skipped = [] if skipped is None else skipped
     steps = run.steps
     if len(steps) < MIN_CHECKPOINTS:
         raise ValueError(
@@ -163,8 +192,7 @@ def run_sections(run, llc_checkpoints: int = 20, llc_settings: LLCSettings = LLC
     started = time.perf_counter()
     scores = head_scores_over_checkpoints(run.models(steps), batch, progress=progress, total=len(steps))
     _time(timings, "head scores", started, len(steps))
-    sections.append(Section("Head scores per checkpoint", plot_head_scores(scores, transition),
-                            head_curves(scores)))
+    sections.append(_head_section(scores, transition, steps))
     started = time.perf_counter()
     feature_steps, features = checkpoint_features(run.models(steps), batch, progress, len(steps))
     dynamics = essential_dynamics(feature_steps, features, n_components=min(3, len(steps) - 1))
@@ -179,15 +207,34 @@ def run_sections(run, llc_checkpoints: int = 20, llc_settings: LLCSettings = LLC
                                                  seed=run.config.train.seed, progress=progress,
                                                  total=len(llc_steps))
         _time(timings, "LLC", started, len(llc_steps))
-        negative = int(estimates["negative_chains"].sum())
-        sections.append(Section(
-            "Local learning coefficient (devinterp SGLD)", plot_llc(estimates, traces, transition),
-            pd.DataFrame({"measure": "LLC", "step": estimates["step"], "value": estimates["llc"]}),
-            note=(f"{len(llc_steps)} checkpoints; ε = {llc_settings.lr:g}, nβ = "
-                  f"{estimates['nbeta'].iloc[0]:.3g}, γ = {llc_settings.localization:g}, "
-                  f"{llc_settings.chains} chains × {llc_settings.draws} draws after "
-                  f"{llc_settings.burnin} burn-in; {negative} negative chain estimate(s)")))
+        sections.append(_llc_section(estimates, traces, transition, llc_settings))
+    else:
+        skipped.append(LLC_SKIPPED)
     return sections, transition
+
+
+LLC_SKIPPED = "local learning coefficient: skipped (--llc-checkpoints 0)"
+
+
+def _llc_section(estimates: pd.DataFrame, traces, transition, settings: LLCSettings) -> Section:
+    """The LLC figure, curve and a note with the sampler's settings."""
+    negative = int(estimates["negative_chains"].sum())
+    return Section(
+        "Local learning coefficient (devinterp SGLD)", plot_llc(estimates, traces, transition),
+        pd.DataFrame({"measure": "LLC", "step": estimates["step"], "value": estimates["llc"]}),
+        note=(f"{len(estimates)} checkpoints; ε = {settings.lr:g}, nβ = "
+              f"{estimates['nbeta'].iloc[0]:.3g}, γ = {settings.localization:g}, minibatch m = "
+              f"{settings.batch_size}, {settings.chains} chains × {settings.draws} draws after "
+              f"{settings.burnin} burn-in; {negative} negative chain estimate(s)"))
+
+
+def _head_section(scores: pd.DataFrame, transition, steps: Sequence[int]) -> Section:
+    """Head scores with the onset of each metric's most rising head marked (the same fit as the
+    onset table's)."""
+    curves = head_curves(scores)
+    onsets = onset_table(curves, **onset_options(steps))
+    return Section("Head scores per checkpoint", plot_head_scores(scores, transition, onsets=onsets),
+                   curves)
 
 
 def _turning_note(dynamics) -> str:
@@ -200,9 +247,10 @@ def _turning_note(dynamics) -> str:
 
 def series_sections(directory: Path, prompts_file: str | None = None, llc_checkpoints: int = 10,
                     llc_settings: LLCSettings = LLCSettings(batch_size=16), progress: bool = True,
-                    timings: list | None = None, work_dir: Path | None = None
-                    ) -> tuple[list[Section], object]:
-    """The sections of a local LLM checkpoint series (``step{N}`` folders)."""
+                    timings: list | None = None, work_dir: Path | None = None,
+                    skipped: list | None = None) -> tuple[list[Section], object]:
+    """The sections of a local LLM checkpoint series (``step{N}`` folders); what does not apply
+    is appended to ``skipped``, one line each."""
     import json
 
     from ..llm.checkpoints import local_steps
@@ -212,6 +260,7 @@ def series_sections(directory: Path, prompts_file: str | None = None, llc_checkp
     from ..transition import detect_transition
 
     timings = [] if timings is None else timings
+    skipped = [] if skipped is None else skipped
     steps = sorted(local_steps(directory))
     if len(steps) < MIN_CHECKPOINTS:
         raise ValueError(f"{directory} has {len(steps)} step{{N}} checkpoint folder(s) ({steps}); "
@@ -230,6 +279,14 @@ def series_sections(directory: Path, prompts_file: str | None = None, llc_checkp
                                   ).dropna().sort_values("step")
         if len(loss_curve) >= 8:
             transition = detect_transition(loss_curve["value"].to_numpy(), steps=loss_curve["step"].to_numpy())
+        else:
+            skipped.append(f"loss transition: {len(loss_curve)} training-loss value(s) in {summary}, "
+                           f"detecting a plateau and drop needs at least 8")
+    else:
+        skipped.append(f"training loss: not recorded ({summary} absent; "
+                       f"examples/pretraining_series.py writes it), so no loss drop to lead")
+    skipped.append("metrics.csv columns (accuracy, attention progress, ...): an LLM series has "
+                   "none; its measures are repetition, collapse and the training loss")
     started = time.perf_counter()
     series = analyze_series("series", steps, prompts, work_dir or directory / "report_cache",
                             local_dir=directory, progress=progress)
@@ -241,7 +298,8 @@ def series_sections(directory: Path, prompts_file: str | None = None, llc_checkp
     wide = long.pivot_table(index="step", columns="measure", values="value").reset_index()
     sections.append(Section("Training loss, repetition and collapse",
                             metrics_figure(wide, [c for c in wide.columns if c != "step"],
-                                           transition, "series metrics"), long))
+                                           transition, "series metrics"), long,
+                            note=SERIES_METRICS_NOTE if len(loss_curve) else ""))
     first = next(iter_checkpoints(None, [steps[0]], local_dir=directory))[1]
     ids = [first.tokenizer(p, return_tensors="pt").input_ids[0] for p in prompts]
     flat = torch.cat(ids)
@@ -252,8 +310,7 @@ def series_sections(directory: Path, prompts_file: str | None = None, llc_checkp
     scores = head_scores_over_checkpoints(iter_checkpoints(None, steps, local_dir=directory),
                                           progress=progress, total=len(steps))
     _time(timings, "head scores", started, len(steps))
-    sections.append(Section("Head scores per checkpoint", plot_head_scores(scores, transition),
-                            head_curves(scores)))
+    sections.append(_head_section(scores, transition, steps))
     started = time.perf_counter()
     feature_steps, features = checkpoint_features(iter_checkpoints(None, steps, local_dir=directory),
                                                   tokens, progress, len(steps))
@@ -261,10 +318,11 @@ def series_sections(directory: Path, prompts_file: str | None = None, llc_checkp
     _time(timings, "essential dynamics", started, len(steps))
     sections.append(Section("Essential dynamics", plot_essential_dynamics(dynamics, transition),
                             component_curves(dynamics), note=_turning_note(dynamics)))
-    if llc_checkpoints > 0 and len(tokens) < 8:
-        sections.append(Section("Local learning coefficient (devinterp SGLD)",
-                                note=f"skipped: the prompts give {len(tokens)} rows of {width} "
-                                     f"tokens, the LLC needs at least 8 (more or longer prompts)"))
+    if llc_checkpoints == 0:
+        skipped.append(LLC_SKIPPED)
+    elif len(tokens) < 8:
+        skipped.append(f"local learning coefficient: skipped, the prompts give {len(tokens)} rows "
+                       f"of {width} tokens and the LLC needs at least 8 (more or longer prompts)")
     elif llc_checkpoints > 0:
         llc_settings = replace(llc_settings, batch_size=min(llc_settings.batch_size, len(tokens) // 2))
         llc_steps = select_steps(steps, llc_checkpoints)
@@ -272,10 +330,14 @@ def series_sections(directory: Path, prompts_file: str | None = None, llc_checkp
         estimates, traces = llc_over_checkpoints(_causal_lms(directory, llc_steps), tokens, llc_settings, progress=progress,
                                                  total=len(llc_steps))
         _time(timings, "LLC", started, len(llc_steps))
-        sections.append(Section(
-            "Local learning coefficient (devinterp SGLD)", plot_llc(estimates, traces, transition),
-            pd.DataFrame({"measure": "LLC", "step": estimates["step"], "value": estimates["llc"]})))
+        sections.append(_llc_section(estimates, traces, transition, llc_settings))
     return sections, transition
+
+
+SERIES_METRICS_NOTE = ("training_loss: pretrain.json's mean over the updates since the previous "
+                       "checkpoint (at step 1000 of Pythia's schedule: steps 513-1000); "
+                       "repetition_frequency and cosine_similarity: the checkpoint's greedy "
+                       "generations on the series' prompts (plateau-lens llm)")
 
 
 def _causal_lms(directory: Path, steps: Sequence[int]):
@@ -290,8 +352,10 @@ def _causal_lms(directory: Path, steps: Sequence[int]):
 
 
 def render(title: str, sources: list[str], tables: list[tuple[str, pd.DataFrame]],
-           sections: list[tuple[str, Section]], notes: list[str]) -> str:
-    """The page: title, sources, the onset tables, each section's figure (base64 PNG) and note."""
+           sections: list[tuple[str, Section]], notes: list[str], skipped: Sequence[str] = ()
+           ) -> str:
+    """The page: title, sources, the onset tables, what does not apply (one line each), each
+    section's figure (base64 PNG) and note."""
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}"
              "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;"
@@ -301,6 +365,9 @@ def render(title: str, sources: list[str], tables: list[tuple[str, pd.DataFrame]
     for heading, table in tables:
         parts += [f"<h2>{html.escape(heading)}</h2>", table.to_html(index=False, na_rep="—",
                                                                     float_format=lambda v: f"{v:.4g}")]
+    if skipped:
+        parts += ["<h2>Not shown: does not apply or skipped</h2><ul>"]
+        parts += [f"<li>{html.escape(line)}</li>" for line in skipped] + ["</ul>"]
     for label, section in sections:
         parts.append(f"<h2>{html.escape(label)}: {html.escape(section.title)}</h2>")
         if section.figure is not None:
@@ -352,40 +419,46 @@ def build_report(sources: Sequence[str | Path], out: str | Path, llc_checkpoints
         raise ValueError("give one LLM series, or one or more runs (seeds), not a mix")
     out.mkdir(parents=True, exist_ok=True)
     timings: list[dict] = []
-    labelled, curves, transitions, notes = [], [], {}, []
+    labelled, curves, transitions, notes, skipped = [], [], {}, [], []
     for kind, item in tqdm(kinds, desc="report", disable=not progress or len(kinds) == 1):
         if kind == "run":
             label = f"seed {item.config.train.seed}" if len(kinds) > 1 else item.path.name
             sections, transition = run_sections(item, llc_checkpoints, llc_settings, batch_size,
-                                                progress, timings)
+                                                progress, timings, skipped)
             seed = item.config.train.seed
         else:
             label, seed = item.name, None
             sections, transition = series_sections(item, prompts, min(llc_checkpoints, 10),
-                                                   progress=progress, timings=timings,
-                                                   work_dir=out / REPORT_CACHE_DIR)
+                                                   llc_settings, progress=progress, timings=timings,
+                                                   work_dir=out / REPORT_CACHE_DIR, skipped=skipped)
         transitions[seed] = transition
         notes.append(f"{label}: " + (f"loss transition: {transition.describe()}" if transition
-                                     else "no plateau-and-drop found in the loss; leads are NA"))
+                                     else "no plateau-and-drop found in the loss (or no loss recorded); leads are NA"))
         for section in sections:
             labelled.append((label, section))
             if len(section.curves):
                 curves.append(section.curves.assign(seed=seed) if len(kinds) > 1 else section.curves)
     curve_frame = pd.concat(curves, ignore_index=True)
+    # the grid is chosen from the checkpoints, as for the head-score figure's onsets
+    checkpoint_steps = sorted({int(s) for kind, item in kinds
+                               for s in (item.steps if kind == "run" else local_steps(item))})
     started = time.perf_counter()
-    table = onset_table(curve_frame, transitions if len(kinds) > 1 else transitions[next(iter(transitions))])
+    table = onset_table(curve_frame, transitions if len(kinds) > 1 else transitions[next(iter(transitions))],
+                        **onset_options(checkpoint_steps))
     _time(timings, "onsets (ruptures)", started, curve_frame["measure"].nunique())
     tables = [("Onset table (lead_steps > 0: the measure changes before the loss's plateau ends)",
                table.drop(columns=["note"]))]
     if len(kinds) > 1:
         tables.insert(0, ("Onsets over seeds", onset_summary(table)))
     single = transitions[next(iter(transitions))] if len(kinds) == 1 else None
-    labelled.insert(0, ("all", Section("Onset order", onset_figure(table, single, "onset order"))))
+    labelled.insert(0, ("all", Section("Onset order", onset_figure(table, single, "onset order",
+                                                                   checkpoint_steps))))
     timing_frame = pd.DataFrame(timings)
     tables.append(("Cost of each piece (this machine)", timing_frame))
     title = "plateau-lens report: " + ", ".join(str(s) for s in sources)
     page = render(title, [f"source: {s}" for s in sources], tables, labelled,
-                  notes + [f"{row.measure}: {row.note}" for row in table.itertuples() if row.note])
+                  notes + [f"{row.measure}: {row.note}" for row in table.itertuples() if row.note],
+                  list(dict.fromkeys(skipped)))
     path = out / REPORT_FILE
     write_text(path, page)
     write_table(table, out / REPORT_TABLES["onsets"])
