@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--llc-burnin", type=int, default=20)
     parser.add_argument("--llc-chains", type=int, default=2)
     parser.add_argument("--llc-batch-size", type=int, default=64, help="SGLD minibatch m")
+    parser.add_argument("--llc-lr", type=float, default=1e-3, help="SGLD step size ε")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
 
@@ -39,7 +40,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     settings = LLCSettings(draws=args.llc_draws, burnin=args.llc_burnin, chains=args.llc_chains,
-                           batch_size=args.llc_batch_size)
+                           batch_size=args.llc_batch_size, lr=args.llc_lr)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(args.out or scratch)

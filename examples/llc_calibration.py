@@ -28,7 +28,9 @@ def main() -> None:
     parser.add_argument("--chains", type=int, default=2)
     parser.add_argument("--draws", type=int, default=60)
     parser.add_argument("--burnin", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=64,
+                        help="held-out examples the loss is measured on (the report's default)")
+    parser.add_argument("--llc-batch-size", type=int, default=64, help="SGLD minibatch m")
     parser.add_argument("--out", required=True, help="directory for calibration.csv, traces.csv")
     args = parser.parse_args()
 
@@ -45,7 +47,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     batch = analysis_batch(run, args.batch_size)
     settings = LLCSettings(chains=args.chains, draws=args.draws, burnin=args.burnin,
-                           batch_size=args.batch_size)
+                           batch_size=args.llc_batch_size)
     tables, traces = [], []
     for step in args.steps:
         model = run.model(step)
