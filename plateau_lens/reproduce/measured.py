@@ -13,8 +13,8 @@ row labelled s then held the values after step s's update, i.e. checkpoint s + 1
 checkpoint had no row). Every step read from metrics.csv below is therefore late by at most
 one training step, below every entry's resolution (rows every 10 steps or more); they were not
 re-measured, except lp-fig2-mws's CPU config (`plateau-lens train tasks/mws.toml --set
-train.checkpoint_every=4 --set train.log_every=4`, seed 0, on the new axis: plateau 8-172 at
-2.635, drop at 184, over by 208 at 1.316; docs/development.md).
+train.checkpoint_every=4 --set train.log_every=4`, seed 0, on the new axis: plateau 4-172 at
+2.636, drop at 184, over by 208 at 1.309; docs/development.md).
 """
 
 from __future__ import annotations
