@@ -35,7 +35,9 @@ from tqdm.auto import tqdm
 class LLCSettings:
     """SGLD settings: step size ε (``lr``), inverse temperature ``nbeta`` (None: devinterp's
     default n/log n for the batch size m, ``devinterp.utils.default_nbeta``), localization γ,
-    chains, draws after ``burnin`` steps, minibatch size m."""
+    chains, draws after ``burnin`` steps, minibatch size m. ε = 1e-3 is what
+    :func:`~plateau_lens.development.calibration.llc_calibration` chooses at these settings on
+    MWS checkpoints before and after the drop (docs/development.md, Findings)."""
 
     lr: float = 1e-3
     nbeta: float | None = None
