@@ -294,3 +294,80 @@ def test_report_on_a_local_llm_series(tmp_path, monkeypatch):
     assert "training loss: not recorded" in not_shown and "pretrain.json absent" in not_shown
     assert "metrics.csv columns" in not_shown and "local learning coefficient" not in not_shown
     assert "2 chains × 3 draws after 1 burn-in" in page  # the CLI's LLC settings reach the series
+
+
+def regression_problem(n=1000, d=6):
+    """A full-rank linear regression at its least-squares solution: λ = d/2 (a regular model)."""
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(n, d, generator=generator)
+    targets = inputs @ torch.randn(d, 1, generator=generator) + 0.3 * torch.randn(n, 1, generator=generator)
+    network = torch.nn.Linear(d, 1, bias=False)
+    with torch.no_grad():
+        network.weight.copy_(torch.linalg.lstsq(inputs, targets).solution.T)
+
+    def loss(model, indices):
+        return ((model(inputs[indices]) - targets[indices]) ** 2).mean()
+
+    return network, loss, n, d
+
+
+def test_llc_calibration_picks_a_setting_that_recovers_half_the_dimension():
+    """The sweep ε ∈ {1e-4 … 1e-2} at nβ = 100 on the known-answer regression (λ = d/2 = 3): the
+    rule picks a setting whose λ̂ is within 20 %. The sweep holds a usable-but-wrong setting at
+    each end (ε = 1e-2: flat, positive chains, λ̂ inflated > 1.5× by discretisation; ε = 1e-4:
+    not mixed, λ̂ < 0.8 × 3), so a rule that takes the largest or the smallest usable ε fails."""
+    from plateau_lens.development import llc_calibration
+
+    network, loss, n, d = regression_problem()
+    settings = LLCSettings(localization=0.0, chains=2, draws=150, burnin=150, batch_size=100)
+    result = llc_calibration(network, loss, n, lrs=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2), nbetas=(100.0,),
+                             settings=settings)
+    table = result.table.set_index("lr")
+    assert result.chosen is not None, result.reason
+    chosen = table.loc[result.chosen.lr]
+    assert bool(chosen["chosen"]) and table["chosen"].sum() == 1
+    assert chosen["llc"] == pytest.approx(d / 2, rel=0.2)
+    assert result.chosen.nbeta == 100.0 and result.chosen.draws == 150
+    assert table.loc[1e-2, "usable"] and table.loc[1e-2, "llc"] > 1.5 * d / 2
+    assert table.loc[1e-4, "usable"] and table.loc[1e-4, "llc"] < 0.8 * d / 2
+    assert len(result.traces) == 5 * 2 * 150
+
+
+def test_choose_llc_setting_on_a_hand_made_sweep():
+    """The rule by hand: diverged, negative and drifting rows are unusable; change_to_next is
+    the relative change of λ̂ to the next larger usable ε at the same nβ; the first nβ with a
+    change ≤ agreement wins, at the smaller ε of its flattest pair."""
+    from plateau_lens.development import choose_llc_setting
+
+    table = pd.DataFrame({
+        "lr":              [1e-4, 1e-3, 1e-2, 3e-2, 1e-4, 1e-3, 1e-2],
+        "nbeta":           [10.0, 10.0, 10.0, 10.0, 50.0, 50.0, 50.0],
+        "llc":             [5.0,  5.4,  5.5,  np.nan, 4.0, 4.2,  4.3],
+        "negative_chains": [0,    0,    0,    0,    0,    0,    0],
+        "max_drift":       [0.2,  0.3,  1.4,  np.nan, 0.1, 0.1, 0.2],
+        "diverged":        [False, False, False, True, False, False, False]})
+    marked, index, reason = choose_llc_setting(table, agreement=0.1)
+    assert list(marked["usable"]) == [True, True, False, False, True, True, True]
+    np.testing.assert_allclose(marked["change_to_next"],
+                               [0.4 / 5.4, np.nan, np.nan, np.nan, 0.2 / 4.2, 0.1 / 4.3, np.nan])
+    assert list(marked["stable"]) == [True, False, False, False, True, True, False]
+    assert index == 0 and list(marked["chosen"]) == [True] + [False] * 6
+    assert "ε = 0.0001" in reason and "to ε = 0.001" in reason
+    table.loc[1, "llc"] = 6.0   # 5.0 → 6.0 changes by 17 %: nβ = 10 has no stable row
+    marked, index, _ = choose_llc_setting(table, agreement=0.1)
+    assert index == 5 and marked["chosen"].sum() == 1   # nβ = 50's flattest pair: 4.2 → 4.3
+    table.loc[:, "negative_chains"] = 1
+    marked, index, reason = choose_llc_setting(table, agreement=0.1)
+    assert index is None and not marked["chosen"].any() and "no setting is stable" in reason
+
+
+def test_llc_calibration_refuses_bad_sweeps_before_sampling():
+    from plateau_lens.development import llc_calibration
+
+    network, loss, n, _ = regression_problem(n=10)
+    with pytest.raises(ValueError, match="lrs must be a non-empty list of finite numbers > 0"):
+        llc_calibration(network, loss, n, lrs=(1e-3, -1.0))
+    with pytest.raises(ValueError, match="nbetas must be a non-empty list"):
+        llc_calibration(network, loss, n, nbetas=())
+    with pytest.raises(ValueError, match=r"agreement must be in \(0, 1\)"):
+        llc_calibration(network, loss, n, agreement=1.5)

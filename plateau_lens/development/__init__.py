@@ -12,8 +12,8 @@ __getattr__, __dir__, __all__ = lazy_package(__name__, __path__, {
                            "plot_essential_dynamics"],
     "head_scores": ["HEAD_TYPES", "causal_head_scores", "head_scores",
                     "head_scores_over_checkpoints", "repeated_random_tokens"],
-    "llc": ["LLCEstimate", "LLCSettings", "estimate_llc", "llc_calibration",
-            "llc_over_checkpoints"],
+    "calibration": ["LLCCalibration", "choose_llc_setting", "llc_calibration"],
+    "llc": ["LLCEstimate", "LLCSettings", "estimate_llc", "llc_over_checkpoints"],
     "onsets": ["change_points", "onset_summary", "onset_table"],
 })
 
@@ -22,5 +22,6 @@ if TYPE_CHECKING:
                                      plot_essential_dynamics)
     from .head_scores import (HEAD_TYPES, causal_head_scores, head_scores,
                               head_scores_over_checkpoints, repeated_random_tokens)
-    from .llc import LLCEstimate, LLCSettings, estimate_llc, llc_calibration, llc_over_checkpoints
+    from .calibration import LLCCalibration, choose_llc_setting, llc_calibration
+    from .llc import LLCEstimate, LLCSettings, estimate_llc, llc_over_checkpoints
     from .onsets import change_points, onset_summary, onset_table

@@ -13,14 +13,16 @@ evaluation set. The loss is the task's training loss (LRMC: MSE over all entries
 and LLMs: next-token cross-entropy): any ``loss(network, indices) -> scalar``.
 
 Trust the number only when the chains' loss traces are flat after burn-in and every chain's
-estimate is positive (:func:`llc_calibration` checks step sizes and nβ on one checkpoint).
+estimate is positive (:func:`plateau_lens.development.calibration.llc_calibration` sweeps step
+sizes and nβ on one checkpoint and picks a setting by a stated rule).
 """
 
 from __future__ import annotations
 
+import gc
 import math
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import numpy as np
@@ -33,7 +35,9 @@ from tqdm.auto import tqdm
 class LLCSettings:
     """SGLD settings: step size ε (``lr``), inverse temperature ``nbeta`` (None: devinterp's
     default n/log n for the batch size m, ``devinterp.utils.default_nbeta``), localization γ,
-    chains, draws after ``burnin`` steps, minibatch size m."""
+    chains, draws after ``burnin`` steps, minibatch size m. ε = 1e-3 is what
+    :func:`~plateau_lens.development.calibration.llc_calibration` chooses at these settings on
+    MWS checkpoints before and after the drop (docs/development.md, Findings)."""
 
     lr: float = 1e-3
     nbeta: float | None = None
@@ -128,16 +132,24 @@ def estimate_llc(network: torch.nn.Module, loss: Callable[[torch.nn.Module, torc
 
     sampled = _Sampled(network)
     params = {name: None for name, _ in sampled.named_parameters()}
-    for chain in range(settings.chains):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # devinterp's nbeta advice
-            sample_single_chain(
-                sampled, _Indices(n_examples), evaluate, params, num_draws=settings.draws,
-                num_burnin_steps=settings.burnin, sampling_method=SGMCMC.sgld,
-                sampling_method_kwargs={"lr": settings.lr, "nbeta": nbeta,
-                                        "localization": settings.localization},
-                chain=chain, seed=seed + chain, dataloader_seed=seed + chain, device=device,
-                callbacks=[on_draw], batch_size=settings.batch_size)
+    # devinterp runs gc.collect() twice per chain; with torch, transformers and pandas loaded
+    # that full collection scans millions of objects (seconds each on a loaded core, the
+    # largest cost of a cheap estimate). Freezing the objects that exist now moves them out
+    # of the collector's scans for the sampling; new garbage is still collected.
+    gc.freeze()
+    try:
+        for chain in range(settings.chains):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # devinterp's nbeta advice
+                sample_single_chain(
+                    sampled, _Indices(n_examples), evaluate, params, num_draws=settings.draws,
+                    num_burnin_steps=settings.burnin, sampling_method=SGMCMC.sgld,
+                    sampling_method_kwargs={"lr": settings.lr, "nbeta": nbeta,
+                                            "localization": settings.localization},
+                    chain=chain, seed=seed + chain, dataloader_seed=seed + chain, device=device,
+                    callbacks=[on_draw], batch_size=settings.batch_size)
+    finally:
+        gc.unfreeze()
     trace = pd.DataFrame(draws, columns=["chain", "draw", "loss"])
     if trace.empty or trace.groupby("chain").size().min() < settings.draws:
         failed = settings.chains - trace["chain"].nunique() if len(trace) else settings.chains
@@ -200,42 +212,6 @@ def llc_over_checkpoints(models: Iterable[tuple[int, object]], batch,
                           "negative_chains": int((result.per_chain < 0).sum())})
         traces.append(result.trace.assign(step=step))
     return pd.DataFrame(estimates), pd.concat(traces, ignore_index=True)[["step", "chain", "draw", "loss"]]
-
-
-def trace_drift(trace: pd.DataFrame) -> float:
-    """How far the chains still move after burn-in: |mean of the last third of the draws −
-    mean of the first third| over the spread of L in the whole trace (0: flat)."""
-    draws = trace["draw"].max() + 1
-    first = trace[trace["draw"] < draws / 3]["loss"].mean()
-    last = trace[trace["draw"] >= 2 * draws / 3]["loss"].mean()
-    return float(abs(last - first) / max(trace["loss"].std(), 1e-12))
-
-
-def llc_calibration(network, loss, n_examples: int, lrs=(1e-4, 1e-3, 1e-2),
-                    nbetas: Iterable[float | None] = (None,), settings: LLCSettings = LLCSettings(),
-                    seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A sweep over step size ε and nβ on one checkpoint: per setting λ̂, its chain std, the
-    number of negative chains, the trace's :func:`trace_drift` and whether it is ``usable``
-    (finite, no negative chain, drift < 1: flat after burn-in); plus every trace. Pick the
-    largest usable ε (fastest mixing) whose λ̂ agrees with the next smaller one."""
-    rows, traces = [], []
-    for nbeta in nbetas:
-        for lr in lrs:
-            setting = replace(settings, lr=lr, nbeta=nbeta)
-            try:
-                result = estimate_llc(network, loss, n_examples, setting, seed)
-            except RuntimeError:
-                rows.append({"lr": lr, "nbeta": setting.resolved_nbeta(), "llc": np.nan,
-                             "llc_std": np.nan, "negative_chains": setting.chains,
-                             "drift": np.nan, "usable": False})
-                continue
-            drift = trace_drift(result.trace)
-            negative = int((result.per_chain < 0).sum())
-            rows.append({"lr": lr, "nbeta": result.nbeta, "llc": result.llc,
-                         "llc_std": result.llc_std, "negative_chains": negative, "drift": drift,
-                         "usable": bool(np.isfinite(result.llc) and negative == 0 and drift < 1)})
-            traces.append(result.trace.assign(lr=lr, nbeta=result.nbeta))
-    return pd.DataFrame(rows), pd.concat(traces, ignore_index=True) if traces else pd.DataFrame()
 
 
 def plot_llc(estimates: pd.DataFrame, traces: pd.DataFrame, transition=None, title: str = ""):

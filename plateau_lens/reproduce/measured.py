@@ -7,6 +7,14 @@ study's full size; the CPU runs of those entries, reduced, are quoted beside. CP
 of one config differ in the last bits of their floats, so their steps can differ by a logged
 point or two (Fig. 2: drop at 190 on the CPU, 200 on the H200). An entry not listed prints
 "not run here": its code is tested on shrunk configs, its result is unknown.
+
+Step axis: these entries were measured before metrics.csv's row s described checkpoint s (the
+row labelled s then held the values after step s's update, i.e. checkpoint s + 1, and the last
+checkpoint had no row). Every step read from metrics.csv below is therefore late by at most
+one training step, below every entry's resolution (rows every 10 steps or more); they were not
+re-measured, except lp-fig2-mws's CPU config (`plateau-lens train tasks/mws.toml --set
+train.checkpoint_every=4 --set train.log_every=4`, seed 0, on the new axis: plateau 4-172 at
+2.636, drop at 184, over by 208 at 1.309; docs/development.md).
 """
 
 from __future__ import annotations
