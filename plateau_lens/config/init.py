@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
-from ..models.components import COMPONENTS
+from .components import COMPONENTS
 from .base import Allowed, StrictModel
 
 ComponentList = Annotated[tuple[str, ...], Field(strict=False),

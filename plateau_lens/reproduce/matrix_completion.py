@@ -31,7 +31,7 @@ from ..analysis import (ablate_heads, ablation_sweep, analysis_batch, analyze_ru
                         positional_embedding_norms, positional_embedding_tsne, probe_batches,
                         study_row_mask, swap_attention, token_embedding_norms,
                         token_embedding_pca, token_progress)
-from ..models.components import COMPONENTS
+from ..config.components import COMPONENTS
 from ..training.interventions import components_of
 from ..io import write_table
 from ..plots import (attention_grid, attention_structure_figure, condition_bars, curves_by_figure,

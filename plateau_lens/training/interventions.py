@@ -11,7 +11,7 @@ from typing import Iterable
 import torch
 from torch import Tensor
 
-from ..models.components import COMPONENTS
+from ..config.components import COMPONENTS
 
 
 OPTIMAL_INIT = {

@@ -1,6 +1,7 @@
 """Names of the network components that ``[init]`` copies or freezes, and the parameter-name
-patterns each covers. A plain table with no imports, so that configs can validate component
-names without importing the model code (``training.interventions`` uses the same table)."""
+patterns each covers. A plain table with no imports: ``[init]`` validates component names
+with it, ``training.interventions`` copies and freezes by it, so it sits with the configs,
+below the model code."""
 
 COMPONENTS: dict[str, tuple[str, ...]] = {
     "embed": ("tok_embed.",),
