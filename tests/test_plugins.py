@@ -20,7 +20,8 @@ from plateau_lens.cli import main
 from plateau_lens.tasks import TASKS, CAPABILITIES, capabilities_of, make_task
 from plateau_lens.tasks.registry import TaskImportError
 
-from plugin_fixture import (ANALYZER, CLASS, ENTRY_POINT_NAME, MODULE, TASK_NAME, plugin_env,
+from plugin_fixture import (ANALYZER, BROKEN_FIGURE_SOURCE, CLASS, ENTRY_POINT_NAME, FIGURE_ENTRY,
+                            FIGURE_STUDY, MODULE, TASK_NAME, plugin_env, write_figure_plugin,
                             write_plugin)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -271,6 +272,80 @@ def test_plugin_task_and_analyzer_in_a_sweep_on_two_ray_workers(plugin_dir, tmp_
         assert rows["value"].notna().all()
     first = table[table["step"] == 0].set_index("run")["value"]
     assert first["seed=0"] != first["seed=1"]  # each run's own weights
+
+
+# ------------------------------------------------------------------ reproduce entries of a plugin
+def test_plugin_reproduction_is_listed_and_runs_through_the_cli(
+        plugin_on_path, registry_restored, tmp_path, monkeypatch, capsys):
+    """A plugin's module named in the entry-point group ``plateau_lens.reproduce`` (a dist-info
+    beside it, on sys.path only) registers an entry: ``reproduce --list`` shows it beside
+    the shipped ones, with its study and what its author measured, and ``reproduce ID``
+    runs it with the command line's --steps and --out."""
+    monkeypatch.setattr(registry_restored, "_plugins_loaded", False)  # as in a fresh process
+    monkeypatch.syspath_prepend(str(write_figure_plugin(tmp_path / "figures")))
+    monkeypatch.chdir(tmp_path)
+    assert main(["reproduce", "--list", "--markdown"]) == 0
+    listed = capsys.readouterr().out
+    assert "| `lp-fig2-mws` |" in listed  # the shipped entries are still there
+    study_table = listed[listed.index(f"{FIGURE_STUDY}\n"):]
+    assert study_table.splitlines()[4] == (
+        f"| `{FIGURE_ENTRY}` | Fig. 1 | loss of cumsum_mod over training | cpu | reproduced: a test "
+        f"(`plateau-lens reproduce {FIGURE_ENTRY} --out runs`, 2 s) |")
+
+    assert main(["reproduce", FIGURE_ENTRY, "--out", "out", "--steps", "4", "--quiet"]) == 0
+    assert f"table: out/{FIGURE_ENTRY}.csv" in capsys.readouterr().out
+    assert (tmp_path / "out" / f"{FIGURE_ENTRY}.png").is_file()
+    run_metrics = pd.read_csv(tmp_path / "out" / "runs" / "cumsum" / "metrics.csv")
+    assert list(run_metrics["step"])[-1] == 4  # --steps reached the plugin's runner
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "out" / f"{FIGURE_ENTRY}.csv"),
+                                  run_metrics[["step", "loss"]])
+
+
+@pytest.fixture
+def registry_restored(monkeypatch):
+    """The reproduction registry and studies as they were (entries a test adds are removed)."""
+    import plateau_lens.reproduce as reproduce
+
+    registry, studies = reproduce.REGISTRY, reproduce.STUDIES
+    saved_registry, saved_studies = dict(registry), dict(studies)
+    monkeypatch.setattr(reproduce, "_plugins_loaded", reproduce._plugins_loaded)
+    yield reproduce
+    registry.clear(), registry.update(saved_registry)
+    studies.clear(), studies.update(saved_studies)
+
+
+def test_register_reproduction_refuses_bad_entries_naming_the_field(registry_restored):
+    from plateau_lens import register_reproduction, register_study
+
+    def runner(context):
+        return {}
+
+    with pytest.raises(ValueError, match=r"study must be one of \['loss-plateau', 'matrix-completion'\], got 'mine'"):
+        register_reproduction("mine-1", study="mine", figure="Fig. 1", shows="x")(runner)
+    register_study("mine", "Me (2026)")
+    with pytest.raises(ValueError, match=r"device must be one of \['cpu', 'gpu'\], got 'tpu'"):
+        register_reproduction("mine-1", study="mine", figure="Fig. 1", shows="x", device="tpu")(runner)
+    with pytest.raises(ValueError, match="reproduction id must be letters, digits"):
+        register_reproduction("mine 1", study="mine", figure="Fig. 1", shows="x")
+    with pytest.raises(ValueError, match="study 'mine' is already registered as 'Me \\(2026\\)'"):
+        register_study("mine", "Someone else")
+    with pytest.raises(ValueError, match="reproduction id 'lp-fig2-mws' is registered twice"):
+        register_reproduction("lp-fig2-mws", study="mine", figure="Fig. 1", shows="x")(runner)
+    assert registry_restored.REGISTRY["lp-fig2-mws"].study == "loss-plateau"
+    register_reproduction("mine-1", study="mine", figure="Fig. 1", shows="x")(runner)
+    register_reproduction("mine-1", study="mine", figure="Fig. 1", shows="x")(runner)  # reloaded
+    assert registry_restored.get("mine-1").run is runner
+    assert registry_restored.get("mine-1").measured.status == "not run here"
+
+
+def test_unimportable_reproduce_plugin_is_exit_2_naming_the_entry_point(
+        registry_restored, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(registry_restored, "_plugins_loaded", False)
+    monkeypatch.syspath_prepend(str(write_figure_plugin(tmp_path, BROKEN_FIGURE_SOURCE, "labbroken")))
+    assert main(["reproduce", "--list"]) == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message == ("plateau-lens: error: cannot import reproduction entries 'labbroken' from "
+                       "entry point 'labbroken': RuntimeError: the lab server is down"), message
 
 
 # ------------------------------------------------------------------ shipped configs as package data
