@@ -373,3 +373,34 @@ def test_shipped_configs_are_package_data_that_cover_every_toml_of_tasks():
                  if not any(fnmatch.fnmatch(f"configs/{p.as_posix()}", g) and
                             g.count("/") == f"configs/{p.as_posix()}".count("/") for g in globs)]
     assert not unshipped, f"TOMLs under tasks/ that a wheel would leave out: {unshipped}"
+
+
+def test_a_built_wheel_holds_every_shipped_toml_as_a_file(tmp_path):
+    """What a plain `pip install .` installs: the wheel built from the package's files (the
+    configs symlink copied as a symlink, as a checkout has it) holds every TOML of tasks/,
+    byte for byte, under plateau_lens/configs/, and the console script."""
+    import shutil
+    import zipfile
+
+    pytest.importorskip("setuptools")
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    shutil.copytree(REPO / "plateau_lens", source / "plateau_lens", symlinks=True, ignore=ignore)
+    shutil.copytree(REPO / "tasks", source / "tasks", ignore=ignore)
+    assert (source / "plateau_lens" / "configs").is_symlink()
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                           "--no-index", "-q", str(source), "-w", str(tmp_path / "wheel")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (wheel,) = (tmp_path / "wheel").glob("plateau_lens-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        inside = {name: archive.read(name) for name in archive.namelist() if name.endswith(".toml")}
+        scripts = next(archive.read(n).decode() for n in archive.namelist()
+                       if n.endswith(".dist-info/entry_points.txt"))
+    expected = {f"plateau_lens/configs/{p.relative_to(REPO / 'tasks').as_posix()}": p.read_bytes()
+                for p in (REPO / "tasks").rglob("*.toml")}
+    assert len(expected) > 40 and inside == expected
+    assert "plateau-lens = plateau_lens.cli:main" in scripts
