@@ -287,3 +287,43 @@ def test_summary_steps_and_the_pasteable_report(analyze_module, tmp_path):
     report = analyze_module.markdown_report(summary, onset_rows).splitlines()
     assert report[3] == ("| test accuracy passes 0.9 | not reached within 1000 steps (final 0.020) "
                          "| ~10k epochs |")
+
+
+def test_grokking_reproduction_entry_is_listed_and_runs(analyze_module, tmp_path, monkeypatch, capsys):
+    """examples/grokking registers its run as a reproduction entry (found by the command line
+    through examples/grokking/pyproject.toml's entry point; here imported as that entry point
+    would): registered under its own study, and `reproduce ID --steps 1` trains (its config
+    shrunk to p = 11) and analyses, reporting that one step is too short to judge."""
+    import importlib
+
+    import plateau_lens.reproduce as reproduce
+    from plateau_lens.cli import main
+
+    registry, studies = reproduce.REGISTRY, reproduce.STUDIES
+    saved = dict(registry), dict(studies)
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        module = importlib.reload(importlib.import_module("grokking.reproduce"))
+        entry = reproduce.get("grokking-modular-addition")
+        assert entry.run is module.grokking_modular_addition and "Nanda" in studies[entry.study]
+        monkeypatch.chdir(tmp_path)
+        small = tmp_path / "small.toml"  # the entry's config at p = 11 (a fast test)
+        small.write_text((EXAMPLE / "grokking.toml").read_text().replace("p = 113", "p = 11")
+                         .replace("d_model = 128", "d_model = 32").replace("d_mlp = 512", "d_mlp = 64"))
+        monkeypatch.setattr(module, "CONFIG", small)
+        assert main(["reproduce", "grokking-modular-addition", "--out", "out", "--steps", "1",
+                     "--quiet"]) == 0
+        printed = capsys.readouterr().out
+        assert "| test accuracy passes 0.9 | not reached within 1 steps" in printed
+        assert ("| `detect_transition` on the test loss | not computed: need at least 8 logged "
+                "points to find a transition, got 2 |") in printed
+        metrics = pd.read_csv(tmp_path / "out" / "runs" / "grokking" / "metrics.csv")
+        assert list(metrics["step"]) == [0, 1]
+        assert (tmp_path / "out" / "grokking.png").is_file()
+        assert list(pd.read_csv(tmp_path / "out" / "progress.csv")["step"]) == [0, 1]
+    finally:
+        sys.path.remove(str(EXAMPLE))
+        registry.clear(), registry.update(saved[0])
+        studies.clear(), studies.update(saved[1])
+    toml = (EXAMPLE / "pyproject.toml").read_text()
+    assert '[project.entry-points."plateau_lens.reproduce"]\ngrokking = "grokking.reproduce"' in toml

@@ -18,6 +18,7 @@ import torch
 from plateau_lens import load_config, register_analyzer, register_task
 from plateau_lens.cli import main
 from plateau_lens.tasks import TASKS, CAPABILITIES, capabilities_of, make_task
+from plateau_lens.tasks.protocol import PROMISED_MEMBERS, optional_member
 from plateau_lens.tasks.registry import TaskImportError
 
 from plugin_fixture import (ANALYZER, BROKEN_FIGURE_SOURCE, CLASS, ENTRY_POINT_NAME, FIGURE_ENTRY,
@@ -75,7 +76,11 @@ def test_shipped_tasks_declare_what_they_offer():
     those members declares it (the declaration replaced attribute sniffing, so the two must
     agree on every shipped task and encoding)."""
     promised = {"matrix": ("m", "n", "rank"), "value_readout": ("predictions",),
-                "answers": ("prompt_length", "answer_length", "answer_rows")}
+                "answers": ("prompt_length", "answer_length", "answer_rows"),
+                "collapse_pairs": ("collapse_pairs",),
+                "attention_masks": ("attention_progress_masks",),
+                "matrix_sequence": ("entry_of_position",)}
+    assert {c: tuple(m) for c, m in PROMISED_MEMBERS.items() if c != "finite_data"} == promised
     for name in TASKS:
         for settings in ({}, {"encoding": "tokens"}) if name in ("lrmc", "lrmc_mixed") else ({},):
             task = make_task(name, **settings)
@@ -87,6 +92,29 @@ def test_shipped_tasks_declare_what_they_offer():
             encoding = getattr(task, "encoding", None)
             assert ("real_inputs" in declared) == (encoding == "real"), (name, settings)
             assert ("mask_token" in declared) == (encoding == "tokens"), (name, settings)
+            study_logs_entropy = name in ("prefix_sum", "addition")  # the loss-plateau study's scripts
+            assert ("output_entropy" in declared) == study_logs_entropy, (name, settings)
+
+
+def test_a_declared_capability_needs_its_members_and_optional_members_have_documented_defaults(
+        plugin_on_path):
+    """Registering a task that declares a capability without the members it promises is a
+    TypeError naming both; an optional member the task lacks reads as its documented default."""
+    import labtasks
+
+    lacking = dataclasses.make_dataclass(
+        "Lacking", [], bases=(labtasks.CumulativeSumMod,), frozen=True,
+        namespace={"capabilities": frozenset({"answers", "collapse_pairs", "matrix_sequence"})})
+    with pytest.raises(TypeError, match=r"declares capabilities without the members they promise: "
+                                        r"'collapse_pairs' needs \['collapse_pairs'\]; "
+                                        r"'matrix_sequence' needs \['entry_of_position'\]"):
+        register_task("lacking")(lacking)
+    task = labtasks.CumulativeSumMod()
+    assert optional_member(task, "token_vocabulary") is None
+    assert optional_member(task, "factor_distribution") == "uniform"
+    assert optional_member(make_task("mws"), "token_vocabulary") == make_task("mws").d_vocab
+    with pytest.raises(KeyError, match="'collapse_pairs' is not an optional task member"):
+        optional_member(task, "collapse_pairs")
 
 
 def test_register_task_from_python_then_a_config_builds_it(plugin_on_path):

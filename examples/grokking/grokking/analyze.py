@@ -33,7 +33,10 @@ def summarise(run_dir: Path) -> dict:
     from plateau_lens import detect_transition
 
     metrics = pd.read_csv(run_dir / "metrics.csv")
-    transition = detect_transition(metrics, loss="test_loss")
+    try:
+        transition, transition_note = detect_transition(metrics, loss="test_loss"), ""
+    except ValueError as too_short:  # e.g. fewer logged points than the detector needs
+        transition, transition_note = None, str(too_short)
     return {
         "last_logged_step": int(metrics["step"].iloc[-1]),
         "train_accuracy_1_step": first_step(metrics, "train_accuracy", 1.0),
@@ -43,6 +46,7 @@ def summarise(run_dir: Path) -> dict:
             name: getattr(transition, name) for name in ("plateau_start", "plateau_end", "drop_step",
                                                          "drop_end", "plateau_loss", "final_loss")
             if hasattr(transition, name)},
+        "transition_note": transition_note,
     }
 
 
@@ -100,7 +104,8 @@ def markdown_report(summary: dict, onset_rows: pd.DataFrame) -> str:
            else f"not reached within {last} steps (final {summary['final']['test_accuracy']:.3f})")
         + " | ~10k epochs |",
         "| `detect_transition` on the test loss | "
-        + ("none (no plateau-then-drop in the test loss)" if transition is None else
+        + ((f"not computed: {summary['transition_note']}" if summary.get("transition_note")
+            else "none (no plateau-then-drop in the test loss)") if transition is None else
            f"plateau {transition['plateau_start']}–{transition['plateau_end']} at "
            f"{transition['plateau_loss']:.3g}, steepest drop at {transition['drop_step']}, "
            f"over by {transition['drop_end']} ({transition['final_loss']:.3g})")
