@@ -380,7 +380,8 @@ def test_unimportable_reproduce_plugin_is_exit_2_naming_the_entry_point(
 def test_shipped_configs_are_package_data_that_cover_every_toml_of_tasks():
     """demo and reproduce read the configs from the package (plateau_lens/configs, a symlink to
     the top-level tasks/), and pyproject's package-data globs ship every TOML under tasks/:
-    a plain `pip install .` then has them (the wheel itself was checked by hand in a fresh venv)."""
+    a plain `pip install .` then has them (test_a_built_wheel_holds_every_shipped_toml_as_a_file
+    builds the wheel)."""
     import fnmatch
     import sys as _sys
 
