@@ -244,6 +244,12 @@ def test_onsets_date_each_measure_and_its_lead_on_the_test_loss(analyze_module):
     assert [moves[m] for m in analyze_module.MEASURES] == [True, True, False, False]
     assert pd.isna(moves["test_loss"])
 
+    early = progress.assign(excluded_loss=np.where(steps < 1000, 3.0, progress["excluded_loss"]))
+    early.loc[early["step"] < 500, "excluded_loss"] = 0.0  # a jump in the memorisation phase
+    assert abs(analyze_module.onsets(early, None, start=1000).set_index("measure")
+               .loc["excluded_loss", "onset_step"] - 8000) <= 200  # the window starts at 1000
+    assert analyze_module.onsets(early, None).set_index("measure").loc["excluded_loss", "onset_step"] < 2000
+
     with_transition = analyze_module.onsets(progress, {"plateau_end": 6500}).set_index("measure")
     assert (with_transition["lead_vs_transition"] == 6500 - with_transition["onset_step"]).all()
     assert with_transition.loc["sum_squared_weights", "moves_before_test_loss"] == True  # noqa: E712 6000 < 6500

@@ -55,8 +55,10 @@ MEASURES = ("key_energy_fraction", "restricted_loss", "excluded_loss", "sum_squa
 frequencies' share of the embedding, their Fig. 3; the sum of squared weights, §5.2)."""
 
 
-def onsets(progress: pd.DataFrame, transition: dict | None) -> pd.DataFrame:
-    """When each progress measure, and the test loss itself, starts to move.
+def onsets(progress: pd.DataFrame, transition: dict | None, start: int | None = None) -> pd.DataFrame:
+    """When each progress measure, and the test loss itself, starts to move (from checkpoint
+    ``start`` on: the analysis passes the step where train accuracy reaches 1.0, so that the
+    memorisation phase, in which every curve moves, is not what the first change point finds).
 
     The onset is the first change point of a continuous piecewise-linear fit with two breaks
     (``plateau_lens.development.onsets.curve_onset``: ``ruptures.Dynp``, cost "clinear"; the
@@ -69,6 +71,8 @@ def onsets(progress: pd.DataFrame, transition: dict | None) -> pd.DataFrame:
     loss's onset. A curve with too few checkpoints gets NA and a ``note``."""
     from plateau_lens.development.onsets import onset_table
 
+    if start is not None:
+        progress = progress[progress["step"] >= start]
     measures = [m for m in (*MEASURES, "test_loss") if m in progress]
     curves = progress.melt(id_vars="step", value_vars=measures, var_name="measure")
     table = onset_table(curves).set_index("measure").reindex(measures)
@@ -122,8 +126,10 @@ def markdown_report(summary: dict, onset_rows: pd.DataFrame) -> str:
         table.append(f"| {row.measure} | {_cell(row.onset_step)} | {_cell(row.end_step)} | "
                      f"{_cell(row.change, '{:+.3g}')} | {_cell(row.lead_vs_test_loss)} | "
                      f"{_cell(row.lead_vs_transition)} | {moves} |")
-    return "\n".join([*steps, "", f"Onsets (first change point; 'before' judged against the "
-                       f"{reference}; lead in steps, positive = the measure moves first):", "",
+    window = summary.get("onset_window_start")
+    since = "" if window is None else f" of the checkpoints from step {window} (train accuracy 1.0) on"
+    return "\n".join([*steps, "", f"Onsets (first change point{since}; 'before' judged against "
+                       f"the {reference}; lead in steps, positive = the measure moves first):", "",
                        *table])
 
 
@@ -174,7 +180,8 @@ def main(argv: list[str] | None = None) -> dict:
     progress, keys = progress_over_run(args.run, n_key=args.n_key)
     summary["key_frequencies"] = keys
     progress.to_csv(args.out / "progress.csv", index=False)
-    onset_rows = onsets(progress, summary["transition"])
+    summary["onset_window_start"] = summary["train_accuracy_1_step"]
+    onset_rows = onsets(progress, summary["transition"], start=summary["onset_window_start"])
     onset_rows.to_csv(args.out / "onsets.csv", index=False)
     summary["onsets"] = json.loads(onset_rows.to_json(orient="records"))
     metrics = pd.read_csv(args.run / "metrics.csv")
