@@ -20,6 +20,7 @@ __getattr__, __dir__, __all__ = lazy_package(__name__, __path__, {
     "models": ["PlateauModel", "build_model", "build_network", "set_attention_bias", "wrap_in_bridge"],
     "tasks": ["TASKS", "make_task", "register_task"],
     "llm": ["iter_checkpoints", "load_checkpoint_model"],
+    "reproduce": ["register_reproduction", "register_study"],
     "runs": ["CheckpointError", "Run", "load_run"],
     "training": ["resume", "train"],
     "transition": ["Transition", "detect_transition"],
@@ -34,6 +35,7 @@ if TYPE_CHECKING:  # what static tools and IDEs read
     from .config import ModelConfig, RunConfig, TrainConfig, load_config
     from .llm import iter_checkpoints, load_checkpoint_model
     from .models import PlateauModel, build_model, build_network, set_attention_bias, wrap_in_bridge
+    from .reproduce import register_reproduction, register_study
     from .runs import CheckpointError, Run, load_run
     from .tasks import TASKS, make_task, register_task
     from .training import resume, train

@@ -10,6 +10,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from .errors import check_finite_output
+from .tasks.protocol import has_capability
 
 ForwardFn = Callable[[Tensor], Tensor]
 
@@ -110,7 +111,7 @@ def generation_metrics(task, forward: ForwardFn, batch) -> dict[str, float]:
     if task.answer_length > 1:
         row["repetition_frequency"] = repetition_frequency(predicted)
         row["repetition_frequency_data"] = repetition_frequency(batch.answers)
-    if getattr(task, "log_entropy", False):
+    if has_capability(task, "output_entropy"):
         row["entropy"] = output_entropy(predicted)
         row["entropy_data"] = output_entropy(batch.answers)
     return row
@@ -119,7 +120,7 @@ def generation_metrics(task, forward: ForwardFn, batch) -> dict[str, float]:
 def attention_masks(task, batch, n_layers: int) -> dict[int, Tensor]:
     """layer → the attention-progress mask the task defines for that layer's pattern
     (``task.attention_progress_masks``; empty where the study defines none)."""
-    if hasattr(task, "attention_progress_masks"):
+    if has_capability(task, "attention_masks"):
         return task.attention_progress_masks(batch, n_layers)
     optimal = task.optimal_attention()
     return {} if optimal is None else {n_layers - 1: optimal}

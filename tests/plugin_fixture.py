@@ -122,3 +122,62 @@ def plugin_env(folder: Path, repo: Path) -> dict[str, str]:
     """The environment of a CLI subprocess that sees the repository and the plugin folder."""
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), str(folder)]),
             "OMP_NUM_THREADS": "1"}
+
+
+FIGURE_MODULE = "labfigures"
+FIGURE_ENTRY = "lab-cumsum-loss"
+FIGURE_STUDY = "lab-notes"
+
+FIGURE_SOURCE = '''
+"""A user's reproduction entry: train the cumsum_mod task (labtasks) and save its loss curve."""
+import json
+from pathlib import Path
+
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from plateau_lens import load_config, register_reproduction, register_study
+from plateau_lens.reproduce import Measured
+from plateau_lens.training import train_or_resume
+
+register_study("lab-notes", "Lab notes (2026), the cumulative-sum task")
+
+
+@register_reproduction("lab-cumsum-loss", study="lab-notes", figure="Fig. 1",
+                       shows="loss of cumsum_mod over training", config="(in labfigures.py)",
+                       device="cpu", measured=Measured("plateau-lens reproduce lab-cumsum-loss "
+                                                       "--out runs", "2 s", "reproduced: a test"))
+def cumsum_loss(context):
+    config = load_config({"task": {"name": "labtasks:CumulativeSumMod", "n_inputs": 3},
+                          "model": {"d_model": 32, "n_layers": 1, "n_heads": 2},
+                          "train": {"steps": context.steps or 6, "batch_size": 32,
+                                    "eval_batch_size": 16, "log_every": 2,
+                                    "checkpoint_every": 2, "device": context.device}})
+    run_dir = train_or_resume(config, context.run_dir("cumsum"), progress=context.progress)
+    metrics = pd.read_csv(Path(run_dir) / "metrics.csv")[["step", "loss"]]
+    table = context.out / "lab-cumsum-loss.csv"
+    metrics.to_csv(table, index=False)
+    figure, axis = plt.subplots()
+    axis.plot(metrics["step"], metrics["loss"], label="training loss")
+    axis.set(xlabel="step", ylabel="cross-entropy (nats)")
+    axis.legend()
+    path = context.out / "lab-cumsum-loss.png"
+    figure.savefig(path)
+    return {"figure": path, "table": table}
+'''
+
+BROKEN_FIGURE_SOURCE = 'raise RuntimeError("the lab server is down")\n'
+
+
+def write_figure_plugin(folder: Path, source: str = FIGURE_SOURCE, module: str = FIGURE_MODULE) -> Path:
+    """A plugin module whose import registers a reproduction entry, and the dist-info that
+    names it in the entry-point group ``plateau_lens.reproduce``; returns ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{module}.py").write_text(source)
+    info = folder / f"{module}-0.1.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[plateau_lens.reproduce]\n{module} = {module}\n")
+    return folder

@@ -199,3 +199,137 @@ def metrics_after_update(run_dir: Path) -> float:
     with torch.no_grad():
         logits = network(train.inputs)[:, -1].double()
     return _cross_entropy(logits, train.tokens[:, 3])
+
+
+def _ramp(steps: np.ndarray, start: float, stop: float, before: float, after: float) -> np.ndarray:
+    """``before`` until ``start``, linear to ``after`` at ``stop``, then flat (a curve with
+    known change points)."""
+    return np.interp(steps, [steps[0], start, stop, steps[-1]], [before, before, after, after])
+
+
+@pytest.fixture(scope="module")
+def analyze_module(grokking):
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        import grokking.analyze as analyze
+        yield analyze
+    finally:
+        sys.path.remove(str(EXAMPLE))
+
+
+def test_onsets_date_each_measure_and_its_lead_on_the_test_loss(analyze_module):
+    """Hand-built curves with known breaks (test loss drops over 6000-7000; the measures move
+    at 2000, 3000, 8000 and 6000): onsets within the fit's resolution (2 % of the span), leads
+    = test-loss onset (or the transition's plateau_end) minus the measure's onset."""
+    steps = np.arange(0, 10_001, 100)
+    progress = pd.DataFrame({
+        "step": steps,
+        "key_energy_fraction": _ramp(steps, 2000, 3000, 0.1, 0.9),
+        "restricted_loss": _ramp(steps, 3000, 4000, 5.0, 1.0),
+        "excluded_loss": _ramp(steps, 8000, 9000, 0.5, 4.0),
+        "sum_squared_weights": _ramp(steps, 6000, 7500, 3000.0, 800.0),
+        "test_loss": _ramp(steps, 6000, 7000, 5.0, 0.1),
+    })
+    true_onset = {"key_energy_fraction": 2000, "restricted_loss": 3000, "excluded_loss": 8000,
+                  "sum_squared_weights": 6000, "test_loss": 6000}
+    table = analyze_module.onsets(progress, None).set_index("measure")
+    assert list(table.index) == [*analyze_module.MEASURES, "test_loss"]
+    for measure, onset in true_onset.items():
+        assert abs(table.loc[measure, "onset_step"] - onset) <= 200, (measure, table.loc[measure])
+        lead = table.loc["test_loss", "onset_step"] - table.loc[measure, "onset_step"]
+        assert table.loc[measure, "lead_vs_test_loss"] == lead
+    assert table["lead_vs_transition"].isna().all()
+    assert table.loc["restricted_loss", "change"] == pytest.approx(-4.0)
+    moves = table["moves_before_test_loss"]
+    assert [moves[m] for m in analyze_module.MEASURES] == [True, True, False, False]
+    assert pd.isna(moves["test_loss"])
+
+    early = progress.assign(excluded_loss=np.where(steps < 1000, 3.0, progress["excluded_loss"]))
+    early.loc[early["step"] < 500, "excluded_loss"] = 0.0  # a jump in the memorisation phase
+    assert abs(analyze_module.onsets(early, None, start=1000).set_index("measure")
+               .loc["excluded_loss", "onset_step"] - 8000) <= 200  # the window starts at 1000
+    assert analyze_module.onsets(early, None).set_index("measure").loc["excluded_loss", "onset_step"] < 2000
+
+    with_transition = analyze_module.onsets(progress, {"plateau_end": 6500}).set_index("measure")
+    assert (with_transition["lead_vs_transition"] == 6500 - with_transition["onset_step"]).all()
+    assert with_transition.loc["sum_squared_weights", "moves_before_test_loss"] == True  # noqa: E712 6000 < 6500
+
+
+def test_summary_steps_and_the_pasteable_report(analyze_module, tmp_path):
+    """From a hand-written metrics.csv: train accuracy reaches 1.0 at 300; test accuracy is
+    exactly 0.9 at 700 (not past it) and 0.95 at 800; the test loss sits at 5, then drops at
+    600-700 to 0.05. The report prints those steps and the transition's."""
+    steps = np.arange(0, 1001, 10)
+    metrics = pd.DataFrame({
+        "step": steps,
+        "train_loss": _ramp(steps, 0, 300, 4.0, 0.01),
+        "train_accuracy": np.where(steps >= 300, 1.0, 0.5),
+        "test_loss": _ramp(steps, 600, 700, 5.0, 0.05),
+        "test_accuracy": np.select([steps >= 800, steps >= 700], [0.95, 0.9], 0.01),
+    })
+    metrics.to_csv(tmp_path / "metrics.csv", index=False)
+    summary = analyze_module.summarise(tmp_path)
+    assert summary["train_accuracy_1_step"] == 300 and summary["test_accuracy_0.9_step"] == 800
+    assert summary["last_logged_step"] == 1000
+    transition = summary["transition"]
+    assert 600 <= transition["plateau_end"] <= 650 and 600 <= transition["drop_step"] <= 700
+    summary["key_frequencies"] = [14, 35]
+    onset_rows = analyze_module.onsets(pd.DataFrame({
+        "step": steps, "restricted_loss": _ramp(steps, 400, 500, 5.0, 1.0),
+        "test_loss": metrics["test_loss"]}), transition)
+    report = analyze_module.markdown_report(summary, onset_rows).splitlines()
+    assert report[2].startswith("| train accuracy reaches 1.0 | step 300 |")
+    assert report[3].startswith("| test accuracy passes 0.9 | step 800 |")
+    assert report[4].startswith(f"| `detect_transition` on the test loss | plateau "
+                                f"{transition['plateau_start']}–{transition['plateau_end']} ")
+    assert report[5].startswith("| key frequencies (final embedding) | 14, 35 |")
+    restricted = next(line for line in report if line.startswith("| restricted_loss |"))
+    onset = int(onset_rows.set_index("measure").loc["restricted_loss", "onset_step"])
+    assert abs(onset - 400) <= 20
+    assert restricted.endswith(f"| {transition['plateau_end'] - onset} | yes |")
+
+    metrics.assign(test_accuracy=0.02).to_csv(tmp_path / "metrics.csv", index=False)
+    summary = analyze_module.summarise(tmp_path) | {"key_frequencies": []}
+    report = analyze_module.markdown_report(summary, onset_rows).splitlines()
+    assert report[3] == ("| test accuracy passes 0.9 | not reached within 1000 steps (final 0.020) "
+                         "| ~10k epochs |")
+
+
+def test_grokking_reproduction_entry_is_listed_and_runs(analyze_module, tmp_path, monkeypatch, capsys):
+    """examples/grokking registers its run as a reproduction entry (found by the command line
+    through examples/grokking/pyproject.toml's entry point; here imported as that entry point
+    would): registered under its own study, and `reproduce ID --steps 1` trains (its config
+    shrunk to p = 11) and analyses, reporting that one step is too short to judge."""
+    import importlib
+
+    import plateau_lens.reproduce as reproduce
+    from plateau_lens.cli import main
+
+    registry, studies = reproduce.REGISTRY, reproduce.STUDIES
+    saved = dict(registry), dict(studies)
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        module = importlib.reload(importlib.import_module("grokking.reproduce"))
+        entry = reproduce.get("grokking-modular-addition")
+        assert entry.run is module.grokking_modular_addition and "Nanda" in studies[entry.study]
+        monkeypatch.chdir(tmp_path)
+        small = tmp_path / "small.toml"  # the entry's config at p = 11 (a fast test)
+        small.write_text((EXAMPLE / "grokking.toml").read_text().replace("p = 113", "p = 11")
+                         .replace("d_model = 128", "d_model = 32").replace("d_mlp = 512", "d_mlp = 64"))
+        monkeypatch.setattr(module, "CONFIG", small)
+        assert main(["reproduce", "grokking-modular-addition", "--out", "out", "--steps", "1",
+                     "--quiet"]) == 0
+        printed = capsys.readouterr().out
+        assert "| test accuracy passes 0.9 | not reached within 1 steps" in printed
+        assert ("| `detect_transition` on the test loss | not computed: need at least 8 logged "
+                "points to find a transition, got 2 |") in printed
+        metrics = pd.read_csv(tmp_path / "out" / "runs" / "grokking" / "metrics.csv")
+        assert list(metrics["step"]) == [0, 1]
+        assert (tmp_path / "out" / "grokking.png").is_file()
+        assert list(pd.read_csv(tmp_path / "out" / "progress.csv")["step"]) == [0, 1]
+    finally:
+        sys.path.remove(str(EXAMPLE))
+        registry.clear(), registry.update(saved[0])
+        studies.clear(), studies.update(saved[1])
+    toml = (EXAMPLE / "pyproject.toml").read_text()
+    assert '[project.entry-points."plateau_lens.reproduce"]\ngrokking = "grokking.reproduce"' in toml

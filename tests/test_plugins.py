@@ -18,9 +18,11 @@ import torch
 from plateau_lens import load_config, register_analyzer, register_task
 from plateau_lens.cli import main
 from plateau_lens.tasks import TASKS, CAPABILITIES, capabilities_of, make_task
+from plateau_lens.tasks.protocol import PROMISED_MEMBERS, optional_member
 from plateau_lens.tasks.registry import TaskImportError
 
-from plugin_fixture import (ANALYZER, CLASS, ENTRY_POINT_NAME, MODULE, TASK_NAME, plugin_env,
+from plugin_fixture import (ANALYZER, BROKEN_FIGURE_SOURCE, CLASS, ENTRY_POINT_NAME, FIGURE_ENTRY,
+                            FIGURE_STUDY, MODULE, TASK_NAME, plugin_env, write_figure_plugin,
                             write_plugin)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,7 +76,11 @@ def test_shipped_tasks_declare_what_they_offer():
     those members declares it (the declaration replaced attribute sniffing, so the two must
     agree on every shipped task and encoding)."""
     promised = {"matrix": ("m", "n", "rank"), "value_readout": ("predictions",),
-                "answers": ("prompt_length", "answer_length", "answer_rows")}
+                "answers": ("prompt_length", "answer_length", "answer_rows"),
+                "collapse_pairs": ("collapse_pairs",),
+                "attention_masks": ("attention_progress_masks",),
+                "matrix_sequence": ("entry_of_position",)}
+    assert {c: tuple(m) for c, m in PROMISED_MEMBERS.items() if c != "finite_data"} == promised
     for name in TASKS:
         for settings in ({}, {"encoding": "tokens"}) if name in ("lrmc", "lrmc_mixed") else ({},):
             task = make_task(name, **settings)
@@ -86,6 +92,29 @@ def test_shipped_tasks_declare_what_they_offer():
             encoding = getattr(task, "encoding", None)
             assert ("real_inputs" in declared) == (encoding == "real"), (name, settings)
             assert ("mask_token" in declared) == (encoding == "tokens"), (name, settings)
+            study_logs_entropy = name in ("prefix_sum", "addition")  # the loss-plateau study's scripts
+            assert ("output_entropy" in declared) == study_logs_entropy, (name, settings)
+
+
+def test_a_declared_capability_needs_its_members_and_optional_members_have_documented_defaults(
+        plugin_on_path):
+    """Registering a task that declares a capability without the members it promises is a
+    TypeError naming both; an optional member the task lacks reads as its documented default."""
+    import labtasks
+
+    lacking = dataclasses.make_dataclass(
+        "Lacking", [], bases=(labtasks.CumulativeSumMod,), frozen=True,
+        namespace={"capabilities": frozenset({"answers", "collapse_pairs", "matrix_sequence"})})
+    with pytest.raises(TypeError, match=r"declares capabilities without the members they promise: "
+                                        r"'collapse_pairs' needs \['collapse_pairs'\]; "
+                                        r"'matrix_sequence' needs \['entry_of_position'\]"):
+        register_task("lacking")(lacking)
+    task = labtasks.CumulativeSumMod()
+    assert optional_member(task, "token_vocabulary") is None
+    assert optional_member(task, "factor_distribution") == "uniform"
+    assert optional_member(make_task("mws"), "token_vocabulary") == make_task("mws").d_vocab
+    with pytest.raises(KeyError, match="'collapse_pairs' is not an optional task member"):
+        optional_member(task, "collapse_pairs")
 
 
 def test_register_task_from_python_then_a_config_builds_it(plugin_on_path):
@@ -273,11 +302,86 @@ def test_plugin_task_and_analyzer_in_a_sweep_on_two_ray_workers(plugin_dir, tmp_
     assert first["seed=0"] != first["seed=1"]  # each run's own weights
 
 
+# ------------------------------------------------------------------ reproduce entries of a plugin
+def test_plugin_reproduction_is_listed_and_runs_through_the_cli(
+        plugin_on_path, registry_restored, tmp_path, monkeypatch, capsys):
+    """A plugin's module named in the entry-point group ``plateau_lens.reproduce`` (a dist-info
+    beside it, on sys.path only) registers an entry: ``reproduce --list`` shows it beside
+    the shipped ones, with its study and what its author measured, and ``reproduce ID``
+    runs it with the command line's --steps and --out."""
+    monkeypatch.setattr(registry_restored, "_plugins_loaded", False)  # as in a fresh process
+    monkeypatch.syspath_prepend(str(write_figure_plugin(tmp_path / "figures")))
+    monkeypatch.chdir(tmp_path)
+    assert main(["reproduce", "--list", "--markdown"]) == 0
+    listed = capsys.readouterr().out
+    assert "| `lp-fig2-mws` |" in listed  # the shipped entries are still there
+    study_table = listed[listed.index(f"{FIGURE_STUDY}\n"):]
+    assert study_table.splitlines()[4] == (
+        f"| `{FIGURE_ENTRY}` | Fig. 1 | loss of cumsum_mod over training | cpu | reproduced: a test "
+        f"(`plateau-lens reproduce {FIGURE_ENTRY} --out runs`, 2 s) |")
+
+    assert main(["reproduce", FIGURE_ENTRY, "--out", "out", "--steps", "4", "--quiet"]) == 0
+    assert f"table: out/{FIGURE_ENTRY}.csv" in capsys.readouterr().out
+    assert (tmp_path / "out" / f"{FIGURE_ENTRY}.png").is_file()
+    run_metrics = pd.read_csv(tmp_path / "out" / "runs" / "cumsum" / "metrics.csv")
+    assert list(run_metrics["step"])[-1] == 4  # --steps reached the plugin's runner
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "out" / f"{FIGURE_ENTRY}.csv"),
+                                  run_metrics[["step", "loss"]])
+
+
+@pytest.fixture
+def registry_restored(monkeypatch):
+    """The reproduction registry and studies as they were (entries a test adds are removed)."""
+    import plateau_lens.reproduce as reproduce
+
+    registry, studies = reproduce.REGISTRY, reproduce.STUDIES
+    saved_registry, saved_studies = dict(registry), dict(studies)
+    monkeypatch.setattr(reproduce, "_plugins_loaded", reproduce._plugins_loaded)
+    yield reproduce
+    registry.clear(), registry.update(saved_registry)
+    studies.clear(), studies.update(saved_studies)
+
+
+def test_register_reproduction_refuses_bad_entries_naming_the_field(registry_restored):
+    from plateau_lens import register_reproduction, register_study
+
+    def runner(context):
+        return {}
+
+    with pytest.raises(ValueError, match=r"study must be one of \['loss-plateau', 'matrix-completion'\], got 'mine'"):
+        register_reproduction("mine-1", study="mine", figure="Fig. 1", shows="x")(runner)
+    register_study("mine", "Me (2026)")
+    with pytest.raises(ValueError, match=r"device must be one of \['cpu', 'gpu'\], got 'tpu'"):
+        register_reproduction("mine-1", study="mine", figure="Fig. 1", shows="x", device="tpu")(runner)
+    with pytest.raises(ValueError, match="reproduction id must be letters, digits"):
+        register_reproduction("mine 1", study="mine", figure="Fig. 1", shows="x")
+    with pytest.raises(ValueError, match="study 'mine' is already registered as 'Me \\(2026\\)'"):
+        register_study("mine", "Someone else")
+    with pytest.raises(ValueError, match="reproduction id 'lp-fig2-mws' is registered twice"):
+        register_reproduction("lp-fig2-mws", study="mine", figure="Fig. 1", shows="x")(runner)
+    assert registry_restored.REGISTRY["lp-fig2-mws"].study == "loss-plateau"
+    register_reproduction("mine-1", study="mine", figure="Fig. 1", shows="x")(runner)
+    register_reproduction("mine-1", study="mine", figure="Fig. 1", shows="x")(runner)  # reloaded
+    assert registry_restored.get("mine-1").run is runner
+    assert registry_restored.get("mine-1").measured.status == "not run here"
+
+
+def test_unimportable_reproduce_plugin_is_exit_2_naming_the_entry_point(
+        registry_restored, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(registry_restored, "_plugins_loaded", False)
+    monkeypatch.syspath_prepend(str(write_figure_plugin(tmp_path, BROKEN_FIGURE_SOURCE, "labbroken")))
+    assert main(["reproduce", "--list"]) == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message == ("plateau-lens: error: cannot import reproduction entries 'labbroken' from "
+                       "entry point 'labbroken': RuntimeError: the lab server is down"), message
+
+
 # ------------------------------------------------------------------ shipped configs as package data
 def test_shipped_configs_are_package_data_that_cover_every_toml_of_tasks():
     """demo and reproduce read the configs from the package (plateau_lens/configs, a symlink to
     the top-level tasks/), and pyproject's package-data globs ship every TOML under tasks/:
-    a plain `pip install .` then has them (the wheel itself was checked by hand in a fresh venv)."""
+    a plain `pip install .` then has them (test_a_built_wheel_holds_every_shipped_toml_as_a_file
+    builds the wheel)."""
     import fnmatch
     import sys as _sys
 
@@ -298,3 +402,34 @@ def test_shipped_configs_are_package_data_that_cover_every_toml_of_tasks():
                  if not any(fnmatch.fnmatch(f"configs/{p.as_posix()}", g) and
                             g.count("/") == f"configs/{p.as_posix()}".count("/") for g in globs)]
     assert not unshipped, f"TOMLs under tasks/ that a wheel would leave out: {unshipped}"
+
+
+def test_a_built_wheel_holds_every_shipped_toml_as_a_file(tmp_path):
+    """What a plain `pip install .` installs: the wheel built from the package's files (the
+    configs symlink copied as a symlink, as a checkout has it) holds every TOML of tasks/,
+    byte for byte, under plateau_lens/configs/, and the console script."""
+    import shutil
+    import zipfile
+
+    pytest.importorskip("setuptools")
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    shutil.copytree(REPO / "plateau_lens", source / "plateau_lens", symlinks=True, ignore=ignore)
+    shutil.copytree(REPO / "tasks", source / "tasks", ignore=ignore)
+    assert (source / "plateau_lens" / "configs").is_symlink()
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                           "--no-index", "-q", str(source), "-w", str(tmp_path / "wheel")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (wheel,) = (tmp_path / "wheel").glob("plateau_lens-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        inside = {name: archive.read(name) for name in archive.namelist() if name.endswith(".toml")}
+        scripts = next(archive.read(n).decode() for n in archive.namelist()
+                       if n.endswith(".dist-info/entry_points.txt"))
+    expected = {f"plateau_lens/configs/{p.relative_to(REPO / 'tasks').as_posix()}": p.read_bytes()
+                for p in (REPO / "tasks").rglob("*.toml")}
+    assert len(expected) > 40 and inside == expected
+    assert "plateau-lens = plateau_lens.cli:main" in scripts

@@ -6,6 +6,7 @@ import pandas as pd
 import torch
 
 from ..metrics import attention_masks, attention_progress_score
+from ..tasks.protocol import has_capability
 from .hooks import prepare
 from .schema import record, tidy
 
@@ -24,6 +25,10 @@ def attention_progress(model, batch, task=None) -> pd.DataFrame:
         raise ValueError(f"attention_progress needs an optimal attention mask, and task "
                          f"{model.task.name!r} defines none; use attention_patterns(model, batch), which "
                          f"reads every head's pattern on any task")
+    if not has_capability(model.task, "answers"):
+        raise ValueError(f"attention_progress scores the answer rows, and task {model.task.name!r} "
+                         f"declares none: declare the capability 'answers' (prompt_length, "
+                         f"answer_length, answer_rows())")
     names = {layer: f"blocks.{layer}.attn.hook_pattern" for layer in masks}
     _, cache = model.bridge.run_with_cache(batch.inputs, names_filter=lambda n: n in names.values())
     records = []

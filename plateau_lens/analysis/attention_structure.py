@@ -12,6 +12,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from ..tasks.base import MatrixBatch, check_choice
+from ..tasks.protocol import has_capability
 from .hooks import prepare, require
 from .schema import record, tidy
 
@@ -136,7 +137,7 @@ def attention_structure(model, batch, task=None) -> pd.DataFrame:
     model = prepare(model, batch, task)
     require(model, "attention_structure")
     task = model.task
-    sequence = hasattr(task, "entry_of_position")
+    sequence = has_capability(task, "matrix_sequence")
     queries, groups = (_sequence_key_groups if sequence else _matrix_key_groups)(task, batch)
     names = _pattern_names(model)
     _, cache = model.bridge.run_with_cache(batch.inputs, names_filter=lambda n: n in names)

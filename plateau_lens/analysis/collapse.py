@@ -10,6 +10,7 @@ import torch
 from ..metrics import (finite_forward, generation_metrics, mean_cosine_over_pairs, mean_pairwise_cosine,
                        readout_input_hook)
 from ..errors import check_layers, check_names, check_positions
+from ..tasks.protocol import has_capability
 from .hooks import check_hook_names, prepare, require
 from .fastpath.parallel import one_intra_op_thread
 from .schema import metric_records, record, tidy
@@ -81,7 +82,7 @@ def representation_collapse(model, batch, sites: Sequence[str] | None = None,
     the CPU (:func:`~.parallel.one_intra_op_thread`: faster at our sizes, the same values)."""
     model = prepare(model, batch, task)
     pairs = None
-    if positions is None and hasattr(model.task, "collapse_pairs"):
+    if positions is None and has_capability(model.task, "collapse_pairs"):
         pairs = model.task.collapse_pairs()["cosine_similarity"]
         positions = sorted({p for pair in pairs for p in pair})
     positions = model.task.collapse_positions() if positions is None else positions

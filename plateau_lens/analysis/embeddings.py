@@ -41,6 +41,7 @@ from ..progress import progress_bar
 from ..metrics import finite_scalar_metrics
 from ..models.handle import PlateauModel
 from ..tasks.base import check_choice, check_int
+from ..tasks.protocol import optional_member
 from .hooks import prepare, require
 from .schema import metric_records, record, tidy
 
@@ -64,7 +65,7 @@ def default_values(task) -> np.ndarray:
     L = min(1.5, rank) for uniform factors (entries of U Vᵀ lie in [−rank, rank]; the study's
     7×7 rank-2 setting gives its −1.5 … 1.5), 1.5 for other factor distributions."""
     limit = STUDY_VALUE_LIMIT
-    if getattr(task, "factor_distribution", "uniform") == "uniform":
+    if optional_member(task, "factor_distribution") == "uniform":
         limit = min(limit, float(task.rank))
     return np.round(np.arange(-limit, limit + 1e-9, 0.01), 2)
 

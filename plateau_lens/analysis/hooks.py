@@ -67,4 +67,6 @@ def require(handle: PlateauModel, analyzer: str) -> None:
                        f"of task it needs")
     problem = task_problem(handle.task, analyzer)
     if problem is not None:
-        raise ValueError(f"{analyzer} is {problem}")
+        missing = sorted(c for c in needs_of(analyzer) if not has_capability(handle.task, c))
+        raise ValueError(f"{analyzer} is {problem} (a task offers it by declaring the "
+                         f"capabilities {missing})")

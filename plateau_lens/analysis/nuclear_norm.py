@@ -27,7 +27,7 @@ from ..progress import progress_bar
 from ..codec import round_to_tokens
 from ..models.handle import PlateauModel
 from ..tasks.base import check_int, step_generator
-from ..tasks.protocol import has_capability
+from ..tasks.protocol import has_capability, optional_member
 from .hooks import require
 from .schema import record, tidy
 
@@ -100,7 +100,7 @@ def model_view(task, batch) -> np.ndarray:
     """The entries as the model sees them: rounded to the token grid under the token
     encoding, exact otherwise (masked entries are never read). Also the task's target."""
     matrix = batch.matrix
-    if getattr(task, "encoding", "real") == "tokens":
+    if optional_member(task, "encoding") == "tokens":
         matrix = round_to_tokens(matrix)
     return matrix.double().cpu().numpy()
 

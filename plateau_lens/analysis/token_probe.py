@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from ..errors import InputError, check_integer
+from ..tasks.protocol import has_capability
 from .hooks import check_hook_names, prepare
 from .schema import metric_records, tidy
 
@@ -32,8 +33,9 @@ def next_token_probe(model, train_batch, test_batch, hook: str | None = None,
     check_integer("seed", seed, 0, 2**32 - 1)  # scikit-learn's random_state range
     model = prepare(model, train_batch, task)
     model.task.check_batch(test_batch)
-    if not hasattr(model.task, "answer_rows"):
-        raise ValueError(f"next_token_probe needs a sequence task, not {model.task.name!r}")
+    if not has_capability(model.task, "answers"):
+        raise ValueError(f"next_token_probe needs a sequence task with answers (a task declares "
+                         f"the capability 'answers'), not {model.task.name!r}")
     hook = hook or f"blocks.{model.cfg.n_layers - 1}.hook_attn_out"
     check_hook_names(model.bridge, [hook], "hook")
     rows = list(model.task.answer_rows())

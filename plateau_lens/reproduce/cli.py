@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 def add_reproduce_parser(sub) -> None:
-    p = sub.add_parser("reproduce", help="reproduce a figure or table of the two studies",
+    p = sub.add_parser("reproduce", help="reproduce a figure or table of the two studies (and of plugins' entries)",
                        description="Train what a figure needs (or reuse its runs in --out) and "
                                    "write the figure and its CSV. --list shows every entry.")
     p.add_argument("id", nargs="?", help="entry id (see --list)")
@@ -27,8 +27,9 @@ def add_reproduce_parser(sub) -> None:
 def run_reproduce(args) -> int:
     import pandas as pd
 
-    from . import STUDIES, Context, get, markdown_table, table
+    from . import STUDIES, Context, get, load_plugin_entries, markdown_table, table
 
+    load_plugin_entries()  # no-op after the first look (a plugin's entries are registered once)
     if args.list and args.markdown:
         print("\n\n".join(f"{study}\n\n{markdown_table(study)}" for study in STUDIES))
         return 0

@@ -3,6 +3,7 @@ one command away (``plateau-lens reproduce ID --out DIR``)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -62,11 +63,15 @@ class Reproduction:
     """"cpu": runs here at the stated size; "gpu": the study's size needs a GPU (a reduced
     CPU version may exist as its own entry)."""
     run: Runner = field(repr=False, compare=False)
+    reported: Measured | None = field(default=None, compare=False)
+    """What running it took and showed, as its author states it (a plugin's entry); None:
+    ``measured.MEASURED`` (the shipped entries)."""
 
     @property
     def measured(self) -> "Measured":
-        """What running it here took and showed (``measured.MEASURED``), or "not run"."""
-        return MEASURED.get(self.id, NOT_RUN)
+        """What running it took and showed (``reported``, else ``measured.MEASURED``), or
+        "not run"."""
+        return self.reported or MEASURED.get(self.id, NOT_RUN)
 
     def __post_init__(self) -> None:
         if self.study not in STUDIES:
@@ -78,11 +83,61 @@ class Reproduction:
 REGISTRY: dict[str, Reproduction] = {}
 
 
+def _runner_path(entry: Reproduction) -> str:
+    return f"{getattr(entry.run, '__module__', '')}:{getattr(entry.run, '__qualname__', '')}"
+
+
 def register(entry: Reproduction) -> Reproduction:
-    if entry.id in REGISTRY:
-        raise ValueError(f"reproduction id {entry.id!r} is registered twice")
+    """Add ``entry``; an id taken by another entry is refused, unless the same runner (by
+    ``module:qualname``) registers it again (its module imported again)."""
+    existing = REGISTRY.get(entry.id)
+    if existing is not None and _runner_path(existing) != _runner_path(entry):
+        raise ValueError(f"reproduction id {entry.id!r} is registered twice "
+                         f"({_runner_path(existing)} and {_runner_path(entry)})")
     REGISTRY[entry.id] = entry
     return entry
+
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def register_study(key: str, citation: str) -> None:
+    """Add a study that plugin entries name as ``study=key`` (``citation``: authors, title,
+    venue, arXiv id, as :data:`STUDIES` words them). The same citation again is a no-op."""
+    if not isinstance(key, str) or not ID_PATTERN.match(key):
+        raise ValueError(f"study must be letters, digits, '_', '.' or '-', got {key!r}")
+    if not isinstance(citation, str) or not citation.strip():
+        raise ValueError(f"citation of study {key!r} must be a non-empty string, got {citation!r}")
+    if STUDIES.get(key, citation) != citation:
+        raise ValueError(f"study {key!r} is already registered as {STUDIES[key]!r}")
+    STUDIES[key] = citation
+
+
+def register_reproduction(id: str, *, study: str, figure: str, shows: str, config: str = "",
+                          device: str = "cpu", measured: Measured | None = None
+                          ) -> Callable[[Runner], Runner]:
+    """Decorator: make ``runner(context) -> {label: path}`` the reproduction ``id``, listed by
+    ``plateau-lens reproduce --list`` and run by ``plateau-lens reproduce ID --out DIR``.
+
+    ``study`` is a key of :data:`STUDIES` (add yours with :func:`register_study`), ``figure``
+    the paper's label ("Fig. 2"), ``shows`` one sentence, ``config`` the TOML(s) it trains,
+    ``device`` "cpu" or "gpu", ``measured`` what running it took and showed (else "not run
+    here"). A plugin makes its entries available to the command line through the entry-point
+    group ``plateau_lens.reproduce`` (the module that holds them; ``docs/extending.md``)."""
+    if not isinstance(id, str) or not ID_PATTERN.match(id):
+        raise ValueError(f"reproduction id must be letters, digits, '_', '.' or '-', got {id!r}")
+    if measured is not None and not isinstance(measured, Measured):
+        raise TypeError(f"measured must be a plateau_lens.reproduce.Measured or None, got {measured!r}")
+
+    def decorate(runner: Runner) -> Runner:
+        if not callable(runner):
+            raise TypeError(f"reproduction {id!r} must decorate a function (context) -> "
+                            f"{{label: path}}, got {runner!r}")
+        register(Reproduction(id=id, study=study, figure=figure, shows=shows, config=config,
+                              device=device, run=runner, reported=measured))
+        return runner
+
+    return decorate
 
 
 def table() -> pd.DataFrame:

@@ -35,7 +35,7 @@ class SequenceTask:
     name: str
     attention_dir = "causal"
     readout_bias = False
-    capabilities = frozenset({"answers"})
+    capabilities = frozenset({"answers", "collapse_pairs", "attention_masks"})
 
     @property
     def prompt_length(self) -> int:
@@ -144,8 +144,11 @@ class SequenceTask:
         ``collapse_positions()``."""
         return {"cosine_similarity": list(itertools.combinations(self.collapse_positions(), 2))}
 
-    log_entropy = False
-    """Whether the study logs the entropy of the generated outputs for this task."""
+    @property
+    def log_entropy(self) -> bool:
+        """Whether the study logs the entropy of the generated outputs for this task (it
+        declares ``"output_entropy"``)."""
+        return "output_entropy" in self.capabilities
 
     def attention_progress_masks(self, batch: SequenceBatch, n_layers: int) -> dict[int, Tensor]:
         """layer → the 0/1 mask of the study's attention progress for that layer's pattern:
@@ -332,7 +335,7 @@ class PrefixSum(SequenceTask):
         sep = torch.full((batch_size, 1), self.modulus, device=x.device)
         return self._batch(torch.cat([x, sep, torch.remainder(x.cumsum(-1), self.modulus)], -1))
 
-    log_entropy = True
+    capabilities = SequenceTask.capabilities | {"output_entropy"}
 
     def optimal_attention(self) -> Float[Tensor, "query key"]:
         size = self.sequence_length - 1
@@ -447,7 +450,7 @@ class MultiDigitAddition(SequenceTask):
         tokens = [self._digits(a, self.digits), plus, self._digits(b, self.digits), equal, total]
         return self._batch(torch.cat(tokens, dim=-1))
 
-    log_entropy = True
+    capabilities = SequenceTask.capabilities | {"output_entropy"}
 
     def optimal_attention(self) -> Float[Tensor, "query key"]:
         n = self.digits

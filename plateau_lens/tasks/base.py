@@ -53,12 +53,14 @@ def check_batch_type(task, batch, batch_type: type) -> None:
     if width != task.n_positions:
         raise InputError(
             f"batch has {width} positions but task {task.name!r} has {task.n_positions}")
-    expected = getattr(task, "prompt_length", None)
+    from .protocol import has_capability, optional_member  # protocol imports this module
+
+    expected = task.prompt_length if has_capability(task, "answers") else None
     given = getattr(batch, "prompt_length", None)
     if isinstance(expected, int) and given is not None and given != expected:
         raise InputError(f"batch.prompt_length is {given} but task {task.name!r} has prompts of "
                          f"{expected} tokens (build the batch with task.sample)")
-    vocabulary = getattr(task, "token_vocabulary", None)
+    vocabulary = optional_member(task, "token_vocabulary")
     if vocabulary is not None:
         ids = batch.inputs
         if ids.numel() and (ids.min() < 0 or ids.max() >= vocabulary):

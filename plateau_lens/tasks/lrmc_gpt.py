@@ -79,7 +79,7 @@ class MatrixCompletionSequence(SequenceTask):
     factor_distribution: FactorDistribution = "uniform"
     factor_scale: float = 0.5
     name = "lrmc_gpt"
-    capabilities = frozenset({"matrix", "answers"})
+    capabilities = SequenceTask.capabilities | {"matrix", "matrix_sequence"}
 
     def __post_init__(self) -> None:
         check_int("m", self.m, 1)

@@ -33,7 +33,7 @@ from ..tasks.protocol import has_capability
 
 def collapse_measures(task) -> dict[str, list[tuple[int, int]]]:
     """Logged name → position pairs of the task's representation-collapse measures."""
-    if hasattr(task, "collapse_pairs"):
+    if has_capability(task, "collapse_pairs"):
         return task.collapse_pairs()
     rows = list(task.collapse_positions())
     return {"cosine_similarity": [(i, j) for a, i in enumerate(rows) for j in rows[a + 1:]]}

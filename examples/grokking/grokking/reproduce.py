@@ -1,0 +1,40 @@
+"""The grokking run as a reproduction entry (``plateau-lens reproduce grokking-modular-addition
+--out DIR``): the command line finds this module through the entry-point group
+``plateau_lens.reproduce`` of ``examples/grokking/pyproject.toml`` (``pip install -e
+examples/grokking``). It trains ``grokking.toml`` (or resumes it in ``DIR/runs/grokking``) and
+writes what ``python -m grokking.analyze`` writes."""
+
+from __future__ import annotations
+
+from plateau_lens import register_reproduction, register_study
+
+from .train import CONFIG
+
+register_study("grokking", "Nanda, Chan, Lieberum, Smith & Steinhardt, Progress measures for "
+                           "grokking via mechanistic interpretability (ICLR 2023, arXiv "
+                           "2301.05217); Power et al. 2022 (arXiv 2201.02177)")
+
+
+@register_reproduction(
+    "grokking-modular-addition", study="grokking", figure="Figs. 1, 7",
+    shows="a + b mod 113 on 30 % of the pairs, full batch: train and test loss and accuracy, "
+          "restricted and excluded loss, the steps where train accuracy reaches 1 and test "
+          "accuracy passes 0.9, and each progress measure's onset against the test loss",
+    config="examples/grokking/grokking.toml", device="cpu")
+def grokking_modular_addition(context) -> dict:
+    from plateau_lens import load_config
+    from plateau_lens.training import train_or_resume
+
+    from .analyze import main as analyze
+
+    train = {"device": context.device}
+    if context.steps is not None:
+        train["steps"] = context.steps
+    if context.batch_size is not None:
+        train["batch_size"] = context.batch_size
+    config = load_config(CONFIG).replace(train=train)
+    run_dir = train_or_resume(config, context.run_dir("grokking"), progress=context.progress)
+    analyze([str(run_dir), "--out", str(context.out)])
+    return {name: context.out / file for name, file in (
+        ("figure", "grokking.png"), ("table", "progress.csv"), ("onsets", "onsets.csv"),
+        ("summary", "summary.md"))}
