@@ -175,9 +175,8 @@ def plain_greedy_generate(model: torch.nn.Module, batch: LeftPadded, n_new: int,
     generated, hidden = [], []
     for _ in range(n_new):
         output = model(input_ids=tokens, attention_mask=mask, position_ids=positions,
-                       past_key_values=cache, use_cache=True, logits_to_keep=1,
-                       output_hidden_states=True)
-        cache = output.past_key_values
+                       cache=cache, use_cache=True, logits_to_keep=1,
+                       output_hidden_states=True)  # the cache grows in place
         hidden.append(output.hidden_states[-1][:, -1].float())
         tokens = greedy_pick(output.logits[:, -1], suppressed)
         generated.append(tokens)
