@@ -296,12 +296,12 @@ def test_plain_model_is_the_bridges_weights_without_a_copy(series, kind):
         model = loader.load(series[kind] / f"step{step}")
         plain = plain or plain_model(model.bridge)
         assert plain is not None and plain is plain_model(model.bridge)  # built once per bridge
-        assert _tensors_of(plain) <= _tensors_of(model.bridge.original_model)
+        assert _tensors_of(plain.model) <= _tensors_of(model.bridge.original_model)
         library = transformers.AutoModelForCausalLM.from_pretrained(str(series[kind] / f"step{step}"))
         tokens = torch.tensor([model.tokenizer(PROMPTS_OF_MANY_LENGTHS[2])["input_ids"]])
         with torch.no_grad():
             expected = library(tokens).logits
-            assert torch.allclose(plain(tokens).logits, expected, atol=1e-5)
+            assert torch.allclose(plain.model(tokens).logits, expected, atol=1e-5)
             assert torch.allclose(model.bridge(tokens), expected, atol=1e-4)
     assert loader.last_load_reused
 

@@ -10,8 +10,10 @@ tensor the bridge's original modules hold (the same storage: no copy, and weight
 the bridge later, e.g. by :class:`~plateau_lens.llm.reuse.SeriesLoader`, are its weights too),
 with ``transformers``' default attention (``sdpa``). It is the model the loss-plateau study
 generates with (Gopalani & Hu, arXiv 2506.13688, ``src/pythia.py``: ``AutoModelForCausalLM``
-+ ``generate(..., output_hidden_states=True)``), so the representation-collapse read is
-``hidden_states[-1]``, as in the study.
++ ``generate(..., output_hidden_states=True)``). The representation-collapse read, the study's
+``hidden_states[-1]`` (the last layer after the final norm), is taken by a forward hook on the
+plain model's final norm (the module the bridge calls ``ln_final``), at the last position
+only: ``output_hidden_states`` would keep every layer at every prompt position.
 
 It is used only where it computes what the bridge computes: built on the ``meta`` device (no
 weights allocated), every tensor then taken from the bridge (same name after unwrapping the
@@ -26,6 +28,7 @@ from __future__ import annotations
 import copy
 import logging
 import weakref
+from dataclasses import dataclass
 
 import torch
 from jaxtyping import Float, Int
@@ -34,8 +37,19 @@ from .batching import LeftPadded, greedy_pick
 
 log = logging.getLogger("plateau_lens")
 
-_PLAIN: "weakref.WeakKeyDictionary[object, torch.nn.Module | None]" = weakref.WeakKeyDictionary()
 PROBE_ATOL = 1e-4
+
+
+@dataclass(frozen=True)
+class PlainModel:
+    """``model``: the plain ``transformers`` causal LM on the bridge's tensors; ``final_norm``:
+    its module whose output is ``hidden_states[-1]`` (the bridge's ``ln_final``)."""
+
+    model: torch.nn.Module
+    final_norm: torch.nn.Module
+
+
+_PLAIN: "weakref.WeakKeyDictionary[object, PlainModel | None]" = weakref.WeakKeyDictionary()
 
 
 def _unwrap(module):
@@ -89,7 +103,19 @@ def _share_tensors(plain: torch.nn.Module, source: torch.nn.Module) -> str | Non
     return None
 
 
-def _build(bridge) -> torch.nn.Module | None:
+def _final_norm(plain: torch.nn.Module, source: torch.nn.Module, bridge) -> torch.nn.Module | None:
+    """The module of ``plain`` at the place of the bridge's ``ln_final`` in ``source``."""
+    wrapped = getattr(bridge, "ln_final", None)
+    if wrapped is None:
+        return None
+    target = _unwrap(wrapped)
+    for name, module in plain.named_modules():
+        if name and _resolve(source, name) is target:
+            return module
+    return None
+
+
+def _build(bridge) -> PlainModel | None:
     from transformers import AutoModelForCausalLM
 
     source = getattr(bridge, "original_model", None)
@@ -116,31 +142,50 @@ def _build(bridge) -> torch.nn.Module | None:
         log.info("the plain transformers model cannot share the bridge's weights (%s); "
                  "generating through the bridge", problem)
         return None
-    plain.eval()
-    return plain if _agrees_with_bridge(plain, bridge) else None
+    final_norm = _final_norm(plain, source, bridge)
+    if final_norm is None:
+        log.info("no module of the plain transformers model sits where the bridge's ln_final "
+                 "does; generating through the bridge")
+        return None
+    built = PlainModel(plain.eval(), final_norm)
+    return built if _agrees_with_bridge(built, bridge) else None
+
+
+class _LastPosition:
+    """A forward hook keeping a copy of the module output's last position (float32)."""
+
+    def __init__(self):
+        self.kept: list[torch.Tensor] = []
+
+    def __call__(self, module, inputs, output):
+        self.kept.append(output[:, -1].to(torch.float32, copy=True))
 
 
 @torch.no_grad()
-def _agrees_with_bridge(plain: torch.nn.Module, bridge, hidden_hook: str = "ln_final.hook_out") -> bool:
-    """Last-position logits and final hidden state of the plain model and the bridge on one
-    7-token probe, within :data:`PROBE_ATOL`."""
+def _agrees_with_bridge(plain: PlainModel, bridge, hidden_hook: str = "ln_final.hook_out") -> bool:
+    """Last-position logits and final hidden state (the bridge's ``ln_final.hook_out``, the
+    plain model's final norm) of the two on one 7-token probe, within :data:`PROBE_ATOL`."""
     vocab = int(bridge.cfg.d_vocab)
     tokens = (torch.arange(7, dtype=torch.long) * 7 + 3).remainder(vocab)[None].to(bridge.cfg.device)
     captured = []
     with bridge.hooks(fwd_hooks=[(hidden_hook, lambda act, hook: captured.append(act[:, -1]))]):
         bridge_logits = bridge(tokens)[:, -1].float()
-    output = plain(input_ids=tokens, output_hidden_states=True)
-    same = (len(captured) == 1
-            and torch.allclose(output.logits[:, -1].float(), bridge_logits, atol=PROBE_ATOL, rtol=1e-4)
-            and torch.allclose(output.hidden_states[-1][:, -1].float(), captured[0].float(),
-                               atol=PROBE_ATOL, rtol=1e-4))
+    hidden = _LastPosition()
+    handle = plain.final_norm.register_forward_hook(hidden)
+    try:
+        logits = plain.model(input_ids=tokens).logits[:, -1].float()
+    finally:
+        handle.remove()
+    same = (len(captured) == 1 and len(hidden.kept) == 1
+            and torch.allclose(logits, bridge_logits, atol=PROBE_ATOL, rtol=1e-4)
+            and torch.allclose(hidden.kept[0], captured[0].float(), atol=PROBE_ATOL, rtol=1e-4))
     if not same:
         log.info("the plain transformers model on the bridge's weights does not reproduce the "
                  "bridge (processed weights?); generating through the bridge")
     return same
 
 
-def plain_model(bridge) -> torch.nn.Module | None:
+def plain_model(bridge) -> PlainModel | None:
     """The bridge's ``transformers`` model without the bridge's wrappers, on the same tensors
     (see the module's docstring); built and checked once per bridge, ``None`` where it cannot
     reproduce the bridge."""
@@ -158,29 +203,34 @@ def has_active_hooks(bridge) -> bool:
 
 
 @torch.no_grad()
-def plain_greedy_generate(model: torch.nn.Module, batch: LeftPadded, n_new: int,
+def plain_greedy_generate(plain: PlainModel, batch: LeftPadded, n_new: int,
                           suppressed=()) -> tuple[Int[torch.Tensor, "batch n_new"],
                                                   Float[torch.Tensor, "batch n_new d_model"]]:
     """``n_new`` greedy tokens per prompt of the left-padded ``batch`` from a plain
     ``transformers`` causal LM with its own KV cache, and ``hidden_states[-1]`` (the last layer
     after the final norm) at the last position fed at each step: what
     :func:`~plateau_lens.llm.batching.greedy_generate` reads through the bridge, what the
-    study reads from ``generate(..., output_hidden_states=True)``. Logits at the last position
-    only (``logits_to_keep=1``); ``suppressed`` ids masked before every argmax. Returns ids
+    study reads from ``generate(..., output_hidden_states=True)`` (here a hook on the final
+    norm, see the module's docstring). Logits at the last position only
+    (``logits_to_keep=1``); ``suppressed`` ids masked before every argmax. Returns ids
     [batch, n_new] and hidden states [batch, n_new, d_model] in float32."""
     from transformers import DynamicCache
 
     tokens, mask, positions = batch.tokens, batch.attention_mask, batch.position_ids
-    cache = DynamicCache(config=model.config)
-    generated, hidden = [], []
-    for _ in range(n_new):
-        output = model(input_ids=tokens, attention_mask=mask, position_ids=positions,
-                       cache=cache, use_cache=True, logits_to_keep=1,
-                       output_hidden_states=True)  # the cache grows in place
-        hidden.append(output.hidden_states[-1][:, -1].float())
-        tokens = greedy_pick(output.logits[:, -1], suppressed)
-        generated.append(tokens)
-        mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=-1)
-        positions = positions[:, -1:] + 1
-        del output
-    return torch.cat(generated, dim=-1), torch.stack(hidden, dim=1)
+    cache = DynamicCache(config=plain.model.config)
+    generated, hidden = [], _LastPosition()
+    handle = plain.final_norm.register_forward_hook(hidden)
+    try:
+        for _ in range(n_new):
+            logits = plain.model(input_ids=tokens, attention_mask=mask, position_ids=positions,
+                                 cache=cache, use_cache=True,  # the cache grows in place
+                                 logits_to_keep=1).logits
+            tokens = greedy_pick(logits[:, -1], suppressed)
+            generated.append(tokens)
+            mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=-1)
+            positions = positions[:, -1:] + 1
+    finally:
+        handle.remove()
+    if len(hidden.kept) != n_new:
+        raise RuntimeError(f"the final norm ran {len(hidden.kept)} times in {n_new} forwards")
+    return torch.cat(generated, dim=-1), torch.stack(hidden.kept, dim=1)
