@@ -207,7 +207,8 @@ def run_cli(root: Path, out: Path, env: dict) -> dict:
 
     command = [str(Path(sys.executable).with_name("plateau-lens")), "llm", "bench",
                "--local-dir", str(root / "series"), "--prompts", str(root / "prompts.txt"),
-               "--n-prompts", "1000000", "--first-prompts", "--out", str(out)]
+               "--n-prompts", str(len((root / "prompts.txt").read_text().splitlines())),
+               "--first-prompts", "--out", str(out)]
     if not Path(command[0]).exists():
         command[:1] = [sys.executable, "-m", "plateau_lens.cli"]
     code, stderr, wall, rss = run_child(command, env)

@@ -11,6 +11,7 @@ import torch
 
 from plateau_lens.llm import generation_metrics, iter_checkpoints, load_checkpoint_model
 from plateau_lens.llm.batching import greedy_generate, kv_cache_agrees, left_pad
+from plateau_lens.llm.plain_model import has_active_hooks, plain_model
 from plateau_lens.llm.reuse import SeriesLoader, read_safetensors_into
 from plateau_lens.llm.series import analyze_series
 
@@ -80,17 +81,20 @@ def test_left_pad_by_hand():
         left_pad([[1], []])
 
 
+@pytest.mark.parametrize("engine", ["transformers", "bridge"])
 @pytest.mark.parametrize("kind", ["neox", "olmo", "olmo2", "gpt2"])
-def test_batched_generation_equals_one_prompt_at_a_time(series, kind):
+def test_batched_generation_equals_one_prompt_at_a_time(series, kind, engine):
     """One left-padded batch (prompts of 1 to 9 tokens), batches of 3 and of 1, each equal to
     the study's recipe run prompt by prompt in plain ``transformers`` without a cache: the same
-    8 tokens, the same repetition frequency, the cosine within 1e-5."""
+    8 tokens, the same repetition frequency, the cosine within 1e-5; through the plain
+    ``transformers`` model on the bridge's weights and through the bridge's hooks."""
     directory = series[kind] / "step1"
     reference = study_recipe(directory, PROMPTS_OF_MANY_LENGTHS)
     assert len({len(r["prompt_ids"]) for r in reference}) == 7  # seven different lengths
     model = load_checkpoint_model(local_dir=directory)
     for batch_size in (None, 3, 1):
-        result = generation_metrics(model, PROMPTS_OF_MANY_LENGTHS, batch_size=batch_size)
+        result = generation_metrics(model, PROMPTS_OF_MANY_LENGTHS, batch_size=batch_size,
+                                    engine=engine)
         for row, expected in zip(result.itertuples(), reference):
             assert row.prompt_ids == expected["prompt_ids"]
             assert row.generated == expected["generated"], (batch_size, row.prompt)
@@ -275,3 +279,72 @@ def test_batch_size_is_checked_before_any_work(series):
     for bad in (0, -1, 2.5, True, "8"):
         with pytest.raises(ValueError, match="batch_size must be a positive int or None"):
             generation_metrics(model, ["the sun"], batch_size=bad)
+
+
+def _tensors_of(module):
+    return {t.data_ptr() for t in list(module.parameters()) + list(module.buffers())}
+
+
+@pytest.mark.parametrize("kind", ["neox", "olmo", "olmo2", "gpt2"])
+def test_plain_model_is_the_bridges_weights_without_a_copy(series, kind):
+    """The plain ``transformers`` model holds no tensor of its own (every parameter and buffer
+    has the storage of one of the bridge's), follows the weights a SeriesLoader reads into the
+    reused bridge, and its logits are those of ``from_pretrained`` on that checkpoint."""
+    loader = SeriesLoader()
+    plain = None
+    for step in (0, 2):
+        model = loader.load(series[kind] / f"step{step}")
+        plain = plain or plain_model(model.bridge)
+        assert plain is not None and plain is plain_model(model.bridge)  # built once per bridge
+        assert _tensors_of(plain.model) <= _tensors_of(model.bridge.original_model)
+        library = transformers.AutoModelForCausalLM.from_pretrained(str(series[kind] / f"step{step}"))
+        tokens = torch.tensor([model.tokenizer(PROMPTS_OF_MANY_LENGTHS[2])["input_ids"]])
+        with torch.no_grad():
+            expected = library(tokens).logits
+            assert torch.allclose(plain.model(tokens).logits, expected, atol=1e-5)
+            assert torch.allclose(model.bridge(tokens), expected, atol=1e-4)
+    assert loader.last_load_reused
+
+
+def test_hooks_on_the_bridge_send_generation_through_the_bridge(series):
+    """An intervention on a hook point applies: ``auto`` then generates through the bridge
+    (equal to ``engine='bridge'`` under the same hook, unlike the run without it);
+    ``engine='transformers'`` refuses, as it would ignore the hook."""
+    model = load_checkpoint_model(local_dir=series["neox"] / "step1")
+    clean = generation_metrics(model, PROMPTS_OF_MANY_LENGTHS)
+
+    def silence_block_0(activation, hook):
+        return torch.zeros_like(activation)
+
+    with model.bridge.hooks(fwd_hooks=[("blocks.0.hook_out", silence_block_0)]):
+        assert has_active_hooks(model.bridge)
+        hooked = generation_metrics(model, PROMPTS_OF_MANY_LENGTHS)
+        bridge = generation_metrics(model, PROMPTS_OF_MANY_LENGTHS, engine="bridge")
+        with pytest.raises(ValueError, match="would ignore the hooks"):
+            generation_metrics(model, PROMPTS_OF_MANY_LENGTHS, engine="transformers")
+    assert not has_active_hooks(model.bridge)
+    assert hooked["generated"].tolist() == bridge["generated"].tolist()
+    assert hooked["cosine_similarity"].tolist() == bridge["cosine_similarity"].tolist()
+    assert (hooked["cosine_similarity"] - clean["cosine_similarity"]).abs().max() > 1e-3
+
+
+def test_plain_model_refused_where_it_does_not_reproduce_the_bridge(series):
+    """A bridge whose q/k/v slices no longer match the fused QKV matrix they were cut from
+    computes something else than its ``transformers`` model: no plain model, ``auto`` generates
+    through the bridge, ``engine='transformers'`` raises."""
+    model = load_checkpoint_model(local_dir=series["neox"] / "step1")
+    with torch.no_grad():
+        model.bridge.blocks[0].attn.q.weight.add_(0.5)
+    assert plain_model(model.bridge) is None
+    with pytest.raises(ValueError, match="cannot reproduce"):
+        generation_metrics(model, PROMPTS_OF_MANY_LENGTHS, engine="transformers")
+    auto = generation_metrics(model, PROMPTS_OF_MANY_LENGTHS)
+    bridge = generation_metrics(model, PROMPTS_OF_MANY_LENGTHS, engine="bridge")
+    assert auto["cosine_similarity"].tolist() == bridge["cosine_similarity"].tolist()
+
+
+def test_engine_is_checked_before_any_work(series):
+    model = load_checkpoint_model(local_dir=series["neox"] / "step0")
+    for bad in ("hf", None, "", "Bridge"):
+        with pytest.raises(ValueError, match="engine must be one of auto, transformers, bridge"):
+            generation_metrics(model, ["the sun"], engine=bad)

@@ -47,6 +47,17 @@ def left_pad(ids: Sequence[Sequence[int]], pad_id: int = 0, device=None) -> Left
     return LeftPadded(tokens.to(device), mask.to(device), positions.to(device))
 
 
+def greedy_pick(logits: Float[torch.Tensor, "batch vocab"], suppressed: Sequence[int] = ()
+                ) -> Int[torch.Tensor, "batch 1"]:
+    """The greedy next token of each row, ``suppressed`` ids (those in the vocabulary) set to
+    −inf first, as ``min_new_tokens`` masks the EOS in ``transformers``."""
+    scores = logits.float()
+    masked = [t for t in suppressed if t < scores.shape[-1]]
+    if masked:
+        scores[:, masked] = float("-inf")
+    return scores.argmax(dim=-1, keepdim=True)
+
+
 @torch.no_grad()
 def kv_cache_agrees(bridge, atol: float = 1e-4) -> bool:
     """Whether the bridge's KV cache gives the logits of a full forward: one prompt of 6
@@ -108,11 +119,7 @@ def greedy_generate(bridge, batch: LeftPadded, n_new: int, suppressed: Sequence[
             else:
                 logits = bridge(sequence, attention_mask=mask, position_ids=positions,
                                 logits_to_keep=1)
-            scores = logits[:, -1].float()
-            masked = [t for t in suppressed if t < scores.shape[-1]]
-            if masked:
-                scores[:, masked] = float("-inf")
-            tokens = scores.argmax(dim=-1, keepdim=True)
+            tokens = greedy_pick(logits[:, -1], suppressed)
             generated.append(tokens)
             mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=-1)
             if use_cache:

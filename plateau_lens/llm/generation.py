@@ -13,11 +13,18 @@ import torch
 from ..errors import InputError
 from ..metrics import repetition_frequency
 from .batching import greedy_generate, left_pad
+from .plain_model import has_active_hooks, plain_greedy_generate, plain_model
 
 log = logging.getLogger("plateau_lens")
 
 LAST_HIDDEN_HOOK = "ln_final.hook_out"
 """The last-layer hidden state after the final norm: ``transformers``' ``hidden_states[-1]``."""
+
+ENGINES = ("auto", "transformers", "bridge")
+"""How :func:`generation_metrics` generates: ``transformers`` (the checkpoint's own model on the
+bridge's weights, :func:`~plateau_lens.llm.plain_model.plain_model`), ``bridge`` (through the
+bridge's hooks), ``auto`` (the first where it reproduces the bridge and no hook is on the
+bridge, else the second)."""
 
 _GREEDY_CHANGING_FIELDS = ("repetition_penalty", "no_repeat_ngram_size", "bad_words_ids",
                            "suppress_tokens", "begin_suppress_tokens", "forced_bos_token_id",
@@ -100,7 +107,8 @@ def tokenize_prompts(tokenizer, prompts: Sequence[str], prepend_bos: bool = Fals
 @torch.no_grad()
 def generation_metrics(model, prompts: Sequence[str], n_new: int = 8, *, tokenizer=None,
                        prepend_bos: bool = False, batch_size: int | None = None,
-                       token_ids: Sequence[Sequence[int]] | None = None) -> pd.DataFrame:
+                       token_ids: Sequence[Sequence[int]] | None = None,
+                       engine: str = "auto") -> pd.DataFrame:
     """Per prompt, the study's greedy generation and its two numbers (Gopalani & Hu, *What
     Happens During the Loss Plateau?*, arXiv 2506.13688, Sec. 6 / Figs. 8, 23-25; their code
     ``src/pythia.py``, ``src/olmo.py``).
@@ -123,6 +131,12 @@ def generation_metrics(model, prompts: Sequence[str], n_new: int = 8, *, tokeniz
       once whatever the batch) with a KV cache
       (:func:`~plateau_lens.llm.batching.greedy_generate`): the same tokens and, up to float
       rounding, the same hidden states (tests compare with the study's recipe).
+    * ``engine`` (one of :data:`ENGINES`): ``auto`` (default) generates with the checkpoint's
+      own ``transformers`` model on the bridge's weights (no copy; the study's model, ``sdpa``
+      attention, its own KV cache; the hidden state is ``hidden_states[-1]`` of the same
+      forward) where that model reproduces the bridge on a probe and no hook is on the bridge;
+      otherwise through the bridge (``ln_final.hook_out``; hooks on the bridge apply).
+      ``transformers`` / ``bridge`` force one (``transformers`` raises where it is unavailable).
     * ``repetition_frequency``: mean of ``[t_i == t_{i+1}]`` over the ``n_new − 1`` adjacent
       pairs of generated tokens.
     * ``cosine_similarity``: mean over the ``n_new·(n_new−1)/2`` pairs of the cosine between
@@ -141,8 +155,20 @@ def generation_metrics(model, prompts: Sequence[str], n_new: int = 8, *, tokeniz
                                    or batch_size < 1):
         raise InputError(f"batch_size must be a positive int or None (all prompts in one batch), "
                          f"got {batch_size!r}")
+    if engine not in ENGINES:
+        raise InputError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     tokenizer = resolve_tokenizer(model, tokenizer)
     model = bridge_of(model)
+    if engine == "transformers" and has_active_hooks(model):
+        raise ValueError("engine='transformers' would ignore the hooks on this bridge; use "
+                         "engine='bridge' (or 'auto', which picks it when hooks are on)")
+    plain = None
+    if engine != "bridge" and not (engine == "auto" and has_active_hooks(model)):
+        plain = plain_model(model)
+        if plain is None and engine == "transformers":
+            raise ValueError("engine='transformers': this bridge's transformers model cannot "
+                             "reproduce it on the same weights (see the log); use "
+                             "engine='bridge' or 'auto'")
     if token_ids is None:
         ids = tokenize_prompts(tokenizer, prompts, prepend_bos)
     else:
@@ -162,7 +188,10 @@ def generation_metrics(model, prompts: Sequence[str], n_new: int = 8, *, tokeniz
     for start in range(0, len(order), size):
         members = order[start:start + size]
         batch = left_pad([ids[i] for i in members], pad, device=model.cfg.device)
-        new_tokens, hidden = greedy_generate(model, batch, n_new, suppressed, LAST_HIDDEN_HOOK)
+        if plain is not None:
+            new_tokens, hidden = plain_greedy_generate(plain, batch, n_new, suppressed)
+        else:
+            new_tokens, hidden = greedy_generate(model, batch, n_new, suppressed, LAST_HIDDEN_HOOK)
         unit = torch.nn.functional.normalize(hidden.double().cpu(), dim=-1, eps=1e-12)
         similarity = (unit[:, pairs[0]] * unit[:, pairs[1]]).sum(-1).mean(-1)
         for row, index in enumerate(members):

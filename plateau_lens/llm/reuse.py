@@ -13,6 +13,7 @@ reused bridge with a freshly booted one (``tests/test_llm_series_speed.py``)."""
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import hashlib
 import json
@@ -121,6 +122,20 @@ def read_ahead(paths: list[Path]) -> None:
             return
 
 
+def release_freed_memory() -> None:
+    """Collect Python's garbage (``transformers`` leaves reference cycles) and hand the heap
+    memory freed since back to the operating system (glibc's ``malloc_trim``; a no-op where
+    the C library has none). The previous checkpoint's generation leaves a few hundred MiB of
+    freed activations and KV cache in the heap, which would otherwise add to the next
+    checkpoint's peak."""
+    gc.collect()
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
+
+
 def config_key(directory: Path) -> str:
     """``config.json`` without the fields that do not change the model."""
     try:
@@ -197,6 +212,7 @@ class SeriesLoader:
     def load(self, directory: str | Path) -> PretrainedModel:
         directory = Path(directory)
         self._wait_for_reader()
+        release_freed_memory()
         tokenizer = self._tokenizer_for(directory)
         if self.model is not None and config_key(directory) == self._config_key and self._targets:
             try:

@@ -1,0 +1,236 @@
+"""The checkpoint's own ``transformers`` model on the bridge's weights, for generation.
+
+A ``TransformerBridge`` wraps every module of the ``transformers`` model it was booted on
+(``bridge.original_model``) in a component with hook points, runs attention in eager mode (it
+materialises the pattern for ``hook_pattern``) and, for a fused QKV matrix, through separate
+q/k/v slices. That is what the hooked analyses need; to generate 8 greedy tokens it is extra
+Python and extra matrix work per module per step. :func:`plain_model` builds, once per bridge,
+a plain instance of the same ``transformers`` class whose every parameter and buffer *is* the
+tensor the bridge's original modules hold (the same storage: no copy, and weights read into
+the bridge later, e.g. by :class:`~plateau_lens.llm.reuse.SeriesLoader`, are its weights too),
+with ``transformers``' default attention (``sdpa``). It is the model the loss-plateau study
+generates with (Gopalani & Hu, arXiv 2506.13688, ``src/pythia.py``: ``AutoModelForCausalLM``
++ ``generate(..., output_hidden_states=True)``). The representation-collapse read, the study's
+``hidden_states[-1]`` (the last layer after the final norm), is taken by a forward hook on the
+plain model's final norm (the module the bridge calls ``ln_final``), at the last position
+only: ``output_hidden_states`` would keep every layer at every prompt position.
+
+It is used only where it computes what the bridge computes: built on the ``meta`` device (no
+weights allocated), every tensor then taken from the bridge (same name after unwrapping the
+bridge's components, same shape and dtype), no tensor left on ``meta``, and on a probe of 7
+tokens its last-position logits and final hidden state equal the bridge's (``atol`` 1e-4).
+Anything else (a class ``transformers`` cannot build from the config, a bridge whose weights
+were processed, e.g. folded layer norms) gives ``None``: the caller generates through the
+bridge. It ignores hooks on the bridge; callers check :func:`has_active_hooks` first."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import weakref
+from dataclasses import dataclass
+
+import torch
+from jaxtyping import Float, Int
+
+from .batching import LeftPadded, greedy_pick
+
+log = logging.getLogger("plateau_lens")
+
+PROBE_ATOL = 1e-4
+
+
+@dataclass(frozen=True)
+class PlainModel:
+    """``model``: the plain ``transformers`` causal LM on the bridge's tensors; ``final_norm``:
+    its module whose output is ``hidden_states[-1]`` (the bridge's ``ln_final``)."""
+
+    model: torch.nn.Module
+    final_norm: torch.nn.Module
+
+
+_PLAIN: "weakref.WeakKeyDictionary[object, PlainModel | None]" = weakref.WeakKeyDictionary()
+
+
+def _unwrap(module):
+    """The ``transformers`` module a bridge component wraps (itself when it wraps nothing)."""
+    while hasattr(module, "original_component") and isinstance(
+            getattr(module, "_original_component", None), torch.nn.Module):
+        module = module._original_component
+    return module
+
+
+def _resolve(root: torch.nn.Module, dotted: str) -> torch.nn.Module | None:
+    """The module at ``dotted`` (a name in the plain model) inside the bridge's model,
+    unwrapping bridge components on the way; ``None`` when a part is missing."""
+    module = _unwrap(root)
+    for part in filter(None, dotted.split(".")):
+        child = module._modules.get(part)
+        if child is None:
+            return None
+        module = _unwrap(child)
+    return module
+
+
+def _share_tensors(plain: torch.nn.Module, source: torch.nn.Module) -> str | None:
+    """Point every parameter and buffer of ``plain`` at ``source``'s; the first mismatch as a
+    message, ``None`` when all were found."""
+    entries = [(name, False) for name, _ in plain.named_parameters(remove_duplicate=False)]
+    entries += [(name, True) for name, _ in plain.named_buffers(remove_duplicate=False)]
+    for name, is_buffer in entries:
+        owner_path, _, leaf = name.rpartition(".")
+        owner = plain.get_submodule(owner_path)
+        wanted = (owner._buffers if is_buffer else owner._parameters)[leaf]
+        holder = _resolve(source, owner_path)
+        tensor = getattr(holder, leaf, None) if holder is not None else None
+        if not isinstance(tensor, torch.Tensor):
+            return f"the bridge has no tensor for {name}"
+        if tensor.shape != wanted.shape or tensor.dtype != wanted.dtype:
+            return (f"{name}: the bridge holds {tuple(tensor.shape)} {tensor.dtype}, the plain "
+                    f"model expects {tuple(wanted.shape)} {wanted.dtype}")
+        if is_buffer:
+            owner._buffers[leaf] = tensor
+        else:
+            owner._parameters[leaf] = (tensor if isinstance(tensor, torch.nn.Parameter)
+                                       else torch.nn.Parameter(tensor, requires_grad=False))
+    for module_name, module in plain.named_modules():
+        for attribute, value in vars(module).items():
+            if isinstance(value, torch.Tensor) and value.is_meta:
+                return f"{module_name}.{attribute} is left unset"
+        for tensor in list(module._parameters.values()) + list(module._buffers.values()):
+            if tensor is not None and tensor.is_meta:
+                return f"a tensor of {module_name} is left unset"
+    return None
+
+
+def _final_norm(plain: torch.nn.Module, source: torch.nn.Module, bridge) -> torch.nn.Module | None:
+    """The module of ``plain`` at the place of the bridge's ``ln_final`` in ``source``."""
+    wrapped = getattr(bridge, "ln_final", None)
+    if wrapped is None:
+        return None
+    target = _unwrap(wrapped)
+    for name, module in plain.named_modules():
+        if name and _resolve(source, name) is target:
+            return module
+    return None
+
+
+def _build(bridge) -> PlainModel | None:
+    from transformers import AutoModelForCausalLM
+
+    source = getattr(bridge, "original_model", None)
+    config = getattr(source, "config", None)
+    if source is None or config is None:
+        return None
+    config = copy.deepcopy(config)  # the bridge's own config stays as it is (eager attention)
+    try:
+        with torch.device("meta"):
+            try:
+                plain = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa")
+            except (ValueError, ImportError):
+                plain = AutoModelForCausalLM.from_config(config)
+    except Exception as error:  # an architecture transformers cannot build from its config
+        log.info("no plain transformers model for this bridge (%s); generating through the "
+                 "bridge", error)
+        return None
+    if type(plain) is not type(_unwrap(source)):
+        log.info("transformers builds a %s from this config, the bridge wraps a %s; generating "
+                 "through the bridge", type(plain).__name__, type(_unwrap(source)).__name__)
+        return None
+    problem = _share_tensors(plain, source)
+    if problem is not None:
+        log.info("the plain transformers model cannot share the bridge's weights (%s); "
+                 "generating through the bridge", problem)
+        return None
+    final_norm = _final_norm(plain, source, bridge)
+    if final_norm is None:
+        log.info("no module of the plain transformers model sits where the bridge's ln_final "
+                 "does; generating through the bridge")
+        return None
+    built = PlainModel(plain.eval(), final_norm)
+    return built if _agrees_with_bridge(built, bridge) else None
+
+
+class _LastPosition:
+    """A forward hook keeping a copy of the module output's last position (float32)."""
+
+    def __init__(self):
+        self.kept: list[torch.Tensor] = []
+
+    def __call__(self, module, inputs, output):
+        self.kept.append(output[:, -1].to(torch.float32, copy=True))
+
+
+@torch.no_grad()
+def _agrees_with_bridge(plain: PlainModel, bridge, hidden_hook: str = "ln_final.hook_out") -> bool:
+    """Last-position logits and final hidden state (the bridge's ``ln_final.hook_out``, the
+    plain model's final norm) of the two on one 7-token probe, within :data:`PROBE_ATOL`."""
+    vocab = int(bridge.cfg.d_vocab)
+    tokens = (torch.arange(7, dtype=torch.long) * 7 + 3).remainder(vocab)[None].to(bridge.cfg.device)
+    captured = []
+    with bridge.hooks(fwd_hooks=[(hidden_hook, lambda act, hook: captured.append(act[:, -1]))]):
+        bridge_logits = bridge(tokens)[:, -1].float()
+    hidden = _LastPosition()
+    handle = plain.final_norm.register_forward_hook(hidden)
+    try:
+        logits = plain.model(input_ids=tokens).logits[:, -1].float()
+    finally:
+        handle.remove()
+    same = (len(captured) == 1 and len(hidden.kept) == 1
+            and torch.allclose(logits, bridge_logits, atol=PROBE_ATOL, rtol=1e-4)
+            and torch.allclose(hidden.kept[0], captured[0].float(), atol=PROBE_ATOL, rtol=1e-4))
+    if not same:
+        log.info("the plain transformers model on the bridge's weights does not reproduce the "
+                 "bridge (processed weights?); generating through the bridge")
+    return same
+
+
+def plain_model(bridge) -> PlainModel | None:
+    """The bridge's ``transformers`` model without the bridge's wrappers, on the same tensors
+    (see the module's docstring); built and checked once per bridge, ``None`` where it cannot
+    reproduce the bridge."""
+    if bridge not in _PLAIN:
+        _PLAIN[bridge] = _build(bridge)
+    return _PLAIN[bridge]
+
+
+def has_active_hooks(bridge) -> bool:
+    """Whether any hook point of the bridge (``bridge.hook_dict``) has a forward hook: an
+    intervention the plain model would not apply. (TransformerLens's own capture hooks on the
+    wrapped ``transformers`` modules are not interventions.)"""
+    return any(point._forward_hooks or point._forward_pre_hooks
+               for point in bridge.hook_dict.values())
+
+
+@torch.no_grad()
+def plain_greedy_generate(plain: PlainModel, batch: LeftPadded, n_new: int,
+                          suppressed=()) -> tuple[Int[torch.Tensor, "batch n_new"],
+                                                  Float[torch.Tensor, "batch n_new d_model"]]:
+    """``n_new`` greedy tokens per prompt of the left-padded ``batch`` from a plain
+    ``transformers`` causal LM with its own KV cache, and ``hidden_states[-1]`` (the last layer
+    after the final norm) at the last position fed at each step: what
+    :func:`~plateau_lens.llm.batching.greedy_generate` reads through the bridge, what the
+    study reads from ``generate(..., output_hidden_states=True)`` (here a hook on the final
+    norm, see the module's docstring). Logits at the last position only
+    (``logits_to_keep=1``); ``suppressed`` ids masked before every argmax. Returns ids
+    [batch, n_new] and hidden states [batch, n_new, d_model] in float32."""
+    from transformers import DynamicCache
+
+    tokens, mask, positions = batch.tokens, batch.attention_mask, batch.position_ids
+    cache = DynamicCache(config=plain.model.config)
+    generated, hidden = [], _LastPosition()
+    handle = plain.final_norm.register_forward_hook(hidden)
+    try:
+        for _ in range(n_new):
+            logits = plain.model(input_ids=tokens, attention_mask=mask, position_ids=positions,
+                                 cache=cache, use_cache=True,  # the cache grows in place
+                                 logits_to_keep=1).logits
+            tokens = greedy_pick(logits[:, -1], suppressed)
+            generated.append(tokens)
+            mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=-1)
+            positions = positions[:, -1:] + 1
+    finally:
+        handle.remove()
+    if len(hidden.kept) != n_new:
+        raise RuntimeError(f"the final norm ran {len(hidden.kept)} times in {n_new} forwards")
+    return torch.cat(generated, dim=-1), torch.stack(hidden.kept, dim=1)
