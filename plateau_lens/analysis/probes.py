@@ -22,7 +22,6 @@ from .hooks import check_hook_names, prepare
 from .fastpath.clean_pass import hook_activations, tensor_key
 from .fastpath.parallel import ROWS_PER_CHUNK, analysis_workers, parallel_map
 from .schema import record, tidy
-from ..tasks import SequenceTask
 
 MAX_CLASSIFIER_SAMPLES = 20_000
 

@@ -22,7 +22,7 @@ import torch
 from ..metrics import finite_scalar_metrics
 from ..models.build import build_model
 from ..models.handle import PlateauModel
-from ..errors import InputError, check_names
+from ..errors import check_names
 from ..tasks.base import check_choice
 from .hooks import prepare
 from .schema import metric_records, tidy

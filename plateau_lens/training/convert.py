@@ -15,7 +15,6 @@ import logging
 import sys
 from pathlib import Path
 
-import pandas as pd
 
 from ..io import RunLock, read_table
 from ..runs.layout import LEGACY_FORM, WEIGHTS_SUFFIX, checkpoint_dir, legacy_checkpoints, metrics_path
