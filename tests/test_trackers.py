@@ -168,7 +168,7 @@ def plateau_rows() -> list[dict]:
     return [{"step": int(s), "lr": 1e-3, "loss": float(v)} for s, v in zip(steps, loss)]
 
 
-def test_the_detected_transition_is_logged(tmp_path, monkeypatch):
+def test_the_detected_transition_is_logged(tmp_path, monkeypatch, caplog):
     from mlflow import MlflowClient
     from tensorboard.backend.event_processing import event_accumulator
 
@@ -195,6 +195,9 @@ def test_the_detected_transition_is_logged(tmp_path, monkeypatch):
     for key in ("plateau_start", "plateau_end", "drop_step", "drop_end", "plateau_loss", "final_loss"):
         assert client.get_metric_history(run_id, f"transition.{key}")[0].value == pytest.approx(values[key])
     summary = read_run(offline_run_file(run_dir))["summary"]
+    # seen once in a full suite on a loaded machine: no "transition" in the W&B summary (not
+    # reproduced alone); say what the summary held and what the session logged
+    assert "transition" in summary, (sorted(summary), [r.getMessage() for r in caplog.records])
     assert summary["transition"] == pytest.approx({k: float(v) for k, v in values.items()})
 
 
