@@ -1,6 +1,7 @@
 """The package's rooms (top-level modules and sub-packages of plateau_lens) import each other
-without a circle, counting imports inside functions too, so the layers of docs/package-layout.md
-read one way (tasks -> config -> models -> runs -> training | analysis -> sweep/reproduce -> cli)."""
+without a circle, counting imports inside functions too, and the two lowest layers of
+docs/package-layout.md (tasks, then config) import none of the rooms above them. The order of
+the other layers is not asserted here beyond the absence of circles."""
 
 from __future__ import annotations
 
