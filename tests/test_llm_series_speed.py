@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from plateau_lens.llm import generation_metrics, iter_checkpoints, load_checkpoint_model
-from plateau_lens.llm.batching import greedy_generate, kv_cache_agrees, left_pad
+from plateau_lens.llm import batching
+from plateau_lens.llm.batching import greedy_generate, kv_cache_agrees, left_pad, length_batches
 from plateau_lens.llm.plain_model import has_active_hooks, plain_model
-from plateau_lens.llm.reuse import SeriesLoader, read_safetensors_into
+from plateau_lens.llm.reuse import SeriesLoader, map_safetensors
 from plateau_lens.llm.series import analyze_series
 
 from fixtures_llm import WORDS, one_thread, save_model, study_recipe, word_tokenizer
@@ -83,16 +84,20 @@ def test_left_pad_by_hand():
 
 @pytest.mark.parametrize("engine", ["transformers", "bridge"])
 @pytest.mark.parametrize("kind", ["neox", "olmo", "olmo2", "gpt2"])
-def test_batched_generation_equals_one_prompt_at_a_time(series, kind, engine):
-    """One left-padded batch (prompts of 1 to 9 tokens), batches of 3 and of 1, each equal to
-    the study's recipe run prompt by prompt in plain ``transformers`` without a cache: the same
-    8 tokens, the same repetition frequency, the cosine within 1e-5; through the plain
-    ``transformers`` model on the bridge's weights and through the bridge's hooks."""
+def test_batched_generation_equals_one_prompt_at_a_time(series, kind, engine, monkeypatch):
+    """One left-padded batch of all 7 prompts (1 to 9 tokens), batches of 3 and of 1, the
+    default grouping by length (here one batch) and that grouping with no cost per forward
+    (one batch per length), each equal to the study's recipe run prompt by prompt in plain
+    ``transformers`` without a cache: the same 8 tokens, the same repetition frequency, the
+    cosine within 1e-5; through the plain ``transformers`` model on the bridge's weights and
+    through the bridge's hooks."""
     directory = series[kind] / "step1"
     reference = study_recipe(directory, PROMPTS_OF_MANY_LENGTHS)
     assert len({len(r["prompt_ids"]) for r in reference}) == 7  # seven different lengths
     model = load_checkpoint_model(local_dir=directory)
-    for batch_size in (None, 3, 1):
+    for batch_size, cost in ((7, None), (3, None), (1, None), (None, None), (None, 0)):
+        monkeypatch.setattr(batching, "BATCH_COST_TOKENS_PER_FORWARD",
+                            cost if cost is not None else 32)
         result = generation_metrics(model, PROMPTS_OF_MANY_LENGTHS, batch_size=batch_size,
                                     engine=engine)
         for row, expected in zip(result.itertuples(), reference):
@@ -199,39 +204,136 @@ def test_iter_checkpoints_and_analyze_series_match_the_recipe(series, tmp_path):
         assert row.cosine_similarity == pytest.approx(expected[row.step][1], abs=1e-5)
 
 
-def test_safetensors_reader_equals_the_library(tmp_path):
-    """Every tensor read into preallocated memory equals ``safetensors.torch.load_file``'s,
-    also across dtypes (a float16 file into float32 parameters); a wrong shape or a truncated
-    file is refused before anything is written."""
+def _write_safetensors(path, entries):
+    """A safetensors file written by hand from the format (8-byte little-endian header length,
+    JSON header, data), with the tensors in the given order and no alignment padding."""
+    header, data = {}, b""
+    for name, array in entries:
+        raw = array.tobytes()
+        header[name] = {"dtype": {"float32": "F32", "uint8": "U8", "float16": "F16"}[str(array.dtype)],
+                        "shape": list(array.shape), "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    encoded = json.dumps(header).encode()
+    path.write_bytes(len(encoded).to_bytes(8, "little") + encoded + data)
+
+
+def _file_mappings():
+    """(start, end, path) of every file-backed mapping of this process (Linux)."""
+    import os
+
+    if not os.path.exists("/proc/self/maps"):
+        pytest.skip("needs /proc/self/maps")
+    rows = []
+    for line in open("/proc/self/maps"):
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6 and fields[5].startswith("/"):
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            rows.append((start, end, fields[5].strip()))
+    return rows
+
+
+def _mapped_file(tensor):
+    pointer = tensor.data_ptr()
+    return next((path for start, end, path in _file_mappings() if start <= pointer < end), None)
+
+
+def test_mapped_safetensors_equal_the_library_and_never_write_the_file(tmp_path):
+    """Every tensor equals ``safetensors.torch.load_file``'s (floats, integers, float16), is a
+    view of a mapping of the file itself (not a copy), and a write into it leaves the file's
+    bytes as they were (a private map). A float32 tensor at an offset that is not a multiple
+    of 4 (a hand-written file: 3 bytes of uint8 before it) is copied out, equal too. A size
+    that does not match the shape, and a truncated file, are refused."""
+    import numpy as np
     from safetensors.torch import load_file, save_file
 
     generator = torch.Generator().manual_seed(0)
-    tensors = {"a": torch.randn(3, 5, generator=generator), "b": torch.randn(7, generator=generator),
+    tensors = {"a": torch.randn(3, 5, generator=generator), "b": torch.randn(700, generator=generator),
                "c": torch.randint(0, 9, (4, 2), generator=generator)}
     save_file(tensors, tmp_path / "x.safetensors")
     save_file({k: v.half() for k, v in tensors.items() if v.is_floating_point()},
               tmp_path / "half.safetensors")
-    library = load_file(tmp_path / "x.safetensors")
-    targets = {k: torch.zeros_like(v) for k, v in tensors.items()}
-    assert sorted(read_safetensors_into(tmp_path / "x.safetensors", targets)) == ["a", "b", "c"]
-    for name, value in library.items():
-        assert torch.equal(targets[name], value)
-    halves = {"a": torch.zeros(3, 5), "b": torch.zeros(7)}
-    read_safetensors_into(tmp_path / "half.safetensors", halves)
-    half_library = load_file(tmp_path / "half.safetensors")
-    assert all(torch.equal(halves[k], half_library[k].float()) for k in halves)
-    wrong = {"a": torch.zeros(5, 3), "b": torch.zeros(7), "c": torch.zeros(4, 2, dtype=torch.long)}
-    with pytest.raises(ValueError, match="shape"):
-        read_safetensors_into(tmp_path / "x.safetensors", wrong)
-    assert not wrong["b"].any()  # nothing written
-    data = (tmp_path / "x.safetensors").read_bytes()
-    (tmp_path / "cut.safetensors").write_bytes(data[:-8])
-    untouched = {k: torch.zeros_like(v) for k, v in tensors.items()}
+    before = (tmp_path / "x.safetensors").read_bytes()
+    for name in ("x", "half"):
+        library = load_file(tmp_path / f"{name}.safetensors")
+        mapped = map_safetensors(tmp_path / f"{name}.safetensors")
+        assert mapped.keys() == library.keys()
+        for key, value in library.items():
+            assert mapped[key].dtype == value.dtype and torch.equal(mapped[key], value), (name, key)
+            assert _mapped_file(mapped[key]) == str(tmp_path / f"{name}.safetensors")
+    mapped = map_safetensors(tmp_path / "x.safetensors")
+    mapped["b"].add_(1.0)
+    assert torch.equal(mapped["b"], tensors["b"] + 1.0)
+    assert (tmp_path / "x.safetensors").read_bytes() == before
+    assert torch.equal(load_file(tmp_path / "x.safetensors")["b"], tensors["b"])
+
+    odd = np.arange(12, dtype=np.float32).reshape(3, 4) / 7
+    _write_safetensors(tmp_path / "odd.safetensors", [("u", np.array([1, 2, 3], dtype=np.uint8)),
+                                                       ("w", odd)])
+    unaligned = map_safetensors(tmp_path / "odd.safetensors")
+    assert torch.equal(unaligned["w"], torch.from_numpy(odd))
+    assert unaligned["u"].tolist() == [1, 2, 3]
+    assert torch.equal(unaligned["w"], load_file(tmp_path / "odd.safetensors")["w"])
+
+    _write_safetensors(tmp_path / "bad.safetensors", [("w", odd)])
+    data = (tmp_path / "bad.safetensors").read_bytes()
+    (tmp_path / "bad.safetensors").write_bytes(data.replace(b'"shape": [3, 4]', b'"shape": [4, 4]'))
+    with pytest.raises(ValueError, match="holds 48 bytes, its shape"):
+        map_safetensors(tmp_path / "bad.safetensors")
+    (tmp_path / "cut.safetensors").write_bytes(before[:-8])
     with pytest.raises(Exception, match="truncated"):
-        read_safetensors_into(tmp_path / "cut.safetensors", untouched)
-    assert not any(t.any() for t in untouched.values())
-    header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
-    assert set(header) - {"__metadata__"} == {"a", "b", "c"}
+        map_safetensors(tmp_path / "cut.safetensors")
+
+
+def test_a_reused_bridge_reads_its_checkpoint_file_and_lets_the_last_one_go(series):
+    """After each reused load every weight of the bridge is a view of that checkpoint's file
+    (nothing copied), and no mapping of the previous checkpoint's file is left (peak memory
+    stays at one model)."""
+    import gc
+
+    loader = SeriesLoader()
+    loader.load(series["neox"] / "step0")
+    for step in (1, 2):
+        model = loader.load(series["neox"] / f"step{step}")
+        assert loader.last_load_reused
+        gc.collect()
+        weights = [p for p in model.bridge.original_model.parameters() if p.numel() > 64]
+        files = {_mapped_file(p) for p in weights}
+        qkv = {id(p) for m in loader._qkv_bridges for part in (m.q, m.k, m.v) for p in part.parameters()}
+        from_file = {_mapped_file(p) for p in weights if id(p) not in qkv}
+        assert from_file == {str(series["neox"] / f"step{step}" / "model.safetensors")}
+        assert None in files  # the q/k/v slices are TransformerLens's own copies
+        previous = str(series["neox"] / f"step{step - 1}" / "model.safetensors")
+        assert all(path != previous for _, _, path in _file_mappings())
+
+
+def test_length_batches_are_the_cheapest_grouping():
+    """The grouping equals the cheapest of all groupings of the sorted prompts into runs of
+    neighbouring lengths, found by brute force (every set of cut points), on random lengths
+    and costs; a hand-worked case; and each batch holds prompts of neighbouring lengths."""
+    import itertools
+    import random
+
+    def cost(batches, lengths, fixed):
+        return sum(len(b) * max(lengths[i] for i in b) + fixed for b in batches)
+
+    # by hand: split 4·1 + 1·9 + 2·3 = 19 against one batch 5·9 + 3 = 48
+    assert length_batches([9, 1, 1, 1, 1], n_forwards=1, cost_per_forward=3) == [[1, 2, 3, 4], [0]]
+    # split 4·1 + 1·9 + 2·40 = 93 against one batch 5·9 + 40 = 85
+    assert length_batches([9, 1, 1, 1, 1], n_forwards=1, cost_per_forward=40) == [[1, 2, 3, 4, 0]]
+    rng = random.Random(0)
+    for _ in range(60):
+        lengths = [rng.randint(1, 12) for _ in range(rng.randint(1, 9))]
+        fixed = rng.choice([0, 1, 5, 32, 1000])
+        got = length_batches(lengths, n_forwards=1, cost_per_forward=fixed)
+        assert sorted(i for b in got for i in b) == list(range(len(lengths)))
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+        best = min(cost([order[a:b] for a, b in zip((0,) + cuts, cuts + (len(order),))], lengths, fixed)
+                   for k in range(len(order))
+                   for cuts in itertools.combinations(range(1, len(order)), k))
+        assert cost(got, lengths, fixed) == best, (lengths, fixed)
+        maxima = [max(lengths[i] for i in b) for b in got]
+        assert all(min(lengths[i] for i in later) >= top for top, later in zip(maxima, got[1:]))
+    assert length_batches([]) == []
 
 
 def test_generations_file_keeps_rows_whose_text_holds_line_breaks(tmp_path):
