@@ -11,6 +11,7 @@ import torch
 
 from plateau_lens.llm import generation_metrics, iter_checkpoints, load_checkpoint_model
 from plateau_lens.llm import batching
+from plateau_lens.llm import plain_model as plain_model_module
 from plateau_lens.llm.batching import greedy_generate, kv_cache_agrees, left_pad, length_batches
 from plateau_lens.llm.plain_model import has_active_hooks, plain_model
 from plateau_lens.llm.reuse import SeriesLoader, map_safetensors
@@ -87,17 +88,26 @@ def test_left_pad_by_hand():
 def test_batched_generation_equals_one_prompt_at_a_time(series, kind, engine, monkeypatch):
     """One left-padded batch of all 7 prompts (1 to 9 tokens), batches of 3 and of 1, the
     default grouping by length (here one batch) and that grouping with no cost per forward
-    (one batch per length), each equal to the study's recipe run prompt by prompt in plain
-    ``transformers`` without a cache: the same 8 tokens, the same repetition frequency, the
-    cosine within 1e-5; through the plain ``transformers`` model on the bridge's weights and
-    through the bridge's hooks."""
+    (one group per length; through the plain model their KV caches stacked into one batch
+    after the prompt forwards, and, with the stacking refused, each group stepped alone),
+    each equal to the study's recipe run prompt by prompt in plain ``transformers`` without a
+    cache: the same 8 tokens, the same repetition frequency, the cosine within 1e-5; through
+    the plain ``transformers`` model on the bridge's weights and through the bridge's
+    hooks."""
     directory = series[kind] / "step1"
     reference = study_recipe(directory, PROMPTS_OF_MANY_LENGTHS)
     assert len({len(r["prompt_ids"]) for r in reference}) == 7  # seven different lengths
     model = load_checkpoint_model(local_dir=directory)
-    for batch_size, cost in ((7, None), (3, None), (1, None), (None, None), (None, 0)):
+    stack = plain_model_module._stack
+    stacked = []
+    monkeypatch.setattr(plain_model_module, "_stack",
+                        lambda streams: stacked.append(len(streams)) or stack(streams))
+    for batch_size, cost, refuse in ((7, None, False), (3, None, False), (1, None, False),
+                                     (None, None, False), (None, 0, False), (None, 0, True)):
         monkeypatch.setattr(batching, "BATCH_COST_TOKENS_PER_FORWARD",
                             cost if cost is not None else 32)
+        if refuse:
+            monkeypatch.setattr(plain_model_module, "_stack", lambda streams: None)
         result = generation_metrics(model, PROMPTS_OF_MANY_LENGTHS, batch_size=batch_size,
                                     engine=engine)
         for row, expected in zip(result.itertuples(), reference):
@@ -107,6 +117,7 @@ def test_batched_generation_equals_one_prompt_at_a_time(series, kind, engine, mo
             assert row.cosine_similarity == pytest.approx(expected["cosine"], abs=1e-5)
     # the prompts really are generated differently (not all the same token repeated)
     assert len({tuple(r["generated"]) for r in reference}) > 3
+    assert stacked == ([7] if engine == "transformers" else [])  # 7 lengths' caches stacked
 
 
 def test_kv_cache_check_against_a_full_forward(series):

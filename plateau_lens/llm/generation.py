@@ -127,12 +127,16 @@ def generation_metrics(model, prompts: Sequence[str], n_new: int = 8, *, tokeniz
       max_new_tokens = n_new`` does in ``transformers``' ``generate``: an EOS never ends or
       fills the generation. The study runs one prompt at a time without a cache
       (``use_cache=False``); here prompts go in left-padded batches with a KV cache. With
-      ``batch_size=None`` (the default) the prompts are grouped by length into the batches
-      that compute the fewest tokens, padding included, counting each batch's ``n_new``
-      forwards as 32 prompt tokens each
-      (:func:`~plateau_lens.llm.batching.length_batches`: on the 100 benchmark prompts of 5 to
-      22 tokens, 2 batches and 1 453 tokens instead of 1 batch and 2 200); an integer cuts
-      the length-sorted prompts into batches of at most that many (to bound memory)
+      ``batch_size=None`` (the default) the prompts are grouped by length
+      (:func:`~plateau_lens.llm.batching.length_batches`: the groups that compute the fewest
+      tokens, padding included, counting each forward of a group as 32 prompt tokens).
+      Through the plain model each group's prompt forward runs alone and the ``n_new − 1``
+      one-token steps run once for all groups, their KV caches stacked
+      (:func:`~plateau_lens.llm.plain_model.plain_greedy_generate`; on the benchmark's 100
+      prompts of 5 to 22 tokens: 4 groups, 1 246 prompt tokens instead of 2 200); through the
+      bridge each group is generated as its own batch. An integer ``batch_size`` cuts the
+      length-sorted prompts into batches of at most that many, each generated on its own (to
+      bound memory)
       (:func:`~plateau_lens.llm.batching.greedy_generate`): the same tokens and, up to float
       rounding, the same hidden states (tests compare with the study's recipe).
     * ``engine`` (one of :data:`ENGINES`): ``auto`` (default) generates with the checkpoint's
@@ -183,20 +187,27 @@ def generation_metrics(model, prompts: Sequence[str], n_new: int = 8, *, tokeniz
     suppressed = suppressed_token_ids(model, tokenizer)
     _warn_about_generation_config(model)
     if batch_size is None:
-        batches = length_batches([len(row) for row in ids], n_forwards=n_new)
+        # the plain model runs each group's prompt forward alone, then every group's steps as
+        # one batch: a group costs one forward more; through the bridge a group is a batch
+        groups = length_batches([len(row) for row in ids],
+                                n_forwards=1 if plain is not None else n_new)
+        units = [groups] if plain is not None else [[group] for group in groups]
     else:
         order = sorted(range(len(ids)), key=lambda index: len(ids[index]))
-        batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+        units = [[order[start:start + batch_size]] for start in range(0, len(order), batch_size)]
     pad = getattr(tokenizer, "pad_token_id", None)  # masked out: any id of the vocabulary does
     pad = pad if pad is not None and 0 <= pad < model.cfg.d_vocab else 0
     generated: dict[int, list[int]] = {}
     cosine: dict[int, float] = {}
     pairs = torch.triu_indices(n_new, n_new, offset=1)
-    for members in batches:
-        batch = left_pad([ids[i] for i in members], pad, device=model.cfg.device)
+    for unit_groups in units:
+        batches = [left_pad([ids[i] for i in group], pad, device=model.cfg.device)
+                   for group in unit_groups]
+        members = [index for group in unit_groups for index in group]
         if plain is not None:
-            new_tokens, hidden = plain_greedy_generate(plain, batch, n_new, suppressed)
+            new_tokens, hidden = plain_greedy_generate(plain, batches, n_new, suppressed)
         else:
+            (batch,) = batches
             new_tokens, hidden = greedy_generate(model, batch, n_new, suppressed, LAST_HIDDEN_HOOK)
         unit = torch.nn.functional.normalize(hidden.double().cpu(), dim=-1, eps=1e-12)
         similarity = (unit[:, pairs[0]] * unit[:, pairs[1]]).sum(-1).mean(-1)

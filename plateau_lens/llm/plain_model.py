@@ -29,6 +29,7 @@ import copy
 import logging
 import weakref
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from jaxtyping import Float, Int
@@ -202,35 +203,107 @@ def has_active_hooks(bridge) -> bool:
                for point in bridge.hook_dict.values())
 
 
+@dataclass
+class _Stream:
+    """Prompts being generated together: their last tokens, mask, positions and KV cache."""
+
+    tokens: torch.Tensor
+    mask: torch.Tensor
+    positions: torch.Tensor
+    cache: object
+
+
+def _forward(plain: PlainModel, hidden: _LastPosition, stream: _Stream, suppressed
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One forward of ``stream`` (its cache grows in place): the greedy next tokens [rows, 1]
+    and the final norm's output at the last position [rows, d_model]."""
+    logits = plain.model(input_ids=stream.tokens, attention_mask=stream.mask,
+                         position_ids=stream.positions, cache=stream.cache, use_cache=True,
+                         logits_to_keep=1).logits
+    if len(hidden.kept) != 1:
+        raise RuntimeError(f"the final norm ran {len(hidden.kept)} times in one forward")
+    return greedy_pick(logits[:, -1], suppressed), hidden.kept.pop()
+
+
+def _stack(streams: list[_Stream]) -> _Stream | None:
+    """The streams as one batch: each KV cache left-padded to the longest (zeros, masked out
+    by the mask's zeros in front) and stacked along the batch; ``None`` where a cache is not a
+    plain ``DynamicCache`` of full-attention layers (sliding windows, other cache kinds)."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    caches = [stream.cache for stream in streams]
+    if not all(type(c) is DynamicCache and c.layers and all(type(layer) is DynamicLayer
+                                                             for layer in c.layers)
+               for c in caches) or len({len(c.layers) for c in caches}) != 1:
+        return None
+    width = max(stream.mask.shape[1] for stream in streams)
+
+    def padded(tensor, axis_from_end):  # zeros in front along the position axis
+        missing = width - tensor.shape[-axis_from_end]
+        return torch.nn.functional.pad(tensor, (0, 0) * (axis_from_end - 1) + (missing, 0))
+
+    stacked = DynamicCache(config=streams[0].cache.config) if hasattr(
+        streams[0].cache, "config") else DynamicCache()
+    for index in range(len(caches[0].layers)):
+        stacked.update(torch.cat([padded(c.layers[index].keys, 2) for c in caches]),
+                       torch.cat([padded(c.layers[index].values, 2) for c in caches]), index)
+    return _Stream(torch.cat([stream.tokens for stream in streams]),
+                   torch.cat([padded(stream.mask, 1) for stream in streams]),
+                   torch.cat([stream.positions[:, -1:] for stream in streams]), stacked)
+
+
 @torch.no_grad()
-def plain_greedy_generate(plain: PlainModel, batch: LeftPadded, n_new: int,
-                          suppressed=()) -> tuple[Int[torch.Tensor, "batch n_new"],
-                                                  Float[torch.Tensor, "batch n_new d_model"]]:
-    """``n_new`` greedy tokens per prompt of the left-padded ``batch`` from a plain
-    ``transformers`` causal LM with its own KV cache, and ``hidden_states[-1]`` (the last layer
-    after the final norm) at the last position fed at each step: what
+def plain_greedy_generate(plain: PlainModel, groups: LeftPadded | Sequence[LeftPadded],
+                          n_new: int, suppressed=()
+                          ) -> tuple[Int[torch.Tensor, "batch n_new"],
+                                     Float[torch.Tensor, "batch n_new d_model"]]:
+    """``n_new`` greedy tokens per prompt from a plain ``transformers`` causal LM with its own
+    KV cache (``DynamicCache``), and ``hidden_states[-1]`` (the last layer after the final
+    norm) at the last position fed at each step: what
     :func:`~plateau_lens.llm.batching.greedy_generate` reads through the bridge, what the
     study reads from ``generate(..., output_hidden_states=True)`` (here a hook on the final
     norm, see the module's docstring). Logits at the last position only
-    (``logits_to_keep=1``); ``suppressed`` ids masked before every argmax. Returns ids
-    [batch, n_new] and hidden states [batch, n_new, d_model] in float32."""
+    (``logits_to_keep=1``); ``suppressed`` ids masked before every argmax.
+
+    ``groups``: one left-padded batch, or several (prompts of similar length each, see
+    :func:`~plateau_lens.llm.batching.length_batches`). Each group's prompt forward runs on its
+    own (no padding to the longest prompt of all); then their caches are stacked into one
+    batch (left-padded with masked zeros: a padded key gets weight exp(−inf) = 0) and the
+    ``n_new − 1`` one-token steps run once for all, as each step reads every weight once
+    whatever the batch. Returns ids [batch, n_new] and hidden states [batch, n_new, d_model]
+    in float32, rows in the order of the groups' rows."""
     from transformers import DynamicCache
 
-    tokens, mask, positions = batch.tokens, batch.attention_mask, batch.position_ids
-    cache = DynamicCache(config=plain.model.config)
-    generated, hidden = [], _LastPosition()
+    if isinstance(groups, LeftPadded):
+        groups = [groups]
+    hidden = _LastPosition()
     handle = plain.final_norm.register_forward_hook(hidden)
     try:
-        for _ in range(n_new):
-            logits = plain.model(input_ids=tokens, attention_mask=mask, position_ids=positions,
-                                 cache=cache, use_cache=True,  # the cache grows in place
-                                 logits_to_keep=1).logits
-            tokens = greedy_pick(logits[:, -1], suppressed)
-            generated.append(tokens)
-            mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=-1)
-            positions = positions[:, -1:] + 1
+        streams, tokens, states = [], [], []
+        for group in groups:
+            stream = _Stream(group.tokens, group.attention_mask, group.position_ids,
+                             DynamicCache(config=plain.model.config))
+            token, state = _forward(plain, hidden, stream, suppressed)
+            stream.tokens = token
+            streams.append(stream)
+            tokens.append([token])
+            states.append([state])
+        if len(streams) > 1:
+            stacked = _stack(streams)
+            if stacked is not None:
+                streams = [stacked]
+                tokens = [[torch.cat([t[0] for t in tokens])]]
+                states = [[torch.cat([h[0] for h in states])]]
+        for _ in range(n_new - 1):
+            for stream, kept_tokens, kept_states in zip(streams, tokens, states):
+                stream.mask = torch.cat([stream.mask, stream.mask.new_ones(stream.mask.shape[0], 1)],
+                                        dim=-1)
+                stream.positions = stream.positions[:, -1:] + 1
+                stream.tokens, state = _forward(plain, hidden, stream, suppressed)
+                kept_tokens.append(stream.tokens)
+                kept_states.append(state)
     finally:
         handle.remove()
-    if len(hidden.kept) != n_new:
-        raise RuntimeError(f"the final norm ran {len(hidden.kept)} times in {n_new} forwards")
-    return torch.cat(generated, dim=-1), torch.stack(hidden.kept, dim=1)
+    return (torch.cat([torch.cat(t, dim=-1) for t in tokens]),
+            torch.cat([torch.stack(h, dim=1) for h in states]))
