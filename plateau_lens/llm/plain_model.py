@@ -225,32 +225,50 @@ def _forward(plain: PlainModel, hidden: _LastPosition, stream: _Stream, suppress
     return greedy_pick(logits[:, -1], suppressed), hidden.kept.pop()
 
 
-def _stack(streams: list[_Stream]) -> _Stream | None:
-    """The streams as one batch: each KV cache left-padded to the longest (zeros, masked out
-    by the mask's zeros in front) and stacked along the batch; ``None`` where a cache is not a
-    plain ``DynamicCache`` of full-attention layers (sliding windows, other cache kinds)."""
+def _stackable(cache) -> bool:
+    """Whether a group's KV cache can join a stacked batch: a plain ``DynamicCache`` whose
+    every layer is a full-attention ``DynamicLayer`` (not sliding windows, not another kind)."""
     from transformers import DynamicCache
     from transformers.cache_utils import DynamicLayer
 
-    caches = [stream.cache for stream in streams]
-    if not all(type(c) is DynamicCache and c.layers and all(type(layer) is DynamicLayer
-                                                             for layer in c.layers)
-               for c in caches) or len({len(c.layers) for c in caches}) != 1:
-        return None
-    width = max(stream.mask.shape[1] for stream in streams)
+    return (type(cache) is DynamicCache and bool(cache.layers)
+            and all(type(layer) is DynamicLayer for layer in cache.layers))
 
-    def padded(tensor, axis_from_end):  # zeros in front along the position axis
-        missing = width - tensor.shape[-axis_from_end]
-        return torch.nn.functional.pad(tensor, (0, 0) * (axis_from_end - 1) + (missing, 0))
 
-    stacked = DynamicCache(config=streams[0].cache.config) if hasattr(
-        streams[0].cache, "config") else DynamicCache()
-    for index in range(len(caches[0].layers)):
-        stacked.update(torch.cat([padded(c.layers[index].keys, 2) for c in caches]),
-                       torch.cat([padded(c.layers[index].values, 2) for c in caches]), index)
-    return _Stream(torch.cat([stream.tokens for stream in streams]),
-                   torch.cat([padded(stream.mask, 1) for stream in streams]),
-                   torch.cat([stream.positions[:, -1:] for stream in streams]), stacked)
+class _StackedKV:
+    """Keys and values of several groups in one preallocated batch per layer, each group's
+    rows left-padded with zeros to ``width`` positions (masked out by the mask's zeros in
+    front: a padded key gets weight exp(−inf) = 0). A group's cache is copied in as soon as
+    its prompt forward ends and is freed then, so at most one group's cache exists beside
+    the batch."""
+
+    def __init__(self, first, rows: int, width: int):
+        def empty(tensor):
+            return tensor.new_zeros((rows, tensor.shape[1], width, *tensor.shape[3:]))
+
+        self.width = width
+        self.keys = [empty(layer.keys) for layer in first.layers]
+        self.values = [empty(layer.values) for layer in first.layers]
+
+    def put(self, cache, start: int) -> None:
+        if len(cache.layers) != len(self.keys):
+            raise RuntimeError("the groups' KV caches have different numbers of layers")
+        for index, layer in enumerate(cache.layers):
+            rows, length = layer.keys.shape[0], layer.keys.shape[2]
+            self.keys[index][start:start + rows, :, self.width - length:] = layer.keys
+            self.values[index][start:start + rows, :, self.width - length:] = layer.values
+
+    def to_cache(self, config):
+        """The batch as a ``DynamicCache`` (layer by layer, each buffer let go once copied)."""
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=config)
+        for index in range(len(self.keys)):
+            keys, values = self.keys[index], self.values[index]
+            self.keys[index] = self.values[index] = None
+            cache.update(keys, values, index)
+            del keys, values
+        return cache
 
 
 @torch.no_grad()
@@ -268,33 +286,45 @@ def plain_greedy_generate(plain: PlainModel, groups: LeftPadded | Sequence[LeftP
 
     ``groups``: one left-padded batch, or several (prompts of similar length each, see
     :func:`~plateau_lens.llm.batching.length_batches`). Each group's prompt forward runs on its
-    own (no padding to the longest prompt of all); then their caches are stacked into one
-    batch (left-padded with masked zeros: a padded key gets weight exp(−inf) = 0) and the
-    ``n_new − 1`` one-token steps run once for all, as each step reads every weight once
+    own (no padding to the longest prompt of all), its KV cache copied into one preallocated
+    batch (:class:`_StackedKV`, where :func:`_stackable`; else each group steps alone); then
+    the ``n_new − 1`` one-token steps run once for all, as each step reads every weight once
     whatever the batch. Returns ids [batch, n_new] and hidden states [batch, n_new, d_model]
     in float32, rows in the order of the groups' rows."""
     from transformers import DynamicCache
 
     if isinstance(groups, LeftPadded):
         groups = [groups]
+    config = plain.model.config
     hidden = _LastPosition()
     handle = plain.final_norm.register_forward_hook(hidden)
     try:
         streams, tokens, states = [], [], []
-        for group in groups:
+        stacked: _StackedKV | None = None
+        width = max(group.tokens.shape[1] for group in groups)
+        start = 0
+        for position, group in enumerate(groups):
             stream = _Stream(group.tokens, group.attention_mask, group.position_ids,
-                             DynamicCache(config=plain.model.config))
+                             DynamicCache(config=config))
             token, state = _forward(plain, hidden, stream, suppressed)
             stream.tokens = token
-            streams.append(stream)
             tokens.append([token])
             states.append([state])
-        if len(streams) > 1:
-            stacked = _stack(streams)
+            if position == 0 and len(groups) > 1 and _stackable(stream.cache):
+                stacked = _StackedKV(stream.cache, sum(g.tokens.shape[0] for g in groups), width)
             if stacked is not None:
-                streams = [stacked]
-                tokens = [[torch.cat([t[0] for t in tokens])]]
-                states = [[torch.cat([h[0] for h in states])]]
+                stacked.put(stream.cache, start)
+                stream.cache = None  # copied: freed before the next group's forward
+            start += group.tokens.shape[0]
+            streams.append(stream)
+        if stacked is not None:
+            streams = [_Stream(torch.cat([s.tokens for s in streams]),
+                               torch.cat([torch.nn.functional.pad(s.mask, (width - s.mask.shape[1], 0))
+                                          for s in streams]),
+                               torch.cat([s.positions[:, -1:] for s in streams]),
+                               stacked.to_cache(config))]
+            tokens = [[torch.cat([t[0] for t in tokens])]]
+            states = [[torch.cat([h[0] for h in states])]]
         for _ in range(n_new - 1):
             for stream, kept_tokens, kept_states in zip(streams, tokens, states):
                 stream.mask = torch.cat([stream.mask, stream.mask.new_ones(stream.mask.shape[0], 1)],
