@@ -254,11 +254,22 @@ def _console(quiet: bool):
         log.setLevel(old_level)
 
 
-def run_llm(args) -> int:
+def _save_figure(results, title: str, path) -> None:
+    """Draw and save the series figure. matplotlib and seaborn (~50 MiB) are imported here,
+    once the series is analysed and its bridge freed, so they do not add to the analysis's
+    peak memory."""
+    import gc
+
+    gc.collect()
     from ..plots import save
+    from .series import plot_series
+
+    save(plot_series(results, title=title), path)
+
+
+def run_llm(args) -> int:
     from .prompts import load_prompts
-    from .series import (analyze_series, plot_series, read_results, series_file,
-                         series_settings)
+    from .series import analyze_series, read_results, series_file, series_settings
 
     steps = resolve_steps(args.steps, args.model, args.local_dir)
     out = Path(args.out)
@@ -276,11 +287,11 @@ def run_llm(args) -> int:
                                   args.device)["settings_key"]
             done = read_results(out, args.model, key, steps)
             if len(done):
-                save(plot_series(done, title=args.model), figure_path)
+                _save_figure(done, args.model, figure_path)
                 log.warning("stopped by an error; the %d finished steps are in %s, their figure "
                             "in %s", len(done), series_file(out, args.model), figure_path)
             raise
-        save(plot_series(results, title=args.model), figure_path)
+        _save_figure(results, args.model, figure_path)
     print(results[["step", "repetition_frequency", "cosine_similarity"]].to_string(index=False))
     print(f"results in {series_file(out, args.model)} (per prompt: "
           f"{series_file(out, args.model).with_name(series_file(out, args.model).stem + '_generations.csv')}); "
