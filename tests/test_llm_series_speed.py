@@ -102,11 +102,18 @@ def test_batched_generation_equals_one_prompt_at_a_time(series, kind, engine, mo
     stacked = []
     monkeypatch.setattr(plain_model_module, "_stackable",
                         lambda cache: stacked.append(len(cache.layers)) or stackable(cache))
+    kv_stacks = plain_model_module.kv_stacks
     for batch_size, cost, refuse in ((7, None, False), (3, None, False), (1, None, False),
-                                     (None, None, False), (None, 0, False), (None, 0, True)):
+                                     (None, None, False), (None, 0, False), (None, 0, "split"),
+                                     (None, 0, True)):
         monkeypatch.setattr(batching, "BATCH_COST_TOKENS_PER_FORWARD",
                             cost if cost is not None else 32)
-        if refuse:
+        if refuse == "split":  # three stacks one after the other, one of a single group
+            monkeypatch.setattr(plain_model_module, "kv_stacks",
+                                lambda shapes, *args: [[0, 1, 2], [3], [4, 5, 6]])
+        else:
+            monkeypatch.setattr(plain_model_module, "kv_stacks", kv_stacks)
+        if refuse is True:
             monkeypatch.setattr(plain_model_module, "_stackable", lambda cache: False)
         result = generation_metrics(model, PROMPTS_OF_MANY_LENGTHS, batch_size=batch_size,
                                     engine=engine)
@@ -117,8 +124,9 @@ def test_batched_generation_equals_one_prompt_at_a_time(series, kind, engine, mo
             assert row.cosine_similarity == pytest.approx(expected["cosine"], abs=1e-5)
     # the prompts really are generated differently (not all the same token repeated)
     assert len({tuple(r["generated"]) for r in reference}) > 3
-    # through the plain model the 7 groups of one length each were stacked once
-    assert stacked == ([2] if engine == "transformers" else [])  # (a 2-layer model's cache)
+    # through the plain model the 7 groups of one length each were stacked (twice: the
+    # budget's stacks, the split ones; a 2-layer model's cache)
+    assert stacked == ([2, 2] if engine == "transformers" else [])
 
 
 def test_kv_cache_check_against_a_full_forward(series):
@@ -316,6 +324,38 @@ def test_a_reused_bridge_reads_its_checkpoint_file_and_lets_the_last_one_go(seri
         assert None in files  # the q/k/v slices are TransformerLens's own copies
         previous = str(series["neox"] / f"step{step - 1}" / "model.safetensors")
         assert all(path != previous for _, _, path in _file_mappings())
+
+
+def test_kv_stacks_are_the_fewest_within_the_budget():
+    """The stacks equal the fewest consecutive stacks whose KV caches (rows × (widest +
+    n_new − 1) × bytes) fit the budget, found by brute force over every set of cut points;
+    a group over the budget stands alone; a hand-worked case; ``None`` is one stack."""
+    import itertools
+    import random
+
+    from plateau_lens.llm.plain_model import kv_stacks
+
+    # by hand: 10×(4+1)·2 = 100 fits 100; + (5 rows, width 6): 15×7·2 = 210 does not
+    assert kv_stacks([(10, 4), (5, 6), (1, 6)], 2, 2, 100) == [[0], [1, 2]]
+    assert kv_stacks([(10, 4), (5, 6)], 2, 2, None) == [[0, 1]]
+    assert kv_stacks([(10, 40)], 2, 2, 1) == [[0]]  # alone over the budget
+    rng = random.Random(1)
+    for _ in range(80):
+        widths = sorted(rng.randint(1, 9) for _ in range(rng.randint(1, 7)))
+        shapes = [(rng.randint(1, 6), w) for w in widths]
+        n_new, size, budget = rng.randint(2, 4), rng.randint(1, 3), rng.randint(5, 200)
+
+        def fits(stack):
+            return len(stack) == 1 or (sum(shapes[i][0] for i in stack)
+                                       * (shapes[stack[-1]][1] + n_new - 1) * size <= budget)
+
+        fewest = min(len(cuts) + 1 for k in range(len(shapes))
+                     for cuts in itertools.combinations(range(1, len(shapes)), k)
+                     if all(fits(list(range(a, b)))
+                            for a, b in zip((0,) + cuts, cuts + (len(shapes),))))
+        got = kv_stacks(shapes, n_new, size, budget)
+        assert [i for stack in got for i in stack] == list(range(len(shapes)))
+        assert all(fits(stack) for stack in got) and len(got) == fewest, (shapes, budget)
 
 
 def test_length_batches_are_the_cheapest_grouping():

@@ -242,13 +242,21 @@ class _StackedKV:
     its prompt forward ends and is freed then, so at most one group's cache exists beside
     the batch."""
 
-    def __init__(self, first, rows: int, width: int):
+    def __init__(self, layout: list[tuple[torch.Tensor, torch.Tensor]], rows: int, width: int):
         def empty(tensor):
             return tensor.new_zeros((rows, tensor.shape[1], width, *tensor.shape[3:]))
 
         self.width = width
-        self.keys = [empty(layer.keys) for layer in first.layers]
-        self.values = [empty(layer.values) for layer in first.layers]
+        self.keys = [empty(keys) for keys, _ in layout]
+        self.values = [empty(values) for _, values in layout]
+
+    @staticmethod
+    def layout(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer, empty keys and values of the cache's heads, head size, dtype and device."""
+        def like(tensor):
+            return tensor.new_empty((0, tensor.shape[1], 0, *tensor.shape[3:]))
+
+        return [(like(layer.keys), like(layer.values)) for layer in cache.layers]
 
     def put(self, cache, start: int) -> None:
         if len(cache.layers) != len(self.keys):
@@ -271,9 +279,40 @@ class _StackedKV:
         return cache
 
 
+def kv_stacks(shapes: Sequence[tuple[int, int]], n_new: int, bytes_per_position: int,
+              budget_bytes: int | None) -> list[list[int]]:
+    """Consecutive groups (``shapes``: rows and width of each, widths ascending) joined into
+    stacks that step together, each stack's KV cache at the end of generation (rows × (widest
+    + ``n_new`` − 1) positions) within ``budget_bytes`` where it can be (a group over the budget
+    alone forms its own stack). As every stack costs ``n_new`` − 1 forwards, the fewest stacks
+    are wanted; for this interval partition under a limit that only grows as a stack grows,
+    taking each stack as long as it fits is optimal. ``None``: one stack."""
+    if budget_bytes is None:
+        return [list(range(len(shapes)))] if shapes else []
+    stacks: list[list[int]] = []
+    rows = 0
+    for index, (group_rows, width) in enumerate(shapes):
+        total = (rows + group_rows) * (width + n_new - 1) * bytes_per_position
+        if stacks and total <= budget_bytes:
+            stacks[-1].append(index)
+            rows += group_rows
+        else:
+            stacks.append([index])
+            rows = group_rows
+    return stacks
+
+
+def _kv_bytes_per_position(cache) -> int:
+    """Bytes of keys and values, over every layer, that one row holds per position."""
+    total = sum(layer.keys.numel() * layer.keys.element_size()
+                + layer.values.numel() * layer.values.element_size() for layer in cache.layers)
+    first = cache.layers[0].keys
+    return total // (first.shape[0] * first.shape[2])
+
+
 @torch.no_grad()
 def plain_greedy_generate(plain: PlainModel, groups: LeftPadded | Sequence[LeftPadded],
-                          n_new: int, suppressed=()
+                          n_new: int, suppressed=(), kv_budget_bytes: int | None = None
                           ) -> tuple[Int[torch.Tensor, "batch n_new"],
                                      Float[torch.Tensor, "batch n_new d_model"]]:
     """``n_new`` greedy tokens per prompt from a plain ``transformers`` causal LM with its own
@@ -284,13 +323,15 @@ def plain_greedy_generate(plain: PlainModel, groups: LeftPadded | Sequence[LeftP
     norm, see the module's docstring). Logits at the last position only
     (``logits_to_keep=1``); ``suppressed`` ids masked before every argmax.
 
-    ``groups``: one left-padded batch, or several (prompts of similar length each, see
-    :func:`~plateau_lens.llm.batching.length_batches`). Each group's prompt forward runs on its
-    own (no padding to the longest prompt of all), its KV cache copied into one preallocated
-    batch (:class:`_StackedKV`, where :func:`_stackable`; else each group steps alone); then
-    the ``n_new − 1`` one-token steps run once for all, as each step reads every weight once
-    whatever the batch. Returns ids [batch, n_new] and hidden states [batch, n_new, d_model]
-    in float32, rows in the order of the groups' rows."""
+    ``groups``: one left-padded batch, or several (prompts of similar length each, widths
+    ascending, see :func:`~plateau_lens.llm.batching.length_batches`). Each group's prompt
+    forward runs on its own (no padding to the longest prompt of all) and its KV cache is
+    copied into its stack's preallocated batch (:class:`_StackedKV`); then the ``n_new − 1``
+    one-token steps run once per stack, as each step reads every weight once whatever the
+    batch. Stacks (:func:`kv_stacks`) run one after the other, each holding its KV cache
+    within ``kv_budget_bytes`` where it can (``None``: all groups in one stack). Where
+    :func:`_stackable` says no, each group steps alone. Returns ids [batch, n_new] and hidden
+    states [batch, n_new, d_model] in float32, rows in the order of the groups' rows."""
     from transformers import DynamicCache
 
     if isinstance(groups, LeftPadded):
@@ -298,42 +339,57 @@ def plain_greedy_generate(plain: PlainModel, groups: LeftPadded | Sequence[LeftP
     config = plain.model.config
     hidden = _LastPosition()
     handle = plain.final_norm.register_forward_hook(hidden)
+
+    def prompt_forward(group) -> tuple[_Stream, torch.Tensor]:
+        stream = _Stream(group.tokens, group.attention_mask, group.position_ids,
+                         DynamicCache(config=config))
+        stream.tokens, state = _forward(plain, hidden, stream, suppressed)
+        return stream, state
+
     try:
-        streams, tokens, states = [], [], []
-        stacked: _StackedKV | None = None
-        width = max(group.tokens.shape[1] for group in groups)
-        start = 0
-        for position, group in enumerate(groups):
-            stream = _Stream(group.tokens, group.attention_mask, group.position_ids,
-                             DynamicCache(config=config))
-            token, state = _forward(plain, hidden, stream, suppressed)
-            stream.tokens = token
-            tokens.append([token])
-            states.append([state])
-            if position == 0 and len(groups) > 1 and _stackable(stream.cache):
-                stacked = _StackedKV(stream.cache, sum(g.tokens.shape[0] for g in groups), width)
+        first = prompt_forward(groups[0])
+        layout = None
+        if len(groups) > 1 and _stackable(first[0].cache):
+            layout = _StackedKV.layout(first[0].cache)
+            stacks = kv_stacks([tuple(g.tokens.shape) for g in groups], n_new,
+                               _kv_bytes_per_position(first[0].cache), kv_budget_bytes)
+        else:
+            stacks = [[index] for index in range(len(groups))]
+        all_tokens, all_states = [], []
+        for stack in stacks:
+            width = max(groups[index].tokens.shape[1] for index in stack)
+            stacked = (_StackedKV(layout, sum(groups[i].tokens.shape[0] for i in stack), width)
+                       if len(stack) > 1 else None)
+            streams, states = [], []
+            start = 0
+            for index in stack:
+                stream, state = first if index == 0 else prompt_forward(groups[index])
+                if stacked is not None:
+                    stacked.put(stream.cache, start)
+                    stream.cache = None  # copied: freed before the next group's forward
+                    start += stream.tokens.shape[0]
+                streams.append(stream)
+                states.append(state)
+            first = None
             if stacked is not None:
-                stacked.put(stream.cache, start)
-                stream.cache = None  # copied: freed before the next group's forward
-            start += group.tokens.shape[0]
-            streams.append(stream)
-        if stacked is not None:
-            streams = [_Stream(torch.cat([s.tokens for s in streams]),
-                               torch.cat([torch.nn.functional.pad(s.mask, (width - s.mask.shape[1], 0))
-                                          for s in streams]),
-                               torch.cat([s.positions[:, -1:] for s in streams]),
-                               stacked.to_cache(config))]
-            tokens = [[torch.cat([t[0] for t in tokens])]]
-            states = [[torch.cat([h[0] for h in states])]]
-        for _ in range(n_new - 1):
-            for stream, kept_tokens, kept_states in zip(streams, tokens, states):
+                stream = _Stream(torch.cat([s.tokens for s in streams]),
+                                 torch.cat([torch.nn.functional.pad(s.mask, (width - s.mask.shape[1], 0))
+                                            for s in streams]),
+                                 torch.cat([s.positions[:, -1:] for s in streams]),
+                                 stacked.to_cache(config))
+            else:
+                (stream,) = streams
+            kept_tokens, kept_states = [stream.tokens], [torch.cat(states)]
+            for _ in range(n_new - 1):
                 stream.mask = torch.cat([stream.mask, stream.mask.new_ones(stream.mask.shape[0], 1)],
                                         dim=-1)
                 stream.positions = stream.positions[:, -1:] + 1
                 stream.tokens, state = _forward(plain, hidden, stream, suppressed)
                 kept_tokens.append(stream.tokens)
                 kept_states.append(state)
+            del stream, streams
+            all_tokens.append(torch.cat(kept_tokens, dim=-1))
+            all_states.append(torch.stack(kept_states, dim=1))
     finally:
         handle.remove()
-    return (torch.cat([torch.cat(t, dim=-1) for t in tokens]),
-            torch.cat([torch.stack(h, dim=1) for h in states]))
+    return torch.cat(all_tokens), torch.cat(all_states)
