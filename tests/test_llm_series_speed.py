@@ -5,11 +5,14 @@ bridge reused across checkpoints against a freshly booted bridge per checkpoint 
 activation); the safetensors reader against the ``safetensors`` library."""
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
 from plateau_lens.llm import generation_metrics, iter_checkpoints, load_checkpoint_model
+from plateau_lens.llm.checkpoints import CheckpointLoadError
 from plateau_lens.llm import batching
 from plateau_lens.llm import plain_model as plain_model_module
 from plateau_lens.llm.batching import greedy_generate, kv_cache_agrees, left_pad, length_batches
@@ -502,3 +505,66 @@ def test_engine_is_checked_before_any_work(series):
     for bad in ("hf", None, "", "Bridge"):
         with pytest.raises(ValueError, match="engine must be one of auto, transformers, bridge"):
             generation_metrics(model, ["the sun"], engine=bad)
+
+
+def _hub_cache(tmp_path, monkeypatch, steps):
+    """A Hugging Face cache laid out as ``huggingface_hub`` writes it (``refs/<revision>`` holding
+    a commit hash, the files under ``snapshots/<hash>/``) for ``EleutherAI/pythia-tiny`` at
+    revisions ``step{N}``, the hub offline: what a machine that downloaded the revisions before
+    has. Returns each step's snapshot folder."""
+    import huggingface_hub.constants
+
+    from fixtures_llm import offline
+
+    offline(monkeypatch)
+    cache = tmp_path / "hub"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    repo = cache / "models--EleutherAI--pythia-tiny"
+    folders = {}
+    for step in steps:
+        commit = f"{step:040x}"
+        save_perturbed(repo / "snapshots" / commit, "neox", seed=3 * step + 2)
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / f"step{step}").write_text(commit)
+        folders[step] = repo / "snapshots" / commit
+    return folders
+
+
+def test_a_hub_series_reuses_one_bridge_from_the_cache(tmp_path, monkeypatch):
+    """``iter_checkpoints("pythia-tiny", steps)`` without a local directory reads the hub
+    revisions ``step{N}`` from the Hugging Face cache (offline) into one reused bridge, each
+    equal to that revision's ``from_pretrained`` logits, and the next revision is fetched in
+    the background; ``analyze_series`` over the hub gives what it gives over the same
+    checkpoints as a local series; a revision missing from the cache says how to go
+    offline."""
+    folders = _hub_cache(tmp_path, monkeypatch, (0, 1, 2))
+    fetched = []
+    original = SeriesLoader.prefetch
+
+    def recording(self, source):
+        fetched.append(source() if callable(source) else source)
+        return original(self, source)
+
+    monkeypatch.setattr(SeriesLoader, "prefetch", recording)
+    tokens = torch.tensor([[3, 4, 5, 6, 7]])
+    reused = []
+    for step, model in iter_checkpoints("pythia-tiny", [0, 1, 2]):
+        assert model.source == f"EleutherAI/pythia-tiny@step{step}"
+        library = transformers.AutoModelForCausalLM.from_pretrained(str(folders[step]))
+        with torch.no_grad():
+            assert torch.allclose(model.bridge(tokens), library(tokens).logits, atol=1e-4)
+        reused.append(model.bridge)
+    assert reused[0] is reused[1] is reused[2]
+    assert [Path(f) for f in fetched] == [folders[1], folders[2]]
+
+    local = tmp_path / "local"
+    for step, folder in folders.items():
+        shutil.copytree(folder, local / f"step{step}")
+    over_hub = analyze_series("pythia-tiny", [0, 1, 2], PROMPTS_OF_MANY_LENGTHS, tmp_path / "a",
+                              progress=False)
+    over_local = analyze_series("pythia-tiny", [0, 1, 2], PROMPTS_OF_MANY_LENGTHS, tmp_path / "b",
+                                local_dir=local, progress=False)
+    for column in ("repetition_frequency", "cosine_similarity"):
+        assert over_hub[column].tolist() == pytest.approx(over_local[column].tolist(), abs=1e-6)
+    with pytest.raises(CheckpointLoadError, match="HF_HUB_OFFLINE=1"):
+        next(iter_checkpoints("pythia-tiny", [4]))

@@ -42,6 +42,71 @@ def pythia_revision(step: int) -> str:
     return f"step{step}"
 
 
+HUB_CHECKPOINT_FILES = ("config.json", "generation_config.json", "*.safetensors",
+                        "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json",
+                        "special_tokens_map.json", "vocab.json", "merges.txt", "tokenizer.model",
+                        "added_tokens.json")
+"""What a checkpoint folder needs from the hub: the config, the safetensors weights and the
+tokenizer's files (``pytorch_model*.bin`` only where a revision has no safetensors)."""
+_HUB_BIN_FILES = ("pytorch_model*.bin", "pytorch_model.bin.index.json")
+
+
+def hub_offline_advice(repo: str, revision: str | None, error: Exception,
+                       local_dir_hint: str = "local_dir=") -> str:
+    return (f"could not load {repo} at revision {revision!r} from the hub ({type(error).__name__}: "
+            f"{error}). Without network, point at a local copy: {local_dir_hint}<directory "
+            f"written by save_pretrained, or one with step{{N}} sub-directories>, or fill the "
+            f"Hugging Face cache on a connected machine and set HF_HUB_OFFLINE=1.")
+
+
+def hub_checkpoint_dir(repo: str, revision: str | None,
+                       local_dir_hint: str = "local_dir=") -> Path:
+    """The local folder of ``repo`` at ``revision`` holding :data:`HUB_CHECKPOINT_FILES`:
+    ``huggingface_hub.snapshot_download`` takes them from the Hugging Face cache where they
+    are (``HF_HUB_OFFLINE=1``: only from there) and downloads the rest. A series over the hub
+    reads these folders like local checkpoints (one bridge, the next revision downloaded while
+    the current one is analysed: :class:`~plateau_lens.llm.reuse.SeriesLoader`)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = Path(snapshot_download(repo, revision=revision,
+                                        allow_patterns=list(HUB_CHECKPOINT_FILES)))
+        if not any(folder.glob("*.safetensors")):
+            folder = Path(snapshot_download(repo, revision=revision, allow_patterns=list(
+                HUB_CHECKPOINT_FILES + _HUB_BIN_FILES)))
+    except Exception as error:
+        raise CheckpointLoadError(hub_offline_advice(repo, revision, error, local_dir_hint)) from error
+    if not (folder / HF_CONFIG_FILE).is_file():
+        raise CheckpointLoadError(f"{repo} at revision {revision!r} has no {HF_CONFIG_FILE} "
+                                  f"(its folder: {folder})")
+    return folder
+
+
+def hub_revision(name: str, step: int | None = None, revision: str | None = None
+                 ) -> tuple[str, str | None]:
+    """The hub repository of ``name`` and the revision of ``step`` (Pythia's ``step{N}``;
+    other models need ``revision=``)."""
+    repo = hub_name(name)
+    if revision is None and step is not None:
+        if "pythia" not in repo.lower():
+            raise ValueError(f"step= maps to a revision for Pythia only; give revision= for {repo}")
+        revision = pythia_revision(step)
+    return repo, revision
+
+
+def checkpoint_dir(name: str | None, step: int, local_dir: str | Path | None = None,
+                   local_dir_hint: str = "local_dir=") -> Path:
+    """The folder of one checkpoint of a series: ``local_dir``'s ``step{N}`` (see
+    :func:`local_checkpoint_dir`), else the hub revision of ``step`` in the Hugging Face cache
+    (:func:`hub_checkpoint_dir`, downloaded where missing)."""
+    if local_dir is not None:
+        return local_checkpoint_dir(local_dir, step)
+    if name is None:
+        raise ValueError("give a hub name or a local_dir")
+    repo, revision = hub_revision(name, step)
+    return hub_checkpoint_dir(repo, revision, local_dir_hint)
+
+
 def local_steps(local_dir: str | Path) -> dict[int, Path]:
     """The ``step{N}`` sub-directories of a series, by step (empty when there are none)."""
     root = Path(local_dir)
@@ -186,22 +251,13 @@ def load_checkpoint_model(name: str | None = None, step: int | None = None,
         return PretrainedModel(bridge, tokenizer, str(directory))
     if name is None:
         raise ValueError("give a hub name, a local_dir or an hf_model")
-    repo = hub_name(name)
-    if revision is None and step is not None:
-        if "pythia" not in repo.lower():
-            raise ValueError(f"step= maps to a revision for Pythia only; give revision= for {repo}")
-        revision = pythia_revision(step)
+    repo, revision = hub_revision(name, step, revision)
     try:
         if tokenizer is None:
             tokenizer = study_tokenizer(repo, revision)
         bridge = TransformerBridge.boot_transformers(repo, revision=revision, dtype=dtype,
                                                      device=device, tokenizer=tokenizer)
     except Exception as error:
-        raise CheckpointLoadError(
-            f"could not load {repo} at revision {revision!r} from the hub ({type(error).__name__}: "
-            f"{error}). Without network, point at a local copy: {local_dir_hint}<directory "
-            f"written by save_pretrained, or one with step{{N}} sub-directories>, or fill the "
-            f"Hugging Face cache on a connected machine and set HF_HUB_OFFLINE=1."
-        ) from error
+        raise CheckpointLoadError(hub_offline_advice(repo, revision, error, local_dir_hint)) from error
     return PretrainedModel(bridge, tokenizer, f"{repo}@{revision}")
 

@@ -6,8 +6,8 @@ materialises the pattern for ``hook_pattern``) and, for a fused QKV matrix, thro
 q/k/v slices. That is what the hooked analyses need; to generate 8 greedy tokens it is extra
 Python and extra matrix work per module per step. :func:`plain_model` builds, once per bridge,
 a plain instance of the same ``transformers`` class whose every parameter and buffer *is* the
-tensor the bridge's original modules hold (the same storage: no copy, and weights read into
-the bridge later, e.g. by :class:`~plateau_lens.llm.reuse.SeriesLoader`, are its weights too),
+tensor the bridge's original modules hold (the same parameter objects: no copy, and weights a
+:class:`~plateau_lens.llm.reuse.SeriesLoader` later maps into the bridge are its weights too),
 with ``transformers``' default attention (``sdpa``). It is the model the loss-plateau study
 generates with (Gopalani & Hu, arXiv 2506.13688, ``src/pythia.py``: ``AutoModelForCausalLM``
 + ``generate(..., output_hidden_states=True)``). The representation-collapse read, the study's

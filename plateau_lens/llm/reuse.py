@@ -1,15 +1,20 @@
 """One TransformerBridge per checkpoint series: built once, each later checkpoint's weights
-read into it (safetensors, straight into the parameters' memory), the next checkpoint read
-ahead while the current one is analysed.
+mapped into it (safetensors, a private memory map of the file: no copy), the next checkpoint
+read ahead while the current one is analysed.
 
 Booting a bridge per revision costs ~1.5 s on a Pythia-160m-shaped model here and briefly
-holds two models; loading weights into the existing one reads the file once. A checkpoint is
-read into the bridge only when it is the same model: equal ``config.json`` (apart from
+holds two models; pointing the existing one at the next file takes ~0.05 s (the pages are
+read by the first forward, from the page cache the read-ahead filled). A checkpoint is mapped
+into the bridge only when it is the same model: equal ``config.json`` (apart from
 ``_name_or_path`` / ``transformers_version``), safetensors weights whose names and shapes are
 exactly the bridge's, and a bridge whose every parameter is either such a weight or one of the
 q/k/v slices TransformerLens cuts from a fused QKV matrix (re-cut after every load). Anything
 else boots a fresh bridge, which is always correct. Tests compare every hook's activation of a
-reused bridge with a freshly booted one (``tests/test_llm_series_speed.py``)."""
+reused bridge with a freshly booted one (``tests/test_llm_series_speed.py``).
+
+A mapped checkpoint file must not be rewritten in place while its bridge is in use (as with
+``from_pretrained``'s own map): a write into a parameter stays in this process (a private
+map), but a file truncated under it makes the next read of a page fail."""
 
 from __future__ import annotations
 
@@ -19,17 +24,18 @@ import hashlib
 import json
 import logging
 import math
+import os
 import struct
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 
 from ..runs.layout import HF_CONFIG_FILE
-from .checkpoints import (CheckpointLoadError, PretrainedModel, load_checkpoint_model,
-                          local_checkpoint_dir, tokenizer_beside)
+from .checkpoints import (CheckpointLoadError, PretrainedModel, checkpoint_dir, hub_revision,
+                          load_checkpoint_model, tokenizer_beside)
 
 log = logging.getLogger("plateau_lens")
 
@@ -104,17 +110,32 @@ def map_safetensors(path: Path, rename=lambda name: name) -> dict[str, torch.Ten
 
 
 def read_ahead(paths: list[Path]) -> None:
-    """Read files once, in 16 MiB chunks into one reused buffer, so that the operating system
-    has them in its page cache when they are loaded: costs no memory of this process."""
-    buffer = bytearray(_READ_AHEAD_CHUNK)
-    view = memoryview(buffer)
+    """Have the operating system read files into its page cache before they are mapped:
+    ``posix_fadvise(POSIX_FADV_WILLNEED)`` where there is one (the kernel reads; nothing is
+    copied into this process, and a file already cached costs nothing), else one read in
+    16 MiB chunks into a reused buffer. Costs no memory of this process."""
+    advice = getattr(os, "POSIX_FADV_WILLNEED", None)
     for path in paths:
         try:
             with open(path, "rb", buffering=0) as file:
+                if advice is not None:
+                    os.posix_fadvise(file.fileno(), 0, 0, advice)
+                    continue
+                view = memoryview(bytearray(_READ_AHEAD_CHUNK))
                 while file.readinto(view):
                     pass
         except OSError:  # the real load reports it
             return
+
+
+def _fetch_and_read_ahead(source) -> None:
+    try:
+        directory = Path(source() if callable(source) else source)
+        files = weight_files(directory)
+    except Exception:  # the checkpoint's own load reports it
+        return
+    if files:
+        read_ahead(files)
 
 
 def release_freed_memory() -> None:
@@ -172,8 +193,9 @@ class SeriesLoader:
     """Loads the checkpoints of one series into one bridge.
 
     ``load(directory)`` returns a :class:`~plateau_lens.llm.checkpoints.PretrainedModel`;
-    after the first it is the same bridge with the new weights (``last_load_reused`` says
-    which happened), so a handle from an earlier ``load`` shows the latest weights.
+    after the first it is the same bridge with the new weights, each parameter a view of the
+    new file's memory map (``last_load_reused`` says which happened), so a handle from an
+    earlier ``load`` shows the latest weights.
     ``prefetch(directory)`` reads the next checkpoint's files in a background thread
     (:func:`read_ahead`). ``tokenizer`` fixes the tokenizer; otherwise each checkpoint's own
     is used, loaded again only when its files differ."""
@@ -191,12 +213,13 @@ class SeriesLoader:
         self._base_prefix: str | None = None
         self._reader: threading.Thread | None = None
 
-    def prefetch(self, directory: str | Path) -> None:
-        files = weight_files(Path(directory))
-        if not files:
-            return
+    def prefetch(self, source: str | Path | Callable[[], Path]) -> None:
+        """Read the next checkpoint's weight files into the page cache in a background thread.
+        ``source`` is its folder, or a function giving it (run in the thread too: e.g.
+        :func:`~plateau_lens.llm.checkpoints.checkpoint_dir` downloading a hub revision while
+        the current one is analysed). Errors are left for that checkpoint's own load."""
         self._wait_for_reader()
-        self._reader = threading.Thread(target=read_ahead, args=(files,), daemon=True,
+        self._reader = threading.Thread(target=_fetch_and_read_ahead, args=(source,), daemon=True,
                                         name="plateau-lens-prefetch")
         self._reader.start()
 
@@ -205,8 +228,11 @@ class SeriesLoader:
             self._reader.join()
             self._reader = None
 
-    def load(self, directory: str | Path) -> PretrainedModel:
+    def load(self, directory: str | Path, label: str | None = None) -> PretrainedModel:
+        """The checkpoint in ``directory`` (``label``: its name on the returned handle,
+        default the folder)."""
         directory = Path(directory)
+        label = label or str(directory)
         self._wait_for_reader()
         release_freed_memory()
         tokenizer = self._tokenizer_for(directory)
@@ -219,10 +245,10 @@ class SeriesLoader:
                 self.model, self._targets, self._qkv_bridges = None, {}, []
                 raise CheckpointLoadError(f"could not load {directory}: {error}") from error
             if reused:
-                self.model = PretrainedModel(self.model.bridge, tokenizer, str(directory))
+                self.model = PretrainedModel(self.model.bridge, tokenizer, label)
                 self.last_load_reused = True
                 return self.model
-        self._boot(directory, tokenizer)
+        self._boot(directory, tokenizer, label)
         self.last_load_reused = False
         return self.model
 
@@ -236,7 +262,7 @@ class SeriesLoader:
         self._tokenizer_key = key
         return tokenizer
 
-    def _boot(self, directory: Path, tokenizer) -> None:
+    def _boot(self, directory: Path, tokenizer, label: str) -> None:
         """A fresh bridge on ``directory``, and the map from the checkpoint's weight names to
         the bridge's parameters (empty when this architecture's bridge holds parameters no
         weight of the file fills: then every checkpoint boots its own)."""
@@ -255,7 +281,7 @@ class SeriesLoader:
                                                              device=self.device)
         except Exception as error:
             raise CheckpointLoadError(f"could not load {directory}: {error}") from error
-        self.model = PretrainedModel(bridge, tokenizer, str(directory))
+        self.model = PretrainedModel(bridge, tokenizer, label)
         self._config_key = config_key(directory)
         if self._learn_renamings(hf_model):
             self._map_parameters(bridge, named)
@@ -348,21 +374,25 @@ class SeriesLoader:
 
 def iter_checkpoints(name: str | None, steps: Iterable[int], **kwargs) -> Iterator[tuple[int, object]]:
     """Yield ``(step, PretrainedModel)`` one checkpoint at a time, so a series of a large model
-    never holds two models. With ``local_dir=`` one bridge serves the series (each checkpoint's
-    weights read into it, the next one's files read ahead: :class:`SeriesLoader`),
-    so a yielded model shows the next checkpoint's weights once the loop moves on; from the hub
-    each revision boots its own bridge, the previous one freed first."""
+    never holds two models. One bridge serves the series (each checkpoint's weights mapped
+    into it while the next one is fetched and read ahead: :class:`SeriesLoader`), so a yielded
+    model shows the next checkpoint's weights once the loop moves on. The checkpoints are
+    ``local_dir``'s ``step{N}`` folders, or Pythia's hub revisions ``step{N}`` of ``name``
+    (:func:`~plateau_lens.llm.checkpoints.checkpoint_dir`: from the Hugging Face cache,
+    downloading what is missing, the next revision while the current one is analysed).
+    Other keyword arguments (``revision=``, ``hf_model=``, ...) go to
+    :func:`~plateau_lens.llm.checkpoints.load_checkpoint_model` for each step instead, one
+    bridge each, the previous one freed first."""
     steps = list(steps)
     local_dir = kwargs.get("local_dir")
-    if local_dir is not None and set(kwargs) <= {"local_dir", "dtype", "device", "tokenizer"}:
+    if set(kwargs) <= {"local_dir", "dtype", "device", "tokenizer"}:
         loader = SeriesLoader(kwargs.get("dtype"), kwargs.get("device"), kwargs.get("tokenizer"))
         for index, step in enumerate(steps):
-            model = loader.load(local_checkpoint_dir(local_dir, step))
+            directory = checkpoint_dir(name, step, local_dir)
+            label = None if local_dir is not None else "@".join(map(str, hub_revision(name, step)))
+            model = loader.load(directory, label)
             if index + 1 < len(steps):
-                try:
-                    loader.prefetch(local_checkpoint_dir(local_dir, steps[index + 1]))
-                except CheckpointLoadError:
-                    pass  # raised when its turn comes
+                loader.prefetch(lambda step=steps[index + 1]: checkpoint_dir(name, step, local_dir))
             yield step, model
         return
     for step in steps:

@@ -30,9 +30,9 @@ from typing import Sequence
 import pandas as pd
 
 from ..io import atomic_write, write_table
-from .checkpoints import (CheckpointLoadError, architecture_of, checkpoint_fingerprint, hub_name,
-                          is_single_checkpoint, load_checkpoint_model, local_checkpoint_dir,
-                          pythia_revision)
+from .checkpoints import (CheckpointLoadError, architecture_of, checkpoint_dir,
+                          checkpoint_fingerprint, hub_name, is_single_checkpoint,
+                          local_checkpoint_dir, pythia_revision)
 from .generation import generation_metrics, tokenize_prompts
 from .reuse import SeriesLoader
 
@@ -126,10 +126,11 @@ def analyze_series(name: str, steps: Sequence[int], prompts: Sequence[str], out_
     Results go to ``out_dir`` after every checkpoint (see the module docstring for the files
     and the cache). A missing, corrupt or foreign checkpoint (another architecture than the
     steps already analysed with these settings) raises ``CheckpointLoadError`` after the
-    finished steps are saved. With ``local_dir`` one bridge serves the whole series: each
-    checkpoint's weights are read into it (:class:`~plateau_lens.llm.reuse.SeriesLoader`; a new
-    bridge only when the architecture changes) while the next checkpoint's files are read
-    ahead, and the prompts are tokenised once per tokenizer. ``local_dir`` may be one ``save_pretrained`` folder; then
+    finished steps are saved. One bridge serves the whole series: each checkpoint's weights
+    are mapped into it (:class:`~plateau_lens.llm.reuse.SeriesLoader`; a new bridge only when
+    the architecture changes) while the next checkpoint is fetched (``local_dir``'s
+    ``step{N}``, or the hub revision, downloaded where the Hugging Face cache lacks it) and
+    read ahead, and the prompts are tokenised once per tokenizer. ``local_dir`` may be one ``save_pretrained`` folder; then
     ``steps`` must be a single step (the label it is saved under). Returns the rows of these
     settings for ``steps``, sorted by step. ``progress`` logs one line per step at INFO
     (else DEBUG) on the ``plateau_lens`` logger."""
@@ -167,27 +168,20 @@ def analyze_series(name: str, steps: Sequence[int], prompts: Sequence[str], out_
                     "checkpoint files)", name, step)
         else:
             todo.append((step, fingerprint))
-    loader = SeriesLoader(dtype=dtype, device=device) if local_dir is not None else None
+    loader = SeriesLoader(dtype=dtype, device=device)
     tokenized_by, token_ids = None, None
     for position, (step, fingerprint) in enumerate(todo):
         started = time.perf_counter()
         fingerprint = fingerprint or _fingerprint(name, step, local_dir)
-        if loader is None:
-            model = load_checkpoint_model(name, step=step, local_dir=local_dir, dtype=dtype,
-                                          device=device, expected_architecture=expected,
-                                          local_dir_hint=local_dir_hint)
-        else:
-            directory = local_checkpoint_dir(local_dir, step)
-            found = architecture_of(directory)
-            if expected and found != expected:
-                raise CheckpointLoadError(
-                    f"{directory} holds a {found}, not a {expected} like the rest of the series")
-            model = loader.load(directory)
-            if position + 1 < len(todo):  # read the next checkpoint while this one is analysed
-                try:
-                    loader.prefetch(local_checkpoint_dir(local_dir, todo[position + 1][0]))
-                except CheckpointLoadError:
-                    pass  # reported when its turn comes, after this step is saved
+        directory = checkpoint_dir(name, step, local_dir, local_dir_hint)
+        found = architecture_of(directory)
+        if expected and found != expected:
+            raise CheckpointLoadError(
+                f"{directory} holds a {found}, not a {expected} like the rest of the series")
+        model = loader.load(directory, None if local_dir is not None else fingerprint)
+        if position + 1 < len(todo):  # fetch and read the next checkpoint meanwhile
+            loader.prefetch(lambda step=todo[position + 1][0]: checkpoint_dir(
+                name, step, local_dir, local_dir_hint))
         loaded = time.perf_counter()
         if model.tokenizer is not tokenized_by:  # once per tokenizer (per series, usually)
             tokenized_by, token_ids = model.tokenizer, tokenize_prompts(model.tokenizer, prompts,
