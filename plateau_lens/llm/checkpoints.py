@@ -42,10 +42,12 @@ def pythia_revision(step: int) -> str:
     return f"step{step}"
 
 
-HUB_CHECKPOINT_FILES = ("config.json", "generation_config.json", "*.safetensors",
-                        "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json",
-                        "special_tokens_map.json", "vocab.json", "merges.txt", "tokenizer.model",
-                        "added_tokens.json")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "vocab.json", "merges.txt", "tokenizer.model", "added_tokens.json")
+"""The files a tokenizer saved beside a checkpoint may consist of."""
+
+HUB_CHECKPOINT_FILES = (HF_CONFIG_FILE, "generation_config.json", "*.safetensors",
+                        "model.safetensors.index.json") + TOKENIZER_FILES
 """What a checkpoint folder needs from the hub: the config, the safetensors weights and the
 tokenizer's files (``pytorch_model*.bin`` only where a revision has no safetensors)."""
 _HUB_BIN_FILES = ("pytorch_model*.bin", "pytorch_model.bin.index.json")

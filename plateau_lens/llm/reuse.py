@@ -34,8 +34,8 @@ from typing import Any, Callable, Iterable, Iterator
 import torch
 
 from ..runs.layout import HF_CONFIG_FILE
-from .checkpoints import (CheckpointLoadError, PretrainedModel, checkpoint_dir, hub_revision,
-                          load_checkpoint_model, tokenizer_beside)
+from .checkpoints import (TOKENIZER_FILES, CheckpointLoadError, PretrainedModel, checkpoint_dir,
+                          hub_revision, load_checkpoint_model, tokenizer_beside)
 
 log = logging.getLogger("plateau_lens")
 
@@ -43,8 +43,6 @@ SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.f
                       "BF16": torch.bfloat16, "I64": torch.int64, "I32": torch.int32,
                       "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
 _IGNORED_CONFIG_FIELDS = ("_name_or_path", "transformers_version")
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                    "vocab.json", "merges.txt", "tokenizer.model", "added_tokens.json")
 _READ_AHEAD_CHUNK = 16 << 20
 
 
@@ -167,7 +165,7 @@ def config_key(directory: Path) -> str:
 def tokenizer_key(directory: Path) -> str:
     """A hash of the tokenizer files saved beside the model (equal files: same tokenizer)."""
     digest = hashlib.sha256()
-    for name in _TOKENIZER_FILES:
+    for name in TOKENIZER_FILES:
         path = directory / name
         if path.is_file():
             digest.update(name.encode() + b"\0" + path.read_bytes())
