@@ -11,6 +11,7 @@ from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from ..errors import InputError
+from .capabilities import has_capability, optional_member
 
 
 def check_int(field_name: str, value: Any, low: int, high: int | None = None,
@@ -53,8 +54,6 @@ def check_batch_type(task, batch, batch_type: type) -> None:
     if width != task.n_positions:
         raise InputError(
             f"batch has {width} positions but task {task.name!r} has {task.n_positions}")
-    from .protocol import has_capability, optional_member  # protocol imports this module
-
     expected = task.prompt_length if has_capability(task, "answers") else None
     given = getattr(batch, "prompt_length", None)
     if isinstance(expected, int) and given is not None and given != expected:
