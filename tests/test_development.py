@@ -371,3 +371,29 @@ def test_llc_calibration_refuses_bad_sweeps_before_sampling():
         llc_calibration(network, loss, n, nbetas=())
     with pytest.raises(ValueError, match=r"agreement must be in \(0, 1\)"):
         llc_calibration(network, loss, n, agreement=1.5)
+
+
+def test_an_llm_series_gets_the_llc_checkpoints_asked_for(tmp_path, monkeypatch):
+    """``--llc-checkpoints`` reaches an LLM series as given (it was silently cut to 10); left
+    out, a series gets 10 and a run 20."""
+    from plateau_lens.development import report
+
+    series = tmp_path / "series"
+    for step in (0, 1, 2, 4, 8, 16):
+        (series / f"step{step}").mkdir(parents=True)
+    asked = []
+
+    class Stop(Exception):
+        pass
+
+    def record(directory, prompts, llc_checkpoints, *args, **kwargs):
+        asked.append(llc_checkpoints)
+        raise Stop
+
+    monkeypatch.setattr(report, "series_sections", record)
+    for given in (12, None, 0):
+        with pytest.raises(Stop):
+            report.build_report([series], tmp_path / "out", llc_checkpoints=given, progress=False)
+    assert asked == [12, 10, 0]
+    with pytest.raises(ValueError, match="--llc-checkpoints must be an integer >= 0, got -1"):
+        report.build_report([series], tmp_path / "out", llc_checkpoints=-1, progress=False)

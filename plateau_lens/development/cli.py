@@ -55,9 +55,9 @@ def add_report_parser(sub) -> None:
                    help="a plateau-lens run directory (several: seeds), or one local LLM series "
                         "(step{N} save_pretrained folders, e.g. from examples/pretraining_series.py)")
     p.add_argument("--out", required=True, help="directory for report.html and its tables")
-    p.add_argument("--llc-checkpoints", type=_non_negative, default=20,
+    p.add_argument("--llc-checkpoints", type=_non_negative, default=None,
                    help="checkpoints (evenly spread) that get an LLC estimate; 0 skips the LLC "
-                        "(default 20; an LLM series uses at most 10)")
+                        "(default 20 for runs, 10 for an LLM series)")
     p.add_argument("--llc-lr", type=_positive_float, default=1e-3, help="SGLD step size ε")
     p.add_argument("--llc-nbeta", type=_positive_float, default=None,
                    help="inverse temperature nβ (default m/log m for the SGLD batch size m)")

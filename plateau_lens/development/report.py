@@ -381,13 +381,20 @@ def render(title: str, sources: list[str], tables: list[tuple[str, pd.DataFrame]
     return "\n".join(parts)
 
 
-def build_report(sources: Sequence[str | Path], out: str | Path, llc_checkpoints: int = 20,
+LLC_CHECKPOINTS = {"run": 20, "series": 10}
+"""The default number of checkpoints that get an LLC estimate: a toy run's, and an LLM
+series' (an estimate there costs far more)."""
+
+
+def build_report(sources: Sequence[str | Path], out: str | Path, llc_checkpoints: int | None = None,
                  llc_settings: LLCSettings = LLCSettings(), batch_size: int = 64,
                  prompts: str | None = None, progress: bool = True) -> Path:
     """Write ``out/report.html`` (and ``out/onsets.csv``, ``out/curves.csv``,
     ``out/timings.csv``) for one or more toy runs (seeds of one config: the onset table gets a
     ``seed`` column and a summary over seeds) or one LLM series. Returns the page's path.
-    Every source is checked (kind, enough checkpoints) before any work."""
+    ``llc_checkpoints``: how many checkpoints get an LLC estimate (0: none; ``None``: 20 for
+    runs, 10 for a series, :data:`LLC_CHECKPOINTS`). Every source is checked (kind, enough
+    checkpoints) before any work."""
     from ..io import write_table, write_text
     from ..llm.checkpoints import local_steps
     from ..runs.load import load_run
@@ -395,8 +402,9 @@ def build_report(sources: Sequence[str | Path], out: str | Path, llc_checkpoints
     sources = [Path(s) for s in sources]
     if not sources:
         raise ValueError("give at least one run or series directory")
-    if llc_checkpoints < 0:
-        raise ValueError(f"--llc-checkpoints must be >= 0, got {llc_checkpoints}")
+    if llc_checkpoints is not None and (isinstance(llc_checkpoints, bool) or
+                                        not isinstance(llc_checkpoints, int) or llc_checkpoints < 0):
+        raise ValueError(f"--llc-checkpoints must be an integer >= 0, got {llc_checkpoints!r}")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"--out {out} exists and is not a directory")
@@ -423,12 +431,14 @@ def build_report(sources: Sequence[str | Path], out: str | Path, llc_checkpoints
     for kind, item in tqdm(kinds, desc="report", disable=not progress or len(kinds) == 1):
         if kind == "run":
             label = f"seed {item.config.train.seed}" if len(kinds) > 1 else item.path.name
-            sections, transition = run_sections(item, llc_checkpoints, llc_settings, batch_size,
-                                                progress, timings, skipped)
+            sections, transition = run_sections(
+                item, LLC_CHECKPOINTS["run"] if llc_checkpoints is None else llc_checkpoints,
+                llc_settings, batch_size, progress, timings, skipped)
             seed = item.config.train.seed
         else:
             label, seed = item.name, None
-            sections, transition = series_sections(item, prompts, min(llc_checkpoints, 10),
+            sections, transition = series_sections(
+                item, prompts, LLC_CHECKPOINTS["series"] if llc_checkpoints is None else llc_checkpoints,
                                                    llc_settings, progress=progress, timings=timings,
                                                    work_dir=out / REPORT_CACHE_DIR, skipped=skipped)
         transitions[seed] = transition
