@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from ..config import SECTIONS, load_config
+from ..errors import InputError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -44,8 +45,9 @@ MAX_POINTS = 10_000
 grid is a mistake (or belongs in several sweeps); checked before any point is built."""
 
 
-class SweepError(ValueError):
-    """A sweep file that cannot be run; the message names the field or the run."""
+class SweepError(InputError):
+    """A sweep file (or sweep option) that cannot be run; the message names the field or the
+    run. A :class:`~plateau_lens.errors.PlateauLensError`, like every refusal of ours."""
 
 
 @dataclass(frozen=True)
