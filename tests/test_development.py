@@ -397,3 +397,20 @@ def test_an_llm_series_gets_the_llc_checkpoints_asked_for(tmp_path, monkeypatch)
     assert asked == [12, 10, 0]
     with pytest.raises(ValueError, match="--llc-checkpoints must be an integer >= 0, got -1"):
         report.build_report([series], tmp_path / "out", llc_checkpoints=-1, progress=False)
+
+
+def test_progress_false_hides_devinterps_chain_bars(capfd):
+    """devinterp's per-chain bars (its own tqdm, no option) appear with progress on and not
+    with it off (``--quiet``); devinterp's ``trange`` is restored after."""
+    from devinterp.slt import sampler
+
+    from plateau_lens.development import estimate_llc
+
+    network, loss, n, d = regression_problem(n=200)
+    settings = LLCSettings(chains=1, draws=3, burnin=1, batch_size=50)
+    original = sampler.trange
+    estimate_llc(network, loss, n, settings, progress=False)
+    assert "Chain 0" not in capfd.readouterr().err
+    assert sampler.trange is original
+    estimate_llc(network, loss, n, settings, progress=True)
+    assert "Chain 0" in capfd.readouterr().err

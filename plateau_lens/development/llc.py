@@ -19,9 +19,11 @@ sizes and nβ on one checkpoint and picks a setting by a stated rule).
 
 from __future__ import annotations
 
+import functools
 import gc
 import math
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -107,12 +109,32 @@ class _Sampled(torch.nn.Module):
         return self.network(*args, **kwargs)
 
 
+@contextmanager
+def _tqdm_bars(shown: bool):
+    """devinterp draws one tqdm bar per chain (``devinterp.slt.sampler.trange``) and has no
+    option against it: with ``shown`` False, that name is bound to ``trange(...,
+    disable=True)`` for the block and restored after. (tqdm's ``TQDM_DISABLE`` is read when
+    tqdm is imported, not per bar.)"""
+    if shown:
+        yield
+        return
+    from devinterp.slt import sampler
+
+    original = sampler.trange
+    sampler.trange = functools.partial(original, disable=True)
+    try:
+        yield
+    finally:
+        sampler.trange = original
+
+
 def estimate_llc(network: torch.nn.Module, loss: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor],
                  n_examples: int, settings: LLCSettings = LLCSettings(), seed: int = 0,
-                 device: str = "cpu") -> LLCEstimate:
+                 device: str = "cpu", progress: bool = True) -> LLCEstimate:
     """λ̂ at ``network``'s weights (module docstring). ``loss(network, indices)`` is the mean loss
     of the evaluation examples ``indices`` (a 1-d long tensor) under ``network``'s weights;
-    devinterp samples a copy, ``network`` is not changed."""
+    devinterp samples a copy, ``network`` is not changed. ``progress=False`` hides devinterp's
+    per-chain bars."""
     from devinterp.optim.sgmcmc import SGMCMC
     from devinterp.slt.sampler import sample_single_chain
 
@@ -138,16 +160,17 @@ def estimate_llc(network: torch.nn.Module, loss: Callable[[torch.nn.Module, torc
     # of the collector's scans for the sampling; new garbage is still collected.
     gc.freeze()
     try:
-        for chain in range(settings.chains):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # devinterp's nbeta advice
-                sample_single_chain(
-                    sampled, _Indices(n_examples), evaluate, params, num_draws=settings.draws,
-                    num_burnin_steps=settings.burnin, sampling_method=SGMCMC.sgld,
-                    sampling_method_kwargs={"lr": settings.lr, "nbeta": nbeta,
-                                            "localization": settings.localization},
-                    chain=chain, seed=seed + chain, dataloader_seed=seed + chain, device=device,
-                    callbacks=[on_draw], batch_size=settings.batch_size)
+        with _tqdm_bars(progress):
+            for chain in range(settings.chains):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # devinterp's nbeta advice
+                    sample_single_chain(
+                        sampled, _Indices(n_examples), evaluate, params, num_draws=settings.draws,
+                        num_burnin_steps=settings.burnin, sampling_method=SGMCMC.sgld,
+                        sampling_method_kwargs={"lr": settings.lr, "nbeta": nbeta,
+                                                "localization": settings.localization},
+                        chain=chain, seed=seed + chain, dataloader_seed=seed + chain, device=device,
+                        callbacks=[on_draw], batch_size=settings.batch_size)
     finally:
         gc.unfreeze()
     trace = pd.DataFrame(draws, columns=["chain", "draw", "loss"])
@@ -206,7 +229,8 @@ def llc_over_checkpoints(models: Iterable[tuple[int, object]], batch,
             loss = token_loss(batch)
         else:
             network, loss = model.network, task_loss(model, batch)
-        result = estimate_llc(network, loss, batch_size_of(batch), settings, seed)
+        result = estimate_llc(network, loss, batch_size_of(batch), settings, seed,
+                              progress=progress)
         estimates.append({"step": step, "llc": result.llc, "llc_std": result.llc_std,
                           "init_loss": result.init_loss, "nbeta": result.nbeta,
                           "negative_chains": int((result.per_chain < 0).sum())})
