@@ -375,7 +375,7 @@ def test_llc_calibration_refuses_bad_sweeps_before_sampling():
 
 def test_an_llm_series_gets_the_llc_checkpoints_asked_for(tmp_path, monkeypatch):
     """``--llc-checkpoints`` reaches an LLM series as given (it was silently cut to 10); left
-    out, a series gets 10 and a run 20."""
+    out, a series gets 10; 0 stays 0; a negative count is refused."""
     from plateau_lens.development import report
 
     series = tmp_path / "series"

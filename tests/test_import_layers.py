@@ -96,7 +96,7 @@ def imported_modules(path: Path) -> set[str]:
     """The modules of the package a module imports, as dotted names below ``plateau_lens``
     (``from .x import y`` is ``x.y`` where that is a module, else ``x``)."""
     parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-    package = parts[:-1] if parts[-1] != "__init__" else parts[:-1]
+    package = parts[:-1]  # a relative import starts from the module's package
     found = set()
 
     def module_of(dotted: list[str]) -> str | None:

@@ -140,7 +140,7 @@ def generation_metrics(model, prompts: Sequence[str], n_new: int = 8, *, tokeniz
       (:func:`~plateau_lens.llm.batching.length_batches`: the groups that compute the fewest
       tokens, padding included, counting each forward of a group as 32 prompt tokens).
       Through the plain model each group's prompt forward runs alone and the ``n_new − 1``
-      one-token steps run once for all groups, their KV caches stacked
+      one-token steps run once per stack of groups, their KV caches stacked
       (:func:`~plateau_lens.llm.plain_model.plain_greedy_generate`; on the benchmark's 100
       prompts of 5 to 22 tokens: 5 groups, 1 246 prompt tokens instead of 2 200, stepped as
       2 stacks whose KV caches stay within :data:`KV_SHARE_OF_WEIGHTS` of the weights);

@@ -285,8 +285,9 @@ def kv_stacks(shapes: Sequence[tuple[int, int]], n_new: int, bytes_per_position:
     stacks that step together, each stack's KV cache at the end of generation (rows × (widest
     + ``n_new`` − 1) positions) within ``budget_bytes`` where it can be (a group over the budget
     alone forms its own stack). As every stack costs ``n_new`` − 1 forwards, the fewest stacks
-    are wanted; for this interval partition under a limit that only grows as a stack grows,
-    taking each stack as long as it fits is optimal. ``None``: one stack."""
+    are wanted. Taking each stack as long as it fits gives the fewest: with the widths
+    ascending, a stack's cost only grows as groups are added, so every run of groups inside a
+    stack that fits fits too (an exchange argument). ``None``: one stack."""
     if budget_bytes is None:
         return [list(range(len(shapes)))] if shapes else []
     stacks: list[list[int]] = []

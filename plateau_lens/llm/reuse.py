@@ -123,7 +123,7 @@ def read_ahead(paths: list[Path]) -> None:
                 while file.readinto(view):
                     pass
         except OSError:  # the real load reports it
-            return
+            continue
 
 
 def _fetch_and_read_ahead(source) -> None:
@@ -221,10 +221,15 @@ class SeriesLoader:
                                         name="plateau-lens-prefetch")
         self._reader.start()
 
-    def _wait_for_reader(self) -> None:
+    def wait_for_prefetch(self) -> None:
+        """Block until the background fetch and read-ahead (if any) is done: call it before
+        resolving the folder of the checkpoint it fetched, so the hub revision is not
+        downloaded twice at once."""
         if self._reader is not None:
             self._reader.join()
             self._reader = None
+
+    _wait_for_reader = wait_for_prefetch
 
     def load(self, directory: str | Path, label: str | None = None) -> PretrainedModel:
         """The checkpoint in ``directory`` (``label``: its name on the returned handle,
@@ -237,6 +242,9 @@ class SeriesLoader:
         if self.model is not None and config_key(directory) == self._config_key and self._targets:
             try:
                 files = weight_files(directory)
+                if files is None:
+                    log.info("%s has no safetensors weights (pytorch_model.bin only?): booting a "
+                             "new bridge for it", directory)
                 reused = files is not None and self._read_weights(directory, files)
             except Exception as error:
                 # weights may be half written: the next load boots a fresh bridge
@@ -386,6 +394,7 @@ def iter_checkpoints(name: str | None, steps: Iterable[int], **kwargs) -> Iterat
     if set(kwargs) <= {"local_dir", "dtype", "device", "tokenizer"}:
         loader = SeriesLoader(kwargs.get("dtype"), kwargs.get("device"), kwargs.get("tokenizer"))
         for index, step in enumerate(steps):
+            loader.wait_for_prefetch()  # the fetch of this step, started during the last one
             directory = checkpoint_dir(name, step, local_dir)
             label = None if local_dir is not None else "@".join(map(str, hub_revision(name, step)))
             model = loader.load(directory, label)

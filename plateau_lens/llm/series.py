@@ -173,6 +173,7 @@ def analyze_series(name: str, steps: Sequence[int], prompts: Sequence[str], out_
     for position, (step, fingerprint) in enumerate(todo):
         started = time.perf_counter()
         fingerprint = fingerprint or _fingerprint(name, step, local_dir)
+        loader.wait_for_prefetch()  # the fetch of this step, started during the last one
         directory = checkpoint_dir(name, step, local_dir, local_dir_hint)
         found = architecture_of(directory)
         if expected and found != expected:
