@@ -130,9 +130,9 @@ def cmd_analyze(args) -> int:
 
 def cmd_demo(args) -> int:
     from .demo import run_demo
-    from .reproduce.common import config_path
+    from .config import shipped_config
 
-    config = args.config or config_path("mws.toml")
+    config = args.config or shipped_config("mws.toml")
     run_demo(config, Path(args.out), steps=args.steps, progress=not args.quiet)
     return 0
 

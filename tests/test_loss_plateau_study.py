@@ -254,9 +254,9 @@ def tiny_configs(tmp_path, names):
 
 
 def test_dynamics_entry_writes_figure_table_and_summary(tmp_path, monkeypatch):
-    from plateau_lens.reproduce import common
+    from plateau_lens.config import shipped
 
-    monkeypatch.setattr(common, "TASKS_DIR", tiny_configs(tmp_path, ["repeat_1.toml", "repeat_2.toml",
+    monkeypatch.setattr(shipped, "SHIPPED_CONFIGS", tiny_configs(tmp_path, ["repeat_1.toml", "repeat_2.toml",
                                                                      "repeat_4.toml"]))
     out = tmp_path / "out"
     written = get("lp-fig7-repeat").run(Context(out=out, steps=4, progress=False))

@@ -511,13 +511,13 @@ checkpoint_every = 8
 def test_cpu_entries_run_end_to_end_on_one_shared_run(tmp_path, monkeypatch):
     """Three CPU entries into one --out (a tiny stand-in for tasks/lrmc_cpu.toml, --steps 16):
     one training run, each entry's figure and CSV; milestones fall back to fractions."""
-    import plateau_lens.reproduce.common as common
+    import plateau_lens.config.shipped as shipped
     from plateau_lens.reproduce import Context, get
     from plateau_lens.reproduce.matrix_completion import CPU_SETUP, milestones
 
     (tmp_path / "tasks").mkdir()
     (tmp_path / "tasks" / "lrmc_cpu.toml").write_text(TINY)
-    monkeypatch.setattr(common, "TASKS_DIR", tmp_path / "tasks")
+    monkeypatch.setattr(shipped, "SHIPPED_CONFIGS", tmp_path / "tasks")
     context = Context(out=tmp_path / "out", steps=16, progress=False)
     for entry_id in ("mc-fig1-loss-cpu", "mc-embeddings-cpu", "mc-copying-cpu"):
         written = get(entry_id).run(context)

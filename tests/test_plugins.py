@@ -386,14 +386,14 @@ def test_shipped_configs_are_package_data_that_cover_every_toml_of_tasks():
     import sys as _sys
 
     import plateau_lens
-    from plateau_lens.reproduce.common import TASKS_DIR, config_path
+    from plateau_lens.config import SHIPPED_CONFIGS, shipped_config
 
     if _sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover
         import tomli as tomllib
-    assert TASKS_DIR == Path(plateau_lens.__file__).parent / "configs"
-    assert config_path("mws.toml").read_bytes() == (REPO / "tasks" / "mws.toml").read_bytes()
+    assert SHIPPED_CONFIGS == Path(plateau_lens.__file__).parent / "configs"
+    assert shipped_config("mws.toml").read_bytes() == (REPO / "tasks" / "mws.toml").read_bytes()
     globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"][
         "package-data"]["plateau_lens"]
     shipped = [p.relative_to(REPO / "tasks") for p in (REPO / "tasks").rglob("*.toml")]

@@ -24,6 +24,7 @@ module             holds
 ``loading``        ``load_config`` (TOML/JSON), ``--set`` overrides
 ``compare``        ``config_mismatch``, ``with_defaults``
 ``pretrain``       ``PretrainConfig`` (what ``plateau_lens.llm.pretrain`` trains)
+``shipped``        ``shipped_config``: the TOMLs under ``tasks/`` (package data)
 =================  ===============================================================
 """
 
@@ -39,6 +40,7 @@ __getattr__, __dir__, __all__ = lazy_package(__name__, __path__, {
     "model": ["AttentionKind", "ModelConfig"],
     "pretrain": ["PretrainConfig", "pythia_like_schedule"],
     "run": ["RESUME_MUTABLE", "SECTIONS", "RunConfig", "Section"],
+    "shipped": ["SHIPPED_CONFIGS", "shipped_config"],
     "task": ["task_schema", "validate_task"],
     "train": ["MAX_CHECKPOINTS", "MAX_METRICS_ROWS", "SEED_MAX", "SIZE_MAX", "STEPS_MAX",
               "Optimizer", "Precision", "Schedule", "TrainConfig"],
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
     from .model import AttentionKind, ModelConfig
     from .pretrain import PretrainConfig, pythia_like_schedule
     from .run import RESUME_MUTABLE, SECTIONS, RunConfig, Section
+    from .shipped import SHIPPED_CONFIGS, shipped_config
     from .task import task_schema, validate_task
     from .train import (MAX_CHECKPOINTS, MAX_METRICS_ROWS, SEED_MAX, SIZE_MAX, STEPS_MAX,
                         Optimizer, Precision, Schedule, TrainConfig)

@@ -2,37 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.resources
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from ..config import load_config
+from ..config import load_config, shipped_config
 from ..io import write_table
 from ..runs.load import Run, load_run
 from ..training import train_or_resume
 from .registry import Context
 from ..plots import save
 
-TASKS_DIR = Path(str(importlib.resources.files("plateau_lens") / "configs"))
-"""The shipped configs: package data ``plateau_lens/configs`` (in the repository a symlink to
-its top-level ``tasks/``), so a plain ``pip install`` has them as a checkout does."""
-
-
-def config_path(name: str) -> Path:
-    """The shipped config ``tasks/NAME`` (installed as ``plateau_lens/configs/NAME``)."""
-    path = TASKS_DIR / name
-    if not path.is_file():
-        raise FileNotFoundError(f"config {name!r} is not among the shipped configs in {TASKS_DIR} "
-                                f"(the repository's tasks/ folder)")
-    return path
-
-
 def trained_run(context: Context, config: str, name: str, **overrides: dict[str, Any]) -> Run:
     """Train ``tasks/config`` (with ``overrides``, e.g. ``train={"seed": 1}``, and the
     context's steps, batch size and device) into ``OUT/runs/name``, resuming a run already there."""
-    loaded = load_config(config_path(config))
+    loaded = load_config(shipped_config(config))
     train = dict(overrides.pop("train", {}))
     if context.steps is not None:
         train["steps"] = context.steps

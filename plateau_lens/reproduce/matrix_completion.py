@@ -228,9 +228,9 @@ def nuclear_norm_comparison(setup: Setup, entry_id: str, context: Context):
 
 
 def lambda_sweep(setup: Setup, entry_id: str, context: Context):
-    from .common import config_path
+    from ..config import shipped_config
 
-    task = load_config(config_path(setup.config)).make_task()
+    task = load_config(shipped_config(setup.config)).make_task()
     table = nuclear_norm_lambda_sweep(task, n_matrices=setup.lambda_matrices, progress=context.progress)
     figure = lambda_sweep_figure(table, f"regularised nuclear-norm minimisation, {task.m}×{task.n} "
                                         f"rank {task.rank}, p = {task.p_mask}, {setup.lambda_matrices} matrices")
