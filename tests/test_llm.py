@@ -92,6 +92,13 @@ def test_corrupt_and_foreign_checkpoints_are_refused(tmp_path):
     analyze_series("mixed", [0, 1], PROMPTS, tmp_path, local_dir=series, progress=False)
     with pytest.raises(CheckpointLoadError, match="OlmoForCausalLM, not a GPTNeoXForCausalLM"):
         analyze_series("mixed", [2], PROMPTS, tmp_path, local_dir=series, progress=False)
+    # within one call, against the first checkpoint loaded, after that step is saved
+    from plateau_lens.llm.series import series_file
+
+    with pytest.raises(CheckpointLoadError, match="OlmoForCausalLM, not a GPTNeoXForCausalLM"):
+        analyze_series("within", [1, 2], PROMPTS, tmp_path / "fresh", local_dir=series,
+                       progress=False)
+    assert pd.read_csv(series_file(tmp_path / "fresh", "within"))["step"].tolist() == [1]
     with pytest.raises(CheckpointLoadError, match="unreadable"):
         analyze_series("mixed", [4], PROMPTS, tmp_path, local_dir=series, progress=False)
     weights = series / "step1" / "model.safetensors"

@@ -96,7 +96,7 @@ def hub_revision(name: str, step: int | None = None, revision: str | None = None
     return repo, revision
 
 
-def checkpoint_dir(name: str | None, step: int, local_dir: str | Path | None = None,
+def series_checkpoint_dir(name: str | None, step: int, local_dir: str | Path | None = None,
                    local_dir_hint: str = "local_dir=") -> Path:
     """The folder of one checkpoint of a series: ``local_dir``'s ``step{N}`` (see
     :func:`local_checkpoint_dir`), else the hub revision of ``step`` in the Hugging Face cache

@@ -29,13 +29,14 @@ import struct
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 
 from ..runs.layout import HF_CONFIG_FILE
-from .checkpoints import (TOKENIZER_FILES, CheckpointLoadError, PretrainedModel, checkpoint_dir,
-                          hub_revision, load_checkpoint_model, tokenizer_beside)
+from .checkpoints import (TOKENIZER_FILES, CheckpointLoadError, PretrainedModel, architecture_of,
+                          hub_revision, load_checkpoint_model, series_checkpoint_dir,
+                          tokenizer_beside)
 
 log = logging.getLogger("plateau_lens")
 
@@ -113,13 +114,13 @@ def read_ahead(paths: list[Path]) -> None:
     copied into this process, and a file already cached costs nothing), else one read in
     16 MiB chunks into a reused buffer. Costs no memory of this process."""
     advice = getattr(os, "POSIX_FADV_WILLNEED", None)
+    view = None if advice is not None else memoryview(bytearray(_READ_AHEAD_CHUNK))
     for path in paths:
         try:
             with open(path, "rb", buffering=0) as file:
-                if advice is not None:
+                if view is None:
                     os.posix_fadvise(file.fileno(), 0, 0, advice)
                     continue
-                view = memoryview(bytearray(_READ_AHEAD_CHUNK))
                 while file.readinto(view):
                     pass
         except OSError:  # the real load reports it
@@ -214,9 +215,9 @@ class SeriesLoader:
     def prefetch(self, source: str | Path | Callable[[], Path]) -> None:
         """Read the next checkpoint's weight files into the page cache in a background thread.
         ``source`` is its folder, or a function giving it (run in the thread too: e.g.
-        :func:`~plateau_lens.llm.checkpoints.checkpoint_dir` downloading a hub revision while
+        :func:`~plateau_lens.llm.checkpoints.series_checkpoint_dir` downloading a hub revision while
         the current one is analysed). Errors are left for that checkpoint's own load."""
-        self._wait_for_reader()
+        self.wait_for_prefetch()
         self._reader = threading.Thread(target=_fetch_and_read_ahead, args=(source,), daemon=True,
                                         name="plateau-lens-prefetch")
         self._reader.start()
@@ -229,14 +230,12 @@ class SeriesLoader:
             self._reader.join()
             self._reader = None
 
-    _wait_for_reader = wait_for_prefetch
-
     def load(self, directory: str | Path, label: str | None = None) -> PretrainedModel:
         """The checkpoint in ``directory`` (``label``: its name on the returned handle,
         default the folder)."""
         directory = Path(directory)
         label = label or str(directory)
-        self._wait_for_reader()
+        self.wait_for_prefetch()
         release_freed_memory()
         tokenizer = self._tokenizer_for(directory)
         if self.model is not None and config_key(directory) == self._config_key and self._targets:
@@ -378,29 +377,48 @@ class SeriesLoader:
         return True
 
 
+def series_models(name: str | None, steps: Sequence[int], *, local_dir: str | Path | None = None,
+                  dtype: torch.dtype | None = None, device: str | None = None, tokenizer: Any = None,
+                  local_dir_hint: str = "local_dir=", expected_architecture: str | None = None,
+                  same_architecture: bool = False) -> Iterator[tuple[int, PretrainedModel]]:
+    """``(step, PretrainedModel)`` for each step through one :class:`SeriesLoader`: the step's
+    folder (:func:`~plateau_lens.llm.checkpoints.series_checkpoint_dir`: ``local_dir``'s
+    ``step{N}``, or the hub revision in the Hugging Face cache) mapped into the one bridge,
+    the next step's folder fetched and read ahead meanwhile. With ``same_architecture`` a
+    checkpoint whose ``config.json`` names another architecture than
+    ``expected_architecture`` (default: the first loaded model's) raises
+    ``CheckpointLoadError`` before its weights are read; without, it boots a new bridge."""
+    loader = SeriesLoader(dtype, device, tokenizer)
+    expected = expected_architecture
+    for index, step in enumerate(steps):
+        loader.wait_for_prefetch()  # the fetch of this step, started during the last one
+        directory = series_checkpoint_dir(name, step, local_dir, local_dir_hint)
+        if same_architecture and expected and (found := architecture_of(directory)) != expected:
+            raise CheckpointLoadError(
+                f"{directory} holds a {found}, not a {expected} like the rest of the series")
+        label = None if local_dir is not None else "@".join(map(str, hub_revision(name, step)))
+        model = loader.load(directory, label)
+        expected = expected or type(model.bridge.original_model).__name__
+        if index + 1 < len(steps):
+            loader.prefetch(lambda step=steps[index + 1]: series_checkpoint_dir(
+                name, step, local_dir, local_dir_hint))
+        yield step, model
+
+
 def iter_checkpoints(name: str | None, steps: Iterable[int], **kwargs) -> Iterator[tuple[int, object]]:
     """Yield ``(step, PretrainedModel)`` one checkpoint at a time, so a series of a large model
     never holds two models. One bridge serves the series (each checkpoint's weights mapped
-    into it while the next one is fetched and read ahead: :class:`SeriesLoader`), so a yielded
+    into it while the next one is fetched and read ahead: :func:`series_models`), so a yielded
     model shows the next checkpoint's weights once the loop moves on. The checkpoints are
     ``local_dir``'s ``step{N}`` folders, or Pythia's hub revisions ``step{N}`` of ``name``
-    (:func:`~plateau_lens.llm.checkpoints.checkpoint_dir`: from the Hugging Face cache,
+    (:func:`~plateau_lens.llm.checkpoints.series_checkpoint_dir`: from the Hugging Face cache,
     downloading what is missing, the next revision while the current one is analysed).
     Other keyword arguments (``revision=``, ``hf_model=``, ...) go to
     :func:`~plateau_lens.llm.checkpoints.load_checkpoint_model` for each step instead, one
     bridge each, the previous one freed first."""
     steps = list(steps)
-    local_dir = kwargs.get("local_dir")
     if set(kwargs) <= {"local_dir", "dtype", "device", "tokenizer"}:
-        loader = SeriesLoader(kwargs.get("dtype"), kwargs.get("device"), kwargs.get("tokenizer"))
-        for index, step in enumerate(steps):
-            loader.wait_for_prefetch()  # the fetch of this step, started during the last one
-            directory = checkpoint_dir(name, step, local_dir)
-            label = None if local_dir is not None else "@".join(map(str, hub_revision(name, step)))
-            model = loader.load(directory, label)
-            if index + 1 < len(steps):
-                loader.prefetch(lambda step=steps[index + 1]: checkpoint_dir(name, step, local_dir))
-            yield step, model
+        yield from series_models(name, steps, **kwargs)
         return
     for step in steps:
         model = load_checkpoint_model(name, step=step, **kwargs)

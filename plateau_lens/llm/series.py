@@ -30,11 +30,10 @@ from typing import Sequence
 import pandas as pd
 
 from ..io import atomic_write, write_table
-from .checkpoints import (CheckpointLoadError, architecture_of, checkpoint_dir,
-                          checkpoint_fingerprint, hub_name, is_single_checkpoint,
-                          local_checkpoint_dir, pythia_revision)
+from .checkpoints import (CheckpointLoadError, checkpoint_fingerprint, hub_name,
+                          is_single_checkpoint, local_checkpoint_dir, pythia_revision)
 from .generation import generation_metrics, tokenize_prompts
-from .reuse import SeriesLoader
+from .reuse import series_models
 
 log = logging.getLogger("plateau_lens")
 
@@ -127,8 +126,8 @@ def analyze_series(name: str, steps: Sequence[int], prompts: Sequence[str], out_
     and the cache). A missing, corrupt or foreign checkpoint (another architecture than the
     steps already analysed with these settings) raises ``CheckpointLoadError`` after the
     finished steps are saved. One bridge serves the whole series: each checkpoint's weights
-    are mapped into it (:class:`~plateau_lens.llm.reuse.SeriesLoader`; a new bridge only when
-    the architecture changes) while the next checkpoint is fetched (``local_dir``'s
+    are mapped into it (:func:`~plateau_lens.llm.reuse.series_models`; a new bridge only where
+    a checkpoint's config, weight names or shapes differ) while the next checkpoint is fetched (``local_dir``'s
     ``step{N}``, or the hub revision, downloaded where the Hugging Face cache lacks it) and
     read ahead, and the prompts are tokenised once per tokenizer. ``local_dir`` may be one ``save_pretrained`` folder; then
     ``steps`` must be a single step (the label it is saved under). Returns the rows of these
@@ -168,27 +167,23 @@ def analyze_series(name: str, steps: Sequence[int], prompts: Sequence[str], out_
                     "checkpoint files)", name, step)
         else:
             todo.append((step, fingerprint))
-    loader = SeriesLoader(dtype=dtype, device=device)
     tokenized_by, token_ids = None, None
-    for position, (step, fingerprint) in enumerate(todo):
+    fingerprints = dict(todo)
+    models = series_models(name, list(fingerprints), local_dir=local_dir, dtype=dtype,
+                           device=device, local_dir_hint=local_dir_hint,
+                           expected_architecture=expected, same_architecture=True)
+    while True:
         started = time.perf_counter()
-        fingerprint = fingerprint or _fingerprint(name, step, local_dir)
-        loader.wait_for_prefetch()  # the fetch of this step, started during the last one
-        directory = checkpoint_dir(name, step, local_dir, local_dir_hint)
-        found = architecture_of(directory)
-        if expected and found != expected:
-            raise CheckpointLoadError(
-                f"{directory} holds a {found}, not a {expected} like the rest of the series")
-        model = loader.load(directory, None if local_dir is not None else fingerprint)
-        if position + 1 < len(todo):  # fetch and read the next checkpoint meanwhile
-            loader.prefetch(lambda step=todo[position + 1][0]: checkpoint_dir(
-                name, step, local_dir, local_dir_hint))
+        try:
+            step, model = next(models)
+        except StopIteration:
+            break
+        fingerprint = fingerprints[step] or _fingerprint(name, step, local_dir)
         loaded = time.perf_counter()
         if model.tokenizer is not tokenized_by:  # once per tokenizer (per series, usually)
             tokenized_by, token_ids = model.tokenizer, tokenize_prompts(model.tokenizer, prompts,
                                                                         prepend_bos)
         architecture = type(model.bridge.original_model).__name__
-        expected = expected or architecture
         metrics = generation_metrics(model, prompts, n_new, prepend_bos=prepend_bos,
                                      token_ids=token_ids)
         del model
