@@ -17,26 +17,40 @@ def room_of(path: Path) -> str:
     return "__init__" if parts == ("__init__",) else parts[0]
 
 
-def imported_rooms(path: Path) -> set[str]:
-    """The rooms a module imports (absolute ``plateau_lens.x`` or relative ``from ..x``)."""
+def imported_modules(path: Path) -> set[str]:
+    """The modules of the package a module imports, as dotted names below ``plateau_lens``
+    (``from .x import y`` is ``x.y`` where that is a module, else ``x``)."""
     parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-    package = parts[:-1]  # the package a relative import starts from (for __init__.py: itself)
-    rooms = set()
+    package = parts[:-1]  # a relative import starts from the module's package
+    found = set()
+
+    def module_of(dotted: list[str]) -> str | None:
+        if dotted[:1] != ["plateau_lens"] or len(dotted) < 2:
+            return None
+        for end in range(len(dotted), 1, -1):
+            base = PACKAGE.parent.joinpath(*dotted[:end])
+            if base.with_suffix(".py").is_file() or (base / "__init__.py").is_file():
+                return ".".join(dotted[1:end])
+        return None
+
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
             if node.level:
-                target = list(package[:len(package) - node.level + 1])
-                target += node.module.split(".") if node.module else [node.names[0].name]
+                start = list(package[:len(package) - node.level + 1])
+                start += node.module.split(".") if node.module else []
             else:
-                target = (node.module or "").split(".")
-            if target[0] == "plateau_lens" and len(target) > 1:
-                rooms.add(target[1])
+                start = (node.module or "").split(".")
+            for alias in node.names:
+                found.add(module_of(start + [alias.name]))
         elif isinstance(node, ast.Import):
             for alias in node.names:
-                parts = alias.name.split(".")
-                if parts[0] == "plateau_lens" and len(parts) > 1:
-                    rooms.add(parts[1])
-    return rooms
+                found.add(module_of(alias.name.split(".")))
+    return found - {None}
+
+
+def imported_rooms(path: Path) -> set[str]:
+    """The rooms a module imports (absolute ``plateau_lens.x`` or relative ``from ..x``)."""
+    return {module.split(".")[0] for module in imported_modules(path)}
 
 
 def room_graph() -> dict[str, set[str]]:
@@ -90,37 +104,6 @@ def test_the_lower_layers_import_nothing_above_them():
              "development", "llm"}
     assert not graph["tasks"] & (above | {"config"}), graph["tasks"]
     assert not graph["config"] & above, graph["config"]
-
-
-def imported_modules(path: Path) -> set[str]:
-    """The modules of the package a module imports, as dotted names below ``plateau_lens``
-    (``from .x import y`` is ``x.y`` where that is a module, else ``x``)."""
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-    package = parts[:-1]  # a relative import starts from the module's package
-    found = set()
-
-    def module_of(dotted: list[str]) -> str | None:
-        if dotted[:1] != ["plateau_lens"] or len(dotted) < 2:
-            return None
-        for end in range(len(dotted), 1, -1):
-            base = PACKAGE.parent.joinpath(*dotted[:end])
-            if base.with_suffix(".py").is_file() or (base / "__init__.py").is_file():
-                return ".".join(dotted[1:end])
-        return None
-
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom):
-            if node.level:
-                start = list(package[:len(package) - node.level + 1])
-                start += node.module.split(".") if node.module else []
-            else:
-                start = (node.module or "").split(".")
-            for alias in node.names:
-                found.add(module_of(start + [alias.name]))
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                found.add(module_of(alias.name.split(".")))
-    return found - {None}
 
 
 def test_no_module_of_a_room_imports_another_of_it_in_a_circle():
